@@ -1,0 +1,68 @@
+//! Links in Kratos' shape.
+
+const RECOVERY_PATH: &str = "/self-service/recovery";
+
+/// The link that carries a token: whoever opens it can recover the account.
+pub fn token_link(public_url: &str, flow_id: &str, token: &str) -> String {
+    format!(
+        "{}{RECOVERY_PATH}?flow={flow_id}&token={token}",
+        base(public_url)
+    )
+}
+
+/// The link to a code flow's page; the code itself never goes into a URL.
+pub fn flow_link(public_url: &str, flow_id: &str) -> String {
+    format!("{}{RECOVERY_PATH}?flow={flow_id}", base(public_url))
+}
+
+fn base(public_url: &str) -> &str {
+    public_url.trim_end_matches('/')
+}
+
+/// Whether the public URL can prefix a link: absolute http(s), with no
+/// query, fragment or whitespace that would garble what follows it.
+pub fn is_usable_base(public_url: &str) -> bool {
+    let rest = public_url
+        .strip_prefix("https://")
+        .or_else(|| public_url.strip_prefix("http://"));
+    matches!(rest, Some(host) if !host.is_empty() && !host.starts_with('/'))
+        && !public_url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_links_have_kratos_shape() {
+        assert_eq!(
+            token_link("https://id.example/", "f", "t"),
+            "https://id.example/self-service/recovery?flow=f&token=t"
+        );
+    }
+
+    #[test]
+    fn flow_links_carry_no_token() {
+        assert_eq!(
+            flow_link("http://127.0.0.1:4433", "f"),
+            "http://127.0.0.1:4433/self-service/recovery?flow=f"
+        );
+    }
+
+    #[test]
+    fn only_absolute_http_bases_are_usable() {
+        assert!(is_usable_base("https://id.example/auth"));
+        for bad in [
+            "",
+            "id.example",
+            "https://",
+            "ftp://x",
+            "https://x?y=1",
+            "https://x y",
+        ] {
+            assert!(!is_usable_base(bad), "{bad}");
+        }
+    }
+}
