@@ -1,1 +1,47 @@
+//! Reclaim: account recovery as a sandboxed WebAssembly component, and this
+//! crate, the wasmtime host that runs it.
+//!
+//! The recovery logic (tokens, codes, expiry, single use, links, mail) lives
+//! in the component built from `component/` and embedded here. The host
+//! supplies its capabilities: [`storage`] (SQLite by default), the identity
+//! [`directory`], [`mail`] (an outbox and a courier), the [`clock`], and the
+//! [`settings`]; the [`engine`] instantiates the component for every
+//! operation inside one storage transaction.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use reclaim::{Engine, IdentityRef, NewIdentity, Reclaim, Settings, SqliteStorage};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let storage = Arc::new(SqliteStorage::open("reclaim.db")?);
+//! let ann = storage.create_identity(
+//!     &NewIdentity { email: Some("ann@example.com".into()), active: true, ..Default::default() },
+//!     0,
+//! )?;
+//! let secrets = reclaim::settings::parse_secrets("a-hashing-secret-of-at-least-32-bytes")?;
+//! let reclaim = Reclaim::new(Engine::embedded()?, storage, Settings::new("https://id.example.com", secrets));
+//!
+//! let link = reclaim.create_link(&IdentityRef::Id(ann.id.clone()), Some("30m"), None)?;
+//! let token = link.link.rsplit("token=").next().unwrap();
+//! assert_eq!(reclaim.redeem_link(token)?.identity_id, ann.id);
+//! assert!(reclaim.redeem_link(token).is_err()); // single use
+//! # Ok(())
+//! # }
+//! ```
 
+pub mod clock;
+pub mod directory;
+pub mod engine;
+pub mod mail;
+pub mod operations;
+pub mod settings;
+pub mod storage;
+pub mod wit;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use directory::{Directory, Identity, NewIdentity};
+pub use engine::{Engine, Limits};
+pub use operations::{Error, Reclaim};
+pub use settings::{Secret, Settings, Templates};
+pub use storage::{SqliteStorage, Storage};
+pub use wit::{ErrorKind, IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption};

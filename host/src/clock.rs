@@ -1,0 +1,92 @@
+//! What "now" is, for the component (through WASI's wall clock) and for the
+//! host's own records (outbox timestamps), from one source.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of wall-clock time.
+pub trait Clock: Send + Sync {
+    /// Time since the Unix epoch.
+    fn now(&self) -> Duration;
+}
+
+/// The operating system's clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Duration {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    }
+}
+
+/// A clock that stands still until told to move: tests freeze time with it,
+/// then advance it past a lifespan.
+#[derive(Clone, Debug)]
+pub struct ManualClock {
+    nanos: Arc<AtomicU64>,
+}
+
+impl ManualClock {
+    /// A clock stopped at `at` (time since the Unix epoch).
+    pub fn new(at: Duration) -> Self {
+        Self {
+            nanos: Arc::new(AtomicU64::new(duration_nanos(at))),
+        }
+    }
+
+    /// A clock stopped at the current system time.
+    pub fn frozen_now() -> Self {
+        Self::new(SystemClock.now())
+    }
+
+    /// Moves the clock forward; every clone sees the move.
+    pub fn advance(&self, by: Duration) {
+        self.nanos.fetch_add(duration_nanos(by), Ordering::SeqCst);
+    }
+
+    /// Sets the clock; every clone sees it.
+    pub fn set(&self, at: Duration) {
+        self.nanos.store(duration_nanos(at), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        Duration::from_nanos(self.nanos.load(Ordering::SeqCst))
+    }
+}
+
+fn duration_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Presents a [`Clock`] as the guest's `wasi:clocks/wall-clock`.
+pub(crate) struct WasiWallClock(pub Arc<dyn Clock>);
+
+impl wasmtime_wasi::HostWallClock for WasiWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_stands_still_until_advanced_and_clones_share_it() {
+        let clock = ManualClock::new(Duration::from_secs(100));
+        let twin = clock.clone();
+        assert_eq!(clock.now(), Duration::from_secs(100));
+        twin.advance(Duration::from_secs(5));
+        assert_eq!(clock.now(), Duration::from_secs(105));
+        clock.set(Duration::from_secs(1));
+        assert_eq!(twin.now(), Duration::from_secs(1));
+    }
+}

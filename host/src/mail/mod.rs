@@ -1,0 +1,91 @@
+//! Mail: the component's `mailer` import queues rendered messages in the
+//! outbox, inside the operation's transaction; a courier delivers them later.
+
+pub mod courier;
+pub mod eml;
+
+use anyhow::Result;
+use lettre::Address;
+use serde::Serialize;
+
+use crate::wit::Message;
+
+pub use courier::{Courier, EmlDirectory, Transport};
+
+/// A message in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueuedMail {
+    /// Outbox id (a UUID); also the local part of the `Message-ID`, so a
+    /// message delivered twice after a crash is recognisably the same.
+    pub id: String,
+    pub to: String,
+    pub to_name: Option<String>,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    /// The template that produced it.
+    pub template: String,
+    /// When it was queued, in nanoseconds since the Unix epoch.
+    pub queued_at: u64,
+}
+
+/// The outbox side of a unit of work.
+pub trait Outbox {
+    /// Adds a message to the outbox, in the current transaction.
+    fn enqueue(&mut self, mail: &QueuedMail) -> Result<()>;
+}
+
+/// Longest subject accepted: RFC 5322 recommends 78-character lines, and an
+/// encoded subject folds, but nothing legitimate is longer than this.
+const MAX_SUBJECT_CHARS: usize = 998;
+
+/// Checks a message before it is queued; the error is safe to show. Control
+/// characters (CR and LF among them) in a header value are refused, so no
+/// value can inject a header.
+pub fn check(message: &Message) -> std::result::Result<(), String> {
+    message
+        .to
+        .parse::<Address>()
+        .map_err(|_| "the recipient is not a deliverable email address".to_string())?;
+    if let Some(name) = &message.to_name {
+        if name.chars().any(char::is_control) {
+            return Err("the recipient's name contains control characters".to_string());
+        }
+    }
+    if message.subject.is_empty() || message.subject.chars().any(char::is_control) {
+        return Err("the subject is empty or contains control characters".to_string());
+    }
+    if message.subject.chars().count() > MAX_SUBJECT_CHARS {
+        return Err("the subject is too long".to_string());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(to: &str, name: Option<&str>, subject: &str) -> Message {
+        Message {
+            to: to.into(),
+            to_name: name.map(Into::into),
+            subject: subject.into(),
+            text_body: "t".into(),
+            html_body: "h".into(),
+            template: "recovery-link".into(),
+        }
+    }
+
+    #[test]
+    fn well_formed_messages_pass() {
+        assert_eq!(check(&message("a@example.com", Some("Ann"), "Hi")), Ok(()));
+    }
+
+    #[test]
+    fn header_injection_is_refused() {
+        assert!(check(&message("a@example.com\r\nBcc: x@y", None, "Hi")).is_err());
+        assert!(check(&message("a@example.com", Some("Ann\r\nBcc: x@y"), "Hi")).is_err());
+        assert!(check(&message("a@example.com", None, "Hi\nBcc: x@y")).is_err());
+        assert!(check(&message("not an address", None, "Hi")).is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! The recovery operations as a Rust API: each one runs the component once,
+//! inside one storage transaction that commits only if the component
+//! returned.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::engine::Engine;
+use crate::settings::Settings;
+use crate::storage::Storage;
+use crate::wit::{IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption};
+
+/// Why an operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The component refused the request; the error says why, in the shape
+    /// of the seed APIs' error bodies.
+    #[error("{} {}: {}", .0.code, .0.status, .0.message)]
+    Refused(RecoveryError),
+    /// The component trapped or the host failed; nothing was written.
+    #[error("the recovery engine failed: {0:#}")]
+    Failed(#[from] anyhow::Error),
+}
+
+/// A recovery engine bound to its storage, settings and clock.
+#[derive(Clone)]
+pub struct Reclaim {
+    engine: Engine,
+    storage: Arc<dyn Storage>,
+    settings: Arc<Settings>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Reclaim {
+    /// An engine on the system clock.
+    pub fn new(engine: Engine, storage: Arc<dyn Storage>, settings: Settings) -> Self {
+        Self {
+            engine,
+            storage,
+            settings: Arc::new(settings),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same engine on another clock (tests freeze and advance time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock the component sees.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The storage backend.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Creates a recovery link (Kratos' `POST /admin/recovery/link`).
+    pub fn create_link(&self, identity: &IdentityRef, expires_in: Option<&str>, return_to: Option<&str>) -> Result<RecoveryLink, Error> {
+        self.operation(|guest, store| guest.call_create_link(store, identity, expires_in, return_to))
+    }
+
+    /// Creates a recovery code (Kratos' `POST /admin/recovery/code`).
+    pub fn create_code(&self, identity: &IdentityRef, expires_in: Option<&str>, return_to: Option<&str>) -> Result<RecoveryCode, Error> {
+        self.operation(|guest, store| guest.call_create_code(store, identity, expires_in, return_to))
+    }
+
+    /// Mails a recovery link (authentik's `recovery_email`).
+    pub fn send_recovery_email(&self, identity: &IdentityRef, expires_in: Option<&str>, template: Option<&str>) -> Result<Mailed, Error> {
+        self.operation(|guest, store| guest.call_send_recovery_email(store, identity, expires_in, template))
+    }
+
+    /// A self-service request by address; succeeds alike for unknown ones.
+    pub fn request_recovery(&self, email: &str, return_to: Option<&str>) -> Result<(), Error> {
+        self.operation(|guest, store| guest.call_request_recovery(store, email, return_to))
+    }
+
+    /// Redeems a link token, once.
+    pub fn redeem_link(&self, token: &str) -> Result<Redemption, Error> {
+        self.operation(|guest, store| guest.call_redeem_link(store, token))
+    }
+
+    /// Redeems a flow's code, once; wrong codes count against the flow.
+    pub fn redeem_code(&self, flow_id: &str, code: &str) -> Result<Redemption, Error> {
+        self.operation(|guest, store| guest.call_redeem_code(store, flow_id, code))
+    }
+
+    /// Revokes an identity's outstanding links and codes.
+    pub fn revoke(&self, identity: &IdentityRef) -> Result<u32, Error> {
+        self.operation(|guest, store| guest.call_revoke(store, identity))
+    }
+
+    /// Queues the "your password was changed" notice.
+    pub fn notify_password_changed(&self, identity: &IdentityRef) -> Result<(), Error> {
+        self.operation(|guest, store| guest.call_notify_password_changed(store, identity))
+    }
+
+    fn operation<T>(
+        &self,
+        call: impl FnOnce(
+            &crate::wit::exports::reclaim::recovery::recovery::Guest,
+            &mut wasmtime::Store<crate::engine::HostState>,
+        ) -> wasmtime::Result<Result<T, RecoveryError>>,
+    ) -> Result<T, Error> {
+        let work = self.storage.begin()?;
+        let (result, work) = self.engine.run(work, Arc::clone(&self.settings), Arc::clone(&self.clock), call);
+        match result {
+            // A refusal stands as written: the component refuses before its
+            // first write, or after writes that must stand (a wrong code).
+            Ok(outcome) => {
+                work.commit()?;
+                outcome.map_err(Error::Refused)
+            }
+            Err(trap) => {
+                drop(work);
+                tracing::error!(error = %format!("{trap:#}"), "recovery operation trapped; nothing was written");
+                Err(Error::Failed(trap))
+            }
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! The default backend: one SQLite file in WAL mode.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+use super::{CredentialStore, Storage, UnitOfWork};
+use crate::directory::{Directory, Identity, NewIdentity};
+use crate::mail::{Outbox, QueuedMail};
+use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS identities (
+    pk           INTEGER PRIMARY KEY AUTOINCREMENT,
+    id           TEXT NOT NULL UNIQUE,
+    email        TEXT,
+    display_name TEXT,
+    locale       TEXT,
+    active       INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS identities_by_email ON identities (lower(email)) WHERE email IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS credentials (
+    key             TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL CHECK (kind IN ('link', 'code')),
+    identity_id     TEXT NOT NULL,
+    flow_id         TEXT NOT NULL UNIQUE,
+    issued_at       INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    return_to       TEXT,
+    used_at         INTEGER,
+    revoked_at      INTEGER,
+    failed_attempts INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outstanding_credentials ON credentials (identity_id)
+    WHERE used_at IS NULL AND revoked_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id         TEXT PRIMARY KEY,
+    recipient  TEXT NOT NULL,
+    to_name    TEXT,
+    subject    TEXT NOT NULL,
+    text_body  TEXT NOT NULL,
+    html_body  TEXT NOT NULL,
+    template   TEXT NOT NULL,
+    status     TEXT NOT NULL DEFAULT 'queued',
+    queued_at  INTEGER NOT NULL,
+    sent_at    INTEGER
+);
+CREATE INDEX IF NOT EXISTS queued_mail ON outbox (queued_at) WHERE status = 'queued';
+";
+
+const CREDENTIAL_COLUMNS: &str =
+    "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
+
+/// How long a writer waits for another's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// SQLite storage in one file. Connections are pooled; each unit of work
+/// takes one and holds SQLite's write lock (`BEGIN IMMEDIATE`) until it ends,
+/// which also serialises processes sharing the file.
+pub struct SqliteStorage {
+    pool: Arc<Pool>,
+}
+
+struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    fn connect(&self) -> Result<Connection> {
+        let conn = Connection::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers run beside the writer; FULL syncs every commit, so
+        // an acknowledged operation survives power loss, not only a crash.
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!("{} does not support WAL mode (got {mode})", self.path.display());
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        Ok(conn)
+    }
+
+    fn acquire(&self) -> Result<Connection> {
+        let pooled = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => self.connect(),
+        }
+    }
+
+    fn release(&self, conn: Connection) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+    }
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let storage = Self {
+            pool: Arc::new(Pool {
+                path: path.as_ref().to_path_buf(),
+                idle: Mutex::new(Vec::new()),
+            }),
+        };
+        storage.with_connection(|conn| conn.execute_batch(SCHEMA).context("creating the schema"))?;
+        Ok(storage)
+    }
+
+    fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.pool.acquire()?;
+        let out = f(&conn);
+        self.pool.release(conn);
+        out
+    }
+
+    /// Adds an identity to the built-in directory.
+    pub fn create_identity(&self, new: &NewIdentity, now: u64) -> Result<Identity> {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        self.with_connection(|conn| {
+            let inserted = conn.execute(
+                "INSERT INTO identities (id, email, display_name, locale, active, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                params![id, new.email, new.display_name, new.locale, new.active, to_sql(now)],
+            );
+            match inserted {
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    bail!("an identity with this email address already exists")
+                }
+                other => other.context("adding the identity")?,
+            };
+            identity_where(conn, "id = ?", &id)?.context("the new identity vanished")
+        })
+    }
+
+    /// Every identity of the built-in directory, by pk.
+    pub fn list_identities(&self) -> Result<Vec<Identity>> {
+        self.with_connection(|conn| {
+            let mut stmt = conn.prepare(&format!("SELECT {IDENTITY_COLUMNS} FROM identities ORDER BY pk"))?;
+            let rows = stmt.query_map([], identity_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
+        let conn = self.pool.acquire()?;
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            self.pool.release(conn);
+            return Err(e).context("starting a transaction");
+        }
+        Ok(Box::new(SqliteWork {
+            conn: Some(conn),
+            pool: Arc::clone(&self.pool),
+        }))
+    }
+
+    fn pending_mail(&self, limit: usize) -> Result<Vec<QueuedMail>> {
+        self.with_connection(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, recipient, to_name, subject, text_body, html_body, template, queued_at
+                 FROM outbox WHERE status = 'queued' ORDER BY queued_at, id LIMIT ?",
+            )?;
+            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(QueuedMail {
+                    id: r.get(0)?,
+                    to: r.get(1)?,
+                    to_name: r.get(2)?,
+                    subject: r.get(3)?,
+                    text_body: r.get(4)?,
+                    html_body: r.get(5)?,
+                    template: r.get(6)?,
+                    queued_at: from_sql(r.get(7)?),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn mark_mail_sent(&self, id: &str, at: u64) -> Result<()> {
+        self.with_connection(|conn| {
+            conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?",
+                params![to_sql(at), id],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+/// One transaction on a pooled connection; rolled back when dropped
+/// uncommitted.
+struct SqliteWork {
+    conn: Option<Connection>,
+    pool: Arc<Pool>,
+}
+
+impl SqliteWork {
+    fn conn(&self) -> &Connection {
+        self.conn.as_ref().expect("the connection is held until the work ends")
+    }
+}
+
+impl Drop for SqliteWork {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // A connection whose rollback failed is in an unknown state: close it.
+            if conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok() {
+                self.pool.release(conn);
+            }
+        }
+    }
+}
+
+impl UnitOfWork for SqliteWork {
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.conn().execute_batch("COMMIT").context("committing")
+    }
+}
+
+impl CredentialStore for SqliteWork {
+    fn insert(&mut self, c: &Credential) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                c.key,
+                kind_name(c.kind),
+                c.identity_id,
+                c.flow_id,
+                to_sql(c.issued_at),
+                to_sql(c.expires_at),
+                c.return_to
+            ])
+            .context("storing the credential")?;
+        Ok(())
+    }
+
+    fn consume(&mut self, keys: &[String], kind: CredentialKind, now: u64, max_failed_attempts: u32) -> Result<ConsumeOutcome> {
+        if keys.is_empty() {
+            return Ok(ConsumeOutcome::Unknown);
+        }
+        let placeholders = vec!["?"; keys.len()].join(", ");
+        let now = to_sql(now);
+        let mut args: Vec<rusqlite::types::Value> = vec![now.into(), kind_name(kind).to_string().into(), now.into(), i64::from(max_failed_attempts).into()];
+        args.extend(keys.iter().map(|k| k.clone().into()));
+        // The guard is in the UPDATE itself: SQLite runs it under the write
+        // lock, so of many concurrent callers exactly one changes the row.
+        let consumed = self
+            .conn()
+            .prepare_cached(&format!(
+                "UPDATE credentials SET used_at = ?
+                 WHERE kind = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+                   AND failed_attempts < ? AND key IN ({placeholders})
+                 RETURNING {CREDENTIAL_COLUMNS}"
+            ))?
+            .query_row(params_from_iter(args.iter()), status_from_row)
+            .optional()?;
+        if let Some(status) = consumed {
+            return Ok(ConsumeOutcome::Consumed(status.credential));
+        }
+        let found = self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE kind = ? AND key IN ({placeholders})"
+            ))?
+            .query_row(params_from_iter(args[1..2].iter().chain(&args[4..])), status_from_row)
+            .optional()?;
+        Ok(match found {
+            None => ConsumeOutcome::Unknown,
+            Some(status) => ConsumeOutcome::NotActive(match state_at(&status, from_sql(now)) {
+                // Active but over the attempt limit: the flow is dead.
+                CredentialState::Active => CredentialState::Revoked,
+                state => state,
+            }),
+        })
+    }
+
+    fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
+        let found = self
+            .conn()
+            .prepare_cached(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE flow_id = ? AND kind = 'code'"
+            ))?
+            .query_row([flow_id], status_from_row)
+            .optional()?;
+        Ok(found.map(|mut status| {
+            status.state = state_at(&status, now);
+            status.status()
+        }))
+    }
+
+    fn record_failed_attempt(&mut self, flow_id: &str, max_failed_attempts: u32, now: u64) -> Result<u32> {
+        let count: Option<i64> = self
+            .conn()
+            .prepare_cached(
+                "UPDATE credentials SET failed_attempts = failed_attempts + 1,
+                    revoked_at = CASE WHEN failed_attempts + 1 >= ?1 AND revoked_at IS NULL AND used_at IS NULL
+                                      THEN ?2 ELSE revoked_at END
+                 WHERE flow_id = ?3 AND kind = 'code'
+                 RETURNING failed_attempts",
+            )?
+            .query_row(params![i64::from(max_failed_attempts), to_sql(now), flow_id], |r| r.get(0))
+            .optional()?;
+        // A flow that vanished meanwhile counts as spent.
+        Ok(count.map_or(max_failed_attempts, |c| u32::try_from(c).unwrap_or(u32::MAX)))
+    }
+
+    fn revoke_identity(&mut self, identity_id: &str, kind: Option<CredentialKind>, now: u64) -> Result<u32> {
+        let revoked = self
+            .conn()
+            .prepare_cached(
+                "UPDATE credentials SET revoked_at = ?1
+                 WHERE identity_id = ?2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?1
+                   AND (?3 IS NULL OR kind = ?3)",
+            )?
+            .execute(params![to_sql(now), identity_id, kind.map(kind_name)])?;
+        Ok(u32::try_from(revoked).unwrap_or(u32::MAX))
+    }
+}
+
+impl Directory for SqliteWork {
+    fn get_by_id(&mut self, id: &str) -> Result<Option<Identity>> {
+        identity_where(self.conn(), "id = ?", &id)
+    }
+
+    fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
+        identity_where(self.conn(), "pk = ?", &pk)
+    }
+
+    fn find_by_email(&mut self, email: &str) -> Result<Option<Identity>> {
+        identity_where(self.conn(), "lower(email) = lower(?)", &email)
+    }
+}
+
+impl Outbox for SqliteWork {
+    fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, queued_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                mail.id,
+                mail.to,
+                mail.to_name,
+                mail.subject,
+                mail.text_body,
+                mail.html_body,
+                mail.template,
+                to_sql(mail.queued_at)
+            ])
+            .context("queueing the message")?;
+        Ok(())
+    }
+}
+
+const IDENTITY_COLUMNS: &str = "id, pk, email, display_name, locale, active";
+
+fn identity_where(conn: &Connection, condition: &str, value: &dyn rusqlite::ToSql) -> Result<Option<Identity>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE {condition}"))?
+        .query_row([value], identity_from_row)
+        .optional()?)
+}
+
+fn identity_from_row(r: &Row<'_>) -> rusqlite::Result<Identity> {
+    Ok(Identity {
+        id: r.get(0)?,
+        pk: r.get(1)?,
+        email: r.get(2)?,
+        display_name: r.get(3)?,
+        locale: r.get(4)?,
+        active: r.get(5)?,
+    })
+}
+
+/// A credential row with the columns that decide its state.
+struct StoredCredential {
+    credential: Credential,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+    failed_attempts: u32,
+    state: CredentialState,
+}
+
+impl StoredCredential {
+    fn status(self) -> CredentialStatus {
+        CredentialStatus {
+            credential: self.credential,
+            state: self.state,
+            failed_attempts: self.failed_attempts,
+        }
+    }
+}
+
+fn status_from_row(r: &Row<'_>) -> rusqlite::Result<StoredCredential> {
+    let kind: String = r.get(1)?;
+    Ok(StoredCredential {
+        credential: Credential {
+            key: r.get(0)?,
+            kind: if kind == "code" { CredentialKind::Code } else { CredentialKind::Link },
+            identity_id: r.get(2)?,
+            flow_id: r.get(3)?,
+            issued_at: from_sql(r.get(4)?),
+            expires_at: from_sql(r.get(5)?),
+            return_to: r.get(6)?,
+        },
+        used_at: r.get(7)?,
+        revoked_at: r.get(8)?,
+        failed_attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
+        state: CredentialState::Active,
+    })
+}
+
+/// Used wins over revoked, revoked over expired: the first thing that
+/// happened to a credential is the reason it no longer works.
+fn state_at(row: &StoredCredential, now: u64) -> CredentialState {
+    if row.used_at.is_some() {
+        CredentialState::Used
+    } else if row.revoked_at.is_some() {
+        CredentialState::Revoked
+    } else if row.credential.expires_at <= now {
+        CredentialState::Expired
+    } else {
+        CredentialState::Active
+    }
+}
+
+fn kind_name(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::Link => "link",
+        CredentialKind::Code => "code",
+    }
+}
+
+/// Timestamps are u64 nanoseconds; SQLite integers are i64, enough until
+/// 2262.
+fn to_sql(nanos: u64) -> i64 {
+    i64::try_from(nanos).unwrap_or(i64::MAX)
+}
+
+fn from_sql(nanos: i64) -> u64 {
+    u64::try_from(nanos).unwrap_or(0)
+}

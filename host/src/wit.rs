@@ -1,0 +1,20 @@
+//! Rust types and traits generated from `wit/recovery.wit`, the contract
+//! between this host and the recovery component.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "recovery-engine",
+    // Every import may fail on the host side (a lost database, a full disk);
+    // failing traps the guest, and a trapped operation writes nothing.
+    imports: { default: trappable },
+    anyhow: true,
+    additional_derives: [serde::Serialize],
+});
+
+pub use exports::reclaim::recovery::recovery::{Mailed, RecoveryCode, RecoveryLink, Redemption};
+pub use reclaim::recovery::mailer::Message;
+pub use reclaim::recovery::settings::{MailTemplate, Settings as WitSettings};
+pub use reclaim::recovery::storage::{
+    ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus,
+};
+pub use reclaim::recovery::types::{ErrorKind, Identity, IdentityRef, RecoveryError};
