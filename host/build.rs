@@ -10,14 +10,23 @@ use std::process::Command;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap();
-    for watched in ["wit", "component/src", "component/templates", "component/Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "wit",
+        "component/src",
+        "component/templates",
+        "component/Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=RECLAIM_COMPONENT_WASM");
 
     // Packagers that build the component separately can point at it.
     if let Some(prebuilt) = std::env::var_os("RECLAIM_COMPONENT_WASM") {
-        println!("cargo:rustc-env=RECLAIM_COMPONENT_PATH={}", Path::new(&prebuilt).display());
+        println!(
+            "cargo:rustc-env=RECLAIM_COMPONENT_PATH={}",
+            Path::new(&prebuilt).display()
+        );
         return;
     }
 
@@ -25,7 +34,15 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--package", "reclaim-component", "--target", "wasm32-wasip2", "--release", "--locked"])
+        .args([
+            "build",
+            "--package",
+            "reclaim-component",
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+            "--locked",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         // Flags meant for the host (coverage, sanitizers) don't apply to wasm.

@@ -342,13 +342,13 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
     }
 
     fn identity(&self, who: &IdentityRef) -> Outcome<Identity> {
-        if let IdentityRef::Id(id) = who {
-            if !tokens::is_uuid(id) {
-                return Err(error(
-                    ErrorKind::InvalidArgument,
-                    "\"identity_id\" must be a UUID",
-                ));
-            }
+        if let IdentityRef::Id(id) = who
+            && !tokens::is_uuid(id)
+        {
+            return Err(error(
+                ErrorKind::InvalidArgument,
+                "\"identity_id\" must be a UUID",
+            ));
         }
         self.caps.identity(who).ok_or_else(|| {
             let shown = match who {

@@ -17,7 +17,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Duration {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
     }
 }
 
@@ -44,6 +46,11 @@ impl ManualClock {
     /// Moves the clock forward; every clone sees the move.
     pub fn advance(&self, by: Duration) {
         self.nanos.fetch_add(duration_nanos(by), Ordering::SeqCst);
+    }
+
+    /// The time it shows, in nanoseconds since the Unix epoch.
+    pub fn now_nanos(&self) -> u64 {
+        self.nanos.load(Ordering::SeqCst)
     }
 
     /// Sets the clock; every clone sees it.

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits,
+    StoreLimitsBuilder,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::clock::{Clock, WasiWallClock};
@@ -19,8 +22,8 @@ use crate::storage::UnitOfWork;
 use crate::wit::exports::reclaim::recovery::recovery::Guest;
 use crate::wit::reclaim::recovery::{directory, mailer, settings, storage, types};
 use crate::wit::{
-    ConsumeOutcome, Credential, CredentialKind, CredentialStatus, Identity, MailTemplate, Message, RecoveryEngine,
-    RecoveryEnginePre, WitSettings,
+    ConsumeOutcome, Credential, CredentialKind, CredentialStatus, Identity, MailTemplate, Message,
+    RecoveryEngine, RecoveryEnginePre, WitSettings,
 };
 
 /// The component this crate was built with (see `build.rs`).
@@ -92,7 +95,9 @@ impl Engine {
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> (Result<T>, Box<dyn UnitOfWork>) {
         let state = HostState {
-            wasi: WasiCtxBuilder::new().wall_clock(WasiWallClock(Arc::clone(&clock))).build(),
+            wasi: WasiCtxBuilder::new()
+                .wall_clock(WasiWallClock(Arc::clone(&clock)))
+                .build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.max_memory_bytes)
@@ -116,7 +121,11 @@ impl Engine {
 /// Where compiled components are cached: `RECLAIM_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/reclaim`, else `~/.cache/reclaim`.
 pub fn cache_dir() -> Option<PathBuf> {
-    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env("RECLAIM_CACHE_DIR")
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("reclaim")))
         .or_else(|| env("HOME").map(|d| d.join(".cache").join("reclaim")))
@@ -130,9 +139,14 @@ fn load_component(engine: &wasmtime::Engine, wasm: &[u8]) -> Result<Component> {
         return Ok(Component::new(engine, wasm)?);
     };
     let mut settings_hash = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut settings_hash);
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut settings_hash);
     let wasm_hash = hex::encode(&Sha256::digest(wasm)[..16]);
-    let path = dir.join(format!("component-{wasm_hash}-{:016x}.cwasm", settings_hash.finish()));
+    let path = dir.join(format!(
+        "component-{wasm_hash}-{:016x}.cwasm",
+        settings_hash.finish()
+    ));
     if path.exists() {
         // SAFETY: the file was written by `precompile_component` of an engine
         // with the same settings (its name says so), in the operator's own
@@ -192,7 +206,13 @@ impl storage::Host for HostState {
         self.work.insert(&credential)
     }
 
-    fn consume(&mut self, keys: Vec<String>, kind: CredentialKind, now: u64, max_failed_attempts: u32) -> Result<ConsumeOutcome> {
+    fn consume(
+        &mut self,
+        keys: Vec<String>,
+        kind: CredentialKind,
+        now: u64,
+        max_failed_attempts: u32,
+    ) -> Result<ConsumeOutcome> {
         self.work.consume(&keys, kind, now, max_failed_attempts)
     }
 
@@ -200,11 +220,22 @@ impl storage::Host for HostState {
         self.work.code_for_flow(&flow_id, now)
     }
 
-    fn record_failed_attempt(&mut self, flow_id: String, max_failed_attempts: u32, now: u64) -> Result<u32> {
-        self.work.record_failed_attempt(&flow_id, max_failed_attempts, now)
+    fn record_failed_attempt(
+        &mut self,
+        flow_id: String,
+        max_failed_attempts: u32,
+        now: u64,
+    ) -> Result<u32> {
+        self.work
+            .record_failed_attempt(&flow_id, max_failed_attempts, now)
     }
 
-    fn revoke_identity(&mut self, identity_id: String, kind: Option<CredentialKind>, now: u64) -> Result<u32> {
+    fn revoke_identity(
+        &mut self,
+        identity_id: String,
+        kind: Option<CredentialKind>,
+        now: u64,
+    ) -> Result<u32> {
         self.work.revoke_identity(&identity_id, kind, now)
     }
 }

@@ -8,12 +8,14 @@
 //! [`settings`]; the [`engine`] instantiates the component for every
 //! operation inside one storage transaction.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use reclaim::{Engine, IdentityRef, NewIdentity, Reclaim, Settings, SqliteStorage};
 //!
 //! # fn main() -> anyhow::Result<()> {
-//! let storage = Arc::new(SqliteStorage::open("reclaim.db")?);
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("reclaim.db");
+//! let storage = Arc::new(SqliteStorage::open(path)?);
 //! let ann = storage.create_identity(
 //!     &NewIdentity { email: Some("ann@example.com".into()), active: true, ..Default::default() },
 //!     0,
@@ -44,4 +46,6 @@ pub use engine::{Engine, Limits};
 pub use operations::{Error, Reclaim};
 pub use settings::{Secret, Settings, Templates};
 pub use storage::{SqliteStorage, Storage};
-pub use wit::{ErrorKind, IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption};
+pub use wit::{
+    ErrorKind, IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption,
+};

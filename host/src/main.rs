@@ -13,10 +13,16 @@ use serde_json::{Value, json};
 
 use reclaim::mail::{Courier, EmlDirectory};
 use reclaim::settings::{self, Templates};
-use reclaim::{Engine, Error, IdentityRef, NewIdentity, Reclaim, Settings, SqliteStorage, SystemClock};
+use reclaim::{
+    Engine, Error, IdentityRef, NewIdentity, Reclaim, Settings, SqliteStorage, SystemClock,
+};
 
 #[derive(Parser)]
-#[command(name = "reclaim", version, about = "Account recovery as a sandboxed WebAssembly component")]
+#[command(
+    name = "reclaim",
+    version,
+    about = "Account recovery as a sandboxed WebAssembly component"
+)]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -31,7 +37,12 @@ struct Config {
     #[arg(long, env = "RECLAIM_DATA", global = true)]
     data: Option<PathBuf>,
     /// Public base URL of the self-service pages; links point here
-    #[arg(long, env = "RECLAIM_PUBLIC_URL", default_value = "http://127.0.0.1:4433", global = true)]
+    #[arg(
+        long,
+        env = "RECLAIM_PUBLIC_URL",
+        default_value = "http://127.0.0.1:4433",
+        global = true
+    )]
     public_url: String,
     /// Hashing secrets, newest first, comma-separated, each at least 32 bytes
     /// [default: DATA/secrets, created on first use]
@@ -57,7 +68,12 @@ struct Config {
     #[arg(long, env = "RECLAIM_TEMPLATES", global = true)]
     templates: Option<PathBuf>,
     /// Sender of recovery mail
-    #[arg(long, env = "RECLAIM_MAIL_FROM", default_value = "Reclaim <no-reply@localhost>", global = true)]
+    #[arg(
+        long,
+        env = "RECLAIM_MAIL_FROM",
+        default_value = "Reclaim <no-reply@localhost>",
+        global = true
+    )]
     mail_from: Mailbox,
 }
 
@@ -178,7 +194,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RECLAIM_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RECLAIM_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .init();
     let cli = Cli::parse();
@@ -209,14 +226,19 @@ fn data_dir(config: &Config) -> Result<PathBuf> {
     let dir = match &config.data {
         Some(dir) => dir.clone(),
         None => {
-            let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+            let env = |name| {
+                std::env::var_os(name)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            };
             env("XDG_DATA_HOME")
                 .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
                 .context("no data directory: pass --data or set RECLAIM_DATA")?
                 .join("reclaim")
         }
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating the data directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -286,13 +308,23 @@ fn run(cli: Cli) -> Result<Value> {
             };
             serde_json::to_value(service.storage.create_identity(&new, now)?)?
         }
-        Command::Identity(IdentityCommand::List) => serde_json::to_value(service.storage.list_identities()?)?,
+        Command::Identity(IdentityCommand::List) => {
+            serde_json::to_value(service.storage.list_identities()?)?
+        }
         Command::Link(LinkCommand::Create(args)) => {
-            let link = reclaim.create_link(&identity_ref(&args.identity), args.expires_in.as_deref(), args.return_to.as_deref())?;
+            let link = reclaim.create_link(
+                &identity_ref(&args.identity),
+                args.expires_in.as_deref(),
+                args.return_to.as_deref(),
+            )?;
             json!({ "recovery_link": link.link, "expires_at": rfc3339(link.expires_at), "flow_id": link.flow_id })
         }
         Command::Code(CodeCommand::Create(args)) => {
-            let code = reclaim.create_code(&identity_ref(&args.identity), args.expires_in.as_deref(), args.return_to.as_deref())?;
+            let code = reclaim.create_code(
+                &identity_ref(&args.identity),
+                args.expires_in.as_deref(),
+                args.return_to.as_deref(),
+            )?;
             json!({
                 "recovery_link": code.link, "recovery_code": code.code,
                 "expires_at": rfc3339(code.expires_at), "flow_id": code.flow_id,
@@ -303,7 +335,11 @@ fn run(cli: Cli) -> Result<Value> {
             expires_in,
             template,
         }) => {
-            let mailed = reclaim.send_recovery_email(&identity_ref(&identity), expires_in.as_deref(), template.as_deref())?;
+            let mailed = reclaim.send_recovery_email(
+                &identity_ref(&identity),
+                expires_in.as_deref(),
+                template.as_deref(),
+            )?;
             json!({ "flow_id": mailed.flow_id, "expires_at": rfc3339(mailed.expires_at) })
         }
         Command::Request { email } => {
@@ -318,8 +354,12 @@ fn run(cli: Cli) -> Result<Value> {
             };
             serde_json::to_value(redemption)?
         }
-        Command::Revoke { identity } => json!({ "revoked": reclaim.revoke(&identity_ref(&identity))? }),
-        Command::Courier(CourierCommand::Flush) => json!({ "delivered": service.courier.deliver_pending()? }),
+        Command::Revoke { identity } => {
+            json!({ "revoked": reclaim.revoke(&identity_ref(&identity))? })
+        }
+        Command::Courier(CourierCommand::Flush) => {
+            json!({ "delivered": service.courier.deliver_pending()? })
+        }
     };
     // Whatever a command queued goes out before it exits; what can't stays
     // queued for the next run.

@@ -64,18 +64,39 @@ impl Reclaim {
     }
 
     /// Creates a recovery link (Kratos' `POST /admin/recovery/link`).
-    pub fn create_link(&self, identity: &IdentityRef, expires_in: Option<&str>, return_to: Option<&str>) -> Result<RecoveryLink, Error> {
-        self.operation(|guest, store| guest.call_create_link(store, identity, expires_in, return_to))
+    pub fn create_link(
+        &self,
+        identity: &IdentityRef,
+        expires_in: Option<&str>,
+        return_to: Option<&str>,
+    ) -> Result<RecoveryLink, Error> {
+        self.operation(|guest, store| {
+            guest.call_create_link(store, identity, expires_in, return_to)
+        })
     }
 
     /// Creates a recovery code (Kratos' `POST /admin/recovery/code`).
-    pub fn create_code(&self, identity: &IdentityRef, expires_in: Option<&str>, return_to: Option<&str>) -> Result<RecoveryCode, Error> {
-        self.operation(|guest, store| guest.call_create_code(store, identity, expires_in, return_to))
+    pub fn create_code(
+        &self,
+        identity: &IdentityRef,
+        expires_in: Option<&str>,
+        return_to: Option<&str>,
+    ) -> Result<RecoveryCode, Error> {
+        self.operation(|guest, store| {
+            guest.call_create_code(store, identity, expires_in, return_to)
+        })
     }
 
     /// Mails a recovery link (authentik's `recovery_email`).
-    pub fn send_recovery_email(&self, identity: &IdentityRef, expires_in: Option<&str>, template: Option<&str>) -> Result<Mailed, Error> {
-        self.operation(|guest, store| guest.call_send_recovery_email(store, identity, expires_in, template))
+    pub fn send_recovery_email(
+        &self,
+        identity: &IdentityRef,
+        expires_in: Option<&str>,
+        template: Option<&str>,
+    ) -> Result<Mailed, Error> {
+        self.operation(|guest, store| {
+            guest.call_send_recovery_email(store, identity, expires_in, template)
+        })
     }
 
     /// A self-service request by address; succeeds alike for unknown ones.
@@ -111,7 +132,12 @@ impl Reclaim {
         ) -> wasmtime::Result<Result<T, RecoveryError>>,
     ) -> Result<T, Error> {
         let work = self.storage.begin()?;
-        let (result, work) = self.engine.run(work, Arc::clone(&self.settings), Arc::clone(&self.clock), call);
+        let (result, work) = self.engine.run(
+            work,
+            Arc::clone(&self.settings),
+            Arc::clone(&self.clock),
+            call,
+        );
         match result {
             // A refusal stands as written: the component refuses before its
             // first write, or after writes that must stand (a wrong code).

@@ -56,13 +56,19 @@ impl Templates {
     pub fn load(dir: &Path) -> Result<Self> {
         let mut found = HashMap::new();
         let mut scan = |locale: &str, folder: &Path| -> Result<()> {
-            for entry in fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))? {
+            for entry in
+                fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))?
+            {
                 let path = entry?.path();
                 if path.extension().is_some_and(|e| e == "subject") {
-                    let name = path.file_stem().and_then(|s| s.to_str()).context("template names must be UTF-8")?;
+                    let name = path
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .context("template names must be UTF-8")?;
                     let read = |ext: &str| {
                         let file = folder.join(format!("{name}.{ext}"));
-                        fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))
+                        fs::read_to_string(&file)
+                            .with_context(|| format!("reading {}", file.display()))
                     };
                     let template = MailTemplate {
                         subject: read("subject")?,
@@ -78,7 +84,10 @@ impl Templates {
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
             if path.is_dir() {
-                let locale = path.file_name().and_then(|s| s.to_str()).context("locale folders must be UTF-8")?;
+                let locale = path
+                    .file_name()
+                    .and_then(|s| s.to_str())
+                    .context("locale folders must be UTF-8")?;
                 scan(locale, &path)?;
             }
         }
@@ -162,8 +171,10 @@ pub fn load_or_create_secrets(data_dir: &Path) -> Result<Vec<Secret>> {
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         }
     }
-    parse_secrets(&fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
-        .with_context(|| format!("in {}", path.display()))
+    parse_secrets(
+        &fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("in {}", path.display()))
 }
 
 /// Secrets from text: one per line or comma-separated, newest first.
@@ -197,7 +208,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(SECRETS_FILE)).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.path().join(SECRETS_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0);
         }
     }
@@ -214,14 +228,20 @@ mod tests {
     fn template_overrides_are_read_per_locale() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("de")).unwrap();
-        for (folder, subject) in [(dir.path().to_path_buf(), "Hi"), (dir.path().join("de"), "Hallo")] {
+        for (folder, subject) in [
+            (dir.path().to_path_buf(), "Hi"),
+            (dir.path().join("de"), "Hallo"),
+        ] {
             fs::write(folder.join("recovery-link.subject"), subject).unwrap();
             fs::write(folder.join("recovery-link.txt"), "t").unwrap();
             fs::write(folder.join("recovery-link.html"), "h").unwrap();
         }
         let templates = Templates::load(dir.path()).unwrap();
         assert_eq!(templates.get("recovery-link", "").unwrap().subject, "Hi");
-        assert_eq!(templates.get("recovery-link", "de").unwrap().subject, "Hallo");
+        assert_eq!(
+            templates.get("recovery-link", "de").unwrap().subject,
+            "Hallo"
+        );
         assert!(templates.get("recovery-link", "fr").is_none());
     }
 

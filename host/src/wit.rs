@@ -11,10 +11,12 @@ wasmtime::component::bindgen!({
     additional_derives: [serde::Serialize],
 });
 
-pub use exports::reclaim::recovery::recovery::{Mailed, RecoveryCode, RecoveryLink, Redemption};
-pub use reclaim::recovery::mailer::Message;
-pub use reclaim::recovery::settings::{MailTemplate, Settings as WitSettings};
-pub use reclaim::recovery::storage::{
+pub use self::exports::reclaim::recovery::recovery::{
+    Mailed, RecoveryCode, RecoveryLink, Redemption,
+};
+pub use self::reclaim::recovery::mailer::Message;
+pub use self::reclaim::recovery::settings::{MailTemplate, Settings as WitSettings};
+pub use self::reclaim::recovery::storage::{
     ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus,
 };
-pub use reclaim::recovery::types::{ErrorKind, Identity, IdentityRef, RecoveryError};
+pub use self::reclaim::recovery::types::{ErrorKind, Identity, IdentityRef, RecoveryError};

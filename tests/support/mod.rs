@@ -1,1 +1,191 @@
+//! Helpers for the end-to-end tests: a data directory with a real SQLite
+//! file, the embedded component compiled once per test binary, and a clock
+//! the test controls.
 
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reclaim::settings::parse_secrets;
+use reclaim::{
+    Engine, Identity, IdentityRef, ManualClock, NewIdentity, Reclaim, Settings, SqliteStorage,
+    Storage,
+};
+
+/// A secret for tests, 32 bytes or more.
+pub const SECRET_A: &str = "test-secret-a-0123456789abcdef0123456789";
+/// A second secret, for rotation.
+pub const SECRET_B: &str = "test-secret-b-0123456789abcdef0123456789";
+pub const PUBLIC_URL: &str = "https://id.example.test";
+
+/// The embedded component, compiled once for the whole test binary.
+pub fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| Engine::embedded().expect("the embedded component compiles"))
+        .clone()
+}
+
+/// A data directory with its database and a frozen clock.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub storage: Arc<SqliteStorage>,
+    pub clock: ManualClock,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage =
+            Arc::new(SqliteStorage::open(dir.path().join("reclaim.db")).expect("database opens"));
+        Self {
+            dir,
+            storage,
+            clock: ManualClock::new(Duration::from_secs(1_800_000_000)),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("reclaim.db")
+    }
+
+    /// Settings with one secret and Kratos' defaults.
+    pub fn settings(&self, secrets: &str) -> Settings {
+        Settings::new(
+            PUBLIC_URL,
+            parse_secrets(secrets).expect("test secrets are valid"),
+        )
+    }
+
+    /// A recovery engine over this directory with `settings`.
+    pub fn reclaim_with(&self, settings: Settings) -> Reclaim {
+        self.reclaim_on(self.storage.clone(), settings)
+    }
+
+    /// A recovery engine over any storage (for fault injection).
+    pub fn reclaim_on(&self, storage: Arc<dyn Storage>, settings: Settings) -> Reclaim {
+        Reclaim::new(engine(), storage, settings).with_clock(Arc::new(self.clock.clone()))
+    }
+
+    /// A recovery engine with the default settings and `SECRET_A`.
+    pub fn reclaim(&self) -> Reclaim {
+        self.reclaim_with(self.settings(SECRET_A))
+    }
+
+    /// Adds an active identity.
+    pub fn identity(&self, email: Option<&str>, locale: Option<&str>) -> Identity {
+        self.identity_with(NewIdentity {
+            email: email.map(Into::into),
+            display_name: Some("Ann Example".into()),
+            locale: locale.map(Into::into),
+            active: true,
+        })
+    }
+
+    pub fn identity_with(&self, new: NewIdentity) -> Identity {
+        self.storage
+            .create_identity(&new, 0)
+            .expect("identity is created")
+    }
+
+    /// Counts rows of a table in the database file, through a connection of
+    /// the test's own.
+    pub fn count(&self, sql: &str) -> i64 {
+        let conn = rusqlite::Connection::open(self.db_path()).expect("database opens");
+        conn.query_row(sql, [], |r| r.get(0))
+            .expect("count query runs")
+    }
+
+    /// Every row of credentials and outbox, as text, to compare before and
+    /// after an operation that must write nothing.
+    pub fn snapshot(&self) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.db_path()).expect("database opens");
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT key, used_at, revoked_at, failed_attempts FROM credentials ORDER BY key",
+            "SELECT id, status FROM outbox ORDER BY id",
+        ] {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let columns = stmt.column_count();
+            let mut found = stmt.query([]).unwrap();
+            while let Some(row) = found.next().unwrap() {
+                let values: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                    .collect();
+                rows.push(values.join("|"));
+            }
+        }
+        rows
+    }
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub fn by_id(identity: &Identity) -> IdentityRef {
+    IdentityRef::Id(identity.id.clone())
+}
+
+/// The `token` query parameter of a recovery link.
+pub fn token_of(link: &str) -> String {
+    link.split("token=")
+        .nth(1)
+        .expect("link carries a token")
+        .to_string()
+}
+
+/// Every file of the database (main file, WAL, shared memory) as bytes.
+pub fn database_bytes(db: &Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", db.display()));
+        if let Ok(content) = std::fs::read(&path) {
+            bytes.extend(content);
+        }
+    }
+    bytes
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// The text of a delivered `.eml` with quoted-printable soft breaks and
+/// escapes undone, so a test can find the link in it.
+pub fn decoded_eml(raw: &str) -> String {
+    let joined = raw.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The first recovery link in a text.
+pub fn link_in(text: &str) -> Option<String> {
+    let start = text.find("https://id.example.test/self-service/recovery?")?;
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"' || c == '<')
+        .unwrap_or(rest.len());
+    Some(rest[..end].to_string())
+}

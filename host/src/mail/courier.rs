@@ -43,7 +43,8 @@ impl Transport for EmlDirectory {
         // message, and a redelivery replaces the file with the same bytes.
         let path = self.dir.join(format!("{}.eml", mail.id));
         let partial = self.dir.join(format!(".{}.eml.partial", mail.id));
-        let mut file = fs::File::create(&partial).with_context(|| format!("creating {}", partial.display()))?;
+        let mut file = fs::File::create(&partial)
+            .with_context(|| format!("creating {}", partial.display()))?;
         file.write_all(eml)?;
         file.sync_all()?;
         fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
@@ -61,7 +62,12 @@ pub struct Courier {
 }
 
 impl Courier {
-    pub fn new(storage: Arc<dyn Storage>, transport: Box<dyn Transport>, from: Mailbox, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        transport: Box<dyn Transport>,
+        from: Mailbox,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             storage,
             transport,

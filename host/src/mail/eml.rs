@@ -19,7 +19,9 @@ pub fn message_id(mail: &QueuedMail, from: &Mailbox) -> String {
 pub fn build(mail: &QueuedMail, from: &Mailbox) -> Result<Vec<u8>> {
     let to = Mailbox::new(
         mail.to_name.clone(),
-        mail.to.parse().context("queued recipient is not an address")?,
+        mail.to
+            .parse()
+            .context("queued recipient is not an address")?,
     );
     let message = Message::builder()
         .from(from.clone())

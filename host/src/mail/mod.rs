@@ -47,10 +47,10 @@ pub fn check(message: &Message) -> std::result::Result<(), String> {
         .to
         .parse::<Address>()
         .map_err(|_| "the recipient is not a deliverable email address".to_string())?;
-    if let Some(name) = &message.to_name {
-        if name.chars().any(char::is_control) {
-            return Err("the recipient's name contains control characters".to_string());
-        }
+    if let Some(name) = &message.to_name
+        && name.chars().any(char::is_control)
+    {
+        return Err("the recipient's name contains control characters".to_string());
     }
     if message.subject.is_empty() || message.subject.chars().any(char::is_control) {
         return Err("the subject is empty or contains control characters".to_string());

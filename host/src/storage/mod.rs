@@ -15,10 +15,26 @@ pub use sqlite::SqliteStorage;
 /// keyed hashes. Each method is one atomic step (see the WIT docs).
 pub trait CredentialStore {
     fn insert(&mut self, credential: &Credential) -> Result<()>;
-    fn consume(&mut self, keys: &[String], kind: CredentialKind, now: u64, max_failed_attempts: u32) -> Result<ConsumeOutcome>;
+    fn consume(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+        max_failed_attempts: u32,
+    ) -> Result<ConsumeOutcome>;
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>>;
-    fn record_failed_attempt(&mut self, flow_id: &str, max_failed_attempts: u32, now: u64) -> Result<u32>;
-    fn revoke_identity(&mut self, identity_id: &str, kind: Option<CredentialKind>, now: u64) -> Result<u32>;
+    fn record_failed_attempt(
+        &mut self,
+        flow_id: &str,
+        max_failed_attempts: u32,
+        now: u64,
+    ) -> Result<u32>;
+    fn revoke_identity(
+        &mut self,
+        identity_id: &str,
+        kind: Option<CredentialKind>,
+        now: u64,
+    ) -> Result<u32>;
 }
 
 /// Everything one operation may touch, inside one transaction. Dropping it

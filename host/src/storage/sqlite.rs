@@ -54,8 +54,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS queued_mail ON outbox (queued_at) WHERE status = 'queued';
 ";
 
-const CREDENTIAL_COLUMNS: &str =
-    "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
+const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
 
 /// How long a writer waits for another's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,13 +73,17 @@ struct Pool {
 
 impl Pool {
     fn connect(&self) -> Result<Connection> {
-        let conn = Connection::open(&self.path).with_context(|| format!("opening {}", self.path.display()))?;
+        let conn = Connection::open(&self.path)
+            .with_context(|| format!("opening {}", self.path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL lets readers run beside the writer; FULL syncs every commit, so
         // an acknowledged operation survives power loss, not only a crash.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            bail!("{} does not support WAL mode (got {mode})", self.path.display());
+            bail!(
+                "{} does not support WAL mode (got {mode})",
+                self.path.display()
+            );
         }
         conn.execute_batch("PRAGMA synchronous = FULL;")?;
         Ok(conn)
@@ -95,7 +98,10 @@ impl Pool {
     }
 
     fn release(&self, conn: Connection) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
     }
 }
 
@@ -108,7 +114,8 @@ impl SqliteStorage {
                 idle: Mutex::new(Vec::new()),
             }),
         };
-        storage.with_connection(|conn| conn.execute_batch(SCHEMA).context("creating the schema"))?;
+        storage
+            .with_connection(|conn| conn.execute_batch(SCHEMA).context("creating the schema"))?;
         Ok(storage)
     }
 
@@ -140,7 +147,9 @@ impl SqliteStorage {
     /// Every identity of the built-in directory, by pk.
     pub fn list_identities(&self) -> Result<Vec<Identity>> {
         self.with_connection(|conn| {
-            let mut stmt = conn.prepare(&format!("SELECT {IDENTITY_COLUMNS} FROM identities ORDER BY pk"))?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {IDENTITY_COLUMNS} FROM identities ORDER BY pk"
+            ))?;
             let rows = stmt.query_map([], identity_from_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
@@ -202,7 +211,9 @@ struct SqliteWork {
 
 impl SqliteWork {
     fn conn(&self) -> &Connection {
-        self.conn.as_ref().expect("the connection is held until the work ends")
+        self.conn
+            .as_ref()
+            .expect("the connection is held until the work ends")
     }
 }
 
@@ -243,13 +254,24 @@ impl CredentialStore for SqliteWork {
         Ok(())
     }
 
-    fn consume(&mut self, keys: &[String], kind: CredentialKind, now: u64, max_failed_attempts: u32) -> Result<ConsumeOutcome> {
+    fn consume(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+        max_failed_attempts: u32,
+    ) -> Result<ConsumeOutcome> {
         if keys.is_empty() {
             return Ok(ConsumeOutcome::Unknown);
         }
         let placeholders = vec!["?"; keys.len()].join(", ");
         let now = to_sql(now);
-        let mut args: Vec<rusqlite::types::Value> = vec![now.into(), kind_name(kind).to_string().into(), now.into(), i64::from(max_failed_attempts).into()];
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            now.into(),
+            kind_name(kind).to_string().into(),
+            now.into(),
+            i64::from(max_failed_attempts).into(),
+        ];
         args.extend(keys.iter().map(|k| k.clone().into()));
         // The guard is in the UPDATE itself: SQLite runs it under the write
         // lock, so of many concurrent callers exactly one changes the row.
@@ -297,7 +319,12 @@ impl CredentialStore for SqliteWork {
         }))
     }
 
-    fn record_failed_attempt(&mut self, flow_id: &str, max_failed_attempts: u32, now: u64) -> Result<u32> {
+    fn record_failed_attempt(
+        &mut self,
+        flow_id: &str,
+        max_failed_attempts: u32,
+        now: u64,
+    ) -> Result<u32> {
         let count: Option<i64> = self
             .conn()
             .prepare_cached(
@@ -310,10 +337,17 @@ impl CredentialStore for SqliteWork {
             .query_row(params![i64::from(max_failed_attempts), to_sql(now), flow_id], |r| r.get(0))
             .optional()?;
         // A flow that vanished meanwhile counts as spent.
-        Ok(count.map_or(max_failed_attempts, |c| u32::try_from(c).unwrap_or(u32::MAX)))
+        Ok(count.map_or(max_failed_attempts, |c| {
+            u32::try_from(c).unwrap_or(u32::MAX)
+        }))
     }
 
-    fn revoke_identity(&mut self, identity_id: &str, kind: Option<CredentialKind>, now: u64) -> Result<u32> {
+    fn revoke_identity(
+        &mut self,
+        identity_id: &str,
+        kind: Option<CredentialKind>,
+        now: u64,
+    ) -> Result<u32> {
         let revoked = self
             .conn()
             .prepare_cached(
@@ -364,9 +398,15 @@ impl Outbox for SqliteWork {
 
 const IDENTITY_COLUMNS: &str = "id, pk, email, display_name, locale, active";
 
-fn identity_where(conn: &Connection, condition: &str, value: &dyn rusqlite::ToSql) -> Result<Option<Identity>> {
+fn identity_where(
+    conn: &Connection,
+    condition: &str,
+    value: &dyn rusqlite::ToSql,
+) -> Result<Option<Identity>> {
     Ok(conn
-        .prepare_cached(&format!("SELECT {IDENTITY_COLUMNS} FROM identities WHERE {condition}"))?
+        .prepare_cached(&format!(
+            "SELECT {IDENTITY_COLUMNS} FROM identities WHERE {condition}"
+        ))?
         .query_row([value], identity_from_row)
         .optional()?)
 }
@@ -406,7 +446,11 @@ fn status_from_row(r: &Row<'_>) -> rusqlite::Result<StoredCredential> {
     Ok(StoredCredential {
         credential: Credential {
             key: r.get(0)?,
-            kind: if kind == "code" { CredentialKind::Code } else { CredentialKind::Link },
+            kind: if kind == "code" {
+                CredentialKind::Code
+            } else {
+                CredentialKind::Link
+            },
             identity_id: r.get(2)?,
             flow_id: r.get(3)?,
             issued_at: from_sql(r.get(4)?),

@@ -1,0 +1,228 @@
+//! All or nothing: a trapping or over-limit component writes nothing, a
+//! refused message leaves no token, and what was committed survives a
+//! restart.
+
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use reclaim::directory::Directory;
+use reclaim::mail::{Outbox, QueuedMail};
+use reclaim::storage::{CredentialStore, UnitOfWork};
+use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
+use reclaim::{
+    Engine, Error, ErrorKind, Identity, Limits, NewIdentity, Reclaim, SqliteStorage, Storage,
+    Templates,
+};
+use reclaim_tests::{SECRET_A, TestEnv, by_id, token_of};
+
+#[test]
+fn committed_links_survive_a_restart() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    let link = {
+        let storage = Arc::new(SqliteStorage::open(env.db_path()).unwrap());
+        let reclaim = env.reclaim_on(storage, env.settings(SECRET_A));
+        reclaim.create_link(&by_id(&ann), None, None).unwrap()
+    };
+    let reopened = Arc::new(SqliteStorage::open(env.db_path()).unwrap());
+    let reclaim = Reclaim::new(
+        Engine::embedded().unwrap(),
+        reopened,
+        env.settings(SECRET_A),
+    )
+    .with_clock(Arc::new(env.clock.clone()));
+    assert_eq!(
+        reclaim
+            .redeem_link(&token_of(&link.link))
+            .unwrap()
+            .identity_id,
+        ann.id
+    );
+}
+
+/// Storage whose `insert` fails after the operation already wrote other
+/// rows: the host must trap the component and discard those writes.
+struct FailingInsert(Arc<SqliteStorage>);
+
+struct FailingWork(Box<dyn UnitOfWork>);
+
+impl Storage for FailingInsert {
+    fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
+        Ok(Box::new(FailingWork(self.0.begin()?)))
+    }
+    fn pending_mail(&self, limit: usize) -> Result<Vec<QueuedMail>> {
+        self.0.pending_mail(limit)
+    }
+    fn mark_mail_sent(&self, id: &str, at: u64) -> Result<()> {
+        self.0.mark_mail_sent(id, at)
+    }
+}
+
+impl UnitOfWork for FailingWork {
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.0.commit()
+    }
+}
+
+impl CredentialStore for FailingWork {
+    fn insert(&mut self, _: &Credential) -> Result<()> {
+        bail!("disk full")
+    }
+    fn consume(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+        max: u32,
+    ) -> Result<ConsumeOutcome> {
+        self.0.consume(keys, kind, now, max)
+    }
+    fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
+        self.0.code_for_flow(flow_id, now)
+    }
+    fn record_failed_attempt(&mut self, flow_id: &str, max: u32, now: u64) -> Result<u32> {
+        self.0.record_failed_attempt(flow_id, max, now)
+    }
+    fn revoke_identity(
+        &mut self,
+        identity_id: &str,
+        kind: Option<CredentialKind>,
+        now: u64,
+    ) -> Result<u32> {
+        self.0.revoke_identity(identity_id, kind, now)
+    }
+}
+
+impl Directory for FailingWork {
+    fn get_by_id(&mut self, id: &str) -> Result<Option<Identity>> {
+        self.0.get_by_id(id)
+    }
+    fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
+        self.0.get_by_pk(pk)
+    }
+    fn find_by_email(&mut self, email: &str) -> Result<Option<Identity>> {
+        self.0.find_by_email(email)
+    }
+}
+
+impl Outbox for FailingWork {
+    fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
+        self.0.enqueue(mail)
+    }
+}
+
+#[test]
+fn a_trap_after_writes_leaves_the_database_unchanged() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    let earlier = env.reclaim().create_link(&by_id(&ann), None, None).unwrap();
+    let before = env.snapshot();
+
+    // Sending mail queues the message and revokes the earlier link before it
+    // inserts the new one; the insert fails, the component traps.
+    let failing = env.reclaim_on(
+        Arc::new(FailingInsert(env.storage.clone())),
+        env.settings(SECRET_A),
+    );
+    match failing.send_recovery_email(&by_id(&ann), None, None) {
+        Err(Error::Failed(e)) => assert!(format!("{e:#}").contains("disk full"), "{e:#}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_eq!(
+        env.snapshot(),
+        before,
+        "the queued mail and the revocation were rolled back"
+    );
+    assert!(
+        env.reclaim().redeem_link(&token_of(&earlier.link)).is_ok(),
+        "the earlier link still works"
+    );
+}
+
+#[test]
+fn an_over_limit_component_is_stopped_and_writes_nothing() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    let _earlier = env.reclaim().create_link(&by_id(&ann), None, None).unwrap();
+    let before = env.snapshot();
+
+    let limits = Limits {
+        max_memory_bytes: 4 << 20,
+        ..Limits::default()
+    };
+    let engine = Engine::new(reclaim::engine::EMBEDDED_COMPONENT, limits).unwrap();
+    let mut settings = env.settings(SECRET_A);
+    // A template that renders about 20 MB: over the 4 MiB memory limit.
+    settings.templates = templates_with_body(
+        "{% for i in range(20000) %}{% for j in range(10) %}{{ link }}{% endfor %}{% endfor %}",
+    );
+    let reclaim = Reclaim::new(engine.clone(), env.storage.clone(), settings)
+        .with_clock(Arc::new(env.clock.clone()));
+    assert!(matches!(
+        reclaim.send_recovery_email(&by_id(&ann), None, None),
+        Err(Error::Failed(_))
+    ));
+    assert_eq!(env.snapshot(), before);
+
+    // The engine itself is unharmed: the next operation in a fresh instance works.
+    let fine = Reclaim::new(engine, env.storage.clone(), env.settings(SECRET_A))
+        .with_clock(Arc::new(env.clock.clone()));
+    assert!(fine.create_link(&by_id(&ann), None, None).is_ok());
+}
+
+fn templates_with_body(text: &str) -> Templates {
+    let dir = tempfile::tempdir().unwrap();
+    let template = MailTemplate {
+        subject: "Recover".into(),
+        text_body: text.into(),
+        html_body: "<p>{{ link }}</p>".into(),
+    };
+    std::fs::write(dir.path().join("recovery-link.subject"), &template.subject).unwrap();
+    std::fs::write(dir.path().join("recovery-link.txt"), &template.text_body).unwrap();
+    std::fs::write(dir.path().join("recovery-link.html"), &template.html_body).unwrap();
+    Templates::load(dir.path()).unwrap()
+}
+
+#[test]
+fn a_refused_message_leaves_no_token_behind() {
+    let env = TestEnv::new();
+    let broken = env.identity_with(NewIdentity {
+        email: Some("ann@@example.com".into()),
+        active: true,
+        ..Default::default()
+    });
+    match env
+        .reclaim()
+        .send_recovery_email(&by_id(&broken), None, None)
+    {
+        Err(Error::Refused(e)) => assert_eq!((e.kind, e.code), (ErrorKind::MailRejected, 400)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(env.count("SELECT count(*) FROM credentials"), 0);
+    assert_eq!(env.count("SELECT count(*) FROM outbox"), 0);
+}
+
+#[test]
+fn identities_without_email_or_disabled_get_no_mail_and_nothing_is_stored() {
+    let env = TestEnv::new();
+    let silent = env.identity(None, None);
+    let off = env.identity_with(NewIdentity {
+        email: Some("off@example.com".into()),
+        active: false,
+        ..Default::default()
+    });
+    let reclaim = env.reclaim();
+    match reclaim.send_recovery_email(&by_id(&silent), None, None) {
+        Err(Error::Refused(e)) => {
+            assert_eq!(e.kind, ErrorKind::IdentityWithoutEmail);
+            assert_eq!(e.message, "User does not have an email address set.");
+        }
+        other => panic!("{other:?}"),
+    }
+    match reclaim.send_recovery_email(&by_id(&off), None, None) {
+        Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::IdentityInactive),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(env.count("SELECT count(*) FROM credentials"), 0);
+    assert_eq!(env.count("SELECT count(*) FROM outbox"), 0);
+}

@@ -1,0 +1,189 @@
+//! Recovery mail: rendered in the component, queued in the operation's
+//! transaction, delivered by the courier as real `.eml` files.
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use reclaim::mail::{Courier, EmlDirectory};
+use reclaim::{Error, ErrorKind, IdentityRef};
+use reclaim_tests::{SECRET_A, TestEnv, by_id, decoded_eml, link_in, token_of};
+
+fn deliver(env: &TestEnv) -> Vec<String> {
+    let outbox = env.dir.path().join("outbox");
+    let from: Mailbox = "Reclaim <no-reply@reclaim.test>".parse().unwrap();
+    let courier = Courier::new(
+        env.storage.clone(),
+        Box::new(EmlDirectory::new(&outbox).unwrap()),
+        from,
+        Arc::new(env.clock.clone()),
+    );
+    courier.deliver_pending().unwrap();
+    let mut files: Vec<_> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_mailed_link_arrives_as_an_eml_file_and_redeems() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    let reclaim = env.reclaim();
+    let mailed = reclaim
+        .send_recovery_email(&by_id(&ann), Some("30m"), None)
+        .unwrap();
+    let mails = deliver(&env);
+    assert_eq!(mails.len(), 1);
+    let mail = decoded_eml(&mails[0]);
+    assert!(
+        mail.contains("To: \"Ann Example\" <ann@example.com>")
+            || mail.contains("To: Ann Example <ann@example.com>"),
+        "{mail}"
+    );
+    assert!(mail.contains("Subject: Recover access to your account"));
+    assert!(mail.contains("Message-ID: <"));
+    assert!(mail.contains("expires in 30 minutes"));
+    let link = link_in(&mail).expect("the mail carries the link");
+    assert!(link.contains(&format!("flow={}", mailed.flow_id)));
+    assert_eq!(
+        reclaim.redeem_link(&token_of(&link)).unwrap().identity_id,
+        ann.id
+    );
+    assert!(
+        deliver(&env).len() == 1,
+        "a delivered message is not delivered again"
+    );
+}
+
+#[test]
+fn a_german_identity_gets_german_mail() {
+    let env = TestEnv::new();
+    let bea = env.identity(Some("bea@example.com"), Some("de-AT"));
+    env.reclaim()
+        .send_recovery_email(&by_id(&bea), Some("2h"), None)
+        .unwrap();
+    let mail = decoded_eml(&deliver(&env)[0]);
+    assert!(mail.contains("Hallo Ann Example"), "{mail}");
+    assert!(mail.contains("läuft in 2 Stunden ab"));
+}
+
+#[test]
+fn operator_templates_replace_the_builtin_ones_per_locale() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), Some("fr"));
+    let dir = tempfile::tempdir().unwrap();
+    let fr = dir.path().join("fr");
+    std::fs::create_dir(&fr).unwrap();
+    std::fs::write(
+        fr.join("recovery-link.subject"),
+        "Récupérez votre compte, {{ name }}",
+    )
+    .unwrap();
+    std::fs::write(
+        fr.join("recovery-link.txt"),
+        "Lien : {{ link }} ({{ expires_in_minutes }} min)",
+    )
+    .unwrap();
+    std::fs::write(
+        fr.join("recovery-link.html"),
+        "<a href=\"{{ link }}\">ici</a>",
+    )
+    .unwrap();
+    let mut settings = env.settings(SECRET_A);
+    settings.templates = reclaim::Templates::load(dir.path()).unwrap();
+    env.reclaim_with(settings)
+        .send_recovery_email(&by_id(&ann), None, None)
+        .unwrap();
+    let mail = decoded_eml(&deliver(&env)[0]);
+    assert!(mail.contains("(60 min)"), "{mail}");
+    assert!(
+        mail.contains("Subject: =?utf-8?") || mail.contains("Récupérez"),
+        "{mail}"
+    );
+}
+
+#[test]
+fn self_service_answers_alike_for_known_and_unknown_addresses() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("Ann@Example.com"), None);
+    let reclaim = env.reclaim();
+    assert!(reclaim.request_recovery("ann@example.com", None).is_ok());
+    assert!(reclaim.request_recovery("nobody@example.com", None).is_ok());
+    let mails = deliver(&env);
+    assert_eq!(
+        mails.len(),
+        1,
+        "only the known address gets mail by default"
+    );
+    let link = link_in(&decoded_eml(&mails[0])).unwrap();
+    assert_eq!(
+        reclaim.redeem_link(&token_of(&link)).unwrap().identity_id,
+        ann.id
+    );
+    match reclaim.request_recovery("not an address", None) {
+        Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::InvalidArgument),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unknown_addresses_are_told_only_when_the_operator_asks() {
+    let env = TestEnv::new();
+    let mut settings = env.settings(SECRET_A);
+    settings.notify_unknown_recipients = true;
+    env.reclaim_with(settings)
+        .request_recovery("nobody@example.com", None)
+        .unwrap();
+    let mail = decoded_eml(&deliver(&env)[0]);
+    assert!(mail.contains("Subject: Account access attempted"));
+    assert!(
+        link_in(&mail).is_none(),
+        "no link goes to an unknown address"
+    );
+    assert_eq!(env.count("SELECT count(*) FROM credentials"), 0);
+}
+
+#[test]
+fn password_change_notices_are_mailed() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    env.reclaim()
+        .notify_password_changed(&IdentityRef::Pk(ann.pk))
+        .unwrap();
+    let mail = decoded_eml(&deliver(&env)[0]);
+    assert!(mail.contains("Subject: Your password was changed"));
+}
+
+#[test]
+fn names_with_markup_or_line_breaks_are_escaped_or_folded() {
+    let env = TestEnv::new();
+    let eve = env.identity_with(reclaim::NewIdentity {
+        email: Some("eve@example.com".into()),
+        display_name: Some("<script>x</script>".into()),
+        active: true,
+        ..Default::default()
+    });
+    env.reclaim()
+        .send_recovery_email(&by_id(&eve), None, None)
+        .unwrap();
+    let mail = decoded_eml(&deliver(&env)[0]);
+    assert!(mail.contains("&lt;script&gt;"), "{mail}");
+    assert!(!mail.contains("<p>Hi <script>"));
+
+    let crlf = env.identity_with(reclaim::NewIdentity {
+        email: Some("crlf@example.com".into()),
+        display_name: Some("Mallory\r\nBcc: all@example.com".into()),
+        active: true,
+        ..Default::default()
+    });
+    match env.reclaim().send_recovery_email(&by_id(&crlf), None, None) {
+        Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::MailRejected),
+        other => panic!("a name with CR/LF must not reach a header: {other:?}"),
+    }
+}
