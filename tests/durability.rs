@@ -10,8 +10,8 @@ use reclaim::mail::{Outbox, QueuedMail};
 use reclaim::storage::{CredentialStore, UnitOfWork};
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
 use reclaim::{
-    Engine, Error, ErrorKind, Identity, Limits, NewIdentity, Reclaim, SqliteStorage, Storage,
-    Templates,
+    EmailOptions, Engine, Error, ErrorKind, Identity, Limits, NewIdentity, Reclaim, SqliteStorage,
+    Storage, Templates,
 };
 use reclaim_tests::{SECRET_A, TestEnv, by_id, token_of};
 
@@ -124,7 +124,7 @@ fn a_trap_after_writes_leaves_the_database_unchanged() {
         Arc::new(FailingInsert(env.storage.clone())),
         env.settings(SECRET_A),
     );
-    match failing.send_recovery_email(&by_id(&ann), None, None) {
+    match failing.send_recovery_email(&by_id(&ann), &EmailOptions::default()) {
         Err(Error::Failed(e)) => assert!(format!("{e:#}").contains("disk full"), "{e:#}"),
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -159,7 +159,7 @@ fn an_over_limit_component_is_stopped_and_writes_nothing() {
     let reclaim = Reclaim::new(engine.clone(), env.storage.clone(), settings)
         .with_clock(Arc::new(env.clock.clone()));
     assert!(matches!(
-        reclaim.send_recovery_email(&by_id(&ann), None, None),
+        reclaim.send_recovery_email(&by_id(&ann), &EmailOptions::default()),
         Err(Error::Failed(_))
     ));
     assert_eq!(env.snapshot(), before);
@@ -193,7 +193,7 @@ fn a_refused_message_leaves_no_token_behind() {
     });
     match env
         .reclaim()
-        .send_recovery_email(&by_id(&broken), None, None)
+        .send_recovery_email(&by_id(&broken), &EmailOptions::default())
     {
         Err(Error::Refused(e)) => assert_eq!((e.kind, e.code), (ErrorKind::MailRejected, 400)),
         other => panic!("{other:?}"),
@@ -212,14 +212,14 @@ fn identities_without_email_or_disabled_get_no_mail_and_nothing_is_stored() {
         ..Default::default()
     });
     let reclaim = env.reclaim();
-    match reclaim.send_recovery_email(&by_id(&silent), None, None) {
+    match reclaim.send_recovery_email(&by_id(&silent), &EmailOptions::default()) {
         Err(Error::Refused(e)) => {
             assert_eq!(e.kind, ErrorKind::IdentityWithoutEmail);
             assert_eq!(e.message, "User does not have an email address set.");
         }
         other => panic!("{other:?}"),
     }
-    match reclaim.send_recovery_email(&by_id(&off), None, None) {
+    match reclaim.send_recovery_email(&by_id(&off), &EmailOptions::default()) {
         Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::IdentityInactive),
         other => panic!("{other:?}"),
     }

@@ -1,6 +1,6 @@
 //! `expires_in` follows Kratos' grammar exactly, with a maximum.
 
-use reclaim::{Error, ErrorKind};
+use reclaim::{EmailOptions, Error, ErrorKind};
 use reclaim_tests::{SECRET_A, TestEnv, by_id};
 
 const ACCEPTED_FORMAT: &str = "^[0-9]+(ns|us|ms|s|m|h)$";
@@ -21,7 +21,13 @@ fn every_lifespan_outside_the_grammar_is_refused_with_the_format() {
                 .create_code(&by_id(&ann), Some(bad), None)
                 .map(|_| ()),
             reclaim
-                .send_recovery_email(&by_id(&ann), Some(bad), None)
+                .send_recovery_email(
+                    &by_id(&ann),
+                    &EmailOptions {
+                        expires_in: Some(bad),
+                        ..Default::default()
+                    },
+                )
                 .map(|_| ()),
         ] {
             match result {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lettre::message::Mailbox;
 use reclaim::mail::{Courier, EmlDirectory};
-use reclaim::{Error, ErrorKind, IdentityRef};
+use reclaim::{EmailOptions, Error, ErrorKind, IdentityRef};
 use reclaim_tests::{SECRET_A, TestEnv, by_id, decoded_eml, link_in, token_of};
 
 fn deliver(env: &TestEnv) -> Vec<String> {
@@ -36,7 +36,13 @@ fn a_mailed_link_arrives_as_an_eml_file_and_redeems() {
     let ann = env.identity(Some("ann@example.com"), None);
     let reclaim = env.reclaim();
     let mailed = reclaim
-        .send_recovery_email(&by_id(&ann), Some("30m"), None)
+        .send_recovery_email(
+            &by_id(&ann),
+            &EmailOptions {
+                expires_in: Some("30m"),
+                ..Default::default()
+            },
+        )
         .unwrap();
     let mails = deliver(&env);
     assert_eq!(mails.len(), 1);
@@ -66,7 +72,13 @@ fn a_german_identity_gets_german_mail() {
     let env = TestEnv::new();
     let bea = env.identity(Some("bea@example.com"), Some("de-AT"));
     env.reclaim()
-        .send_recovery_email(&by_id(&bea), Some("2h"), None)
+        .send_recovery_email(
+            &by_id(&bea),
+            &EmailOptions {
+                expires_in: Some("2h"),
+                ..Default::default()
+            },
+        )
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("Hallo Ann Example"), "{mail}");
@@ -98,7 +110,7 @@ fn operator_templates_replace_the_builtin_ones_per_locale() {
     let mut settings = env.settings(SECRET_A);
     settings.templates = reclaim::Templates::load(dir.path()).unwrap();
     env.reclaim_with(settings)
-        .send_recovery_email(&by_id(&ann), None, None)
+        .send_recovery_email(&by_id(&ann), &EmailOptions::default())
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("(60 min)"), "{mail}");
@@ -170,7 +182,7 @@ fn names_with_markup_or_line_breaks_are_escaped_or_folded() {
         ..Default::default()
     });
     env.reclaim()
-        .send_recovery_email(&by_id(&eve), None, None)
+        .send_recovery_email(&by_id(&eve), &EmailOptions::default())
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("&lt;script&gt;"), "{mail}");
@@ -182,7 +194,10 @@ fn names_with_markup_or_line_breaks_are_escaped_or_folded() {
         active: true,
         ..Default::default()
     });
-    match env.reclaim().send_recovery_email(&by_id(&crlf), None, None) {
+    match env
+        .reclaim()
+        .send_recovery_email(&by_id(&crlf), &EmailOptions::default())
+    {
         Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::MailRejected),
         other => panic!("a name with CR/LF must not reach a header: {other:?}"),
     }

@@ -53,11 +53,13 @@ impl Guest for Component {
         identity: IdentityRef,
         expires_in: Option<String>,
         template: Option<String>,
+        subject: Option<String>,
     ) -> Result<Mailed, RecoveryError> {
         Recovery::new(&WitImports)?.send_recovery_email(
             &identity,
             expires_in.as_deref(),
             template.as_deref(),
+            subject,
         )
     }
 

@@ -114,11 +114,12 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         who: &IdentityRef,
         expires_in: Option<&str>,
         template: Option<&str>,
+        subject: Option<String>,
     ) -> Outcome<Mailed> {
         let lifespan = self.lifespan(expires_in)?;
         let identity = self.active_identity(who)?;
         let template = template.unwrap_or(mail_rendering::RECOVERY_LINK);
-        self.mail_link(&identity, lifespan, template, None)
+        self.mail_link(&identity, lifespan, template, subject, None)
     }
 
     pub fn request_recovery(&self, email: &str, return_to: Option<String>) -> Outcome<()> {
@@ -138,6 +139,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
                     &identity,
                     lifespan,
                     mail_rendering::RECOVERY_LINK,
+                    None,
                     return_to,
                 );
             }
@@ -146,7 +148,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             Some(_) => {}
             None if self.settings.notify_unknown_recipients => {
                 let ctx = context! { email => email };
-                let mail = self.render(mail_rendering::RECOVERY_UNKNOWN, None, &ctx)?;
+                let mail = self.render(mail_rendering::RECOVERY_UNKNOWN, None, &ctx, None)?;
                 let _ = self.caps.queue(&message(
                     email,
                     None,
@@ -256,6 +258,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             mail_rendering::PASSWORD_CHANGED,
             identity.locale.as_deref(),
             &ctx,
+            None,
         )?;
         self.caps
             .queue(&message(
@@ -275,6 +278,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         identity: &Identity,
         lifespan: u64,
         template: &str,
+        subject: Option<String>,
         return_to: Option<String>,
     ) -> Outcome<Mailed> {
         let email = mail_address(identity)?;
@@ -295,7 +299,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             expires_in => durations::human(lifespan, locale.unwrap_or_default()),
             expires_in_minutes => lifespan.div_ceil(60_000_000_000),
         };
-        let mail = self.render(template, locale, &ctx)?;
+        let mail = self.render(template, locale, &ctx, subject)?;
         self.caps
             .queue(&message(
                 email,
@@ -402,11 +406,14 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         self.caps.insert(credential);
     }
 
+    /// Renders template set `name` for `locale`: the host's override, else
+    /// the built-in one; `subject` replaces the set's subject template.
     fn render(
         &self,
         name: &str,
         locale: Option<&str>,
         ctx: &minijinja::Value,
+        subject: Option<String>,
     ) -> Outcome<mail_rendering::Rendered> {
         let candidates = mail_rendering::locale_candidates(locale);
         let set = candidates
@@ -424,6 +431,10 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
                     format!("no mail template is named {name:?}"),
                 )
             })?;
+        let set = TemplateSet {
+            subject: subject.unwrap_or(set.subject),
+            ..set
+        };
         mail_rendering::render(&set, ctx).map_err(|e| error(ErrorKind::TemplateInvalid, e))
     }
 

@@ -92,6 +92,7 @@ impl Engine {
         work: Box<dyn UnitOfWork>,
         settings: Arc<Settings>,
         clock: Arc<dyn Clock>,
+        sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> (Result<T>, Box<dyn UnitOfWork>) {
         let state = HostState {
@@ -106,6 +107,7 @@ impl Engine {
             work,
             settings,
             clock,
+            sender,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -174,6 +176,8 @@ pub(crate) struct HostState {
     work: Box<dyn UnitOfWork>,
     settings: Arc<Settings>,
     clock: Arc<dyn Clock>,
+    /// Sender of the mail this operation queues, if not the default.
+    sender: Option<String>,
 }
 
 impl WasiView for HostState {
@@ -253,6 +257,7 @@ impl mailer::Host for HostState {
             text_body: message.text_body,
             html_body: message.html_body,
             template: message.template,
+            sender: self.sender.clone(),
             queued_at: u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX),
         };
         self.work.enqueue(&mail)?;

@@ -32,10 +32,13 @@
 //! ```
 
 pub mod clock;
+pub mod config;
 pub mod directory;
 pub mod engine;
+pub mod http;
 pub mod mail;
 pub mod operations;
+pub mod passwords;
 pub mod settings;
 pub mod storage;
 pub mod wit;
@@ -43,7 +46,7 @@ pub mod wit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, Identity, NewIdentity};
 pub use engine::{Engine, Limits};
-pub use operations::{Error, Reclaim};
+pub use operations::{EmailOptions, Error, Reclaim};
 pub use settings::{Secret, Settings, Templates};
 pub use storage::{SqliteStorage, Storage};
 pub use wit::{

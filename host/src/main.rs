@@ -4,17 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use lettre::message::Mailbox;
 use serde_json::{Value, json};
 
+use reclaim::config::{Config, Options};
+use reclaim::http::{self, AppState, rfc3339};
 use reclaim::mail::{Courier, EmlDirectory};
-use reclaim::settings::{self, Templates};
 use reclaim::{
-    Engine, Error, IdentityRef, NewIdentity, Reclaim, Settings, SqliteStorage, SystemClock,
+    EmailOptions, Engine, Error, IdentityRef, NewIdentity, Reclaim, SqliteStorage, SystemClock,
 };
 
 #[derive(Parser)]
@@ -24,61 +23,19 @@ use reclaim::{
     about = "Account recovery as a sandboxed WebAssembly component"
 )]
 struct Cli {
+    /// TOML configuration file; environment variables and flags override it
+    #[arg(long, env = "RECLAIM_CONFIG", global = true)]
+    config: Option<PathBuf>,
     #[command(flatten)]
-    config: Config,
+    options: Options,
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Args)]
-struct Config {
-    /// Data directory: the SQLite database, the hashing secrets and the mail
-    /// outbox [default: $XDG_DATA_HOME/reclaim or ~/.local/share/reclaim]
-    #[arg(long, env = "RECLAIM_DATA", global = true)]
-    data: Option<PathBuf>,
-    /// Public base URL of the self-service pages; links point here
-    #[arg(
-        long,
-        env = "RECLAIM_PUBLIC_URL",
-        default_value = "http://127.0.0.1:4433",
-        global = true
-    )]
-    public_url: String,
-    /// Hashing secrets, newest first, comma-separated, each at least 32 bytes
-    /// [default: DATA/secrets, created on first use]
-    #[arg(long, env = "RECLAIM_SECRETS", hide_env_values = true, global = true)]
-    secrets: Option<String>,
-    /// Lifespan of links and codes when none is asked for
-    #[arg(long, env = "RECLAIM_LIFESPAN", default_value = "1h", value_parser = humantime::parse_duration, global = true)]
-    lifespan: Duration,
-    /// Longest lifespan a caller may ask for
-    #[arg(long, env = "RECLAIM_MAX_LIFESPAN", default_value = "24h", value_parser = humantime::parse_duration, global = true)]
-    max_lifespan: Duration,
-    /// Keep an identity's older links and codes valid when a new one is issued
-    #[arg(long, env = "RECLAIM_KEEP_OLDER_LINKS", global = true)]
-    keep_older_links: bool,
-    /// Wrong codes a code flow survives
-    #[arg(long, env = "RECLAIM_MAX_CODE_ATTEMPTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=255), global = true)]
-    max_code_attempts: u32,
-    /// Mail unknown addresses an "account access attempted" note
-    #[arg(long, env = "RECLAIM_NOTIFY_UNKNOWN_RECIPIENTS", global = true)]
-    notify_unknown_recipients: bool,
-    /// Directory of mail template overrides (<name>.subject/.txt/.html, and
-    /// <locale>/<name>.* per language)
-    #[arg(long, env = "RECLAIM_TEMPLATES", global = true)]
-    templates: Option<PathBuf>,
-    /// Sender of recovery mail
-    #[arg(
-        long,
-        env = "RECLAIM_MAIL_FROM",
-        default_value = "Reclaim <no-reply@localhost>",
-        global = true
-    )]
-    mail_from: Mailbox,
-}
-
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the admin APIs (Kratos, authentik) and the self-service pages
+    Serve,
     /// Manage the built-in identity directory
     #[command(subcommand)]
     Identity(IdentityCommand),
@@ -127,6 +84,16 @@ enum IdentityCommand {
     },
     /// Every identity
     List,
+    /// Check a password against the identity's stored hash; exits non-zero
+    /// when it does not match
+    CheckPassword {
+        /// Identity id (UUID) or pk (integer)
+        #[arg(long)]
+        identity: String,
+        /// The password (read from standard input when absent)
+        #[arg(long)]
+        password: Option<String>,
+    },
 }
 
 #[derive(Args)]
@@ -221,61 +188,84 @@ fn main() -> ExitCode {
     }
 }
 
-/// The data directory, created if needed.
-fn data_dir(config: &Config) -> Result<PathBuf> {
-    let dir = match &config.data {
-        Some(dir) => dir.clone(),
-        None => {
-            let env = |name| {
-                std::env::var_os(name)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            };
-            env("XDG_DATA_HOME")
-                .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
-                .context("no data directory: pass --data or set RECLAIM_DATA")?
-                .join("reclaim")
-        }
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the data directory {}", dir.display()))?;
-    Ok(dir)
-}
-
 struct Service {
+    config: Config,
     reclaim: Reclaim,
     storage: Arc<SqliteStorage>,
     courier: Courier,
 }
 
-fn open(config: &Config) -> Result<Service> {
-    let dir = data_dir(config)?;
-    let storage = Arc::new(SqliteStorage::open(dir.join("reclaim.db"))?);
-    let secrets = match &config.secrets {
-        Some(list) => settings::parse_secrets(list).context("in RECLAIM_SECRETS")?,
-        None => settings::load_or_create_secrets(&dir)?,
-    };
-    let mut settings = Settings::new(config.public_url.clone(), secrets);
-    settings.default_lifespan = config.lifespan;
-    settings.max_lifespan = config.max_lifespan;
-    settings.revoke_older_links = !config.keep_older_links;
-    settings.max_code_attempts = config.max_code_attempts;
-    settings.notify_unknown_recipients = config.notify_unknown_recipients;
-    if let Some(templates) = &config.templates {
-        settings.templates = Templates::load(templates)?;
-    }
+fn open(config: Config) -> Result<Service> {
+    let storage = Arc::new(SqliteStorage::open(config.data.join("reclaim.db"))?);
     let courier = Courier::new(
         storage.clone(),
-        Box::new(EmlDirectory::new(dir.join("outbox"))?),
+        Box::new(EmlDirectory::new(config.data.join("outbox"))?),
         config.mail_from.clone(),
         Arc::new(SystemClock),
     );
-    let reclaim = Reclaim::new(Engine::embedded()?, storage.clone(), settings);
+    let reclaim = Reclaim::new(
+        Engine::embedded()?,
+        storage.clone(),
+        config.settings.clone(),
+    );
     Ok(Service {
+        config,
         reclaim,
         storage,
         courier,
     })
+}
+
+/// The admin API's bearer token: configured, or kept in the data directory
+/// (created on first start, readable by the owner alone).
+fn admin_token(config: &Config) -> Result<(String, Option<PathBuf>)> {
+    if let Some(token) = &config.admin_token {
+        return Ok((token.clone(), None));
+    }
+    let path = config.data.join("admin-token");
+    if !path.exists() {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(&path) {
+            Ok(mut file) => std::io::Write::write_all(&mut file, hex::encode(raw).as_bytes())?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+    }
+    let token =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok((token.trim().to_string(), Some(path)))
+}
+
+fn serve(service: Service) -> Result<Value> {
+    let (token, token_file) = admin_token(&service.config)?;
+    let listen = service.config.listen;
+    let state = AppState::new(service.reclaim, service.storage, service.config, token)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        let bound = listener.local_addr()?;
+        // One line for whoever started us (scripts, tests): where to connect,
+        // and where the admin token is (never the token itself).
+        println!(
+            "{}",
+            json!({ "listening": bound.to_string(), "admin_token_file": token_file })
+        );
+        match &token_file {
+            Some(path) => tracing::warn!("admin API token is in {}", path.display()),
+            None => tracing::info!("admin API token comes from the configuration"),
+        }
+        http::serve(state, service.courier, listener).await
+    })?;
+    Ok(json!({ "stopped": true }))
 }
 
 fn identity_ref(text: &str) -> IdentityRef {
@@ -285,14 +275,15 @@ fn identity_ref(text: &str) -> IdentityRef {
     }
 }
 
-fn rfc3339(nanos: u64) -> String {
-    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
-}
-
 fn run(cli: Cli) -> Result<Value> {
-    let service = open(&cli.config)?;
+    let config = Config::resolve(cli.config.as_deref(), cli.options)?;
+    let service = open(config)?;
+    if let Command::Serve = cli.command {
+        return serve(service);
+    }
     let reclaim = &service.reclaim;
     let output = match cli.command {
+        Command::Serve => unreachable!("served above"),
         Command::Identity(IdentityCommand::Create {
             email,
             name,
@@ -310,6 +301,28 @@ fn run(cli: Cli) -> Result<Value> {
         }
         Command::Identity(IdentityCommand::List) => {
             serde_json::to_value(service.storage.list_identities()?)?
+        }
+        Command::Identity(IdentityCommand::CheckPassword { identity, password }) => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let found = service
+                .storage
+                .identity(&identity_ref(&identity))?
+                .context("no such identity")?;
+            let matches = service
+                .storage
+                .password_hash(&found.id)?
+                .is_some_and(|stored| reclaim::passwords::verify(&password, &stored));
+            if !matches {
+                bail!("the password does not match");
+            }
+            json!({ "identity_id": found.id, "matches": true })
         }
         Command::Link(LinkCommand::Create(args)) => {
             let link = reclaim.create_link(
@@ -335,11 +348,12 @@ fn run(cli: Cli) -> Result<Value> {
             expires_in,
             template,
         }) => {
-            let mailed = reclaim.send_recovery_email(
-                &identity_ref(&identity),
-                expires_in.as_deref(),
-                template.as_deref(),
-            )?;
+            let options = EmailOptions {
+                expires_in: expires_in.as_deref(),
+                template: template.as_deref(),
+                ..Default::default()
+            };
+            let mailed = reclaim.send_recovery_email(&identity_ref(&identity), &options)?;
             json!({ "flow_id": mailed.flow_id, "expires_at": rfc3339(mailed.expires_at) })
         }
         Command::Request { email } => {

@@ -4,11 +4,26 @@
 
 use std::sync::Arc;
 
+use lettre::message::Mailbox;
+
 use crate::clock::{Clock, SystemClock};
 use crate::engine::Engine;
 use crate::settings::Settings;
 use crate::storage::Storage;
 use crate::wit::{IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption};
+
+/// How a recovery email is sent (authentik's email stage).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EmailOptions<'a> {
+    /// Lifespan of the mailed link, `^[0-9]+(ns|us|ms|s|m|h)$`.
+    pub expires_in: Option<&'a str>,
+    /// Mail template set (default `recovery-link`).
+    pub template: Option<&'a str>,
+    /// Subject template replacing the set's.
+    pub subject: Option<&'a str>,
+    /// Sender replacing the configured one.
+    pub from: Option<&'a Mailbox>,
+}
 
 /// Why an operation did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -91,11 +106,17 @@ impl Reclaim {
     pub fn send_recovery_email(
         &self,
         identity: &IdentityRef,
-        expires_in: Option<&str>,
-        template: Option<&str>,
+        options: &EmailOptions<'_>,
     ) -> Result<Mailed, Error> {
-        self.operation(|guest, store| {
-            guest.call_send_recovery_email(store, identity, expires_in, template)
+        let sender = options.from.map(ToString::to_string);
+        self.operation_as(sender, |guest, store| {
+            guest.call_send_recovery_email(
+                store,
+                identity,
+                options.expires_in,
+                options.template,
+                options.subject,
+            )
         })
     }
 
@@ -131,11 +152,25 @@ impl Reclaim {
             &mut wasmtime::Store<crate::engine::HostState>,
         ) -> wasmtime::Result<Result<T, RecoveryError>>,
     ) -> Result<T, Error> {
+        self.operation_as(None, call)
+    }
+
+    /// Runs `call` in a fresh instance; mail it queues goes out from `sender`
+    /// (the configured sender when none).
+    fn operation_as<T>(
+        &self,
+        sender: Option<String>,
+        call: impl FnOnce(
+            &crate::wit::exports::reclaim::recovery::recovery::Guest,
+            &mut wasmtime::Store<crate::engine::HostState>,
+        ) -> wasmtime::Result<Result<T, RecoveryError>>,
+    ) -> Result<T, Error> {
         let work = self.storage.begin()?;
         let (result, work) = self.engine.run(
             work,
             Arc::clone(&self.settings),
             Arc::clone(&self.clock),
+            sender,
             call,
         );
         match result {

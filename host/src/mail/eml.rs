@@ -15,8 +15,16 @@ pub fn message_id(mail: &QueuedMail, from: &Mailbox) -> String {
     format!("<{}@{}>", mail.id, from.email.domain())
 }
 
-/// The whole message, headers and a text + HTML alternative body.
-pub fn build(mail: &QueuedMail, from: &Mailbox) -> Result<Vec<u8>> {
+/// The whole message, headers and a text + HTML alternative body, from the
+/// message's own sender or else `default_from`.
+pub fn build(mail: &QueuedMail, default_from: &Mailbox) -> Result<Vec<u8>> {
+    let own: Option<Mailbox> = mail
+        .sender
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("queued sender is not an address")?;
+    let from = own.as_ref().unwrap_or(default_from);
     let to = Mailbox::new(
         mail.to_name.clone(),
         mail.to
@@ -60,6 +68,7 @@ mod tests {
             text_body: "plain".into(),
             html_body: "<p>html</p>".into(),
             template: "recovery-link".into(),
+            sender: None,
             queued_at: 1_700_000_000_000_000_000,
         };
         let from: Mailbox = "Reclaim <no-reply@reclaim.test>".parse().unwrap();

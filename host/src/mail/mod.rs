@@ -25,6 +25,8 @@ pub struct QueuedMail {
     pub html_body: String,
     /// The template that produced it.
     pub template: String,
+    /// Sender, when not the courier's default (`Name <address>`).
+    pub sender: Option<String>,
     /// When it was queued, in nanoseconds since the Unix epoch.
     pub queued_at: u64,
 }

@@ -10,7 +10,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use super::{CredentialStore, Storage, UnitOfWork};
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::mail::{Outbox, QueuedMail};
-use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
+use crate::wit::{
+    ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus, IdentityRef,
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS identities (
@@ -20,7 +22,9 @@ CREATE TABLE IF NOT EXISTS identities (
     display_name TEXT,
     locale       TEXT,
     active       INTEGER NOT NULL,
-    created_at   INTEGER NOT NULL
+    created_at   INTEGER NOT NULL,
+    -- Argon2id PHC string, set by a completed recovery.
+    password_hash TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS identities_by_email ON identities (lower(email)) WHERE email IS NOT NULL;
 
@@ -47,10 +51,21 @@ CREATE TABLE IF NOT EXISTS outbox (
     text_body  TEXT NOT NULL,
     html_body  TEXT NOT NULL,
     template   TEXT NOT NULL,
+    sender     TEXT,
     status     TEXT NOT NULL DEFAULT 'queued',
     queued_at  INTEGER NOT NULL,
     sent_at    INTEGER
 );
+-- Short-lived, single-purpose sessions that carry a person from a redeemed
+-- credential to the new-password form; stored under SHA-256 of the cookie.
+CREATE TABLE IF NOT EXISTS recovery_sessions (
+    key         TEXT PRIMARY KEY,
+    identity_id TEXT NOT NULL,
+    return_to   TEXT,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+) WITHOUT ROWID;
+
 CREATE INDEX IF NOT EXISTS queued_mail ON outbox (queued_at) WHERE status = 'queued';
 ";
 
@@ -144,6 +159,105 @@ impl SqliteStorage {
         })
     }
 
+    /// An identity of the built-in directory.
+    pub fn identity(&self, by: &IdentityRef) -> Result<Option<Identity>> {
+        self.with_connection(|conn| match by {
+            IdentityRef::Id(id) => identity_where(conn, "id = ?", id),
+            IdentityRef::Pk(pk) => identity_where(conn, "pk = ?", pk),
+        })
+    }
+
+    /// Whether the database answers a query.
+    pub fn ping(&self) -> Result<()> {
+        self.with_connection(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    /// The Argon2id hash of an identity's password, if one was set.
+    pub fn password_hash(&self, identity_id: &str) -> Result<Option<String>> {
+        self.with_connection(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT password_hash FROM identities WHERE id = ?",
+                    [identity_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten())
+        })
+    }
+
+    /// Opens a recovery session under `key` (a hash of the cookie).
+    pub fn open_session(
+        &self,
+        key: &str,
+        identity_id: &str,
+        return_to: Option<&str>,
+        expires_at: u64,
+    ) -> Result<()> {
+        self.with_connection(|conn| {
+            conn.execute(
+                "INSERT INTO recovery_sessions (key, identity_id, return_to, expires_at) VALUES (?, ?, ?, ?)",
+                params![key, identity_id, return_to, to_sql(expires_at)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The identity of a live session (unused, unexpired at `now`).
+    pub fn session_identity(&self, key: &str, now: u64) -> Result<Option<String>> {
+        self.with_connection(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT identity_id FROM recovery_sessions WHERE key = ? AND used_at IS NULL AND expires_at > ?",
+                    params![key, to_sql(now)],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    /// Ends a live session and stores the identity's new password hash, in
+    /// one transaction; returns the identity and the session's `return_to`,
+    /// or none when the session is not live.
+    pub fn complete_session(
+        &self,
+        key: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<Option<(String, Option<String>)>> {
+        self.with_connection(|conn| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let outcome = (|| -> Result<Option<(String, Option<String>)>> {
+                let ended = conn
+                    .query_row(
+                        "UPDATE recovery_sessions SET used_at = ?1
+                         WHERE key = ?2 AND used_at IS NULL AND expires_at > ?1
+                         RETURNING identity_id, return_to",
+                        params![to_sql(now), key],
+                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                    )
+                    .optional()?;
+                if let Some((identity_id, _)) = &ended {
+                    conn.execute(
+                        "UPDATE identities SET password_hash = ? WHERE id = ?",
+                        params![password_hash, identity_id],
+                    )?;
+                }
+                Ok(ended)
+            })();
+            match outcome {
+                Ok(ended) => {
+                    conn.execute_batch("COMMIT")?;
+                    Ok(ended)
+                }
+                Err(e) => {
+                    conn.execute_batch("ROLLBACK")?;
+                    Err(e)
+                }
+            }
+        })
+    }
+
     /// Every identity of the built-in directory, by pk.
     pub fn list_identities(&self) -> Result<Vec<Identity>> {
         self.with_connection(|conn| {
@@ -172,7 +286,7 @@ impl Storage for SqliteStorage {
     fn pending_mail(&self, limit: usize) -> Result<Vec<QueuedMail>> {
         self.with_connection(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, recipient, to_name, subject, text_body, html_body, template, queued_at
+                "SELECT id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at
                  FROM outbox WHERE status = 'queued' ORDER BY queued_at, id LIMIT ?",
             )?;
             let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
@@ -184,7 +298,8 @@ impl Storage for SqliteStorage {
                     text_body: r.get(4)?,
                     html_body: r.get(5)?,
                     template: r.get(6)?,
-                    queued_at: from_sql(r.get(7)?),
+                    sender: r.get(7)?,
+                    queued_at: from_sql(r.get(8)?),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -378,8 +493,8 @@ impl Outbox for SqliteWork {
     fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
         self.conn()
             .prepare_cached(
-                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, queued_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 mail.id,
@@ -389,6 +504,7 @@ impl Outbox for SqliteWork {
                 mail.text_body,
                 mail.html_body,
                 mail.template,
+                mail.sender,
                 to_sql(mail.queued_at)
             ])
             .context("queueing the message")?;

@@ -1,0 +1,309 @@
+//! `reclaim serve`: the seed systems' HTTP APIs (Kratos' admin recovery,
+//! authentik's user recovery), the self-service pages, health and OpenAPI.
+//! Every recovery request goes through the component.
+
+pub mod authentik;
+pub mod kratos;
+pub mod pages;
+pub mod rate_limit;
+pub mod self_service;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY,
+    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::Config;
+use crate::mail::Courier;
+use crate::operations::{Error, Reclaim};
+use crate::storage::SqliteStorage;
+
+/// Largest request body accepted; recovery requests are a few hundred bytes.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// How often the courier looks for mail nobody woke it for.
+const COURIER_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub reclaim: Reclaim,
+    pub storage: Arc<SqliteStorage>,
+    pub config: Arc<Config>,
+    pub pages: Arc<pages::Pages>,
+    pub limiter: Arc<rate_limit::RateLimiter>,
+    /// Wakes the courier after an operation queued mail.
+    pub courier: Arc<Notify>,
+    admin_token: Arc<String>,
+    /// `scheme://host[:port]` of the public URL, for the Origin check.
+    pub public_origin: String,
+}
+
+impl AppState {
+    pub fn new(
+        reclaim: Reclaim,
+        storage: Arc<SqliteStorage>,
+        config: Config,
+        admin_token: String,
+    ) -> Result<Self> {
+        let public_origin = url::Url::parse(&config.settings.public_url)?
+            .origin()
+            .ascii_serialization();
+        Ok(Self {
+            limiter: Arc::new(rate_limit::RateLimiter::new(config.rate_limits.window)),
+            pages: Arc::new(pages::Pages::new()?),
+            reclaim,
+            storage,
+            config: Arc::new(config),
+            courier: Arc::new(Notify::new()),
+            admin_token: Arc::new(admin_token),
+            public_origin,
+        })
+    }
+
+    /// Runs an operation off the async threads: the component and SQLite
+    /// block.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Reclaim) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let reclaim = self.reclaim.clone();
+        tokio::task::spawn_blocking(move || op(&reclaim))
+            .await
+            .map_err(|e| Error::Failed(e.into()))?
+    }
+
+    pub fn now_nanos(&self) -> u64 {
+        u64::try_from(self.reclaim.clock().now().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn authorized(&self, request: &Request) -> bool {
+        let presented = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        !self.admin_token.is_empty()
+            && bool::from(presented.as_bytes().ct_eq(self.admin_token.as_bytes()))
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Reclaim", description = "Account recovery: Kratos' and authentik's recovery APIs, served by a sandboxed WebAssembly component."),
+    modifiers(&AdminToken),
+)]
+struct ApiDoc;
+
+struct AdminToken;
+
+impl utoipa::Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let kratos = || {
+        OpenApiRouter::new()
+            .routes(routes!(kratos::create_recovery_link))
+            .routes(routes!(kratos::create_recovery_code))
+            .route_layer(middleware::from_fn_with_state(state.clone(), kratos_auth))
+    };
+    let authentik = OpenApiRouter::new()
+        .routes(routes!(authentik::recovery))
+        .routes(routes!(authentik::recovery_email))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            authentik_auth,
+        ));
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/admin", kratos())
+        .nest("/iam", kratos())
+        .merge(authentik)
+        .routes(routes!(alive))
+        .routes(routes!(ready))
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let doc = Arc::clone(&openapi);
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    )
+    .route(
+        "/self-service/recovery",
+        get(self_service::show).post(self_service::request),
+    )
+    .route(
+        "/self-service/recovery/confirm",
+        post(self_service::confirm),
+    )
+    .route("/self-service/recovery/code", post(self_service::code))
+    .route(
+        "/self-service/recovery/password",
+        get(self_service::password_form).post(self_service::set_password),
+    )
+    .route("/self-service/assets/style.css", get(stylesheet))
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .layer(middleware::from_fn_with_state(
+        state.clone(),
+        security_headers,
+    ))
+    .with_state(state)
+}
+
+async fn kratos_auth(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if app.authorized(&request) {
+        next.run(request).await
+    } else {
+        kratos::unauthorized()
+    }
+}
+
+async fn authentik_auth(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    if app.authorized(&request) {
+        next.run(request).await
+    } else {
+        authentik::forbidden()
+    }
+}
+
+/// Responses carry links, tokens and sessions: none may be cached or leak
+/// through a Referer. Pages run no script and load only our stylesheet; a
+/// form may post only to us, or (after a recovery) redirect to an allowed
+/// `return_to`.
+async fn security_headers(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let is_asset = request.uri().path().starts_with("/self-service/assets/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let mut form_action = String::from("'self'");
+    for allowed in &app.config.allowed_return_urls {
+        form_action.push(' ');
+        form_action.push_str(&allowed.origin().ascii_serialization());
+    }
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    if let Ok(csp) = HeaderValue::from_str(&csp) {
+        headers.insert(CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !is_asset {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        pages::STYLESHEET,
+    )
+}
+
+/// Whether the process is up.
+#[utoipa::path(get, path = "/health/alive", tag = "health", responses((status = 200, description = "Alive")))]
+async fn alive() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+/// Whether the database answers.
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "The database does not answer"),
+))]
+async fn ready(State(app): State<AppState>) -> Response {
+    let storage = app.storage.clone();
+    match tokio::task::spawn_blocking(move || storage.ping()).await {
+        Ok(Ok(())) => axum::Json(json!({ "status": "ok" })).into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "errors": { "database": "not answering" } })),
+        )
+            .into_response(),
+    }
+}
+
+/// RFC 3339 in UTC with nanoseconds, as Kratos' Go server prints times.
+pub fn rfc3339(nanos: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
+}
+
+/// Serves until SIGINT or SIGTERM; the courier runs alongside.
+pub async fn serve(
+    state: AppState,
+    courier: Courier,
+    listener: tokio::net::TcpListener,
+) -> Result<()> {
+    let wake = Arc::clone(&state.courier);
+    let courier = Arc::new(courier);
+    let courier_task = tokio::spawn(async move {
+        loop {
+            let pass = Arc::clone(&courier);
+            match tokio::task::spawn_blocking(move || pass.deliver_pending()).await {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "courier pass failed; mail stays queued")
+                }
+                Err(e) => tracing::warn!(error = %e, "courier pass panicked; mail stays queued"),
+                Ok(Ok(_)) => {}
+            }
+            let _ = tokio::time::timeout(COURIER_INTERVAL, wake.notified()).await;
+        }
+    });
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    courier_task.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
