@@ -1,0 +1,190 @@
+//! A person's whole journey in a real headless Chromium: an admin mails a
+//! recovery link over HTTP, the test reads the `.eml`, the browser opens the
+//! link, confirms, sets a new password, and the link is spent.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_TOKEN, Server, link_in};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn browser() -> (Driver, Client) {
+    assert!(
+        std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+        "install Debian's chromium and chromium-driver (scripts/test does)"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Driver(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    let profile = tempfile::tempdir().unwrap().keep();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return (driver, client),
+            Err(e) if Instant::now() > deadline => panic!("chromedriver did not answer: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The text of the element, once the page that has it has loaded.
+async fn text_of(client: &Client, css: &str) -> String {
+    match client
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Css(css))
+        .await
+    {
+        Ok(element) => element.text().await.unwrap(),
+        Err(e) => panic!(
+            "{css} never appeared ({e}); the page was:\n{}",
+            client.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_recovers_their_account_in_a_real_browser() {
+    let server = Server::start();
+    let ann = server.identity(Some("ann@example.com"));
+    let id = ann["id"].as_str().unwrap().to_string();
+
+    // The admin asks for a recovery email over HTTP (authentik's API).
+    let status = reqwest::Client::new()
+        .post(server.url(&format!(
+            "/api/v3/core/users/{}/recovery_email/?email_stage=default",
+            ann["pk"]
+        )))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    let mail = tokio::task::block_in_place(|| server.mail(1))
+        .pop()
+        .expect("the mail arrives");
+    let link = link_in(&mail, &server.base).expect("the mail carries the link");
+
+    let (_driver, client) = browser().await;
+    client.goto(&link).await.unwrap();
+    assert_eq!(text_of(&client, "h1").await, "Reset your password");
+    client
+        .find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&client, "h1").await, "Choose a new password");
+    assert_eq!(
+        client.current_url().await.unwrap().path(),
+        "/self-service/recovery/password"
+    );
+    client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("a brand new passphrase")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("password_confirm"))
+        .await
+        .unwrap()
+        .send_keys("a brand new passphrase")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&client, "#done").await, "Your password was changed");
+    if let Ok(dir) = std::env::var("RECLAIM_SCREENSHOTS") {
+        std::fs::write(
+            format!("{dir}/recovered.png"),
+            client.screenshot().await.unwrap(),
+        )
+        .unwrap();
+    }
+
+    let check = tokio::task::block_in_place(|| {
+        server.cli(&[
+            "identity",
+            "check-password",
+            "--identity",
+            &id,
+            "--password",
+            "a brand new passphrase",
+        ])
+    });
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // The same link, opened again, is spent.
+    client.goto(&link).await.unwrap();
+    client
+        .find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        text_of(&client, "#problem").await,
+        "This recovery link was already used"
+    );
+    assert!(client.find(Locator::Id("request-new")).await.is_ok());
+    client.close().await.unwrap();
+}
