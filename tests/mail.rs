@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lettre::message::Mailbox;
 use reclaim::mail::{Courier, EmlDirectory};
-use reclaim::{EmailOptions, Error, ErrorKind, IdentityRef};
+use reclaim::{EmailOptions, Error, ErrorKind, IdentityRef, Storage};
 use reclaim_tests::{SECRET_A, TestEnv, by_id, decoded_eml, link_in, token_of};
 
 fn deliver(env: &TestEnv) -> Vec<String> {
@@ -201,4 +201,40 @@ fn names_with_markup_or_line_breaks_are_escaped_or_folded() {
         Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::MailRejected),
         other => panic!("a name with CR/LF must not reach a header: {other:?}"),
     }
+}
+
+#[test]
+fn mail_queued_before_a_crash_is_delivered_by_the_next_process_once() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    // The process that queued the mail dies before its courier runs.
+    {
+        let storage = Arc::new(reclaim::SqliteStorage::open(env.db_path()).unwrap());
+        let reclaim = env.reclaim_on(storage, env.settings(SECRET_A));
+        reclaim
+            .send_recovery_email(&by_id(&ann), &EmailOptions::default())
+            .unwrap();
+    }
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox WHERE status = 'queued'"),
+        1
+    );
+    // A crash between writing the file and marking it sent: the next pass
+    // writes the same message again, under the same name and Message-ID.
+    let queued = env.storage.pending_mail(10).unwrap();
+    let first = deliver(&env);
+    env.execute(&format!(
+        "UPDATE outbox SET status = 'queued', sent_at = NULL WHERE id = '{}'",
+        queued[0].id
+    ));
+    let second = deliver(&env);
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        second, first,
+        "the redelivery is the same message, not a second one"
+    );
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox WHERE status = 'sent'"),
+        1
+    );
 }

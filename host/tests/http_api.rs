@@ -351,6 +351,12 @@ fn health_and_openapi_describe_every_route() {
         "/api/v3/core/users/{id}/recovery_email/",
         "/health/alive",
         "/health/ready",
+        "/self-service/recovery",
+        "/self-service/recovery/confirm",
+        "/self-service/recovery/code",
+        "/self-service/recovery/password",
+        "/self-service/assets/style.css",
+        "/openapi.json",
     ] {
         assert!(
             paths.contains_key(path),
@@ -359,4 +365,6 @@ fn health_and_openapi_describe_every_route() {
         );
     }
     assert!(doc["components"]["schemas"]["ErrorGeneric"].is_object());
+    let methods = &doc["paths"]["/self-service/recovery"];
+    assert!(methods["get"].is_object() && methods["post"].is_object());
 }

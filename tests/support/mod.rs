@@ -96,6 +96,13 @@ impl TestEnv {
             .expect("count query runs")
     }
 
+    /// Runs a statement through a connection of the test's own (to stage a
+    /// state a crash would leave behind).
+    pub fn execute(&self, sql: &str) {
+        let conn = rusqlite::Connection::open(self.db_path()).expect("database opens");
+        conn.execute_batch(sql).expect("statement runs");
+    }
+
     /// Every row of credentials and outbox, as text, to compare before and
     /// after an operation that must write nothing.
     pub fn snapshot(&self) -> Vec<String> {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header::{
@@ -22,7 +23,6 @@ use axum::http::header::{
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
@@ -146,35 +146,23 @@ pub fn router(state: AppState) -> Router {
         .merge(authentik)
         .routes(routes!(alive))
         .routes(routes!(ready))
+        .routes(routes!(self_service::show, self_service::request))
+        .routes(routes!(self_service::confirm))
+        .routes(routes!(self_service::code))
+        .routes(routes!(
+            self_service::password_form,
+            self_service::set_password
+        ))
+        .routes(routes!(stylesheet))
+        .routes(routes!(openapi_document))
         .split_for_parts();
-    let openapi = Arc::new(openapi);
-    api.route(
-        "/openapi.json",
-        get(move || {
-            let doc = Arc::clone(&openapi);
-            async move { axum::Json(doc.as_ref().clone()) }
-        }),
-    )
-    .route(
-        "/self-service/recovery",
-        get(self_service::show).post(self_service::request),
-    )
-    .route(
-        "/self-service/recovery/confirm",
-        post(self_service::confirm),
-    )
-    .route("/self-service/recovery/code", post(self_service::code))
-    .route(
-        "/self-service/recovery/password",
-        get(self_service::password_form).post(self_service::set_password),
-    )
-    .route("/self-service/assets/style.css", get(stylesheet))
-    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-    .layer(middleware::from_fn_with_state(
-        state.clone(),
-        security_headers,
-    ))
-    .with_state(state)
+    api.layer(Extension(Arc::new(openapi)))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .with_state(state)
 }
 
 async fn kratos_auth(State(app): State<AppState>, request: Request, next: Next) -> Response {
@@ -222,6 +210,17 @@ async fn security_headers(State(app): State<AppState>, request: Request, next: N
     response
 }
 
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "The OpenAPI document")))]
+async fn openapi_document(
+    Extension(doc): Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> impl IntoResponse {
+    axum::Json(doc.as_ref().clone())
+}
+
+/// The pages' stylesheet.
+#[utoipa::path(get, path = "/self-service/assets/style.css", tag = "self-service",
+    responses((status = 200, content_type = "text/css", description = "The stylesheet")))]
 async fn stylesheet() -> impl IntoResponse {
     (
         [

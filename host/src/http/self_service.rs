@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
 
 use super::AppState;
 use crate::operations::Error;
@@ -26,7 +27,7 @@ const SESSION_LIFESPAN: Duration = Duration::from_secs(15 * 60);
 
 /// `GET /self-service/recovery` parameters: none (the request form), a flow
 /// (the code form) or a flow and token (the link's confirmation page).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 pub struct RecoveryQuery {
     flow: Option<String>,
     token: Option<String>,
@@ -35,6 +36,9 @@ pub struct RecoveryQuery {
 
 /// The page a link, a code flow or a bare visit leads to. Consumes nothing:
 /// a mail scanner that fetches the link leaves it working.
+#[utoipa::path(get, path = "/self-service/recovery", tag = "self-service",
+    params(RecoveryQuery),
+    responses((status = 200, content_type = "text/html", description = "The request form, the link's confirmation page, or the code form")))]
 pub async fn show(State(app): State<AppState>, Query(q): Query<RecoveryQuery>) -> Response {
     match (q.flow, q.token) {
         (Some(flow), Some(token)) => {
@@ -52,7 +56,7 @@ pub async fn show(State(app): State<AppState>, Query(q): Query<RecoveryQuery>) -
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RequestForm {
     email: String,
     return_to: Option<String>,
@@ -60,6 +64,14 @@ pub struct RequestForm {
 
 /// A request by address. The answer is the same page, status and timing for
 /// known and unknown addresses: the work happens after the response.
+#[utoipa::path(post, path = "/self-service/recovery", tag = "self-service",
+    request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, content_type = "text/html", description = "Check your email (for every address)"),
+        (status = 400, content_type = "text/html", description = "Not an email address"),
+        (status = 403, content_type = "text/html", description = "Posted from another site"),
+        (status = 429, content_type = "text/html", description = "Too many requests; see Retry-After"),
+    ))]
 pub async fn request(
     State(app): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -114,12 +126,19 @@ pub async fn request(
     app.pages.render(StatusCode::OK, "sent.html", context! {})
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ConfirmForm {
     token: String,
 }
 
 /// The person's confirmation: only now is the link's token redeemed.
+#[utoipa::path(post, path = "/self-service/recovery/confirm", tag = "self-service",
+    request_body(content = ConfirmForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Redeemed: on to the new-password form, with a session cookie"),
+        (status = 404, content_type = "text/html", description = "Unknown link"),
+        (status = 410, content_type = "text/html", description = "Expired, used or revoked link"),
+    ))]
 pub async fn confirm(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -132,13 +151,21 @@ pub async fn confirm(
     redeemed(&app, outcome, |_| unreachable!("links have no code page")).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CodeForm {
     flow: String,
     code: String,
 }
 
 /// A code for a flow; wrong codes count, and the fifth ends the flow.
+#[utoipa::path(post, path = "/self-service/recovery/code", tag = "self-service",
+    request_body(content = CodeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Redeemed: on to the new-password form, with a session cookie"),
+        (status = 400, content_type = "text/html", description = "Wrong code (attempts left), or too many"),
+        (status = 404, content_type = "text/html", description = "Unknown flow"),
+        (status = 410, content_type = "text/html", description = "Expired, used or revoked code"),
+    ))]
 pub async fn code(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -218,6 +245,11 @@ async fn redeemed(
 }
 
 /// The new-password form, for a live session only.
+#[utoipa::path(get, path = "/self-service/recovery/password", tag = "self-service",
+    responses(
+        (status = 200, content_type = "text/html", description = "The new-password form"),
+        (status = 401, content_type = "text/html", description = "No live recovery session"),
+    ))]
 pub async fn password_form(State(app): State<AppState>, headers: HeaderMap) -> Response {
     match live_session(&app, &headers).await {
         Ok(Some(_)) => app
@@ -228,7 +260,7 @@ pub async fn password_form(State(app): State<AppState>, headers: HeaderMap) -> R
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordForm {
     password: String,
     password_confirm: String,
@@ -236,6 +268,14 @@ pub struct PasswordForm {
 
 /// Stores the new password (Argon2id), ends the session, queues the
 /// "password changed" notice, and sends the person on.
+#[utoipa::path(post, path = "/self-service/recovery/password", tag = "self-service",
+    request_body(content = PasswordForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, content_type = "text/html", description = "Password changed"),
+        (status = 303, description = "Password changed: on to the allowed return_to"),
+        (status = 400, content_type = "text/html", description = "Passwords differ or are too short"),
+        (status = 401, content_type = "text/html", description = "No live recovery session"),
+    ))]
 pub async fn set_password(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -39,6 +39,8 @@ pub fn build(mail: &QueuedMail, default_from: &Mailbox) -> Result<Vec<u8>> {
         .header(MessageId::from(message_id(mail, from)))
         .multipart(
             MultiPart::alternative()
+                // Derived from the id, so a redelivery is byte-for-byte the same.
+                .boundary(format!("reclaim-{}", mail.id.replace('-', "")))
                 .singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_PLAIN)
