@@ -50,12 +50,6 @@ impl Storage for FailingInsert {
     fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
         Ok(Box::new(FailingWork(self.0.begin()?)))
     }
-    fn pending_mail(&self, limit: usize) -> Result<Vec<QueuedMail>> {
-        self.0.pending_mail(limit)
-    }
-    fn mark_mail_sent(&self, id: &str, at: u64) -> Result<()> {
-        self.0.mark_mail_sent(id, at)
-    }
 }
 
 impl UnitOfWork for FailingWork {

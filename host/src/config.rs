@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
+use crate::mail::RetryPolicy;
 use crate::settings::{self, Secret, Settings, Templates};
 
 /// Options that can come from the file, the environment or a flag. Every
@@ -77,7 +78,16 @@ pub struct Options {
         value_delimiter = ','
     )]
     pub allowed_return_urls: Option<Vec<String>>,
-    /// Self-service requests allowed per address per window [default: 5]
+    /// SMTP relay for the courier: smtp://host:port (plain),
+    /// smtp://host:587?tls=required (STARTTLS), smtps://host:465 (TLS), with
+    /// user:password@ for authentication [default: .eml files in DATA/outbox]
+    #[arg(long, env = "RECLAIM_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// `[courier]`: delivery and retries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub courier: CourierOptions,
+    /// `[rate_limit]`: self-service request limits.
     #[arg(skip)]
     #[serde(default)]
     pub rate_limit: RateLimitOptions,
@@ -85,6 +95,37 @@ pub struct Options {
     #[arg(skip)]
     #[serde(default)]
     pub email_stages: BTreeMap<String, EmailStageOptions>,
+}
+
+/// `[courier]` of the file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourierOptions {
+    pub smtp_url: Option<String>,
+    /// SMTP connection and command timeout.
+    pub timeout: Option<String>,
+    /// Attempts before a message is abandoned.
+    pub max_attempts: Option<u32>,
+    /// Wait after the first failure, doubled after each further one.
+    pub retry_base: Option<String>,
+    /// Longest wait between attempts.
+    pub retry_max: Option<String>,
+    /// How long a courier's claim on a message lasts.
+    pub lease: Option<String>,
+    /// Messages claimed at a time.
+    pub batch: Option<usize>,
+    /// How often an idle courier looks for due mail.
+    pub interval: Option<String>,
+}
+
+/// How mail is delivered.
+#[derive(Clone, Debug)]
+pub struct CourierConfig {
+    /// SMTP relay URL; `None` writes `.eml` files to `DATA/outbox`.
+    pub smtp_url: Option<String>,
+    pub timeout: Duration,
+    pub policy: RetryPolicy,
+    pub interval: Duration,
 }
 
 /// `[rate_limit]` of the file.
@@ -143,6 +184,7 @@ pub struct Config {
     pub allowed_return_urls: Vec<url::Url>,
     pub rate_limits: RateLimits,
     pub email_stages: Vec<EmailStage>,
+    pub courier: CourierConfig,
 }
 
 impl Config {
@@ -229,7 +271,28 @@ impl Config {
                 })
             })
             .collect::<Result<_>>()?;
+        let c = o.courier;
+        let courier = CourierConfig {
+            smtp_url: o.smtp_url.or(c.smtp_url).filter(|u| !u.is_empty()),
+            timeout: duration("courier.timeout", c.timeout.as_deref().unwrap_or("30s"))?,
+            policy: RetryPolicy {
+                max_attempts: c.max_attempts.unwrap_or(5).max(1),
+                base_delay: duration(
+                    "courier.retry_base",
+                    c.retry_base.as_deref().unwrap_or("5s"),
+                )?,
+                max_delay: duration("courier.retry_max", c.retry_max.as_deref().unwrap_or("15m"))?,
+                lease: duration("courier.lease", c.lease.as_deref().unwrap_or("2m"))?,
+                batch: c.batch.unwrap_or(10).max(1),
+            },
+            interval: duration("courier.interval", c.interval.as_deref().unwrap_or("1s"))?,
+        };
+        // A send that outlives its claim could be repeated by another courier.
+        if courier.policy.lease <= courier.timeout * 2 {
+            bail!("courier.lease must be more than twice courier.timeout");
+        }
         Ok(Self {
+            courier,
             data,
             settings,
             mail_from,
@@ -289,6 +352,8 @@ fn merge(base: Options, over: Options) -> Options {
         mail_from: over.mail_from.or(base.mail_from),
         listen: over.listen.or(base.listen),
         admin_token: over.admin_token.or(base.admin_token),
+        smtp_url: over.smtp_url.or(base.smtp_url),
+        courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
         rate_limit: base.rate_limit,
         email_stages: base.email_stages,

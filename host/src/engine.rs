@@ -259,6 +259,7 @@ impl mailer::Host for HostState {
             template: message.template,
             sender: self.sender.clone(),
             queued_at: u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX),
+            attempts: 0,
         };
         self.work.enqueue(&mail)?;
         Ok(Ok(()))

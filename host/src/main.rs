@@ -11,9 +11,12 @@ use serde_json::{Value, json};
 
 use reclaim::config::{Config, Options};
 use reclaim::http::{self, AppState, rfc3339};
-use reclaim::mail::{Courier, EmlDirectory};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use reclaim::mail::{Courier, EmlDirectory, MailStatus, OutboxStore, SmtpRelay, Transport};
 use reclaim::{
-    EmailOptions, Engine, Error, IdentityRef, NewIdentity, Reclaim, SqliteStorage, SystemClock,
+    Clock, EmailOptions, Engine, Error, IdentityRef, NewIdentity, Reclaim, SqliteStorage,
+    SystemClock,
 };
 
 #[derive(Parser)]
@@ -153,8 +156,24 @@ struct RedeemArgs {
 
 #[derive(Subcommand)]
 enum CourierCommand {
-    /// Deliver every queued message to DATA/outbox/ as .eml files
+    /// Deliver every message that is due now, then exit
     Flush,
+    /// Deliver mail as it comes, until SIGINT or SIGTERM
+    Watch,
+    /// Counts by status, and the age of the oldest queued message
+    Status,
+    /// Messages, newest first (no bodies)
+    List {
+        #[arg(long, value_enum)]
+        status: Option<MailStatus>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Put an abandoned message back in the queue
+    Retry {
+        /// The message's id
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -197,11 +216,16 @@ struct Service {
 
 fn open(config: Config) -> Result<Service> {
     let storage = Arc::new(SqliteStorage::open(config.data.join("reclaim.db"))?);
+    let transport: Box<dyn Transport> = match &config.courier.smtp_url {
+        Some(url) => Box::new(SmtpRelay::from_url(url, config.courier.timeout)?),
+        None => Box::new(EmlDirectory::new(config.data.join("outbox"))?),
+    };
     let courier = Courier::new(
         storage.clone(),
-        Box::new(EmlDirectory::new(config.data.join("outbox"))?),
+        transport,
         config.mail_from.clone(),
         Arc::new(SystemClock),
+        config.courier.policy.clone(),
     );
     let reclaim = Reclaim::new(
         Engine::embedded()?,
@@ -282,6 +306,7 @@ fn run(cli: Cli) -> Result<Value> {
         return serve(service);
     }
     let reclaim = &service.reclaim;
+    let queues_mail = matches!(cli.command, Command::Email(_) | Command::Request { .. });
     let output = match cli.command {
         Command::Serve => unreachable!("served above"),
         Command::Identity(IdentityCommand::Create {
@@ -371,16 +396,48 @@ fn run(cli: Cli) -> Result<Value> {
         Command::Revoke { identity } => {
             json!({ "revoked": reclaim.revoke(&identity_ref(&identity))? })
         }
-        Command::Courier(CourierCommand::Flush) => {
-            json!({ "delivered": service.courier.deliver_pending()? })
-        }
+        Command::Courier(command) => return courier(&service, command),
     };
-    // Whatever a command queued goes out before it exits; what can't stays
-    // queued for the next run.
-    if let Err(e) = service.courier.deliver_pending() {
+    // Mail a command queued goes out before it exits; what can't stays
+    // queued for a courier.
+    if queues_mail && let Err(e) = service.courier.drain() {
         tracing::warn!(error = %format!("{e:#}"), "mail stays queued");
     }
     Ok(output)
+}
+
+fn courier(service: &Service, command: CourierCommand) -> Result<Value> {
+    let now = u64::try_from(SystemClock.now().as_nanos())?;
+    Ok(match command {
+        CourierCommand::Flush => serde_json::to_value(service.courier.drain()?)?,
+        CourierCommand::Watch => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(http::shutdown_signal());
+                }
+                flag.store(true, Ordering::Relaxed);
+            });
+            service
+                .courier
+                .watch(service.config.courier.interval, &stop);
+            json!({ "stopped": true })
+        }
+        CourierCommand::Status => serde_json::to_value(service.storage.status(now)?)?,
+        CourierCommand::List { status, limit } => {
+            serde_json::to_value(service.storage.list(status, limit)?)?
+        }
+        CourierCommand::Retry { id } => {
+            if !service.storage.retry(&id, now)? {
+                bail!("no abandoned message has the id {id}");
+            }
+            json!({ "id": id, "status": "queued" })
+        }
+    })
 }
 
 /// The token of a recovery link (its `token` query parameter).

@@ -75,6 +75,23 @@ impl Templates {
                         text_body: read("txt")?,
                         html_body: read("html")?,
                     };
+                    // A broken template is reported now, not when the first
+                    // person needs the mail (the component renders with the
+                    // same minijinja syntax).
+                    for (part, source) in [
+                        ("subject", &template.subject),
+                        ("txt", &template.text_body),
+                        ("html", &template.html_body),
+                    ] {
+                        minijinja::Environment::new()
+                            .template_from_str(source)
+                            .with_context(|| {
+                                format!(
+                                    "{} does not parse",
+                                    folder.join(format!("{name}.{part}")).display()
+                                )
+                            })?;
+                    }
                     found.insert((name.to_string(), locale.to_string()), template);
                 }
             }
@@ -243,6 +260,23 @@ mod tests {
             "Hallo"
         );
         assert!(templates.get("recovery-link", "fr").is_none());
+    }
+
+    #[test]
+    fn a_template_that_does_not_parse_is_reported_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("recovery-link.subject"), "Hi").unwrap();
+        fs::write(
+            dir.path().join("recovery-link.txt"),
+            "{% if link %}unclosed",
+        )
+        .unwrap();
+        fs::write(dir.path().join("recovery-link.html"), "h").unwrap();
+        let err = Templates::load(dir.path()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("recovery-link.txt does not parse"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -72,19 +72,23 @@ async fn browser() -> (Driver, Client) {
     }
 }
 
-/// The text of the element, once the page that has it has loaded.
-async fn text_of(client: &Client, css: &str) -> String {
-    match client
-        .wait()
-        .at_most(Duration::from_secs(30))
-        .for_element(Locator::Css(css))
-        .await
-    {
-        Ok(element) => element.text().await.unwrap(),
-        Err(e) => panic!(
-            "{css} never appeared ({e}); the page was:\n{}",
-            client.source().await.unwrap_or_default()
-        ),
+/// Waits until the element shows `expected` (a click's navigation may still
+/// be under way, and the old page's element go stale meanwhile).
+async fn expect_text(client: &Client, css: &str, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = match client.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.ok(),
+            Err(_) => None,
+        };
+        if seen.as_deref() == Some(expected) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let page = client.source().await.unwrap_or_default();
+            panic!("{css} never read {expected:?} (last: {seen:?}); the page was:\n{page}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -113,7 +117,7 @@ async fn a_person_recovers_their_account_in_a_real_browser() {
 
     let (_driver, client) = browser().await;
     client.goto(&link).await.unwrap();
-    assert_eq!(text_of(&client, "h1").await, "Reset your password");
+    expect_text(&client, "h1", "Reset your password").await;
     client
         .find(Locator::Id("confirm"))
         .await
@@ -121,7 +125,7 @@ async fn a_person_recovers_their_account_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(text_of(&client, "h1").await, "Choose a new password");
+    expect_text(&client, "h1", "Choose a new password").await;
     assert_eq!(
         client.current_url().await.unwrap().path(),
         "/self-service/recovery/password"
@@ -147,7 +151,7 @@ async fn a_person_recovers_their_account_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(text_of(&client, "#done").await, "Your password was changed");
+    expect_text(&client, "#done", "Your password was changed").await;
     if let Ok(dir) = std::env::var("RECLAIM_SCREENSHOTS") {
         std::fs::write(
             format!("{dir}/recovered.png"),
@@ -174,6 +178,7 @@ async fn a_person_recovers_their_account_in_a_real_browser() {
 
     // The same link, opened again, is spent.
     client.goto(&link).await.unwrap();
+    expect_text(&client, "h1", "Reset your password").await;
     client
         .find(Locator::Id("confirm"))
         .await
@@ -181,10 +186,7 @@ async fn a_person_recovers_their_account_in_a_real_browser() {
         .click()
         .await
         .unwrap();
-    assert_eq!(
-        text_of(&client, "#problem").await,
-        "This recovery link was already used"
-    );
+    expect_text(&client, "#problem", "This recovery link was already used").await;
     assert!(client.find(Locator::Id("request-new")).await.is_ok());
     client.close().await.unwrap();
 }

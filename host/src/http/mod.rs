@@ -38,8 +38,6 @@ use crate::storage::SqliteStorage;
 
 /// Largest request body accepted; recovery requests are a few hundred bytes.
 const MAX_BODY_BYTES: usize = 16 * 1024;
-/// How often the courier looks for mail nobody woke it for.
-const COURIER_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -265,19 +263,20 @@ pub async fn serve(
     courier: Courier,
     listener: tokio::net::TcpListener,
 ) -> Result<()> {
+    let interval = state.config.courier.interval;
     let wake = Arc::clone(&state.courier);
     let courier = Arc::new(courier);
     let courier_task = tokio::spawn(async move {
         loop {
             let pass = Arc::clone(&courier);
-            match tokio::task::spawn_blocking(move || pass.deliver_pending()).await {
+            match tokio::task::spawn_blocking(move || pass.drain()).await {
                 Ok(Err(e)) => {
                     tracing::warn!(error = %format!("{e:#}"), "courier pass failed; mail stays queued")
                 }
                 Err(e) => tracing::warn!(error = %e, "courier pass panicked; mail stays queued"),
                 Ok(Ok(_)) => {}
             }
-            let _ = tokio::time::timeout(COURIER_INTERVAL, wake.notified()).await;
+            let _ = tokio::time::timeout(interval, wake.notified()).await;
         }
     });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -289,7 +288,8 @@ pub async fn serve(
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

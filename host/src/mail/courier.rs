@@ -1,26 +1,45 @@
-//! The courier: delivers queued mail, then marks it sent. A crash between
-//! the two delivers the same message again under the same `Message-ID`, so
-//! mail is never lost and a repeat is recognisable.
+//! The courier: claims due mail under a lease, delivers it, and records
+//! every attempt. Failures retry with exponential backoff and jitter until
+//! the message is abandoned. A crash between delivery and bookkeeping
+//! delivers the same message again, under the same `Message-ID` and with
+//! the same bytes, so mail is never lost and a repeat is recognisable.
 
 use std::fs;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lettre::message::Mailbox;
 
+use super::outbox::{Attempt, OutboxStore};
 use super::{QueuedMail, eml};
 use crate::clock::Clock;
-use crate::storage::Storage;
 
-/// How many messages one pass takes from the outbox.
-const BATCH: usize = 100;
+/// Why a delivery failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    /// Whether trying again can't help (a 5xx reply, a refused address).
+    pub permanent: bool,
+    pub message: String,
+}
+
+impl DeliveryError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            permanent: false,
+            message: message.into(),
+        }
+    }
+}
 
 /// Where delivered mail goes.
 pub trait Transport: Send + Sync {
-    /// Delivers one message; `eml` is the whole RFC 5322 message.
-    fn deliver(&self, mail: &QueuedMail, eml: &[u8]) -> Result<()>;
+    /// Delivers one message from `from`; `eml` is the whole RFC 5322 message.
+    fn deliver(&self, mail: &QueuedMail, from: &Mailbox, eml: &[u8]) -> Result<(), DeliveryError>;
 }
 
 /// Delivery as `.eml` files in a directory, one per message, named by outbox
@@ -35,63 +54,225 @@ impl EmlDirectory {
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         Ok(Self { dir })
     }
-}
 
-impl Transport for EmlDirectory {
-    fn deliver(&self, mail: &QueuedMail, eml: &[u8]) -> Result<()> {
+    fn write(&self, mail: &QueuedMail, eml: &[u8]) -> std::io::Result<()> {
         // Written beside, synced, then renamed: a reader never sees half a
         // message, and a redelivery replaces the file with the same bytes.
         let path = self.dir.join(format!("{}.eml", mail.id));
         let partial = self.dir.join(format!(".{}.eml.partial", mail.id));
-        let mut file = fs::File::create(&partial)
-            .with_context(|| format!("creating {}", partial.display()))?;
+        let mut file = fs::File::create(&partial)?;
         file.write_all(eml)?;
         file.sync_all()?;
-        fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
-        fs::File::open(&self.dir)?.sync_all()?;
-        Ok(())
+        fs::rename(&partial, &path)?;
+        fs::File::open(&self.dir)?.sync_all()
     }
+}
+
+impl Transport for EmlDirectory {
+    fn deliver(&self, mail: &QueuedMail, _from: &Mailbox, eml: &[u8]) -> Result<(), DeliveryError> {
+        self.write(mail, eml).map_err(|e| {
+            DeliveryError::transient(format!("writing to {}: {e}", self.dir.display()))
+        })
+    }
+}
+
+/// When failed deliveries are tried again.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Attempts before a message is abandoned.
+    pub max_attempts: u32,
+    /// Wait after the first failure; doubled after each further one.
+    pub base_delay: Duration,
+    /// The longest wait between two attempts.
+    pub max_delay: Duration,
+    /// How long a claim lasts; longer than a delivery may take.
+    pub lease: Duration,
+    /// Messages claimed at a time.
+    pub batch: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(15 * 60),
+            lease: Duration::from_secs(120),
+            batch: 10,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before attempt `attempts + 1`, after `attempts` failures:
+    /// exponential, capped, with full jitter over its upper half so that
+    /// couriers retrying together spread out.
+    pub fn delay(&self, attempts: u32, jitter: f64) -> Duration {
+        let exponential = self.base_delay.saturating_mul(
+            1u32.checked_shl(attempts.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        );
+        let capped = exponential.min(self.max_delay);
+        capped.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
+}
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PassReport {
+    pub sent: usize,
+    pub retried: usize,
+    pub abandoned: usize,
 }
 
 /// Moves mail from the outbox to a transport.
 pub struct Courier {
-    storage: Arc<dyn Storage>,
+    id: String,
+    outbox: Arc<dyn OutboxStore>,
     transport: Box<dyn Transport>,
     from: Mailbox,
     clock: Arc<dyn Clock>,
+    policy: RetryPolicy,
 }
 
 impl Courier {
     pub fn new(
-        storage: Arc<dyn Storage>,
+        outbox: Arc<dyn OutboxStore>,
         transport: Box<dyn Transport>,
         from: Mailbox,
         clock: Arc<dyn Clock>,
+        policy: RetryPolicy,
     ) -> Self {
         Self {
-            storage,
+            id: uuid::Uuid::new_v4().to_string(),
+            outbox,
             transport,
             from,
             clock,
+            policy,
         }
     }
 
-    /// Delivers everything queued; returns how many messages went out.
-    pub fn deliver_pending(&self) -> Result<usize> {
-        let mut delivered = 0;
-        loop {
-            let batch = self.storage.pending_mail(BATCH)?;
-            if batch.is_empty() {
-                return Ok(delivered);
+    fn now(&self) -> u64 {
+        u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn lease_until(&self) -> u64 {
+        self.now()
+            .saturating_add(u64::try_from(self.policy.lease.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    /// Claims one batch of due mail and tries each message once.
+    pub fn pass(&self) -> Result<PassReport> {
+        let mut report = PassReport::default();
+        let batch =
+            self.outbox
+                .claim(&self.id, self.policy.batch, self.now(), self.lease_until())?;
+        for mail in &batch {
+            // A claim is only as good as its lease: renew it right before
+            // sending, and skip the message if another courier took it over.
+            if !self
+                .outbox
+                .renew(&mail.id, &self.id, self.now(), self.lease_until())?
+            {
+                continue;
             }
-            for mail in &batch {
-                let eml = eml::build(mail, &self.from)?;
-                self.transport.deliver(mail, &eml)?;
-                let now = u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX);
-                self.storage.mark_mail_sent(&mail.id, now)?;
-                tracing::info!(id = %mail.id, template = %mail.template, "mail delivered");
-                delivered += 1;
+            let built =
+                eml::sender(mail, &self.from).and_then(|from| Ok((eml::build(mail, &from)?, from)));
+            let attempt = match built {
+                Err(e) => Attempt::Abandon {
+                    error: format!("the message can't be built: {e:#}"),
+                },
+                Ok((bytes, from)) => match self.transport.deliver(mail, &from, &bytes) {
+                    Ok(()) => Attempt::Sent,
+                    Err(e) if e.permanent || mail.attempts + 1 >= self.policy.max_attempts => {
+                        Attempt::Abandon { error: e.message }
+                    }
+                    Err(e) => {
+                        let delay = self.policy.delay(mail.attempts + 1, jitter());
+                        Attempt::Retry {
+                            error: e.message,
+                            retry_at: self.now().saturating_add(
+                                u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
+                            ),
+                        }
+                    }
+                },
+            };
+            match &attempt {
+                Attempt::Sent => {
+                    report.sent += 1;
+                    tracing::info!(id = %mail.id, template = %mail.template, "mail delivered");
+                }
+                Attempt::Retry { error, .. } => {
+                    report.retried += 1;
+                    tracing::warn!(id = %mail.id, attempt = mail.attempts + 1, error = %error, "delivery failed; will retry");
+                }
+                Attempt::Abandon { error } => {
+                    report.abandoned += 1;
+                    tracing::error!(id = %mail.id, attempt = mail.attempts + 1, error = %error, "delivery abandoned");
+                }
             }
+            self.outbox
+                .record_attempt(&mail.id, &self.id, self.now(), &attempt)?;
         }
+        Ok(report)
+    }
+
+    /// Runs passes until nothing is due; returns the totals.
+    pub fn drain(&self) -> Result<PassReport> {
+        let mut total = PassReport::default();
+        loop {
+            let pass = self.pass()?;
+            if pass == PassReport::default() {
+                return Ok(total);
+            }
+            total.sent += pass.sent;
+            total.retried += pass.retried;
+            total.abandoned += pass.abandoned;
+        }
+    }
+
+    /// Runs passes every `interval` until `stop` is set.
+    pub fn watch(&self, interval: Duration, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            match self.drain() {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "courier pass failed; mail stays queued")
+                }
+            }
+            std::thread::sleep(interval);
+        }
+    }
+}
+
+/// A uniform draw from [0, 1) for retry jitter: spreading retries needs no
+/// cryptographic strength, but the OS source costs nothing here.
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_up_to_the_cap_and_jitter_stays_in_the_upper_half() {
+        let policy = RetryPolicy {
+            base_delay: Duration::from_secs(5),
+            max_delay: Duration::from_secs(60),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(policy.delay(1, 1.0), Duration::from_secs(5));
+        assert_eq!(policy.delay(2, 1.0), Duration::from_secs(10));
+        assert_eq!(policy.delay(3, 1.0), Duration::from_secs(20));
+        assert_eq!(policy.delay(10, 1.0), Duration::from_secs(60));
+        assert_eq!(policy.delay(40, 1.0), Duration::from_secs(60));
+        assert_eq!(policy.delay(2, 0.0), Duration::from_secs(5));
+        let j = jitter();
+        assert!((0.0..1.0).contains(&j));
     }
 }

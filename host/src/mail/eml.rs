@@ -15,16 +15,17 @@ pub fn message_id(mail: &QueuedMail, from: &Mailbox) -> String {
     format!("<{}@{}>", mail.id, from.email.domain())
 }
 
-/// The whole message, headers and a text + HTML alternative body, from the
-/// message's own sender or else `default_from`.
-pub fn build(mail: &QueuedMail, default_from: &Mailbox) -> Result<Vec<u8>> {
-    let own: Option<Mailbox> = mail
-        .sender
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .context("queued sender is not an address")?;
-    let from = own.as_ref().unwrap_or(default_from);
+/// The message's own sender, or else `default_from`.
+pub fn sender(mail: &QueuedMail, default_from: &Mailbox) -> Result<Mailbox> {
+    match mail.sender.as_deref() {
+        Some(own) => own.parse().context("queued sender is not an address"),
+        None => Ok(default_from.clone()),
+    }
+}
+
+/// The whole message from `from`: headers, and a text + HTML alternative
+/// body.
+pub fn build(mail: &QueuedMail, from: &Mailbox) -> Result<Vec<u8>> {
     let to = Mailbox::new(
         mail.to_name.clone(),
         mail.to
@@ -72,6 +73,7 @@ mod tests {
             template: "recovery-link".into(),
             sender: None,
             queued_at: 1_700_000_000_000_000_000,
+            attempts: 0,
         };
         let from: Mailbox = "Reclaim <no-reply@reclaim.test>".parse().unwrap();
         let eml = String::from_utf8(build(&mail, &from).unwrap()).unwrap();

@@ -3,6 +3,8 @@
 
 pub mod courier;
 pub mod eml;
+pub mod outbox;
+pub mod smtp;
 
 use anyhow::Result;
 use lettre::Address;
@@ -10,7 +12,9 @@ use serde::Serialize;
 
 use crate::wit::Message;
 
-pub use courier::{Courier, EmlDirectory, Transport};
+pub use courier::{Courier, DeliveryError, EmlDirectory, RetryPolicy, Transport};
+pub use outbox::{Attempt, MailStatus, MailSummary, OutboxStatus, OutboxStore};
+pub use smtp::SmtpRelay;
 
 /// A message in the outbox.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -29,6 +33,8 @@ pub struct QueuedMail {
     pub sender: Option<String>,
     /// When it was queued, in nanoseconds since the Unix epoch.
     pub queued_at: u64,
+    /// Delivery attempts so far.
+    pub attempts: u32,
 }
 
 /// The outbox side of a unit of work.

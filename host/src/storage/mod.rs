@@ -6,7 +6,7 @@ pub mod sqlite;
 use anyhow::Result;
 
 use crate::directory::Directory;
-use crate::mail::{Outbox, QueuedMail};
+use crate::mail::Outbox;
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
 
 pub use sqlite::SqliteStorage;
@@ -48,11 +48,4 @@ pub trait Storage: Send + Sync {
     /// Starts a unit of work; it holds the backend's write lock until it is
     /// committed or dropped, so operations never interleave.
     fn begin(&self) -> Result<Box<dyn UnitOfWork>>;
-
-    /// Queued mail that no courier has delivered yet, oldest first.
-    fn pending_mail(&self, limit: usize) -> Result<Vec<QueuedMail>>;
-
-    /// Records that a queued message was delivered at `at` (nanoseconds since
-    /// the Unix epoch).
-    fn mark_mail_sent(&self, id: &str, at: u64) -> Result<()>;
 }

@@ -1,5 +1,7 @@
 //! The default backend: one SQLite file in WAL mode.
 
+mod outbox;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,9 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
-use super::{CredentialStore, Storage, UnitOfWork};
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::mail::{Outbox, QueuedMail};
+use crate::storage::{CredentialStore, Storage, UnitOfWork};
 use crate::wit::{
     ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus, IdentityRef,
 };
@@ -52,9 +54,28 @@ CREATE TABLE IF NOT EXISTS outbox (
     html_body  TEXT NOT NULL,
     template   TEXT NOT NULL,
     sender     TEXT,
-    status     TEXT NOT NULL DEFAULT 'queued',
+    status     TEXT NOT NULL DEFAULT 'queued'
+               CHECK (status IN ('queued', 'processing', 'sent', 'abandoned')),
     queued_at  INTEGER NOT NULL,
-    sent_at    INTEGER
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    -- When a queued message is next due (its retry time); NULL: now.
+    next_attempt_at INTEGER,
+    -- The courier holding a processing message, and until when.
+    claimed_by  TEXT,
+    lease_until INTEGER,
+    sent_at    INTEGER,
+    updated_at INTEGER
+);
+-- Every delivery attempt, as Kratos' courier keeps them.
+CREATE TABLE IF NOT EXISTS outbox_attempts (
+    mail_id  TEXT NOT NULL REFERENCES outbox (id),
+    attempt  INTEGER NOT NULL,
+    at       INTEGER NOT NULL,
+    courier  TEXT NOT NULL,
+    outcome  TEXT NOT NULL,
+    error    TEXT,
+    PRIMARY KEY (mail_id, attempt)
 );
 -- Short-lived, single-purpose sessions that carry a person from a redeemed
 -- credential to the new-password form; stored under SHA-256 of the cookie.
@@ -66,7 +87,7 @@ CREATE TABLE IF NOT EXISTS recovery_sessions (
     used_at     INTEGER
 ) WITHOUT ROWID;
 
-CREATE INDEX IF NOT EXISTS queued_mail ON outbox (queued_at) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS due_mail ON outbox (queued_at) WHERE status IN ('queued', 'processing');
 ";
 
 const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
@@ -281,39 +302,6 @@ impl Storage for SqliteStorage {
             conn: Some(conn),
             pool: Arc::clone(&self.pool),
         }))
-    }
-
-    fn pending_mail(&self, limit: usize) -> Result<Vec<QueuedMail>> {
-        self.with_connection(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at
-                 FROM outbox WHERE status = 'queued' ORDER BY queued_at, id LIMIT ?",
-            )?;
-            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                Ok(QueuedMail {
-                    id: r.get(0)?,
-                    to: r.get(1)?,
-                    to_name: r.get(2)?,
-                    subject: r.get(3)?,
-                    text_body: r.get(4)?,
-                    html_body: r.get(5)?,
-                    template: r.get(6)?,
-                    sender: r.get(7)?,
-                    queued_at: from_sql(r.get(8)?),
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    fn mark_mail_sent(&self, id: &str, at: u64) -> Result<()> {
-        self.with_connection(|conn| {
-            conn.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ? WHERE id = ?",
-                params![to_sql(at), id],
-            )?;
-            Ok(())
-        })
     }
 }
 

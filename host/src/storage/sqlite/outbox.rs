@@ -1,0 +1,179 @@
+//! The outbox of the SQLite backend: claims under a lease, attempts, and
+//! the operator's views.
+
+use anyhow::Result;
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{SqliteStorage, from_sql, to_sql};
+use crate::mail::{Attempt, MailStatus, MailSummary, OutboxStatus, OutboxStore, QueuedMail};
+
+const MAIL_COLUMNS: &str =
+    "id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, attempts";
+
+fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<QueuedMail> {
+    Ok(QueuedMail {
+        id: r.get(0)?,
+        to: r.get(1)?,
+        to_name: r.get(2)?,
+        subject: r.get(3)?,
+        text_body: r.get(4)?,
+        html_body: r.get(5)?,
+        template: r.get(6)?,
+        sender: r.get(7)?,
+        queued_at: from_sql(r.get(8)?),
+        attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
+    })
+}
+
+fn rfc3339(nanos: i64) -> String {
+    crate::http::rfc3339(from_sql(nanos))
+}
+
+impl OutboxStore for SqliteStorage {
+    fn claim(
+        &self,
+        courier: &str,
+        limit: usize,
+        now: u64,
+        lease_until: u64,
+    ) -> Result<Vec<QueuedMail>> {
+        self.with_connection(|conn| {
+            // One statement under SQLite's write lock: a row is claimed by
+            // exactly one courier.
+            let mut stmt = conn.prepare_cached(&format!(
+                "UPDATE outbox SET status = 'processing', claimed_by = ?1, lease_until = ?2, updated_at = ?3
+                 WHERE id IN (
+                     SELECT id FROM outbox
+                     WHERE (status = 'queued' AND coalesce(next_attempt_at, 0) <= ?3)
+                        OR (status = 'processing' AND lease_until <= ?3)
+                     ORDER BY queued_at, id LIMIT ?4)
+                 RETURNING {MAIL_COLUMNS}"
+            ))?;
+            let rows = stmt.query_map(
+                params![courier, to_sql(lease_until), to_sql(now), i64::try_from(limit).unwrap_or(i64::MAX)],
+                mail_from_row,
+            )?;
+            let mut claimed: Vec<QueuedMail> = rows.collect::<rusqlite::Result<_>>()?;
+            claimed.sort_by(|a, b| (a.queued_at, &a.id).cmp(&(b.queued_at, &b.id)));
+            Ok(claimed)
+        })
+    }
+
+    fn renew(&self, id: &str, courier: &str, now: u64, lease_until: u64) -> Result<bool> {
+        self.with_connection(|conn| {
+            let renewed = conn
+                .prepare_cached(
+                    "UPDATE outbox SET lease_until = ?1
+                 WHERE id = ?2 AND claimed_by = ?3 AND status = 'processing' AND lease_until > ?4",
+                )?
+                .execute(params![to_sql(lease_until), id, courier, to_sql(now)])?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn record_attempt(&self, id: &str, courier: &str, now: u64, attempt: &Attempt) -> Result<bool> {
+        self.with_connection(|conn| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let outcome = (|| -> Result<bool> {
+                let (status, error, next) = match attempt {
+                    Attempt::Sent => ("sent", None, None),
+                    Attempt::Retry { error, retry_at } => ("queued", Some(error.as_str()), Some(to_sql(*retry_at))),
+                    Attempt::Abandon { error } => ("abandoned", Some(error.as_str()), None),
+                };
+                let attempts: Option<i64> = conn
+                    .prepare_cached(
+                        "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_error = coalesce(?2, last_error),
+                             next_attempt_at = ?3, claimed_by = NULL, lease_until = NULL, updated_at = ?4,
+                             sent_at = CASE WHEN ?1 = 'sent' THEN ?4 ELSE sent_at END
+                         WHERE id = ?5 AND claimed_by = ?6 AND status = 'processing'
+                         RETURNING attempts",
+                    )?
+                    .query_row(params![status, error, next, to_sql(now), id, courier], |r| r.get(0))
+                    .optional()?;
+                let Some(attempts) = attempts else {
+                    return Ok(false);
+                };
+                conn.prepare_cached(
+                    "INSERT INTO outbox_attempts (mail_id, attempt, at, courier, outcome, error) VALUES (?, ?, ?, ?, ?, ?)",
+                )?
+                .execute(params![id, attempts, to_sql(now), courier, status, error])?;
+                Ok(true)
+            })();
+            match outcome {
+                Ok(done) => {
+                    conn.execute_batch("COMMIT")?;
+                    Ok(done)
+                }
+                Err(e) => {
+                    conn.execute_batch("ROLLBACK")?;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn status(&self, now: u64) -> Result<OutboxStatus> {
+        self.with_connection(|conn| {
+            let mut status = OutboxStatus::default();
+            let mut stmt =
+                conn.prepare_cached("SELECT status, count(*) FROM outbox GROUP BY status")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let count = u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
+                match MailStatus::parse(&row.get::<_, String>(0)?) {
+                    Some(MailStatus::Queued) => status.queued = count,
+                    Some(MailStatus::Processing) => status.processing = count,
+                    Some(MailStatus::Sent) => status.sent = count,
+                    Some(MailStatus::Abandoned) => status.abandoned = count,
+                    None => {}
+                }
+            }
+            let oldest: Option<i64> = conn.query_row(
+                "SELECT min(queued_at) FROM outbox WHERE status = 'queued'",
+                [],
+                |r| r.get(0),
+            )?;
+            status.oldest_queued_age_seconds =
+                oldest.map(|at| now.saturating_sub(from_sql(at)) / 1_000_000_000);
+            Ok(status)
+        })
+    }
+
+    fn list(&self, status: Option<MailStatus>, limit: usize) -> Result<Vec<MailSummary>> {
+        self.with_connection(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, recipient, subject, template, status, attempts, last_error, queued_at, next_attempt_at, sent_at
+                 FROM outbox WHERE ?1 IS NULL OR status = ?1 ORDER BY queued_at DESC, id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(
+                params![status.map(MailStatus::as_str), i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(MailSummary {
+                        id: r.get(0)?,
+                        to: r.get(1)?,
+                        subject: r.get(2)?,
+                        template: r.get(3)?,
+                        status: MailStatus::parse(&r.get::<_, String>(4)?).unwrap_or(MailStatus::Queued),
+                        attempts: u32::try_from(r.get::<_, i64>(5)?).unwrap_or(u32::MAX),
+                        last_error: r.get(6)?,
+                        queued_at: rfc3339(r.get(7)?),
+                        next_attempt_at: r.get::<_, Option<i64>>(8)?.map(rfc3339),
+                        sent_at: r.get::<_, Option<i64>>(9)?.map(rfc3339),
+                    })
+                },
+            )?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn retry(&self, id: &str, now: u64) -> Result<bool> {
+        self.with_connection(|conn| {
+            let changed = conn.execute(
+                "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ?1
+                 WHERE id = ?2 AND status = 'abandoned'",
+                params![to_sql(now), id],
+            )?;
+            Ok(changed == 1)
+        })
+    }
+}
