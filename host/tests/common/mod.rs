@@ -14,11 +14,12 @@ pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const RETURN_URL: &str = "https://app.example.test/welcome";
 
 pub struct Server {
-    child: Child,
-    // Held open so the server's stdout never breaks.
-    _stdout: BufReader<std::process::ChildStdout>,
+    /// The `serve` process and its stdout (held open so it never breaks);
+    /// none for a deployment driven by the CLI alone.
+    process: Option<(Child, BufReader<std::process::ChildStdout>)>,
     pub base: String,
     pub data: tempfile::TempDir,
+    env: Vec<(String, String)>,
 }
 
 /// A port that was free a moment ago: the public URL must name the port
@@ -37,29 +38,46 @@ impl Server {
     }
 
     pub fn start_with(env: &[(&str, &str)]) -> Self {
-        let data = tempfile::tempdir().unwrap();
+        let mut server = Self::offline(env);
         let port = free_port();
-        let base = format!("http://127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_reclaim"));
-        command
+        server.base = format!("http://127.0.0.1:{port}");
+        let mut child = server
+            .command()
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .envs(base_env(data.path(), &base))
-            .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = command.spawn().expect("reclaim serve starts");
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("reclaim serve starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         let announced: Value =
             serde_json::from_str(&line).expect("serve announces where it listens");
         assert_eq!(announced["listening"], format!("127.0.0.1:{port}"));
+        server.process = Some((child, stdout));
+        server
+    }
+
+    /// A data directory and environment for the CLI, with no `serve`.
+    pub fn offline(env: &[(&str, &str)]) -> Self {
         Self {
-            child,
-            _stdout: stdout,
-            base,
-            data,
+            process: None,
+            base: "http://127.0.0.1:4433".into(),
+            data: tempfile::tempdir().unwrap(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
+    }
+
+    /// `reclaim` with this deployment's data directory and environment.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reclaim"));
+        command
+            .envs(base_env(self.data.path(), &self.base))
+            .envs(self.env.iter().cloned());
+        command
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -68,11 +86,7 @@ impl Server {
 
     /// Runs the CLI on the server's data directory.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_reclaim"))
-            .args(args)
-            .envs(base_env(self.data.path(), &self.base))
-            .output()
-            .unwrap()
+        self.command().args(args).output().unwrap()
     }
 
     pub fn cli_json(&self, args: &[&str]) -> Value {
@@ -117,9 +131,113 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some((child, _)) = &mut self.process {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// A real SMTP server (aiosmtpd, `smtp_sink.py`) on loopback that keeps
+/// every message it accepts as a file.
+pub struct SmtpSink {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    delay: f64,
+}
+
+impl SmtpSink {
+    /// A sink on a fresh port, not yet listening.
+    pub fn stopped(delay: f64) -> Self {
+        Self {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            delay,
+        }
+    }
+
+    pub fn running() -> Self {
+        let mut sink = Self::stopped(0.0);
+        sink.start();
+        sink
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--delay",
+                &self.delay.to_string(),
+            ])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs the SMTP sink (apt-get install python3-aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the SMTP sink did not start");
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Messages received so far, decoded.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| decoded(&std::fs::read_to_string(p).unwrap()))
+            .collect()
+    }
+
+    /// Waits up to `secs` seconds for at least `count` messages.
+    pub fn wait_for(&self, count: usize, secs: u64) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let messages = self.messages();
+            if messages.len() >= count || Instant::now() > deadline {
+                return messages;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The value of a header in a message.
+pub fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    message
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
 }
 
 fn base_env(data: &Path, base: &str) -> Vec<(String, String)> {

@@ -68,15 +68,18 @@ CREATE TABLE IF NOT EXISTS outbox (
     updated_at INTEGER
 );
 -- Every delivery attempt, as Kratos' courier keeps them.
+-- `attempt` counts within the message's current round: `courier retry`
+-- starts a new round from 1, so the log keeps rows of both.
 CREATE TABLE IF NOT EXISTS outbox_attempts (
+    id       INTEGER PRIMARY KEY,
     mail_id  TEXT NOT NULL REFERENCES outbox (id),
     attempt  INTEGER NOT NULL,
     at       INTEGER NOT NULL,
     courier  TEXT NOT NULL,
     outcome  TEXT NOT NULL,
-    error    TEXT,
-    PRIMARY KEY (mail_id, attempt)
+    error    TEXT
 );
+CREATE INDEX IF NOT EXISTS attempts_by_mail ON outbox_attempts (mail_id);
 -- Short-lived, single-purpose sessions that carry a person from a redeemed
 -- credential to the new-password form; stored under SHA-256 of the cookie.
 CREATE TABLE IF NOT EXISTS recovery_sessions (
