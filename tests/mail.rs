@@ -235,3 +235,40 @@ fn mail_queued_before_a_crash_is_delivered_by_the_next_process_once() {
         1
     );
 }
+
+#[test]
+fn a_mailed_code_redeems_for_its_flow_and_its_link_carries_no_code() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), Some("de"));
+    let reclaim = env.reclaim();
+    let mailed = reclaim
+        .send_recovery_code(&by_id(&ann), Some("15m"))
+        .unwrap();
+    let mail = decoded_eml(&deliver(&env)[0]);
+    assert!(
+        mail.contains("Subject: Ihr Wiederherstellungscode"),
+        "{mail}"
+    );
+    let link = link_in(&mail).unwrap();
+    assert_eq!(
+        link,
+        format!(
+            "https://id.example.test/self-service/recovery?flow={}",
+            mailed.flow_id
+        )
+    );
+    let code = mail
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 6 && l.bytes().all(|b| b.is_ascii_digit()))
+        .expect("the mail carries the code")
+        .to_string();
+    assert!(!link.contains(&code));
+    assert_eq!(
+        reclaim
+            .redeem_code(&mailed.flow_id, &code)
+            .unwrap()
+            .identity_id,
+        ann.id
+    );
+}

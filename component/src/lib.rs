@@ -63,6 +63,13 @@ impl Guest for Component {
         )
     }
 
+    fn send_recovery_code(
+        identity: IdentityRef,
+        expires_in: Option<String>,
+    ) -> Result<Mailed, RecoveryError> {
+        Recovery::new(&WitImports)?.send_recovery_code(&identity, expires_in.as_deref())
+    }
+
     fn request_recovery(email: String, return_to: Option<String>) -> Result<(), RecoveryError> {
         Recovery::new(&WitImports)?.request_recovery(&email, return_to)
     }

@@ -21,6 +21,7 @@ pub struct Rendered {
 
 /// Template names, as hosts see them in `mail-template` and `message.template`.
 pub const RECOVERY_LINK: &str = "recovery-link";
+pub const RECOVERY_CODE: &str = "recovery-code";
 pub const RECOVERY_UNKNOWN: &str = "recovery-unknown";
 pub const PASSWORD_CHANGED: &str = "password-changed";
 
@@ -38,11 +39,13 @@ macro_rules! builtin {
 
 /// The templates that ship inside the component: (language, name, subject,
 /// text, html). English is the fallback for every other language.
-const BUILTIN: [(&str, &str, &str, &str, &str); 6] = [
+const BUILTIN: [(&str, &str, &str, &str, &str); 8] = [
     builtin!("en", "recovery-link"),
+    builtin!("en", "recovery-code"),
     builtin!("en", "recovery-unknown"),
     builtin!("en", "password-changed"),
     builtin!("de", "recovery-link"),
+    builtin!("de", "recovery-code"),
     builtin!("de", "recovery-unknown"),
     builtin!("de", "password-changed"),
 ];

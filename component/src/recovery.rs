@@ -119,7 +119,31 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         let lifespan = self.lifespan(expires_in)?;
         let identity = self.active_identity(who)?;
         let template = template.unwrap_or(mail_rendering::RECOVERY_LINK);
-        self.mail_link(&identity, lifespan, template, subject, None)
+        self.mail_credential(
+            &identity,
+            CredentialKind::Link,
+            lifespan,
+            template,
+            subject,
+            None,
+        )
+    }
+
+    pub fn send_recovery_code(
+        &self,
+        who: &IdentityRef,
+        expires_in: Option<&str>,
+    ) -> Outcome<Mailed> {
+        let lifespan = self.lifespan(expires_in)?;
+        let identity = self.active_identity(who)?;
+        self.mail_credential(
+            &identity,
+            CredentialKind::Code,
+            lifespan,
+            mail_rendering::RECOVERY_CODE,
+            None,
+            None,
+        )
     }
 
     pub fn request_recovery(&self, email: &str, return_to: Option<String>) -> Outcome<()> {
@@ -135,8 +159,9 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             Some(identity) if identity.active && identity.email.is_some() => {
                 // The caller must not learn whether the address is known, so a
                 // refused message reads as success too; nothing was stored.
-                let _ = self.mail_link(
+                let _ = self.mail_credential(
                     &identity,
+                    CredentialKind::Link,
                     lifespan,
                     mail_rendering::RECOVERY_LINK,
                     None,
@@ -270,32 +295,46 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             .map_err(mail_rejected)
     }
 
-    /// Renders and queues the link mail first: only once the mailer took it
-    /// are older links revoked and the new one stored, so a refused message
+    /// Renders and queues the mail first: only once the mailer took it are
+    /// older credentials revoked and the new one stored, so a refused message
     /// leaves nothing behind.
-    fn mail_link(
+    fn mail_credential(
         &self,
         identity: &Identity,
+        kind: CredentialKind,
         lifespan: u64,
         template: &str,
         subject: Option<String>,
         return_to: Option<String>,
     ) -> Outcome<Mailed> {
         let email = mail_address(identity)?;
-        let token = tokens::draw_token(&mut self.random());
-        let credential = self.new_credential(
-            identity,
-            CredentialKind::Link,
-            lifespan,
-            return_to,
-            |secret, _| tokens::link_key(secret, &token),
-        );
-        let link = links::token_link(&self.settings.public_url, &credential.flow_id, &token);
+        let (secret, link, credential) = match kind {
+            CredentialKind::Link => {
+                let token = tokens::draw_token(&mut self.random());
+                let credential =
+                    self.new_credential(identity, kind, lifespan, return_to, |key, _| {
+                        tokens::link_key(key, &token)
+                    });
+                let link =
+                    links::token_link(&self.settings.public_url, &credential.flow_id, &token);
+                (None, link, credential)
+            }
+            CredentialKind::Code => {
+                let code = tokens::draw_code(&mut self.random());
+                let credential =
+                    self.new_credential(identity, kind, lifespan, return_to, |key, flow_id| {
+                        tokens::code_key(key, flow_id, &code)
+                    });
+                let link = links::flow_link(&self.settings.public_url, &credential.flow_id);
+                (Some(code), link, credential)
+            }
+        };
         let locale = identity.locale.as_deref();
         let ctx = context! {
             name => identity.display_name,
             email => email,
             link => link,
+            code => secret,
             expires_in => durations::human(lifespan, locale.unwrap_or_default()),
             expires_in_minutes => lifespan.div_ceil(60_000_000_000),
         };

@@ -135,8 +135,11 @@ enum EmailCommand {
         #[arg(long, allow_hyphen_values = true)]
         expires_in: Option<String>,
         /// Mail template set
-        #[arg(long)]
+        #[arg(long, conflicts_with = "code")]
         template: Option<String>,
+        /// Mail a six-digit code (and the link to its page) instead of a link
+        #[arg(long)]
+        code: bool,
     },
 }
 
@@ -373,13 +376,19 @@ fn run(cli: Cli) -> Result<Value> {
             identity,
             expires_in,
             template,
+            code,
         }) => {
-            let options = EmailOptions {
-                expires_in: expires_in.as_deref(),
-                template: template.as_deref(),
-                ..Default::default()
+            let who = identity_ref(&identity);
+            let mailed = if code {
+                reclaim.send_recovery_code(&who, expires_in.as_deref())?
+            } else {
+                let options = EmailOptions {
+                    expires_in: expires_in.as_deref(),
+                    template: template.as_deref(),
+                    ..Default::default()
+                };
+                reclaim.send_recovery_email(&who, &options)?
             };
-            let mailed = reclaim.send_recovery_email(&identity_ref(&identity), &options)?;
             json!({ "flow_id": mailed.flow_id, "expires_at": rfc3339(mailed.expires_at) })
         }
         Command::Request { email } => {

@@ -120,6 +120,15 @@ impl Reclaim {
         })
     }
 
+    /// Mails a recovery code with the link to its flow's code page.
+    pub fn send_recovery_code(
+        &self,
+        identity: &IdentityRef,
+        expires_in: Option<&str>,
+    ) -> Result<Mailed, Error> {
+        self.operation(|guest, store| guest.call_send_recovery_code(store, identity, expires_in))
+    }
+
     /// A self-service request by address; succeeds alike for unknown ones.
     pub fn request_recovery(&self, email: &str, return_to: Option<&str>) -> Result<(), Error> {
         self.operation(|guest, store| guest.call_request_recovery(store, email, return_to))
