@@ -67,6 +67,13 @@ enum Command {
     /// The mail courier
     #[command(subcommand)]
     Courier(CourierCommand),
+    /// Write the embedded recovery component (.wasm), byte for byte, for
+    /// other hosts (jco, wasmtime, wac)
+    Component {
+        /// Where to write it
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -304,6 +311,17 @@ fn identity_ref(text: &str) -> IdentityRef {
 }
 
 fn run(cli: Cli) -> Result<Value> {
+    // Needs no configuration or data directory.
+    if let Command::Component { out } = &cli.command {
+        std::fs::write(out, reclaim::engine::EMBEDDED_COMPONENT)
+            .with_context(|| format!("writing {}", out.display()))?;
+        let sha256 = hex::encode(sha2::Digest::finalize(
+            <sha2::Sha256 as sha2::Digest>::new_with_prefix(reclaim::engine::EMBEDDED_COMPONENT),
+        ));
+        return Ok(
+            json!({ "path": out, "bytes": reclaim::engine::EMBEDDED_COMPONENT.len(), "sha256": sha256 }),
+        );
+    }
     let config = Config::resolve(cli.config.as_deref(), cli.options)?;
     let service = open(config)?;
     if let Command::Serve = cli.command {
@@ -312,7 +330,7 @@ fn run(cli: Cli) -> Result<Value> {
     let reclaim = &service.reclaim;
     let queues_mail = matches!(cli.command, Command::Email(_) | Command::Request { .. });
     let output = match cli.command {
-        Command::Serve => unreachable!("served above"),
+        Command::Serve | Command::Component { .. } => unreachable!("handled above"),
         Command::Identity(IdentityCommand::Create {
             email,
             name,

@@ -20,3 +20,25 @@ pub use self::reclaim::recovery::storage::{
     ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus,
 };
 pub use self::reclaim::recovery::types::{ErrorKind, Identity, IdentityRef, RecoveryError};
+
+impl ErrorKind {
+    /// The case's name in the WIT contract (`invalid-argument`), as other
+    /// hosts (jco) spell it.
+    pub fn wit_name(self) -> &'static str {
+        match self {
+            Self::InvalidArgument => "invalid-argument",
+            Self::IdentityNotFound => "identity-not-found",
+            Self::IdentityInactive => "identity-inactive",
+            Self::IdentityWithoutEmail => "identity-without-email",
+            Self::CredentialUnknown => "credential-unknown",
+            Self::CredentialUsed => "credential-used",
+            Self::CredentialExpired => "credential-expired",
+            Self::CredentialRevoked => "credential-revoked",
+            Self::CodeIncorrect => "code-incorrect",
+            Self::TooManyAttempts => "too-many-attempts",
+            Self::MailRejected => "mail-rejected",
+            Self::TemplateInvalid => "template-invalid",
+            Self::Misconfigured => "misconfigured",
+        }
+    }
+}

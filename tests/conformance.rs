@@ -1,0 +1,165 @@
+//! The host-neutral scenarios of `tests/conformance/`, run through the Rust
+//! host. The Node.js host runs the same files and must agree on each step.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reclaim::settings::parse_secrets;
+use reclaim::{EmailOptions, Error, IdentityRef, NewIdentity, Settings};
+use reclaim_tests::{PUBLIC_URL, TestEnv, token_of};
+use serde_json::Value;
+
+/// What a step produced: the JSON shape the scenarios expect.
+fn outcome<T>(result: Result<T, Error>, on_ok: impl FnOnce(T) -> Value) -> Value {
+    match result {
+        Ok(value) => {
+            let mut ok = on_ok(value);
+            ok["ok"] = Value::Bool(true);
+            ok
+        }
+        Err(Error::Refused(e)) => serde_json::json!({ "error": e.kind.wit_name(), "code": e.code }),
+        Err(Error::Failed(e)) => panic!("the host failed: {e:#}"),
+    }
+}
+
+fn settings(spec: &Value, secrets: &[String]) -> Settings {
+    let mut settings = Settings::new(PUBLIC_URL, parse_secrets(&secrets.join(",")).unwrap());
+    settings.default_lifespan = Duration::from_secs(spec["default_lifespan"].as_u64().unwrap());
+    settings.max_lifespan = Duration::from_secs(spec["max_lifespan"].as_u64().unwrap());
+    settings.revoke_older_links = spec["revoke_older_links"].as_bool().unwrap();
+    settings.max_code_attempts = spec["max_code_attempts"].as_u64().unwrap() as u32;
+    settings
+}
+
+fn run(path: &std::path::Path) {
+    let scenario: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let env = TestEnv::new();
+    env.clock
+        .set(Duration::from_secs(scenario["clock"].as_u64().unwrap()));
+    let mut secrets: Vec<String> =
+        serde_json::from_value(scenario["settings"]["secrets"].clone()).unwrap();
+    let mut ids: HashMap<String, reclaim::Identity> = HashMap::new();
+    for (name, spec) in scenario["identities"].as_object().unwrap() {
+        let identity = env.identity_with(NewIdentity {
+            email: spec["email"].as_str().map(Into::into),
+            display_name: Some(name.clone()),
+            locale: spec["locale"].as_str().map(Into::into),
+            active: spec["active"].as_bool().unwrap(),
+        });
+        ids.insert(name.clone(), identity);
+    }
+    // Saved links, codes and flows by name.
+    let mut saved: HashMap<String, (String, String)> = HashMap::new();
+    for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
+        let context = format!("{} step {i}: {step}", path.display());
+        let reclaim = env.reclaim_with(settings(&scenario["settings"], &secrets));
+        let who = || -> IdentityRef {
+            if let Some(name) = step["identity"].as_str() {
+                IdentityRef::Id(ids[name].id.clone())
+            } else if let Some(id) = step["identity_id"].as_str() {
+                IdentityRef::Id(id.to_string())
+            } else {
+                IdentityRef::Pk(step["identity_pk"].as_i64().unwrap())
+            }
+        };
+        let expires_in = step["expires_in"].as_str();
+        let now = env.clock.now_nanos();
+        let lifespan = |expires_at: u64| Value::from((expires_at - now) / 1_000_000_000);
+        let name_of = |identity_id: &str| {
+            ids.iter()
+                .find(|(_, i)| i.id == identity_id)
+                .map(|(n, _)| n.clone())
+                .unwrap()
+        };
+        let got = match step["op"].as_str().unwrap() {
+            "create-link" => outcome(reclaim.create_link(&who(), expires_in, None), |link| {
+                if let Some(name) = step["as"].as_str() {
+                    saved.insert(name.into(), (token_of(&link.link), link.flow_id.clone()));
+                }
+                serde_json::json!({ "lifespan": lifespan(link.expires_at) })
+            }),
+            "create-code" => outcome(reclaim.create_code(&who(), expires_in, None), |code| {
+                if let Some(name) = step["as"].as_str() {
+                    saved.insert(name.into(), (code.code.clone(), code.flow_id.clone()));
+                }
+                serde_json::json!({ "lifespan": lifespan(code.expires_at) })
+            }),
+            "send-recovery-email" => {
+                let options = EmailOptions {
+                    expires_in,
+                    ..Default::default()
+                };
+                outcome(
+                    reclaim.send_recovery_email(&who(), &options),
+                    |mailed| serde_json::json!({ "lifespan": lifespan(mailed.expires_at) }),
+                )
+            }
+            "redeem-link" => {
+                let token = match step["token_of"].as_str() {
+                    Some(name) => saved[name].0.clone(),
+                    None => step["token"].as_str().unwrap().to_string(),
+                };
+                outcome(
+                    reclaim.redeem_link(&token),
+                    |r| serde_json::json!({ "identity": name_of(&r.identity_id) }),
+                )
+            }
+            "redeem-code" => {
+                let (code, flow) = saved[step["code_of"].as_str().unwrap()].clone();
+                let code = match (step["wrong"].as_bool(), step["code"].as_str()) {
+                    (Some(true), _) => {
+                        format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
+                    }
+                    (_, Some(literal)) => literal.to_string(),
+                    _ => code,
+                };
+                let flow = step["flow"].as_str().map(str::to_string).unwrap_or(flow);
+                outcome(
+                    reclaim.redeem_code(&flow, &code),
+                    |r| serde_json::json!({ "identity": name_of(&r.identity_id) }),
+                )
+            }
+            "revoke" => outcome(
+                reclaim.revoke(&who()),
+                |n| serde_json::json!({ "revoked": n }),
+            ),
+            "advance" => {
+                env.clock
+                    .advance(Duration::from_secs(step["seconds"].as_u64().unwrap()));
+                continue;
+            }
+            "set-secrets" => {
+                secrets = serde_json::from_value(step["secrets"].clone()).unwrap();
+                continue;
+            }
+            "expect_mail" => {
+                assert_eq!(
+                    env.count("SELECT count(*) FROM outbox"),
+                    step["count"].as_i64().unwrap(),
+                    "{context}"
+                );
+                continue;
+            }
+            other => panic!("unknown op {other} in {context}"),
+        };
+        let expected = step["expect"].as_object().expect("an expectation");
+        for (key, want) in expected {
+            assert_eq!(&got[key], want, "{key} differs: got {got}\n{context}");
+        }
+    }
+}
+
+#[test]
+fn every_conformance_scenario_passes_on_the_rust_host() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6, "the scenarios are there");
+    for file in files {
+        run(&file);
+    }
+}
