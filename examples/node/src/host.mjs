@@ -1,0 +1,345 @@
+// A Node.js host for the Reclaim recovery component: the component file the
+// Rust host embeds, transpiled by jco, with JavaScript implementations of its
+// imports. Storage is a real SQLite file (sql.js), mail goes to .eml files,
+// and the clock reaches the component through WASI.
+
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import initSqlJs from 'sql.js';
+import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
+import { instantiate } from '../gen/reclaim/reclaim.js';
+
+const GENERATED = new URL('../gen/reclaim/', import.meta.url);
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS identities (
+  pk INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, email TEXT,
+  display_name TEXT, locale TEXT, active INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS credentials (
+  key TEXT PRIMARY KEY, kind TEXT NOT NULL, identity_id TEXT NOT NULL, flow_id TEXT NOT NULL UNIQUE,
+  issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, return_to TEXT,
+  used_at INTEGER, revoked_at INTEGER, failed_attempts INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS outbox (
+  id TEXT PRIMARY KEY, recipient TEXT NOT NULL, to_name TEXT, subject TEXT NOT NULL,
+  text_body TEXT NOT NULL, html_body TEXT NOT NULL, template TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'queued', queued_at INTEGER NOT NULL);
+`;
+
+/** The operating system's clock. */
+export class SystemClock {
+  nowNanos() {
+    return BigInt(Date.now()) * 1_000_000n;
+  }
+}
+
+/** A clock that stands still until told to move. */
+export class ManualClock {
+  constructor(seconds) {
+    this.nanos = BigInt(seconds) * 1_000_000_000n;
+  }
+  nowNanos() {
+    return this.nanos;
+  }
+  advance(seconds) {
+    this.nanos += BigInt(seconds) * 1_000_000_000n;
+  }
+}
+
+/** The component refused the request; `kind` and `code` say why. */
+export class RecoveryError extends Error {
+  constructor(error) {
+    super(error.message);
+    Object.assign(this, { kind: error.kind, code: error.code, status: error.status, reason: error.reason });
+  }
+}
+
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** The mailer's checks, as the Rust host makes them: no header injection. */
+function checkMessage(message) {
+  const at = message.to.split('@');
+  if (at.length !== 2 || !at[0] || !at[1] || /\s/.test(message.to) || CONTROL.test(message.to)) {
+    return 'the recipient is not a deliverable email address';
+  }
+  if (message.toName !== undefined && CONTROL.test(message.toName)) {
+    return "the recipient's name contains control characters";
+  }
+  if (!message.subject || CONTROL.test(message.subject)) {
+    return 'the subject is empty or contains control characters';
+  }
+  return null;
+}
+
+/** `?` placeholders for a list. */
+const marks = (n) => Array(n).fill('?').join(', ');
+
+// Nanosecond timestamps pass 2^53: sql.js would round them as numbers, so
+// they are read back as text and turned into BigInts.
+const CREDENTIAL = 'SELECT *, CAST(issued_at AS TEXT) AS issued_text, CAST(expires_at AS TEXT) AS expires_text FROM credentials';
+
+export class ReclaimHost {
+  #db;
+  #dbPath;
+  #outboxDir;
+  #modules = new Map();
+
+  /**
+   * Opens (or creates) the SQLite file at `dbPath`. `settings`: `publicUrl`,
+   * `secrets` (strings, newest first), `defaultLifespanSeconds`,
+   * `maxLifespanSeconds`, `revokeOlderLinks`, `maxCodeAttempts`,
+   * `notifyUnknownRecipients`.
+   */
+  static async open({ dbPath, outboxDir, settings, clock = new SystemClock() }) {
+    const SQL = await initSqlJs();
+    let bytes = null;
+    try {
+      bytes = await readFile(dbPath);
+    } catch (e) {
+      if (e.code !== 'ENOENT') throw e;
+    }
+    const host = new ReclaimHost();
+    host.#db = new SQL.Database(bytes);
+    host.#db.exec(SCHEMA);
+    host.#dbPath = dbPath;
+    host.#outboxDir = outboxDir;
+    host.settings = settings;
+    host.clock = clock;
+    await host.#persist();
+    return host;
+  }
+
+  /** Adds an identity to the directory; returns it with `id` and `pk`. */
+  async createIdentity({ email = null, displayName = null, locale = null, active = true }) {
+    const id = randomUUID();
+    this.#db.run('INSERT INTO identities (id, email, display_name, locale, active) VALUES (?, ?, ?, ?, ?)', [
+      id, email, displayName, locale, active ? 1 : 0,
+    ]);
+    await this.#persist();
+    return this.#identity('id = ?', id);
+  }
+
+  createLink(identity, expiresIn, returnTo) {
+    return this.#operation((r) => r.createLink(identity, expiresIn, returnTo));
+  }
+  createCode(identity, expiresIn, returnTo) {
+    return this.#operation((r) => r.createCode(identity, expiresIn, returnTo));
+  }
+  sendRecoveryEmail(identity, expiresIn, template, subject) {
+    return this.#operation((r) => r.sendRecoveryEmail(identity, expiresIn, template, subject));
+  }
+  sendRecoveryCode(identity, expiresIn) {
+    return this.#operation((r) => r.sendRecoveryCode(identity, expiresIn));
+  }
+  requestRecovery(email, returnTo) {
+    return this.#operation((r) => r.requestRecovery(email, returnTo));
+  }
+  redeemLink(token) {
+    return this.#operation((r) => r.redeemLink(token));
+  }
+  redeemCode(flowId, code) {
+    return this.#operation((r) => r.redeemCode(flowId, code));
+  }
+  revoke(identity) {
+    return this.#operation((r) => r.revoke(identity));
+  }
+
+  /** Rows of a query, for tests and tools. */
+  query(sql, params = []) {
+    const stmt = this.#db.prepare(sql);
+    stmt.bind(params);
+    const rows = [];
+    while (stmt.step()) rows.push(stmt.getAsObject());
+    stmt.free();
+    return rows;
+  }
+
+  /**
+   * One operation: a fresh instance inside one transaction, committed when
+   * the component returns (ok or a refusal) and rolled back when it traps.
+   * Queued mail is written out after the commit.
+   */
+  async #operation(call) {
+    const exports = await instantiate((name) => this.#core(name), this.#imports());
+    this.#db.exec('BEGIN IMMEDIATE');
+    let result;
+    try {
+      result = { value: call(exports.recovery) };
+    } catch (e) {
+      if (e && Object.hasOwn(e, 'payload')) {
+        result = { error: new RecoveryError(e.payload) };
+      } else {
+        this.#db.exec('ROLLBACK');
+        throw e;
+      }
+    }
+    this.#db.exec('COMMIT');
+    await this.#persist();
+    await this.#deliver();
+    if (result.error) throw result.error;
+    return result.value;
+  }
+
+  async #core(name) {
+    if (!this.#modules.has(name)) {
+      this.#modules.set(name, WebAssembly.compile(await readFile(new URL(name, GENERATED))));
+    }
+    return this.#modules.get(name);
+  }
+
+  #identity(where, value) {
+    const [row] = this.query(`SELECT id, pk, email, display_name, locale, active FROM identities WHERE ${where}`, [value]);
+    if (!row) return undefined;
+    return {
+      id: row.id,
+      pk: BigInt(row.pk),
+      email: row.email ?? undefined,
+      displayName: row.display_name ?? undefined,
+      locale: row.locale ?? undefined,
+      active: row.active === 1,
+    };
+  }
+
+  #credential(row) {
+    return {
+      key: row.key,
+      kind: row.kind,
+      identityId: row.identity_id,
+      flowId: row.flow_id,
+      issuedAt: BigInt(row.issued_text),
+      expiresAt: BigInt(row.expires_text),
+      returnTo: row.return_to ?? undefined,
+    };
+  }
+
+  #state(row, now) {
+    if (row.used_at !== null) return 'used';
+    if (row.revoked_at !== null) return 'revoked';
+    if (BigInt(row.expires_text) <= now) return 'expired';
+    return 'active';
+  }
+
+  /** The component's imports, plus WASI with our clock and nothing else. */
+  #imports() {
+    const db = this.#db;
+    const host = this;
+    const clock = this.clock;
+    const wasi = new WASIShim({ sandbox: { preopens: {}, env: {}, args: ['reclaim'], enableNetwork: false } }).getImportObject();
+    wasi['wasi:clocks/wall-clock'] = {
+      now() {
+        const nanos = clock.nowNanos();
+        return { seconds: nanos / 1_000_000_000n, nanoseconds: Number(nanos % 1_000_000_000n) };
+      },
+      resolution() {
+        return { seconds: 0n, nanoseconds: 1 };
+      },
+    };
+    const sql = (s, p) => db.run(s, p);
+    const changes = () => db.getRowsModified();
+    const own = {
+      'reclaim:recovery/directory': {
+        getById: (id) => host.#identity('id = ?', id),
+        getByPk: (pk) => host.#identity('pk = ?', Number(pk)),
+        findByEmail: (email) => host.#identity('lower(email) = lower(?)', email),
+      },
+      'reclaim:recovery/storage': {
+        insert(c) {
+          sql('INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to) VALUES (?, ?, ?, ?, ?, ?, ?)', [
+            c.key, c.kind, c.identityId, c.flowId, String(c.issuedAt), String(c.expiresAt), c.returnTo ?? null,
+          ]);
+        },
+        consume(keys, kind, now, maxFailed) {
+          // The guard is in the UPDATE: under the write lock, one caller wins.
+          sql(`UPDATE credentials SET used_at = ? WHERE kind = ? AND used_at IS NULL AND revoked_at IS NULL
+               AND expires_at > ? AND failed_attempts < ? AND key IN (${marks(keys.length)})`,
+          [String(now), kind, String(now), maxFailed, ...keys]);
+          const won = changes() === 1;
+          const [row] = host.query(`${CREDENTIAL} WHERE kind = ? AND key IN (${marks(keys.length)})`, [kind, ...keys]);
+          if (!row) return { tag: 'unknown' };
+          if (won) return { tag: 'consumed', val: host.#credential(row) };
+          const state = host.#state(row, now);
+          return { tag: 'not-active', val: state === 'active' ? 'revoked' : state };
+        },
+        codeForFlow(flowId, now) {
+          const [row] = host.query(`${CREDENTIAL} WHERE flow_id = ? AND kind = 'code'`, [flowId]);
+          if (!row) return undefined;
+          return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: row.failed_attempts };
+        },
+        recordFailedAttempt(flowId, maxFailed, now) {
+          sql(`UPDATE credentials SET failed_attempts = failed_attempts + 1,
+               revoked_at = CASE WHEN failed_attempts + 1 >= ? AND revoked_at IS NULL AND used_at IS NULL THEN ? ELSE revoked_at END
+               WHERE flow_id = ? AND kind = 'code'`, [maxFailed, String(now), flowId]);
+          const [row] = host.query("SELECT failed_attempts FROM credentials WHERE flow_id = ? AND kind = 'code'", [flowId]);
+          return row ? row.failed_attempts : maxFailed;
+        },
+        revokeIdentity(identityId, kind, now) {
+          sql(`UPDATE credentials SET revoked_at = ? WHERE identity_id = ? AND used_at IS NULL AND revoked_at IS NULL
+               AND expires_at > ? AND (? IS NULL OR kind = ?)`, [String(now), identityId, String(now), kind ?? null, kind ?? null]);
+          return changes();
+        },
+      },
+      'reclaim:recovery/mailer': {
+        queue(message) {
+          const refused = checkMessage(message);
+          // A thrown string is the `err` of `result<_, string>`.
+          if (refused) throw refused;
+          sql('INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+            randomUUID(), message.to, message.toName ?? null, message.subject, message.textBody, message.htmlBody, message.template,
+            String(clock.nowNanos()),
+          ]);
+        },
+      },
+      'reclaim:recovery/settings': {
+        get() {
+          const s = host.settings;
+          return {
+            publicUrl: s.publicUrl,
+            defaultLifespanNs: BigInt(s.defaultLifespanSeconds ?? 3600) * 1_000_000_000n,
+            maxLifespanNs: BigInt(s.maxLifespanSeconds ?? 86400) * 1_000_000_000n,
+            secrets: s.secrets.map((secret) => new TextEncoder().encode(secret)),
+            revokeOlderLinks: s.revokeOlderLinks ?? true,
+            maxCodeAttempts: s.maxCodeAttempts ?? 5,
+            notifyUnknownRecipients: s.notifyUnknownRecipients ?? false,
+          };
+        },
+        template: () => undefined,
+      },
+    };
+    const imports = { ...wasi };
+    for (const [name, value] of Object.entries(own)) {
+      imports[name] = value;
+      imports[`${name}@0.1.0`] = value;
+    }
+    return imports;
+  }
+
+  /** The database file is rewritten whole, beside and then renamed. */
+  async #persist() {
+    const partial = `${this.#dbPath}.partial`;
+    await writeFile(partial, this.#db.export());
+    await rename(partial, this.#dbPath);
+  }
+
+  /** Writes queued mail as .eml files, then marks it sent. */
+  async #deliver() {
+    if (!this.#outboxDir) return;
+    await mkdir(this.#outboxDir, { recursive: true });
+    for (const m of this.query("SELECT * FROM outbox WHERE status = 'queued' ORDER BY queued_at")) {
+      const boundary = `reclaim-${m.id.replaceAll('-', '')}`;
+      const to = m.to_name ? `"${m.to_name.replaceAll('"', '')}" <${m.recipient}>` : m.recipient;
+      const eml = [
+        'From: Reclaim <no-reply@localhost>', `To: ${to}`, `Subject: ${m.subject}`,
+        `Date: ${new Date(Number(BigInt(m.queued_at) / 1_000_000n)).toUTCString()}`,
+        `Message-ID: <${m.id}@localhost>`, 'MIME-Version: 1.0',
+        `Content-Type: multipart/alternative; boundary="${boundary}"`, '',
+        `--${boundary}`, 'Content-Type: text/plain; charset=utf-8', '', m.text_body,
+        `--${boundary}`, 'Content-Type: text/html; charset=utf-8', '', m.html_body, `--${boundary}--`, '',
+      ].join('\r\n');
+      const file = path.join(this.#outboxDir, `${m.id}.eml`);
+      await writeFile(`${file}.partial`, eml);
+      await rename(`${file}.partial`, file);
+      this.#db.run("UPDATE outbox SET status = 'sent' WHERE id = ?", [m.id]);
+    }
+    await this.#persist();
+  }
+}

@@ -1,0 +1,66 @@
+// The Node.js host itself: the same component bytes as the Rust host, a
+// SQLite file that survives a restart, mail as .eml files.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ManualClock, ReclaimHost, RecoveryError } from '../src/host.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const settings = { publicUrl: 'https://id.example.test', secrets: ['node-host-secret-0123456789abcdef0123456'] };
+
+test('the transpiled component is the Rust host\'s, byte for byte', async () => {
+  const reclaim = process.env.RECLAIM_BIN ?? path.resolve(root, '../../target/debug/reclaim');
+  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-bytes-'));
+  const fresh = path.join(dir, 'embedded.wasm');
+  const reported = JSON.parse(execFileSync(reclaim, ['component', '--out', fresh], { encoding: 'utf8' }));
+  const sha = (bytes) => createHash('sha256').update(bytes).digest('hex');
+  const ours = await readFile(path.join(root, 'gen/reclaim.wasm'));
+  assert.equal(sha(ours), reported.sha256);
+  assert.equal(sha(await readFile(fresh)), reported.sha256);
+});
+
+test('links survive a restart of the host and redeem once', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-node-'));
+  const dbPath = path.join(dir, 'reclaim.db');
+  const clock = new ManualClock(1_800_000_000);
+  const first = await ReclaimHost.open({ dbPath, settings, clock });
+  const ann = await first.createIdentity({ email: 'ann@example.com', displayName: 'Ann' });
+  const link = await first.createLink({ tag: 'pk', val: ann.pk }, '30m', undefined);
+  assert.match(link.link, /^https:\/\/id\.example\.test\/self-service\/recovery\?flow=[0-9a-f-]{36}&token=[A-Za-z0-9_-]{43}$/);
+
+  const second = await ReclaimHost.open({ dbPath, settings, clock });
+  const token = link.link.split('token=')[1];
+  assert.equal((await second.redeemLink(token)).identityId, ann.id);
+  await assert.rejects(second.redeemLink(token), (e) => e instanceof RecoveryError && e.kind === 'credential-used');
+});
+
+test('the raw token never reaches the SQLite file', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-node-'));
+  const dbPath = path.join(dir, 'reclaim.db');
+  const host = await ReclaimHost.open({ dbPath, settings, clock: new ManualClock(1_800_000_000) });
+  const ann = await host.createIdentity({ email: 'ann@example.com' });
+  const link = await host.createLink({ tag: 'id', val: ann.id }, undefined, undefined);
+  const bytes = await readFile(dbPath);
+  assert.ok(bytes.includes(Buffer.from(ann.id)));
+  assert.ok(!bytes.includes(Buffer.from(link.link.split('token=')[1])));
+});
+
+test('mailed links arrive as .eml files in the identity\'s language', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-node-'));
+  const outboxDir = path.join(dir, 'outbox');
+  const host = await ReclaimHost.open({ dbPath: path.join(dir, 'reclaim.db'), outboxDir, settings, clock: new ManualClock(1_800_000_000) });
+  const bea = await host.createIdentity({ email: 'bea@example.com', displayName: 'Bea', locale: 'de' });
+  await host.sendRecoveryEmail({ tag: 'id', val: bea.id }, undefined, undefined, undefined);
+  const files = await readdir(outboxDir);
+  assert.equal(files.length, 1);
+  const eml = await readFile(path.join(outboxDir, files[0]), 'utf8');
+  assert.match(eml, /Subject: Zugang zu Ihrem Konto wiederherstellen/);
+  assert.match(eml, /Hallo Bea/);
+  const link = eml.match(/https:\/\/id\.example\.test\/self-service\/recovery\?flow=[^\s"<]+/)[0];
+  assert.equal((await host.redeemLink(link.split('token=')[1])).identityId, bea.id);
+});
