@@ -1,6 +1,7 @@
 //! Durable storage of credentials, identities and queued mail, and the unit
 //! of work that makes each recovery operation all-or-nothing.
 
+pub mod memory;
 pub mod sqlite;
 
 use anyhow::Result;
@@ -9,6 +10,7 @@ use crate::directory::Directory;
 use crate::mail::Outbox;
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
 
+pub use memory::MemoryStorage;
 pub use sqlite::SqliteStorage;
 
 /// The component's `storage` import: single-use credentials kept under their
