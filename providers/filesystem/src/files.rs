@@ -1,0 +1,281 @@
+//! The files under `/data`, read and written whole; a write goes to a
+//! temporary name first and is renamed into place, so a reader never sees
+//! half a file.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::exports::reclaim::recovery::mailer::Message;
+use crate::bindings::exports::reclaim::recovery::settings::Settings;
+use crate::bindings::exports::reclaim::recovery::storage::{Credential, CredentialKind};
+use crate::bindings::exports::reclaim::recovery::types::Identity;
+
+const ROOT: &str = "/data";
+
+/// A credential as stored in `credentials/<key>.json` (the key is the name).
+#[derive(Serialize, Deserialize)]
+pub struct StoredCredential {
+    kind: String,
+    pub identity_id: String,
+    pub flow_id: String,
+    issued_at: u64,
+    pub expires_at: u64,
+    return_to: Option<String>,
+}
+
+impl From<Credential> for StoredCredential {
+    fn from(c: Credential) -> Self {
+        Self {
+            kind: match c.kind {
+                CredentialKind::Link => "link".into(),
+                CredentialKind::Code => "code".into(),
+            },
+            identity_id: c.identity_id,
+            flow_id: c.flow_id,
+            issued_at: c.issued_at,
+            expires_at: c.expires_at,
+            return_to: c.return_to,
+        }
+    }
+}
+
+impl StoredCredential {
+    pub fn kind(&self) -> CredentialKind {
+        if self.kind == "code" {
+            CredentialKind::Code
+        } else {
+            CredentialKind::Link
+        }
+    }
+
+    pub fn into_credential(self, key: &str) -> Credential {
+        Credential {
+            key: key.to_string(),
+            kind: self.kind(),
+            identity_id: self.identity_id,
+            flow_id: self.flow_id,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            return_to: self.return_to,
+        }
+    }
+}
+
+/// An identity in `identities.json`.
+#[derive(Deserialize)]
+struct StoredIdentity {
+    id: String,
+    pk: i64,
+    email: Option<String>,
+    display_name: Option<String>,
+    locale: Option<String>,
+    #[serde(default = "active_by_default")]
+    active: bool,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+/// `settings.json`.
+#[derive(Serialize, Deserialize)]
+struct StoredSettings {
+    public_url: String,
+    secrets: Vec<String>,
+    #[serde(default = "default_lifespan")]
+    default_lifespan_seconds: u64,
+    #[serde(default = "max_lifespan")]
+    max_lifespan_seconds: u64,
+    #[serde(default = "active_by_default")]
+    revoke_older_links: bool,
+    #[serde(default = "max_code_attempts")]
+    max_code_attempts: u32,
+    #[serde(default)]
+    notify_unknown_recipients: bool,
+}
+
+fn default_lifespan() -> u64 {
+    3600
+}
+fn max_lifespan() -> u64 {
+    86_400
+}
+fn max_code_attempts() -> u32 {
+    5
+}
+
+/// The preopened data directory.
+pub struct Data {
+    root: PathBuf,
+}
+
+impl Data {
+    pub fn open() -> Self {
+        let data = Self {
+            root: PathBuf::from(ROOT),
+        };
+        for dir in ["credentials", "flows", "attempts", "outbox"] {
+            fs::create_dir_all(data.root.join(dir))
+                .unwrap_or_else(|e| panic!("{ROOT}/{dir}: {e} (run with --dir DIR::/data)"));
+        }
+        data
+    }
+
+    pub fn exists(&self, name: &str) -> bool {
+        self.root.join(name).exists()
+    }
+
+    pub fn read_string(&self, name: &str) -> Option<String> {
+        match fs::read_to_string(self.root.join(name)) {
+            Ok(text) => Some(text.trim().to_string()),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => panic!("reading {name}: {e}"),
+        }
+    }
+
+    pub fn write(&self, name: &str, bytes: &[u8]) {
+        let path = self.root.join(name);
+        let partial = self.root.join(format!("{name}.partial"));
+        fs::write(&partial, bytes).unwrap_or_else(|e| panic!("writing {name}: {e}"));
+        fs::rename(&partial, &path).unwrap_or_else(|e| panic!("writing {name}: {e}"));
+    }
+
+    pub fn write_json(&self, name: &str, value: &impl Serialize) {
+        self.write(
+            name,
+            &serde_json::to_vec_pretty(value).expect("serialisable"),
+        );
+    }
+
+    /// Renames `from` to `to`; false when `from` is gone (another process
+    /// renamed it first).
+    pub fn rename(&self, from: &str, to: &str) -> bool {
+        match fs::rename(self.root.join(from), self.root.join(to)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == ErrorKind::NotFound => false,
+            Err(e) => panic!("renaming {from}: {e}"),
+        }
+    }
+
+    /// The credential stored under `key`, in any state.
+    pub fn credential(&self, key: &str) -> Option<StoredCredential> {
+        ["json", "used", "revoked"].iter().find_map(|state| {
+            let text = self.read_string(&format!("credentials/{key}.{state}"))?;
+            Some(
+                serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("credentials/{key}.{state}: {e}")),
+            )
+        })
+    }
+
+    /// Every credential still in the active state, with its key.
+    pub fn active_credentials(&self) -> Vec<(String, StoredCredential)> {
+        let entries = fs::read_dir(self.root.join("credentials"))
+            .unwrap_or_else(|e| panic!("listing credentials: {e}"));
+        entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                let key = name.strip_suffix(".json")?.to_string();
+                let stored = self.credential(&key)?;
+                Some((key, stored))
+            })
+            .collect()
+    }
+
+    pub fn attempts(&self, flow_id: &str) -> u32 {
+        self.read_string(&format!("attempts/{flow_id}"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn identities(&self) -> Vec<Identity> {
+        let text = self
+            .read_string("identities.json")
+            .unwrap_or_else(|| "[]".into());
+        let stored: Vec<StoredIdentity> =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("identities.json: {e}"));
+        stored
+            .into_iter()
+            .map(|i| Identity {
+                id: i.id,
+                pk: i.pk,
+                email: i.email,
+                display_name: i.display_name,
+                locale: i.locale,
+                active: i.active,
+            })
+            .collect()
+    }
+
+    /// The settings; a missing file is created with one fresh secret.
+    pub fn settings(&self) -> Settings {
+        let stored: StoredSettings = match self.read_string("settings.json") {
+            Some(text) => {
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("settings.json: {e}"))
+            }
+            None => {
+                let mut raw = [0u8; 32];
+                getrandom::fill(&mut raw).expect("wasi:random");
+                let secret = raw.iter().map(|b| format!("{b:02x}")).collect();
+                let fresh = StoredSettings {
+                    public_url: "http://127.0.0.1:4433".into(),
+                    secrets: vec![secret],
+                    default_lifespan_seconds: default_lifespan(),
+                    max_lifespan_seconds: max_lifespan(),
+                    revoke_older_links: true,
+                    max_code_attempts: max_code_attempts(),
+                    notify_unknown_recipients: false,
+                };
+                self.write_json("settings.json", &fresh);
+                fresh
+            }
+        };
+        Settings {
+            public_url: stored.public_url,
+            default_lifespan_ns: stored
+                .default_lifespan_seconds
+                .saturating_mul(1_000_000_000),
+            max_lifespan_ns: stored.max_lifespan_seconds.saturating_mul(1_000_000_000),
+            secrets: stored.secrets.into_iter().map(String::into_bytes).collect(),
+            revoke_older_links: stored.revoke_older_links,
+            max_code_attempts: stored.max_code_attempts,
+            notify_unknown_recipients: stored.notify_unknown_recipients,
+        }
+    }
+
+    /// Writes a message to `outbox/` as an RFC 5322 file.
+    pub fn queue_mail(&self, message: &Message) {
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw).expect("wasi:random");
+        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let to = match &message.to_name {
+            Some(name) => format!("\"{}\" <{}>", name.replace('"', ""), message.to),
+            None => message.to.clone(),
+        };
+        let boundary = format!("reclaim-{id}");
+        let eml = [
+            "From: Reclaim <no-reply@localhost>".to_string(),
+            format!("To: {to}"),
+            format!("Subject: {}", message.subject),
+            format!("Message-ID: <{id}@localhost>"),
+            "MIME-Version: 1.0".into(),
+            format!("Content-Type: multipart/alternative; boundary=\"{boundary}\""),
+            String::new(),
+            format!("--{boundary}"),
+            "Content-Type: text/plain; charset=utf-8".into(),
+            String::new(),
+            message.text_body.clone(),
+            format!("--{boundary}"),
+            "Content-Type: text/html; charset=utf-8".into(),
+            String::new(),
+            message.html_body.clone(),
+            format!("--{boundary}--"),
+            String::new(),
+        ]
+        .join("\r\n");
+        self.write(&format!("outbox/{id}.eml"), eml.as_bytes());
+    }
+}

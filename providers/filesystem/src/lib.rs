@@ -1,0 +1,196 @@
+//! The recovery engine's imports on nothing but `wasi:filesystem`, as a
+//! component of its own: `wac plug` composes it with the engine, and the
+//! wasmtime CLI runs the result with `--dir ./data::/data`.
+//!
+//! Layout under `/data`:
+//! - `identities.json`: the directory, an array of identities;
+//! - `settings.json`: settings, created with a fresh secret when missing;
+//! - `credentials/<key>.json`: an active credential; consuming renames it to
+//!   `<key>.used` and revoking to `<key>.revoked`. A rename is atomic, so of
+//!   many processes redeeming one link exactly one wins;
+//! - `flows/<flow-id>`: the key of a code flow's credential, and
+//!   `attempts/<flow-id>` its wrong codes;
+//! - `outbox/<id>.eml`: queued mail.
+//!
+//! Every failure to read or write traps: the engine then reports the
+//! operation as failed.
+
+// Only a wasm32-wasip2 build means anything; natively the crate is empty so
+// that `cargo test --workspace` can pass over it.
+#![cfg(target_arch = "wasm32")]
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "filesystem-provider",
+    });
+}
+
+mod files;
+
+use bindings::exports::reclaim::recovery::types::Identity;
+use bindings::exports::reclaim::recovery::{directory, mailer, settings, storage};
+use files::{Data, StoredCredential};
+use storage::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
+
+struct Provider;
+
+impl directory::Guest for Provider {
+    fn get_by_id(id: String) -> Option<Identity> {
+        Data::open().identities().into_iter().find(|i| i.id == id)
+    }
+
+    fn get_by_pk(pk: i64) -> Option<Identity> {
+        Data::open().identities().into_iter().find(|i| i.pk == pk)
+    }
+
+    fn find_by_email(email: String) -> Option<Identity> {
+        Data::open().identities().into_iter().find(|i| {
+            i.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+        })
+    }
+}
+
+fn state_of(data: &Data, key: &str, stored: &StoredCredential, now: u64) -> CredentialState {
+    if data.exists(&format!("credentials/{key}.used")) {
+        CredentialState::Used
+    } else if data.exists(&format!("credentials/{key}.revoked")) {
+        CredentialState::Revoked
+    } else if stored.expires_at <= now {
+        CredentialState::Expired
+    } else {
+        CredentialState::Active
+    }
+}
+
+impl storage::Guest for Provider {
+    fn insert(credential: Credential) {
+        let data = Data::open();
+        if credential.kind == CredentialKind::Code {
+            data.write(
+                &format!("flows/{}", credential.flow_id),
+                credential.key.as_bytes(),
+            );
+        }
+        let key = credential.key.clone();
+        data.write_json(
+            &format!("credentials/{key}.json"),
+            &StoredCredential::from(credential),
+        );
+    }
+
+    fn consume(
+        keys: Vec<String>,
+        kind: CredentialKind,
+        now: u64,
+        max_failed_attempts: u32,
+    ) -> ConsumeOutcome {
+        let data = Data::open();
+        for key in &keys {
+            let Some(stored) = data.credential(key) else {
+                continue;
+            };
+            if stored.kind() != kind {
+                continue;
+            }
+            let state = state_of(&data, key, &stored, now);
+            if state != CredentialState::Active {
+                return ConsumeOutcome::NotActive(state);
+            }
+            if data.attempts(&stored.flow_id) >= max_failed_attempts {
+                return ConsumeOutcome::NotActive(CredentialState::Revoked);
+            }
+            // The rename is the single-use guarantee: one process wins it.
+            return if data.rename(
+                &format!("credentials/{key}.json"),
+                &format!("credentials/{key}.used"),
+            ) {
+                ConsumeOutcome::Consumed(stored.into_credential(key))
+            } else {
+                ConsumeOutcome::NotActive(CredentialState::Used)
+            };
+        }
+        ConsumeOutcome::Unknown
+    }
+
+    fn code_for_flow(flow_id: String, now: u64) -> Option<CredentialStatus> {
+        let data = Data::open();
+        let key = data.read_string(&format!("flows/{flow_id}"))?;
+        let stored = data.credential(&key)?;
+        Some(CredentialStatus {
+            state: state_of(&data, &key, &stored, now),
+            failed_attempts: data.attempts(&flow_id),
+            credential: stored.into_credential(&key),
+        })
+    }
+
+    fn record_failed_attempt(flow_id: String, max_failed_attempts: u32, _now: u64) -> u32 {
+        let data = Data::open();
+        let count = data.attempts(&flow_id).saturating_add(1);
+        data.write(&format!("attempts/{flow_id}"), count.to_string().as_bytes());
+        if count >= max_failed_attempts
+            && let Some(key) = data.read_string(&format!("flows/{flow_id}"))
+        {
+            data.rename(
+                &format!("credentials/{key}.json"),
+                &format!("credentials/{key}.revoked"),
+            );
+        }
+        count
+    }
+
+    fn revoke_identity(identity_id: String, kind: Option<CredentialKind>, now: u64) -> u32 {
+        let data = Data::open();
+        let mut revoked = 0;
+        for (key, stored) in data.active_credentials() {
+            if stored.identity_id == identity_id
+                && kind.is_none_or(|k| k == stored.kind())
+                && stored.expires_at > now
+                && data.rename(
+                    &format!("credentials/{key}.json"),
+                    &format!("credentials/{key}.revoked"),
+                )
+            {
+                revoked += 1;
+            }
+        }
+        revoked
+    }
+}
+
+impl mailer::Guest for Provider {
+    fn queue(message: mailer::Message) -> Result<(), String> {
+        let control = |s: &str| s.chars().any(char::is_control);
+        let (local, domain) = message.to.split_once('@').unwrap_or_default();
+        if local.is_empty()
+            || domain.is_empty()
+            || domain.contains('@')
+            || control(&message.to)
+            || message.to.contains(' ')
+        {
+            return Err("the recipient is not a deliverable email address".into());
+        }
+        if message.to_name.as_deref().is_some_and(control)
+            || message.subject.is_empty()
+            || control(&message.subject)
+        {
+            return Err("a header contains control characters".into());
+        }
+        Data::open().queue_mail(&message);
+        Ok(())
+    }
+}
+
+impl settings::Guest for Provider {
+    fn get() -> settings::Settings {
+        Data::open().settings()
+    }
+
+    fn template(_name: String, _locale: String) -> Option<settings::MailTemplate> {
+        None
+    }
+}
+
+bindings::export!(Provider with_types_in bindings);
