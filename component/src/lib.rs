@@ -6,12 +6,12 @@
 //! Token generation, keyed hashing, expiry, single use, attempt limits, links
 //! and mail content all live here, so every host behaves the same.
 
-mod capabilities;
+pub mod capabilities;
 mod durations;
 mod errors;
 mod links;
 mod mail_rendering;
-mod recovery;
+pub mod recovery;
 mod tokens;
 
 pub mod bindings {

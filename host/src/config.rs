@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::mail::RetryPolicy;
 use crate::settings::{self, Secret, Settings, Templates};
+use crate::storage::Durability;
 
 /// Options that can come from the file, the environment or a flag. Every
 /// field is optional here; [`Config::resolve`] fills in the defaults.
@@ -83,6 +84,10 @@ pub struct Options {
     /// user:password@ for authentication [default: .eml files in DATA/outbox]
     #[arg(long, env = "RECLAIM_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
+    /// When a commit is on disk: full (synced before the answer, survives
+    /// power loss) or normal (survives a crash of the process) [default: full]
+    #[arg(long, env = "RECLAIM_DURABILITY", global = true, value_enum)]
+    pub durability: Option<Durability>,
     /// `[courier]`: delivery and retries.
     #[arg(skip)]
     #[serde(default)]
@@ -185,6 +190,7 @@ pub struct Config {
     pub rate_limits: RateLimits,
     pub email_stages: Vec<EmailStage>,
     pub courier: CourierConfig,
+    pub durability: Durability,
 }
 
 impl Config {
@@ -292,6 +298,7 @@ impl Config {
             bail!("courier.lease must be more than twice courier.timeout");
         }
         Ok(Self {
+            durability: o.durability.unwrap_or_default(),
             courier,
             data,
             settings,
@@ -353,6 +360,7 @@ fn merge(base: Options, over: Options) -> Options {
         listen: over.listen.or(base.listen),
         admin_token: over.admin_token.or(base.admin_token),
         smtp_url: over.smtp_url.or(base.smtp_url),
+        durability: over.durability.or(base.durability),
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
         rate_limit: base.rate_limit,

@@ -18,7 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::clock::{Clock, WasiWallClock};
 use crate::mail::{self, QueuedMail};
 use crate::settings::Settings;
-use crate::storage::UnitOfWork;
+use crate::storage::{Storage as _, UnitOfWork};
 use crate::wit::exports::reclaim::recovery::recovery::Guest;
 use crate::wit::reclaim::recovery::{directory, mailer, settings, storage, types};
 use crate::wit::{
@@ -83,6 +83,22 @@ impl Engine {
             .map_err(anyhow::Error::from)
             .context("the component is not a reclaim:recovery engine")?;
         Ok(Self { pre, limits })
+    }
+
+    /// Instantiates the component once and drops the instance, calling
+    /// nothing: warms the pooling allocator's slots at start-up, and is what
+    /// the benchmarks time as "instantiation".
+    pub fn warm_up(&self) -> Result<()> {
+        let work = crate::storage::MemoryStorage::new().begin()?;
+        let settings = Arc::new(Settings::new("http://localhost", Vec::new()));
+        let (result, _) = self.run(
+            work,
+            settings,
+            Arc::new(crate::clock::SystemClock),
+            None,
+            |_, _| Ok(()),
+        );
+        result
     }
 
     /// Runs one operation in a fresh instance over `work`. Returns the work

@@ -226,7 +226,10 @@ struct Service {
 }
 
 fn open(config: Config) -> Result<Service> {
-    let storage = Arc::new(SqliteStorage::open(config.data.join("reclaim.db"))?);
+    let storage = Arc::new(SqliteStorage::open_with(
+        config.data.join("reclaim.db"),
+        config.durability,
+    )?);
     let transport: Box<dyn Transport> = match &config.courier.smtp_url {
         Some(url) => Box::new(SmtpRelay::from_url(url, config.courier.timeout)?),
         None => Box::new(EmlDirectory::new(config.data.join("outbox"))?),

@@ -11,7 +11,7 @@ use crate::mail::Outbox;
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
 
 pub use memory::MemoryStorage;
-pub use sqlite::SqliteStorage;
+pub use sqlite::{Durability, SqliteStorage};
 
 /// The component's `storage` import: single-use credentials kept under their
 /// keyed hashes. Each method is one atomic step (see the WIT docs).

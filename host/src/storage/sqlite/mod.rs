@@ -107,7 +107,21 @@ pub struct SqliteStorage {
 
 struct Pool {
     path: PathBuf,
+    durability: Durability,
     idle: Mutex<Vec<Connection>>,
+}
+
+/// When a commit is on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// `synchronous = FULL`: every commit is synced before it returns, so an
+    /// acknowledged operation survives power loss.
+    #[default]
+    Full,
+    /// `synchronous = NORMAL`: commits survive a crash of the process, not
+    /// of the machine (WAL is synced at checkpoints).
+    Normal,
 }
 
 impl Pool {
@@ -115,8 +129,8 @@ impl Pool {
         let conn = Connection::open(&self.path)
             .with_context(|| format!("opening {}", self.path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL lets readers run beside the writer; FULL syncs every commit, so
-        // an acknowledged operation survives power loss, not only a crash.
+        // WAL lets readers run beside the writer; the durability setting
+        // decides whether each commit is synced (see `Durability`).
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             bail!(
@@ -124,7 +138,10 @@ impl Pool {
                 self.path.display()
             );
         }
-        conn.execute_batch("PRAGMA synchronous = FULL;")?;
+        conn.execute_batch(match self.durability {
+            Durability::Full => "PRAGMA synchronous = FULL;",
+            Durability::Normal => "PRAGMA synchronous = NORMAL;",
+        })?;
         Ok(conn)
     }
 
@@ -145,11 +162,18 @@ impl Pool {
 }
 
 impl SqliteStorage {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, syncing every
+    /// commit ([`Durability::Full`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Durability::Full)
+    }
+
+    /// Opens the database with the given durability.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self> {
         let storage = Self {
             pool: Arc::new(Pool {
                 path: path.as_ref().to_path_buf(),
+                durability,
                 idle: Mutex::new(Vec::new()),
             }),
         };

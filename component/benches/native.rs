@@ -1,0 +1,231 @@
+//! The recovery logic compiled natively, over in-memory imports: what each
+//! operation costs without the sandbox. The host's `operations` bench runs
+//! the same operations through wasmtime on in-memory storage
+//! (`wasm/memory/*`); the ratio of the two is the cost of the sandbox.
+//!
+//! `cargo bench -p reclaim-component --bench native`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use reclaim_component::bindings::reclaim::recovery::mailer::Message;
+use reclaim_component::bindings::reclaim::recovery::settings::{MailTemplate, Settings};
+use reclaim_component::bindings::reclaim::recovery::storage::{
+    ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus,
+};
+use reclaim_component::bindings::reclaim::recovery::types::{Identity, IdentityRef};
+use reclaim_component::capabilities::Capabilities;
+use reclaim_component::recovery::Recovery;
+
+struct Row {
+    credential: Credential,
+    used: bool,
+    revoked: bool,
+    failed: u32,
+}
+
+/// In-process imports, as plain as the host's in-memory storage.
+#[derive(Default)]
+struct InMemory {
+    identities: Vec<Identity>,
+    rows: RefCell<HashMap<String, Row>>,
+    flows: RefCell<HashMap<String, String>>,
+    outbox: RefCell<Vec<Message>>,
+}
+
+impl InMemory {
+    fn state(row: &Row, now: u64) -> CredentialState {
+        if row.used {
+            CredentialState::Used
+        } else if row.revoked {
+            CredentialState::Revoked
+        } else if row.credential.expires_at <= now {
+            CredentialState::Expired
+        } else {
+            CredentialState::Active
+        }
+    }
+}
+
+impl Capabilities for InMemory {
+    fn identity(&self, by: &IdentityRef) -> Option<Identity> {
+        self.identities
+            .iter()
+            .find(|i| match by {
+                IdentityRef::Id(id) => i.id == *id,
+                IdentityRef::Pk(pk) => i.pk == *pk,
+            })
+            .cloned()
+    }
+    fn identity_by_email(&self, email: &str) -> Option<Identity> {
+        self.identities
+            .iter()
+            .find(|i| i.email.as_deref() == Some(email))
+            .cloned()
+    }
+    fn insert(&self, credential: &Credential) {
+        self.flows
+            .borrow_mut()
+            .insert(credential.flow_id.clone(), credential.key.clone());
+        self.rows.borrow_mut().insert(
+            credential.key.clone(),
+            Row {
+                credential: credential.clone(),
+                used: false,
+                revoked: false,
+                failed: 0,
+            },
+        );
+    }
+    fn consume(
+        &self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+        max_failed: u32,
+    ) -> ConsumeOutcome {
+        let mut rows = self.rows.borrow_mut();
+        let Some(key) = keys.iter().find(|k| rows.contains_key(*k)) else {
+            return ConsumeOutcome::Unknown;
+        };
+        let row = rows.get_mut(key).expect("found above");
+        if row.credential.kind != kind {
+            return ConsumeOutcome::Unknown;
+        }
+        match Self::state(row, now) {
+            CredentialState::Active if row.failed < max_failed => {
+                row.used = true;
+                ConsumeOutcome::Consumed(row.credential.clone())
+            }
+            CredentialState::Active => ConsumeOutcome::NotActive(CredentialState::Revoked),
+            state => ConsumeOutcome::NotActive(state),
+        }
+    }
+    fn code_for_flow(&self, flow_id: &str, now: u64) -> Option<CredentialStatus> {
+        let key = self.flows.borrow().get(flow_id).cloned()?;
+        let rows = self.rows.borrow();
+        let row = rows.get(&key)?;
+        Some(CredentialStatus {
+            credential: row.credential.clone(),
+            state: Self::state(row, now),
+            failed_attempts: row.failed,
+        })
+    }
+    fn record_failed_attempt(&self, flow_id: &str, max_failed: u32, _now: u64) -> u32 {
+        let key = self.flows.borrow().get(flow_id).cloned();
+        let mut rows = self.rows.borrow_mut();
+        match key.and_then(|k| rows.get_mut(&k)) {
+            Some(row) => {
+                row.failed += 1;
+                row.revoked |= row.failed >= max_failed;
+                row.failed
+            }
+            None => max_failed,
+        }
+    }
+    fn revoke_identity(&self, identity_id: &str, kind: Option<CredentialKind>, now: u64) -> u32 {
+        let mut revoked = 0;
+        for row in self.rows.borrow_mut().values_mut() {
+            if row.credential.identity_id == identity_id
+                && kind.is_none_or(|k| k == row.credential.kind)
+                && Self::state(row, now) == CredentialState::Active
+            {
+                row.revoked = true;
+                revoked += 1;
+            }
+        }
+        revoked
+    }
+    fn queue(&self, message: &Message) -> Result<(), String> {
+        self.outbox.borrow_mut().push(message.clone());
+        Ok(())
+    }
+    fn settings(&self) -> Settings {
+        Settings {
+            public_url: "https://id.example.test".into(),
+            default_lifespan_ns: 3_600_000_000_000,
+            max_lifespan_ns: 86_400_000_000_000,
+            secrets: vec![b"benchmark-secret-0123456789abcdef0123456789".to_vec()],
+            // As in the host's in-memory benchmark.
+            revoke_older_links: false,
+            max_code_attempts: 5,
+            notify_unknown_recipients: false,
+        }
+    }
+    fn mail_template(&self, _name: &str, _locale: &str) -> Option<MailTemplate> {
+        None
+    }
+    fn now(&self) -> u64 {
+        u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos(),
+        )
+        .unwrap()
+    }
+    fn fill_random(&self, buf: &mut [u8]) {
+        getrandom::fill(buf).unwrap()
+    }
+}
+
+fn native(c: &mut Criterion) {
+    let caps = InMemory {
+        identities: vec![Identity {
+            id: "9b2c72de-a449-4444-a852-24a7583cf696".into(),
+            pk: 1,
+            email: Some("ann@example.com".into()),
+            display_name: Some("Ann".into()),
+            locale: None,
+            active: true,
+        }],
+        ..Default::default()
+    };
+    let who = IdentityRef::Id("9b2c72de-a449-4444-a852-24a7583cf696".into());
+    let mut g = c.benchmark_group("native/memory");
+    g.bench_function("create_link", |b| {
+        b.iter(|| {
+            black_box(
+                Recovery::new(&caps)
+                    .unwrap()
+                    .create_link(&who, None, None)
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("create_code", |b| {
+        b.iter(|| {
+            black_box(
+                Recovery::new(&caps)
+                    .unwrap()
+                    .create_code(&who, None, None)
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function("redeem_link", |b| {
+        b.iter_batched(
+            || {
+                let link = Recovery::new(&caps)
+                    .unwrap()
+                    .create_link(&who, None, None)
+                    .unwrap()
+                    .link;
+                link.split("token=").nth(1).unwrap().to_string()
+            },
+            |token| black_box(Recovery::new(&caps).unwrap().redeem_link(&token).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    targets = native
+}
+criterion_main!(benches);
