@@ -3,7 +3,7 @@
 mod outbox;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -109,6 +109,11 @@ struct Pool {
     path: PathBuf,
     durability: Durability,
     idle: Mutex<Vec<Connection>>,
+    /// Whether a unit of work of this process holds the write lock. Writers
+    /// of one process queue here rather than in SQLite's busy handler, which
+    /// sleeps in steps of milliseconds and turns contention into a convoy.
+    writing: Mutex<bool>,
+    writer_done: Condvar,
 }
 
 /// When a commit is on disk.
@@ -153,6 +158,22 @@ impl Pool {
         }
     }
 
+    fn enter_writer(&self) {
+        let mut writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        while *writing {
+            writing = self
+                .writer_done
+                .wait(writing)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        *writing = true;
+    }
+
+    fn leave_writer(&self) {
+        *self.writing.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.writer_done.notify_one();
+    }
+
     fn release(&self, conn: Connection) {
         self.idle
             .lock()
@@ -175,6 +196,8 @@ impl SqliteStorage {
                 path: path.as_ref().to_path_buf(),
                 durability,
                 idle: Mutex::new(Vec::new()),
+                writing: Mutex::new(false),
+                writer_done: Condvar::new(),
             }),
         };
         storage
@@ -321,7 +344,9 @@ impl SqliteStorage {
 impl Storage for SqliteStorage {
     fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
         let conn = self.pool.acquire()?;
+        self.pool.enter_writer();
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            self.pool.leave_writer();
             self.pool.release(conn);
             return Err(e).context("starting a transaction");
         }
@@ -355,6 +380,7 @@ impl Drop for SqliteWork {
                 self.pool.release(conn);
             }
         }
+        self.pool.leave_writer();
     }
 }
 

@@ -1,0 +1,33 @@
+-- POST /admin/recovery/link for a different identity each request, and
+-- keep each returned token (per thread) for the redemption run.
+local ids_file = os.getenv("RECLAIM_BENCH_IDS")
+local out_dir = os.getenv("RECLAIM_BENCH_TOKENS")
+local admin = os.getenv("RECLAIM_ADMIN_TOKEN")
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  ids = {}
+  for line in io.lines(ids_file) do ids[#ids + 1] = line end
+  nthreads = #ids > 0 and 2 or 1
+  n = tid
+  tokens = io.open(out_dir .. "/tokens-" .. tid .. "-" .. os.time() .. "-" .. math.random(1e9), "w")
+end
+
+function request()
+  -- Threads take interleaved identities, so no identity gets two links.
+  n = n + 2
+  local id = ids[(n % #ids) + 1]
+  return wrk.format("POST", "/admin/recovery/link",
+    { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. admin },
+    '{"identity_id":"' .. id .. '"}')
+end
+
+function response(status, headers, body)
+  local token = string.match(body, "token=([%w_%-]+)")
+  if token then tokens:write(token, "\n") tokens:flush() end
+end

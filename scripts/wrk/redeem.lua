@@ -1,0 +1,27 @@
+-- POST /self-service/recovery/confirm with tokens from the link run, each
+-- once: the redemption a person's browser makes.
+local file = os.getenv("RECLAIM_BENCH_TOKEN_FILE")
+local threads = {}
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  tokens = {}
+  local i = 0
+  for line in io.lines(file) do
+    -- Each thread takes every other token.
+    if i % 2 == tid then tokens[#tokens + 1] = line end
+    i = i + 1
+  end
+  n = 0
+end
+
+function request()
+  n = n + 1
+  local token = tokens[n] or "exhausted"
+  return wrk.format("POST", "/self-service/recovery/confirm",
+    { ["Content-Type"] = "application/x-www-form-urlencoded" }, "token=" .. token)
+end
