@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::bindings::exports::reclaim::recovery::mailer::Message;
 use crate::bindings::exports::reclaim::recovery::settings::Settings;
 use crate::bindings::exports::reclaim::recovery::storage::{Credential, CredentialKind};
-use crate::bindings::exports::reclaim::recovery::types::Identity;
+use crate::bindings::reclaim::recovery::types::Identity;
 
 const ROOT: &str = "/data";
 

@@ -28,8 +28,8 @@ mod bindings {
 
 mod files;
 
-use bindings::exports::reclaim::recovery::types::Identity;
 use bindings::exports::reclaim::recovery::{directory, mailer, settings, storage};
+use bindings::reclaim::recovery::types::Identity;
 use files::{Data, StoredCredential};
 use storage::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
 
