@@ -50,7 +50,7 @@ fn operations(c: &mut Criterion, group: &str, reclaim: &Reclaim, who: &IdentityR
         b.iter_batched(
             || token(&reclaim.create_link(who, None, None).unwrap().link),
             |token| black_box(reclaim.redeem_link(&token).unwrap()),
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
     g.finish();
@@ -66,10 +66,7 @@ fn instantiation(c: &mut Criterion) {
 fn on_memory(c: &mut Criterion) {
     let storage = MemoryStorage::new();
     let who = IdentityRef::Id(storage.create_identity(&ann()).id);
-    let mut s = settings();
-    // Keep every link: revoking older ones would scan a growing list.
-    s.revoke_older_links = false;
-    let reclaim = Reclaim::new(Engine::embedded().unwrap(), Arc::new(storage), s);
+    let reclaim = Reclaim::new(Engine::embedded().unwrap(), Arc::new(storage), settings());
     operations(c, "wasm/memory", &reclaim, &who);
 }
 

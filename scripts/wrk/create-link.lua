@@ -13,14 +13,14 @@ end
 function init(args)
   ids = {}
   for line in io.lines(ids_file) do ids[#ids + 1] = line end
-  nthreads = #ids > 0 and 2 or 1
+  nthreads = tonumber(os.getenv("RECLAIM_BENCH_THREADS"))
   n = tid
   tokens = io.open(out_dir .. "/tokens-" .. tid .. "-" .. os.time() .. "-" .. math.random(1e9), "w")
 end
 
 function request()
   -- Threads take interleaved identities, so no identity gets two links.
-  n = n + 2
+  n = n + nthreads
   local id = ids[(n % #ids) + 1]
   return wrk.format("POST", "/admin/recovery/link",
     { ["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. admin },

@@ -11,9 +11,10 @@ end
 function init(args)
   tokens = {}
   local i = 0
+  local nthreads = tonumber(os.getenv("RECLAIM_BENCH_THREADS"))
   for line in io.lines(file) do
-    -- Each thread takes every other token.
-    if i % 2 == tid then tokens[#tokens + 1] = line end
+    -- Each thread takes its share of the tokens.
+    if i % nthreads == tid then tokens[#tokens + 1] = line end
     i = i + 1
   end
   n = 0

@@ -46,6 +46,8 @@ struct State {
 /// What undoes one write.
 enum Undo {
     Credential(String, Option<Row>),
+    /// A key pruned from an identity's index of active credentials.
+    Indexed(String, String),
     Outbox,
 }
 
@@ -146,6 +148,9 @@ impl Drop for MemoryWork {
                                 keys.retain(|k| *k != key);
                             }
                         }
+                    }
+                    Undo::Indexed(identity, key) => {
+                        state.by_identity.entry(identity).or_default().push(key);
                     }
                     Undo::Outbox => {
                         state.outbox.pop();
@@ -260,26 +265,42 @@ impl CredentialStore for MemoryWork {
         kind: Option<CredentialKind>,
         now: u64,
     ) -> Result<u32> {
-        let keys: Vec<String> = {
-            let state = self.storage.state();
-            state
-                .by_identity
-                .get(identity_id)
-                .into_iter()
-                .flatten()
-                .filter(|k| {
-                    state.credentials.get(*k).is_some_and(|r| {
-                        r.state(now) == CredentialState::Active
-                            && kind.is_none_or(|kind| kind == r.credential.kind)
-                    })
-                })
-                .cloned()
-                .collect()
+        // The index keeps only active credentials: inactive ones are pruned
+        // here, so revoking costs what the identity has outstanding, not
+        // everything it ever had.
+        let (revoke, pruned) = {
+            let mut state = self.storage.state();
+            let State {
+                by_identity,
+                credentials,
+                ..
+            } = &mut *state;
+            let keys = by_identity.entry(identity_id.to_string()).or_default();
+            let mut revoke = Vec::new();
+            let mut pruned = Vec::new();
+            keys.retain(|key| match credentials.get(key) {
+                Some(row) if row.state(now) == CredentialState::Active => {
+                    if kind.is_none_or(|kind| kind == row.credential.kind) {
+                        revoke.push(key.clone());
+                    }
+                    true
+                }
+                _ => {
+                    pruned.push(key.clone());
+                    false
+                }
+            });
+            (revoke, pruned)
         };
-        for key in &keys {
+        self.undo.extend(
+            pruned
+                .into_iter()
+                .map(|key| Undo::Indexed(identity_id.to_string(), key)),
+        );
+        for key in &revoke {
             self.update(key, |row| row.revoked = true);
         }
-        Ok(keys.len() as u32)
+        Ok(revoke.len() as u32)
     }
 }
 

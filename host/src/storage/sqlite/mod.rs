@@ -212,10 +212,20 @@ impl SqliteStorage {
         out
     }
 
+    /// Like `with_connection`, for writes: taken in turn with the units of
+    /// work, so a write never waits in SQLite's sleeping busy handler behind
+    /// a writer of this same process.
+    fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.pool.enter_writer();
+        let out = self.with_connection(f);
+        self.pool.leave_writer();
+        out
+    }
+
     /// Adds an identity to the built-in directory.
     pub fn create_identity(&self, new: &NewIdentity, now: u64) -> Result<Identity> {
         let id = uuid::Uuid::new_v4().hyphenated().to_string();
-        self.with_connection(|conn| {
+        self.with_writer(|conn| {
             let inserted = conn.execute(
                 "INSERT INTO identities (id, email, display_name, locale, active, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 params![id, new.email, new.display_name, new.locale, new.active, to_sql(now)],
@@ -265,7 +275,7 @@ impl SqliteStorage {
         return_to: Option<&str>,
         expires_at: u64,
     ) -> Result<()> {
-        self.with_connection(|conn| {
+        self.with_writer(|conn| {
             conn.execute(
                 "INSERT INTO recovery_sessions (key, identity_id, return_to, expires_at) VALUES (?, ?, ?, ?)",
                 params![key, identity_id, return_to, to_sql(expires_at)],
@@ -296,7 +306,7 @@ impl SqliteStorage {
         password_hash: &str,
         now: u64,
     ) -> Result<Option<(String, Option<String>)>> {
-        self.with_connection(|conn| {
+        self.with_writer(|conn| {
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let outcome = (|| -> Result<Option<(String, Option<String>)>> {
                 let ended = conn

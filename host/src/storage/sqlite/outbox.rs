@@ -37,7 +37,7 @@ impl OutboxStore for SqliteStorage {
         now: u64,
         lease_until: u64,
     ) -> Result<Vec<QueuedMail>> {
-        self.with_connection(|conn| {
+        self.with_writer(|conn| {
             // One statement under SQLite's write lock: a row is claimed by
             // exactly one courier.
             let mut stmt = conn.prepare_cached(&format!(
@@ -60,7 +60,7 @@ impl OutboxStore for SqliteStorage {
     }
 
     fn renew(&self, id: &str, courier: &str, now: u64, lease_until: u64) -> Result<bool> {
-        self.with_connection(|conn| {
+        self.with_writer(|conn| {
             let renewed = conn
                 .prepare_cached(
                     "UPDATE outbox SET lease_until = ?1
@@ -72,7 +72,7 @@ impl OutboxStore for SqliteStorage {
     }
 
     fn record_attempt(&self, id: &str, courier: &str, now: u64, attempt: &Attempt) -> Result<bool> {
-        self.with_connection(|conn| {
+        self.with_writer(|conn| {
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let outcome = (|| -> Result<bool> {
                 let (status, error, next) = match attempt {
@@ -167,7 +167,7 @@ impl OutboxStore for SqliteStorage {
     }
 
     fn retry(&self, id: &str, now: u64) -> Result<bool> {
-        self.with_connection(|conn| {
+        self.with_writer(|conn| {
             let changed = conn.execute(
                 "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ?1
                  WHERE id = ?2 AND status = 'abandoned'",
