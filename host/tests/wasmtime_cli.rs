@@ -189,3 +189,209 @@ fn wasmtime_run_mails_a_link_into_the_mounted_outbox() {
     assert!(eml.contains("Subject: Recover access to your account"));
     assert!(eml.contains("https://id.example.test/self-service/recovery?flow="));
 }
+
+/// A WAVE result's `kind: x` and `code: n`, for `err(...)`.
+fn wave_error(wave: &str) -> serde_json::Value {
+    let after = |field: &str| {
+        let start = wave
+            .find(&format!("{field}: "))
+            .unwrap_or_else(|| panic!("no {field} in {wave}"))
+            + field.len()
+            + 2;
+        wave[start..]
+            .split([',', '}', ')'])
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    serde_json::json!({ "error": after("kind"), "code": after("code").parse::<u64>().unwrap() })
+}
+
+/// Runs a conformance scenario from `tests/conformance/` through the wasmtime
+/// CLI, one process per step, up to its first `advance`: the CLI's clock is
+/// the system's and can't be moved.
+fn run_scenario(wasm: &Path, file: &Path) {
+    use serde_json::{Value, json};
+    let scenario: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let s = &scenario["settings"];
+    let write_settings = |secrets: &Value| {
+        let settings = json!({
+            "public_url": "https://id.example.test",
+            "secrets": secrets,
+            "default_lifespan_seconds": s["default_lifespan"],
+            "max_lifespan_seconds": s["max_lifespan"],
+            "revoke_older_links": s["revoke_older_links"],
+            "max_code_attempts": s["max_code_attempts"],
+        });
+        std::fs::write(data.path().join("settings.json"), settings.to_string()).unwrap();
+    };
+    write_settings(&s["secrets"]);
+    let mut ids = std::collections::HashMap::new();
+    let mut identities = Vec::new();
+    for (i, (name, spec)) in scenario["identities"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let id = format!("00000000-0000-4000-8000-{:012}", i + 1);
+        identities.push(json!({ "id": id, "pk": i + 1, "email": spec["email"], "display_name": name, "locale": spec["locale"], "active": spec["active"] }));
+        ids.insert(name.clone(), id);
+    }
+    std::fs::write(
+        data.path().join("identities.json"),
+        Value::Array(identities).to_string(),
+    )
+    .unwrap();
+    let name_of = |id: &str| {
+        ids.iter()
+            .find(|(_, v)| v.as_str() == id)
+            .map(|(n, _)| n.clone())
+            .unwrap()
+    };
+    let mut saved: std::collections::HashMap<String, (String, String)> =
+        std::collections::HashMap::new();
+    let option = |v: &Value| {
+        v.as_str()
+            .map_or("none".to_string(), |s| format!("some({s:?})"))
+    };
+    for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
+        let context = format!("{} step {i}: {step}", file.display());
+        let who = || match (step["identity"].as_str(), step["identity_id"].as_str()) {
+            (Some(name), _) => format!("id({:?})", ids[name]),
+            (None, Some(id)) => format!("id({id:?})"),
+            _ => format!("pk({})", step["identity_pk"]),
+        };
+        let call = match step["op"].as_str().unwrap() {
+            "create-link" => format!(
+                "create-link({}, {}, none)",
+                who(),
+                option(&step["expires_in"])
+            ),
+            "create-code" => format!(
+                "create-code({}, {}, none)",
+                who(),
+                option(&step["expires_in"])
+            ),
+            "send-recovery-email" => format!(
+                "send-recovery-email({}, {}, none, none)",
+                who(),
+                option(&step["expires_in"])
+            ),
+            "redeem-link" => {
+                let token = match step["token_of"].as_str() {
+                    Some(name) => saved[name].0.clone(),
+                    None => step["token"].as_str().unwrap().to_string(),
+                };
+                format!("redeem-link({token:?})")
+            }
+            "redeem-code" => {
+                let (mut code, mut flow) = saved[step["code_of"].as_str().unwrap()].clone();
+                if step["wrong"].as_bool() == Some(true) {
+                    code = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+                } else if let Some(literal) = step["code"].as_str() {
+                    code = literal.to_string();
+                }
+                if let Some(literal) = step["flow"].as_str() {
+                    flow = literal.to_string();
+                }
+                format!("redeem-code({flow:?}, {code:?})")
+            }
+            "revoke" => format!("revoke({})", who()),
+            "set-secrets" => {
+                write_settings(&step["secrets"]);
+                continue;
+            }
+            "expect_mail" => {
+                let count = std::fs::read_dir(data.path().join("outbox"))
+                    .map(|d| d.count())
+                    .unwrap_or(0);
+                assert_eq!(count as u64, step["count"].as_u64().unwrap(), "{context}");
+                continue;
+            }
+            "advance" => return,
+            other => panic!("unknown op {other} in {context}"),
+        };
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let wave = invoke(wasm, data.path(), &call);
+        let got = if wave.starts_with("ok(") {
+            let mut ok = json!({ "ok": true });
+            if let Some(at) = wave.find("expires-at: ") {
+                let expires: u64 = wave[at + 12..]
+                    .split(['}', ','])
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap();
+                ok["lifespan"] = json!(expires / 1_000_000_000 - started);
+            }
+            if wave.contains("identity-id: ") {
+                ok["identity"] = json!(name_of(&wave_string(&wave, "identity-id")));
+            }
+            if let Some(name) = step["as"].as_str() {
+                let flow = wave_string(&wave, "flow-id");
+                let secret = if wave.contains("code: \"") {
+                    wave_string(&wave, "code")
+                } else {
+                    wave_string(&wave, "link")
+                        .split("token=")
+                        .nth(1)
+                        .unwrap()
+                        .to_string()
+                };
+                saved.insert(name.to_string(), (secret, flow));
+            }
+            if let Some(count) = wave
+                .strip_prefix("ok(")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                ok["revoked"] = json!(count);
+            }
+            ok
+        } else {
+            wave_error(&wave)
+        };
+        for (key, want) in step["expect"].as_object().expect("an expectation") {
+            if key == "lifespan" {
+                // The real clock moved while the process started.
+                let lifespan = got[key]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no lifespan: {got}\n{context}"));
+                let want = want.as_u64().unwrap();
+                assert!(
+                    lifespan.abs_diff(want) <= 2,
+                    "lifespan {lifespan} vs {want}\n{context}"
+                );
+            } else {
+                assert_eq!(
+                    &got[key], want,
+                    "{key} differs: got {got} from {wave}\n{context}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_conformance_scenarios_agree_in_the_wasmtime_cli() {
+    let work = tempfile::tempdir().unwrap();
+    let wasm = composed(work.path());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6);
+    for file in files {
+        run_scenario(&wasm, &file);
+    }
+}
