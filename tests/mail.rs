@@ -6,7 +6,7 @@ use std::sync::Arc;
 use lettre::message::Mailbox;
 use reclaim::mail::{Courier, EmlDirectory, RetryPolicy};
 use reclaim::{EmailOptions, Error, ErrorKind, IdentityRef};
-use reclaim_tests::{SECRET_A, TestEnv, by_id, decoded_eml, link_in, token_of};
+use reclaim_tests::{PUBLIC_URL, SECRET_A, TestEnv, by_id, decoded_eml, link_in, token_of};
 
 fn deliver(env: &TestEnv) -> Vec<String> {
     let outbox = env.dir.path().join("outbox");
@@ -56,7 +56,7 @@ fn a_mailed_link_arrives_as_an_eml_file_and_redeems() {
     assert!(mail.contains("Subject: Recover access to your account"));
     assert!(mail.contains("Message-ID: <"));
     assert!(mail.contains("expires in 30 minutes"));
-    let link = link_in(&mail).expect("the mail carries the link");
+    let link = link_in(&mail, PUBLIC_URL).expect("the mail carries the link");
     assert!(link.contains(&format!("flow={}", mailed.flow_id)));
     assert_eq!(
         reclaim.redeem_link(&token_of(&link)).unwrap().identity_id,
@@ -134,7 +134,7 @@ fn self_service_answers_alike_for_known_and_unknown_addresses() {
         1,
         "only the known address gets mail by default"
     );
-    let link = link_in(&decoded_eml(&mails[0])).unwrap();
+    let link = link_in(&decoded_eml(&mails[0]), PUBLIC_URL).unwrap();
     assert_eq!(
         reclaim.redeem_link(&token_of(&link)).unwrap().identity_id,
         ann.id
@@ -156,7 +156,7 @@ fn unknown_addresses_are_told_only_when_the_operator_asks() {
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("Subject: Account access attempted"));
     assert!(
-        link_in(&mail).is_none(),
+        link_in(&mail, PUBLIC_URL).is_none(),
         "no link goes to an unknown address"
     );
     assert_eq!(env.count("SELECT count(*) FROM credentials"), 0);
@@ -249,7 +249,7 @@ fn a_mailed_code_redeems_for_its_flow_and_its_link_carries_no_code() {
         mail.contains("Subject: Ihr Wiederherstellungscode"),
         "{mail}"
     );
-    let link = link_in(&mail).unwrap();
+    let link = link_in(&mail, PUBLIC_URL).unwrap();
     assert_eq!(
         link,
         format!(

@@ -2,6 +2,10 @@
 //! file, the embedded component compiled once per test binary, and a clock
 //! the test controls.
 
+pub mod mail_text;
+
+pub use mail_text::{decoded_eml, link_in};
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -160,39 +164,4 @@ pub fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
-}
-
-/// The text of a delivered `.eml` with quoted-printable soft breaks and
-/// escapes undone, so a test can find the link in it.
-pub fn decoded_eml(raw: &str) -> String {
-    let joined = raw.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The first recovery link in a text.
-pub fn link_in(text: &str) -> Option<String> {
-    let start = text.find("https://id.example.test/self-service/recovery?")?;
-    let rest = &text[start..];
-    let end = rest
-        .find(|c: char| c.is_whitespace() || c == '"' || c == '<')
-        .unwrap_or(rest.len());
-    Some(rest[..end].to_string())
 }

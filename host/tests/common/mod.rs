@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "../../../tests/support/mail_text.rs"]
+mod mail_text;
+pub use mail_text::{decoded_eml as decoded, link_in};
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const RETURN_URL: &str = "https://app.example.test/welcome";
 
@@ -253,38 +257,4 @@ fn base_env(data: &Path, base: &str) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
-}
-
-/// Quoted-printable soft breaks and escapes undone.
-pub fn decoded(raw: &str) -> String {
-    let joined = raw.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The first recovery link in a text.
-pub fn link_in(text: &str, base: &str) -> Option<String> {
-    let start = text.find(&format!("{base}/self-service/recovery?"))?;
-    let rest = &text[start..];
-    let end = rest
-        .find(|c: char| c.is_whitespace() || c == '"' || c == '<')
-        .unwrap_or(rest.len());
-    Some(rest[..end].to_string())
 }
