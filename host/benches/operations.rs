@@ -16,7 +16,7 @@ use reclaim::directory::NewIdentity;
 use reclaim::settings::parse_secrets;
 use reclaim::storage::{Durability, MemoryStorage, Storage};
 use reclaim::wit::{Credential, CredentialKind};
-use reclaim::{Engine, IdentityRef, Reclaim, Settings, SqliteStorage};
+use reclaim::{Engine, IdentityRef, Limits, Reclaim, Settings, SqliteStorage};
 
 const SECRET: &str = "benchmark-secret-0123456789abcdef0123456789";
 
@@ -68,6 +68,19 @@ fn on_memory(c: &mut Criterion) {
     let who = IdentityRef::Id(storage.create_identity(&ann()).id);
     let reclaim = Reclaim::new(Engine::embedded().unwrap(), Arc::new(storage), settings());
     operations(c, "wasm/memory", &reclaim, &who);
+}
+
+/// The same with warm instances (`Limits::reuse_instances`).
+fn on_memory_warm(c: &mut Criterion) {
+    let storage = MemoryStorage::new();
+    let who = IdentityRef::Id(storage.create_identity(&ann()).id);
+    let limits = Limits {
+        reuse_instances: 4,
+        ..Limits::default()
+    };
+    let engine = Engine::new(reclaim::engine::EMBEDDED_COMPONENT, limits).unwrap();
+    let reclaim = Reclaim::new(engine, Arc::new(storage), settings());
+    operations(c, "wasm-warm/memory", &reclaim, &who);
 }
 
 fn on_sqlite(c: &mut Criterion) {
@@ -148,6 +161,6 @@ fn scaling(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
-    targets = instantiation, on_memory, on_sqlite, commit_path, scaling
+    targets = instantiation, on_memory, on_memory_warm, on_sqlite, commit_path, scaling
 }
 criterion_main!(benches);

@@ -69,8 +69,10 @@ fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Presents a [`Clock`] as the guest's `wasi:clocks/wall-clock`.
-pub(crate) struct WasiWallClock(pub Arc<dyn Clock>);
+/// Presents the current operation's [`Clock`] as the guest's
+/// `wasi:clocks/wall-clock` (a warm instance serves operations of engines
+/// on different clocks, so the clock is looked up at each reading).
+pub(crate) struct WasiWallClock(pub Arc<std::sync::RwLock<Arc<dyn Clock>>>);
 
 impl wasmtime_wasi::HostWallClock for WasiWallClock {
     fn resolution(&self) -> Duration {
@@ -78,7 +80,7 @@ impl wasmtime_wasi::HostWallClock for WasiWallClock {
     }
 
     fn now(&self) -> Duration {
-        self.0.now()
+        self.0.read().unwrap_or_else(|e| e.into_inner()).now()
     }
 }
 

@@ -88,6 +88,10 @@ pub struct Options {
     /// power loss) or normal (survives a crash of the process) [default: full]
     #[arg(long, env = "RECLAIM_DURABILITY", global = true, value_enum)]
     pub durability: Option<Durability>,
+    /// Component instances kept warm for reuse; 0 gives every operation a
+    /// fresh instance [default: 0]
+    #[arg(long, env = "RECLAIM_REUSE_INSTANCES", global = true)]
+    pub reuse_instances: Option<usize>,
     /// `[courier]`: delivery and retries.
     #[arg(skip)]
     #[serde(default)]
@@ -191,6 +195,8 @@ pub struct Config {
     pub email_stages: Vec<EmailStage>,
     pub courier: CourierConfig,
     pub durability: Durability,
+    /// See [`crate::Limits::reuse_instances`].
+    pub reuse_instances: usize,
 }
 
 impl Config {
@@ -299,6 +305,7 @@ impl Config {
         }
         Ok(Self {
             durability: o.durability.unwrap_or_default(),
+            reuse_instances: o.reuse_instances.unwrap_or(0),
             courier,
             data,
             settings,
@@ -361,6 +368,7 @@ fn merge(base: Options, over: Options) -> Options {
         admin_token: over.admin_token.or(base.admin_token),
         smtp_url: over.smtp_url.or(base.smtp_url),
         durability: over.durability.or(base.durability),
+        reuse_instances: over.reuse_instances.or(base.reuse_instances),
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
         rate_limit: base.rate_limit,

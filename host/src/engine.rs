@@ -4,7 +4,7 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -36,6 +36,12 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Operations that may run at once (pooling allocator slots).
     pub max_concurrent_operations: u32,
+    /// Instances kept warm for later operations. 0 (the default) gives every
+    /// operation a fresh instance: nothing of one operation can be seen by
+    /// the next. Above 0 an instance that returned is reused, which saves
+    /// instantiation and the first touch of its memory; the component keeps
+    /// no state between calls, and an instance that trapped is never reused.
+    pub reuse_instances: usize,
 }
 
 impl Default for Limits {
@@ -43,8 +49,15 @@ impl Default for Limits {
         Self {
             max_memory_bytes: 64 << 20,
             max_concurrent_operations: 128,
+            reuse_instances: 0,
         }
     }
+}
+
+/// An instance that returned, with its store, kept for the next operation.
+struct Warm {
+    store: Store<HostState>,
+    instance: RecoveryEngine,
 }
 
 /// A compiled, type-checked recovery component, ready to instantiate.
@@ -52,6 +65,7 @@ impl Default for Limits {
 pub struct Engine {
     pre: RecoveryEnginePre<HostState>,
     limits: Limits,
+    warm: Arc<Mutex<Vec<Warm>>>,
 }
 
 impl Engine {
@@ -82,7 +96,11 @@ impl Engine {
             .and_then(RecoveryEnginePre::new)
             .map_err(anyhow::Error::from)
             .context("the component is not a reclaim:recovery engine")?;
-        Ok(Self { pre, limits })
+        Ok(Self {
+            pre,
+            limits,
+            warm: Arc::new(Mutex::new(Vec::new())),
+        })
     }
 
     /// Instantiates the component once and drops the instance, calling
@@ -101,8 +119,9 @@ impl Engine {
         result
     }
 
-    /// Runs one operation in a fresh instance over `work`. Returns the work
-    /// with the result: the caller commits it only if the call returned.
+    /// Runs one operation over `work`, in a fresh instance (or a warm one,
+    /// see [`Limits::reuse_instances`]). Returns the work with the result:
+    /// the caller commits it only if the call returned.
     pub(crate) fn run<T>(
         &self,
         work: Box<dyn UnitOfWork>,
@@ -111,6 +130,45 @@ impl Engine {
         sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> (Result<T>, Box<dyn UnitOfWork>) {
+        let warm = if self.limits.reuse_instances > 0 {
+            self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        } else {
+            None
+        };
+        let (mut store, instance) = match warm {
+            Some(Warm { store, instance }) => (store, Ok(instance)),
+            None => self.fresh(),
+        };
+        let state = store.data_mut();
+        state.work = Some(work);
+        state.settings = settings;
+        state.sender = sender;
+        *state.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
+        let result = instance
+            .and_then(|instance| {
+                call(instance.reclaim_recovery_recovery(), &mut store)
+                    .map(|value| (value, instance))
+            })
+            .map_err(anyhow::Error::from);
+        let work = store
+            .data_mut()
+            .work
+            .take()
+            .expect("the work stays in the store during the call");
+        let result = result.map(|(value, instance)| {
+            let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+            if warm.len() < self.limits.reuse_instances {
+                warm.push(Warm { store, instance });
+            }
+            value
+        });
+        (result, work)
+    }
+
+    /// A new store with a new instance in it.
+    fn fresh(&self) -> (Store<HostState>, wasmtime::Result<RecoveryEngine>) {
+        let clock: Arc<RwLock<Arc<dyn Clock>>> =
+            Arc::new(RwLock::new(Arc::new(crate::clock::SystemClock)));
         let state = HostState {
             wasi: WasiCtxBuilder::new()
                 .wall_clock(WasiWallClock(Arc::clone(&clock)))
@@ -120,19 +178,15 @@ impl Engine {
                 .memory_size(self.limits.max_memory_bytes)
                 .instances(16)
                 .build(),
-            work,
-            settings,
+            work: None,
+            settings: Arc::new(Settings::new("http://localhost", Vec::new())),
             clock,
-            sender,
+            sender: None,
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|instance| call(instance.reclaim_recovery_recovery(), &mut store))
-            .map_err(anyhow::Error::from);
-        (result, store.into_data().work)
+        let instance = self.pre.instantiate(&mut store);
+        (store, instance)
     }
 }
 
@@ -189,11 +243,21 @@ pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
-    work: Box<dyn UnitOfWork>,
+    /// The current operation's unit of work (none between operations).
+    work: Option<Box<dyn UnitOfWork>>,
     settings: Arc<Settings>,
-    clock: Arc<dyn Clock>,
+    /// The current operation's clock, shared with the guest's wall clock.
+    clock: Arc<RwLock<Arc<dyn Clock>>>,
     /// Sender of the mail this operation queues, if not the default.
     sender: Option<String>,
+}
+
+impl HostState {
+    fn work(&mut self) -> &mut dyn UnitOfWork {
+        self.work
+            .as_deref_mut()
+            .expect("imports are only called during an operation")
+    }
 }
 
 impl WasiView for HostState {
@@ -209,21 +273,21 @@ impl types::Host for HostState {}
 
 impl directory::Host for HostState {
     fn get_by_id(&mut self, id: String) -> Result<Option<Identity>> {
-        self.work.get_by_id(&id)
+        self.work().get_by_id(&id)
     }
 
     fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
-        self.work.get_by_pk(pk)
+        self.work().get_by_pk(pk)
     }
 
     fn find_by_email(&mut self, email: String) -> Result<Option<Identity>> {
-        self.work.find_by_email(&email)
+        self.work().find_by_email(&email)
     }
 }
 
 impl storage::Host for HostState {
     fn insert(&mut self, credential: Credential) -> Result<()> {
-        self.work.insert(&credential)
+        self.work().insert(&credential)
     }
 
     fn consume(
@@ -233,11 +297,11 @@ impl storage::Host for HostState {
         now: u64,
         max_failed_attempts: u32,
     ) -> Result<ConsumeOutcome> {
-        self.work.consume(&keys, kind, now, max_failed_attempts)
+        self.work().consume(&keys, kind, now, max_failed_attempts)
     }
 
     fn code_for_flow(&mut self, flow_id: String, now: u64) -> Result<Option<CredentialStatus>> {
-        self.work.code_for_flow(&flow_id, now)
+        self.work().code_for_flow(&flow_id, now)
     }
 
     fn record_failed_attempt(
@@ -246,7 +310,7 @@ impl storage::Host for HostState {
         max_failed_attempts: u32,
         now: u64,
     ) -> Result<u32> {
-        self.work
+        self.work()
             .record_failed_attempt(&flow_id, max_failed_attempts, now)
     }
 
@@ -256,7 +320,7 @@ impl storage::Host for HostState {
         kind: Option<CredentialKind>,
         now: u64,
     ) -> Result<u32> {
-        self.work.revoke_identity(&identity_id, kind, now)
+        self.work().revoke_identity(&identity_id, kind, now)
     }
 }
 
@@ -274,10 +338,17 @@ impl mailer::Host for HostState {
             html_body: message.html_body,
             template: message.template,
             sender: self.sender.clone(),
-            queued_at: u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX),
+            queued_at: u64::try_from(
+                self.clock
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .now()
+                    .as_nanos(),
+            )
+            .unwrap_or(u64::MAX),
             attempts: 0,
         };
-        self.work.enqueue(&mail)?;
+        self.work().enqueue(&mail)?;
         Ok(Ok(()))
     }
 }

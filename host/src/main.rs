@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use reclaim::mail::{Courier, EmlDirectory, MailStatus, OutboxStore, SmtpRelay, Transport};
 use reclaim::{
-    Clock, EmailOptions, Engine, Error, IdentityRef, NewIdentity, Reclaim, SqliteStorage,
+    Clock, EmailOptions, Engine, Error, IdentityRef, Limits, NewIdentity, Reclaim, SqliteStorage,
     SystemClock,
 };
 
@@ -241,11 +241,12 @@ fn open(config: Config) -> Result<Service> {
         Arc::new(SystemClock),
         config.courier.policy.clone(),
     );
-    let reclaim = Reclaim::new(
-        Engine::embedded()?,
-        storage.clone(),
-        config.settings.clone(),
-    );
+    let limits = Limits {
+        reuse_instances: config.reuse_instances,
+        ..Limits::default()
+    };
+    let engine = Engine::new(reclaim::engine::EMBEDDED_COMPONENT, limits)?;
+    let reclaim = Reclaim::new(engine, storage.clone(), config.settings.clone());
     Ok(Service {
         config,
         reclaim,
