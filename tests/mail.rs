@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use lettre::message::Mailbox;
-use reclaim::mail::{Courier, EmlDirectory, RetryPolicy};
+use reclaim::mail::{Courier, DeliveryError, EmlDirectory, QueuedMail, RetryPolicy, Transport};
 use reclaim::{EmailOptions, Error, ErrorKind, IdentityRef};
 use reclaim_tests::{PUBLIC_URL, SECRET_A, TestEnv, by_id, decoded_eml, link_in, token_of};
 
@@ -19,7 +19,11 @@ fn deliver(env: &TestEnv) -> Vec<String> {
         RetryPolicy::default(),
     );
     courier.drain().unwrap();
-    let mut files: Vec<_> = std::fs::read_dir(&outbox)
+    read_outbox(&outbox)
+}
+
+fn read_outbox(outbox: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<_> = std::fs::read_dir(outbox)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "eml"))
@@ -220,10 +224,27 @@ fn mail_queued_before_a_crash_is_delivered_by_the_next_process_once() {
         env.count("SELECT count(*) FROM outbox WHERE status = 'queued'"),
         1
     );
-    // A crash between writing the file and marking it sent: the next pass
-    // writes the same message again, under the same name and Message-ID.
-    let first = deliver(&env);
-    env.execute("UPDATE outbox SET status = 'queued', sent_at = NULL");
+    // A crash between writing the file and recording it: the courier dies
+    // right after its transport returns.
+    let outbox = env.dir.path().join("outbox");
+    let crashing = Courier::new(
+        env.storage.clone(),
+        Box::new(CrashAfterDelivery(EmlDirectory::new(&outbox).unwrap())),
+        "Reclaim <no-reply@reclaim.test>".parse().unwrap(),
+        Arc::new(env.clock.clone()),
+        RetryPolicy::default(),
+    );
+    let died = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crashing.drain()));
+    assert!(died.is_err());
+    let first = read_outbox(&outbox);
+    assert_eq!(
+        env.count("SELECT count(*) FROM outbox WHERE status = 'processing'"),
+        1
+    );
+    // Once the dead courier's lease has run out, the next one writes the
+    // same message again, under the same name and Message-ID.
+    env.clock
+        .advance(RetryPolicy::default().lease + std::time::Duration::from_secs(1));
     let second = deliver(&env);
     assert_eq!(first.len(), 1);
     assert_eq!(
@@ -234,6 +255,17 @@ fn mail_queued_before_a_crash_is_delivered_by_the_next_process_once() {
         env.count("SELECT count(*) FROM outbox WHERE status = 'sent'"),
         1
     );
+}
+
+/// A transport after which the process "dies": the delivery happened, its
+/// record never will.
+struct CrashAfterDelivery(EmlDirectory);
+
+impl Transport for CrashAfterDelivery {
+    fn deliver(&self, mail: &QueuedMail, from: &Mailbox, eml: &[u8]) -> Result<(), DeliveryError> {
+        self.0.deliver(mail, from, eml)?;
+        panic!("the courier dies before recording the delivery");
+    }
 }
 
 #[test]
@@ -270,5 +302,25 @@ fn a_mailed_code_redeems_for_its_flow_and_its_link_carries_no_code() {
             .unwrap()
             .identity_id,
         ann.id
+    );
+}
+
+#[test]
+fn a_delivered_link_leaves_no_usable_token_in_the_database_files() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    env.reclaim()
+        .send_recovery_email(&by_id(&ann), &EmailOptions::default())
+        .unwrap();
+    let mail = decoded_eml(&deliver(&env)[0]);
+    let token = token_of(&link_in(&mail, PUBLIC_URL).unwrap());
+    let bytes = reclaim_tests::database_bytes(&env.db_path());
+    assert!(
+        !reclaim_tests::contains(&bytes, &token),
+        "the delivered token is still in the database"
+    );
+    assert!(
+        env.reclaim().redeem_link(&token).is_ok(),
+        "the link itself still works"
     );
 }

@@ -225,6 +225,9 @@ impl Courier {
         loop {
             let pass = self.pass()?;
             if pass == PassReport::default() {
+                if total.sent > 0 {
+                    self.outbox.checkpoint()?;
+                }
                 return Ok(total);
             }
             total.sent += pass.sent;

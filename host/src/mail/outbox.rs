@@ -103,6 +103,13 @@ pub trait OutboxStore: Send + Sync {
     /// Messages, newest first, optionally of one status.
     fn list(&self, status: Option<MailStatus>, limit: usize) -> Result<Vec<MailSummary>>;
 
+    /// Makes blanked bodies of delivered mail unrecoverable from the store's
+    /// files (SQLite: a truncating checkpoint of the log). A courier calls it
+    /// after a pass that delivered something.
+    fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Puts an abandoned message back in the queue, attempts reset; returns
     /// whether there was such a message.
     fn retry(&self, id: &str, now: u64) -> Result<bool>;

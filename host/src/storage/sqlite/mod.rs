@@ -143,6 +143,9 @@ impl Pool {
                 self.path.display()
             );
         }
+        // Deleted and overwritten content (blanked mail bodies) is zeroed on
+        // disk rather than left in free pages.
+        conn.execute_batch("PRAGMA secure_delete = ON;")?;
         conn.execute_batch(match self.durability {
             Durability::Full => "PRAGMA synchronous = FULL;",
             Durability::Normal => "PRAGMA synchronous = NORMAL;",

@@ -82,9 +82,13 @@ impl OutboxStore for SqliteStorage {
                 };
                 let attempts: Option<i64> = conn
                     .prepare_cached(
+                        // A delivered message's bodies carry a live link: they are
+                        // blanked, so the database holds no usable token.
                         "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_error = coalesce(?2, last_error),
                              next_attempt_at = ?3, claimed_by = NULL, lease_until = NULL, updated_at = ?4,
-                             sent_at = CASE WHEN ?1 = 'sent' THEN ?4 ELSE sent_at END
+                             sent_at = CASE WHEN ?1 = 'sent' THEN ?4 ELSE sent_at END,
+                             text_body = CASE WHEN ?1 = 'sent' THEN '' ELSE text_body END,
+                             html_body = CASE WHEN ?1 = 'sent' THEN '' ELSE html_body END
                          WHERE id = ?5 AND claimed_by = ?6 AND status = 'processing'
                          RETURNING attempts",
                     )?
@@ -164,6 +168,11 @@ impl OutboxStore for SqliteStorage {
             )?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        // TRUNCATE empties the log, so no copy of a blanked page stays there.
+        self.with_writer(|conn| Ok(conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?))
     }
 
     fn retry(&self, id: &str, now: u64) -> Result<bool> {
