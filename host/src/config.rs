@@ -11,7 +11,7 @@ use lettre::message::Mailbox;
 use serde::Deserialize;
 
 use crate::mail::RetryPolicy;
-use crate::settings::{self, Secret, Settings, Templates};
+use crate::settings::{self, Settings, Templates};
 use crate::storage::Durability;
 
 /// Options that can come from the file, the environment or a flag. Every
@@ -342,11 +342,6 @@ impl Config {
                 && wanted.password().is_none()
                 && wanted.path().starts_with(allowed.path())
         })
-    }
-
-    /// The hashing secrets as configured (for the `Secret`-typed API).
-    pub fn secrets(&self) -> &[Secret] {
-        &self.settings.secrets
     }
 }
 
