@@ -27,8 +27,19 @@ fn run(command: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The composed component, built once per test binary.
+fn composed() -> &'static Path {
+    static COMPOSED: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
+    let (_, wasm) = COMPOSED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = compose(dir.path());
+        (dir, wasm)
+    });
+    wasm
+}
+
 /// Builds the provider and composes it with the embedded component.
-fn composed(dir: &Path) -> PathBuf {
+fn compose(dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let engine = dir.join("reclaim.wasm");
     run(Command::new(env!("CARGO_BIN_EXE_reclaim"))
@@ -99,12 +110,11 @@ fn data_dir() -> tempfile::TempDir {
 
 #[test]
 fn wasmtime_run_creates_a_link_that_a_second_run_redeems_once() {
-    let work = tempfile::tempdir().unwrap();
-    let wasm = composed(work.path());
+    let wasm = composed();
     let data = data_dir();
 
     let created = invoke(
-        &wasm,
+        wasm,
         data.path(),
         &format!(r#"create-link(id("{ANN}"), some("10m"), none)"#),
     );
@@ -120,11 +130,11 @@ fn wasmtime_run_creates_a_link_that_a_second_run_redeems_once() {
         .collect();
     assert_eq!(stored.len(), 1, "state persists in the mounted directory");
 
-    let redeemed = invoke(&wasm, data.path(), &format!(r#"redeem-link("{token}")"#));
+    let redeemed = invoke(wasm, data.path(), &format!(r#"redeem-link("{token}")"#));
     assert!(redeemed.starts_with("ok("), "{redeemed}");
     assert_eq!(wave_string(&redeemed, "identity-id"), ANN);
 
-    let again = invoke(&wasm, data.path(), &format!(r#"redeem-link("{token}")"#));
+    let again = invoke(wasm, data.path(), &format!(r#"redeem-link("{token}")"#));
     assert!(
         again.starts_with("err(") && again.contains("credential-used"),
         "{again}"
@@ -133,11 +143,10 @@ fn wasmtime_run_creates_a_link_that_a_second_run_redeems_once() {
 
 #[test]
 fn of_six_concurrent_wasmtime_processes_exactly_one_redeems() {
-    let work = tempfile::tempdir().unwrap();
-    let wasm = composed(work.path());
+    let wasm = composed();
     let data = data_dir();
     let created = invoke(
-        &wasm,
+        wasm,
         data.path(),
         &format!(r#"create-link(id("{ANN}"), none, none)"#),
     );
@@ -152,7 +161,7 @@ fn of_six_concurrent_wasmtime_processes_exactly_one_redeems() {
         .map(|_| {
             Command::new("wasmtime")
                 .args(["run", "--dir", &mount, "--invoke", &call])
-                .arg(&wasm)
+                .arg(wasm)
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -171,11 +180,10 @@ fn of_six_concurrent_wasmtime_processes_exactly_one_redeems() {
 
 #[test]
 fn wasmtime_run_mails_a_link_into_the_mounted_outbox() {
-    let work = tempfile::tempdir().unwrap();
-    let wasm = composed(work.path());
+    let wasm = composed();
     let data = data_dir();
     let mailed = invoke(
-        &wasm,
+        wasm,
         data.path(),
         r#"send-recovery-email(pk(1), none, none, none)"#,
     );
@@ -381,8 +389,7 @@ fn run_scenario(wasm: &Path, file: &Path) {
 
 #[test]
 fn the_conformance_scenarios_agree_in_the_wasmtime_cli() {
-    let work = tempfile::tempdir().unwrap();
-    let wasm = composed(work.path());
+    let wasm = composed();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -392,6 +399,6 @@ fn the_conformance_scenarios_agree_in_the_wasmtime_cli() {
     files.sort();
     assert!(files.len() >= 6);
     for file in files {
-        run_scenario(&wasm, &file);
+        run_scenario(wasm, &file);
     }
 }
