@@ -283,6 +283,9 @@ fn admin_token(config: &Config) -> Result<(String, Option<PathBuf>)> {
 fn serve(service: Service) -> Result<Value> {
     let (token, token_file) = admin_token(&service.config)?;
     let listen = service.config.listen;
+    // The first request shouldn't pay for faulting in the engine, and a
+    // component that can't be instantiated should stop the start.
+    service.reclaim.engine().warm_up()?;
     let state = AppState::new(service.reclaim, service.storage, service.config, token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -63,6 +63,11 @@ impl Reclaim {
         self
     }
 
+    /// The engine that runs the component.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// The clock the component sees.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
