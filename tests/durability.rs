@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use reclaim::directory::Directory;
 use reclaim::mail::{Outbox, QueuedMail};
-use reclaim::storage::{CredentialStore, UnitOfWork};
+use reclaim::storage::{CredentialStore, Job, UnitOfWork};
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
 use reclaim::{
     EmailOptions, Engine, Error, ErrorKind, Identity, Limits, NewIdentity, Reclaim, SqliteStorage,
@@ -47,8 +47,11 @@ struct FailingInsert(Arc<SqliteStorage>);
 struct FailingWork(Box<dyn UnitOfWork>);
 
 impl Storage for FailingInsert {
-    fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
-        Ok(Box::new(FailingWork(self.0.begin()?)))
+    fn submit(&self, job: Job) {
+        self.0
+            .submit(Box::new(move |work: Result<Box<dyn UnitOfWork>>| {
+                job(work.map(|work| Box::new(FailingWork(work)) as Box<dyn UnitOfWork>))
+            }));
     }
 }
 

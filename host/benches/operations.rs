@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use reclaim::directory::NewIdentity;
 use reclaim::settings::parse_secrets;
-use reclaim::storage::{Durability, MemoryStorage, Storage};
+use reclaim::storage::{Durability, MemoryStorage, transact};
 use reclaim::wit::{Credential, CredentialKind};
 use reclaim::{Engine, IdentityRef, Limits, Reclaim, Settings, SqliteStorage};
 
@@ -118,9 +118,12 @@ fn commit_path(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
-                let mut work = storage.begin().unwrap();
-                work.insert(&credential(i, "bench")).unwrap();
-                work.commit().unwrap();
+                let credential = credential(i, "bench");
+                transact(&storage, move |mut work| {
+                    work.insert(&credential)?;
+                    work.commit()
+                })
+                .unwrap();
             })
         });
     }
@@ -140,12 +143,13 @@ fn scaling(c: &mut Criterion) {
             SqliteStorage::open_with(dir.path().join("bench.db"), Durability::Normal).unwrap(),
         );
         // Outstanding tokens of other identities, written in one transaction.
-        let mut work = storage.begin().unwrap();
-        for i in 0..n {
-            work.insert(&credential(i, &format!("other-{}", i % 10_000)))
-                .unwrap();
-        }
-        work.commit().unwrap();
+        transact(&*storage, move |mut work| {
+            for i in 0..n {
+                work.insert(&credential(i, &format!("other-{}", i % 10_000)))?;
+            }
+            work.commit()
+        })
+        .unwrap();
         let who = IdentityRef::Id(storage.create_identity(&ann(), 0).unwrap().id);
         let reclaim = Reclaim::new(Engine::embedded().unwrap(), storage, settings());
         g.bench_function(format!("create+redeem/{n}"), |b| {

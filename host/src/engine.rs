@@ -18,7 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::clock::{Clock, WasiWallClock};
 use crate::mail::{self, QueuedMail};
 use crate::settings::Settings;
-use crate::storage::{Storage as _, UnitOfWork};
+use crate::storage::UnitOfWork;
 use crate::wit::exports::reclaim::recovery::recovery::Guest;
 use crate::wit::reclaim::recovery::{directory, mailer, settings, storage, types};
 use crate::wit::{

@@ -6,10 +6,13 @@ use std::sync::Arc;
 
 use lettre::message::Mailbox;
 
+use wasmtime::Store;
+
 use crate::clock::{Clock, SystemClock};
-use crate::engine::Engine;
+use crate::engine::{Engine, HostState};
 use crate::settings::Settings;
 use crate::storage::Storage;
+use crate::wit::exports::reclaim::recovery::recovery::Guest;
 use crate::wit::{IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption};
 
 /// How a recovery email is sent (authentik's email stage).
@@ -90,8 +93,14 @@ impl Reclaim {
         expires_in: Option<&str>,
         return_to: Option<&str>,
     ) -> Result<RecoveryLink, Error> {
-        self.operation(|guest, store| {
-            guest.call_create_link(store, identity, expires_in, return_to)
+        let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
+        self.operation(move |guest, store| {
+            guest.call_create_link(
+                store,
+                &identity,
+                expires_in.as_deref(),
+                return_to.as_deref(),
+            )
         })
     }
 
@@ -102,8 +111,14 @@ impl Reclaim {
         expires_in: Option<&str>,
         return_to: Option<&str>,
     ) -> Result<RecoveryCode, Error> {
-        self.operation(|guest, store| {
-            guest.call_create_code(store, identity, expires_in, return_to)
+        let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
+        self.operation(move |guest, store| {
+            guest.call_create_code(
+                store,
+                &identity,
+                expires_in.as_deref(),
+                return_to.as_deref(),
+            )
         })
     }
 
@@ -114,13 +129,16 @@ impl Reclaim {
         options: &EmailOptions<'_>,
     ) -> Result<Mailed, Error> {
         let sender = options.from.map(ToString::to_string);
-        self.operation_as(sender, |guest, store| {
+        let (identity, expires_in, template) =
+            owned(identity, options.expires_in, options.template);
+        let subject = options.subject.map(str::to_owned);
+        self.operation_as(sender, move |guest, store| {
             guest.call_send_recovery_email(
                 store,
-                identity,
-                options.expires_in,
-                options.template,
-                options.subject,
+                &identity,
+                expires_in.as_deref(),
+                template.as_deref(),
+                subject.as_deref(),
             )
         })
     }
@@ -131,74 +149,97 @@ impl Reclaim {
         identity: &IdentityRef,
         expires_in: Option<&str>,
     ) -> Result<Mailed, Error> {
-        self.operation(|guest, store| guest.call_send_recovery_code(store, identity, expires_in))
+        let (identity, expires_in, _) = owned(identity, expires_in, None);
+        self.operation(move |guest, store| {
+            guest.call_send_recovery_code(store, &identity, expires_in.as_deref())
+        })
     }
 
     /// A self-service request by address; succeeds alike for unknown ones.
     pub fn request_recovery(&self, email: &str, return_to: Option<&str>) -> Result<(), Error> {
-        self.operation(|guest, store| guest.call_request_recovery(store, email, return_to))
+        let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
+        self.operation(move |guest, store| {
+            guest.call_request_recovery(store, &email, return_to.as_deref())
+        })
     }
 
     /// Redeems a link token, once.
     pub fn redeem_link(&self, token: &str) -> Result<Redemption, Error> {
-        self.operation(|guest, store| guest.call_redeem_link(store, token))
+        let token = token.to_owned();
+        self.operation(move |guest, store| guest.call_redeem_link(store, &token))
     }
 
     /// Redeems a flow's code, once; wrong codes count against the flow.
     pub fn redeem_code(&self, flow_id: &str, code: &str) -> Result<Redemption, Error> {
-        self.operation(|guest, store| guest.call_redeem_code(store, flow_id, code))
+        let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
+        self.operation(move |guest, store| guest.call_redeem_code(store, &flow_id, &code))
     }
 
     /// Revokes an identity's outstanding links and codes.
     pub fn revoke(&self, identity: &IdentityRef) -> Result<u32, Error> {
-        self.operation(|guest, store| guest.call_revoke(store, identity))
+        let identity = identity.clone();
+        self.operation(move |guest, store| guest.call_revoke(store, &identity))
     }
 
     /// Queues the "your password was changed" notice.
     pub fn notify_password_changed(&self, identity: &IdentityRef) -> Result<(), Error> {
-        self.operation(|guest, store| guest.call_notify_password_changed(store, identity))
+        let identity = identity.clone();
+        self.operation(move |guest, store| guest.call_notify_password_changed(store, &identity))
     }
 
-    fn operation<T>(
+    fn operation<T: Send + 'static>(
         &self,
-        call: impl FnOnce(
-            &crate::wit::exports::reclaim::recovery::recovery::Guest,
-            &mut wasmtime::Store<crate::engine::HostState>,
-        ) -> wasmtime::Result<Result<T, RecoveryError>>,
+        call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
+        + Send
+        + 'static,
     ) -> Result<T, Error> {
         self.operation_as(None, call)
     }
 
-    /// Runs `call` in a fresh instance; mail it queues goes out from `sender`
-    /// (the configured sender when none).
-    fn operation_as<T>(
+    /// Runs `call` in an instance, inside a unit of work of its own that
+    /// commits only if the call returned, and answers once that is durable.
+    /// Mail it queues goes out from `sender` (the configured sender when
+    /// none).
+    fn operation_as<T: Send + 'static>(
         &self,
         sender: Option<String>,
-        call: impl FnOnce(
-            &crate::wit::exports::reclaim::recovery::recovery::Guest,
-            &mut wasmtime::Store<crate::engine::HostState>,
-        ) -> wasmtime::Result<Result<T, RecoveryError>>,
+        call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
+        + Send
+        + 'static,
     ) -> Result<T, Error> {
-        let work = self.storage.begin()?;
-        let (result, work) = self.engine.run(
-            work,
-            Arc::clone(&self.settings),
-            Arc::clone(&self.clock),
-            sender,
-            call,
-        );
-        match result {
-            // A refusal stands as written: the component refuses before its
-            // first write, or after writes that must stand (a wrong code).
-            Ok(outcome) => {
-                work.commit()?;
-                outcome.map_err(Error::Refused)
+        let this = self.clone();
+        let outcome = crate::storage::transact(&*self.storage, move |work| {
+            let (result, work) = this
+                .engine
+                .run(work, this.settings, this.clock, sender, call);
+            match result {
+                // A refusal stands as written: the component refuses before
+                // its first write, or after writes that must stand (a wrong
+                // code).
+                Ok(outcome) => {
+                    work.commit()?;
+                    Ok(outcome)
+                }
+                Err(trap) => {
+                    drop(work);
+                    tracing::error!(error = %format!("{trap:#}"), "recovery operation trapped; nothing was written");
+                    Err(trap)
+                }
             }
-            Err(trap) => {
-                drop(work);
-                tracing::error!(error = %format!("{trap:#}"), "recovery operation trapped; nothing was written");
-                Err(Error::Failed(trap))
-            }
+        });
+        match outcome {
+            Ok(outcome) => outcome.map_err(Error::Refused),
+            Err(failed) => Err(Error::Failed(failed)),
         }
     }
+}
+
+/// An operation runs on the storage's writer thread: its arguments move
+/// there.
+fn owned(
+    identity: &IdentityRef,
+    a: Option<&str>,
+    b: Option<&str>,
+) -> (IdentityRef, Option<String>, Option<String>) {
+    (identity.clone(), a.map(str::to_owned), b.map(str::to_owned))
 }

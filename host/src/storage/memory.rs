@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::Result;
 
-use super::{CredentialStore, Storage, UnitOfWork};
+use super::{CredentialStore, Job, Storage, UnitOfWork};
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::mail::{Outbox, QueuedMail};
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
@@ -95,7 +95,15 @@ impl MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
-    fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
+    /// Runs the job on the calling thread; its writes are settled at once.
+    fn submit(&self, job: Job) {
+        job(self.begin())(Ok(()));
+    }
+}
+
+impl MemoryStorage {
+    /// A unit of work, once the one before it ended.
+    pub fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
         let mut busy = self.shared.busy.lock().unwrap_or_else(|e| e.into_inner());
         while *busy {
             busy = self

@@ -42,12 +42,67 @@ pub trait CredentialStore {
 /// Everything one operation may touch, inside one transaction. Dropping it
 /// without [`UnitOfWork::commit`] discards every write.
 pub trait UnitOfWork: CredentialStore + Directory + Outbox + Send {
+    /// Keeps this unit's writes. They are durable once the job's
+    /// [`Settled`] callback hears `Ok`: a backend may commit many units in
+    /// one transaction.
     fn commit(self: Box<Self>) -> Result<()>;
 }
 
+/// A job for [`Storage::submit`]: given its unit of work (or why none could
+/// be started), it runs, commits or drops the unit, and returns whom to tell
+/// when its writes are durable. It must not keep the unit past its return.
+pub type Job = Box<dyn FnOnce(Result<Box<dyn UnitOfWork>>) -> Settled + Send>;
+
+/// Told once whether the writes a job kept are durable, or why they were
+/// lost.
+pub type Settled = Box<dyn FnOnce(Result<()>) + Send>;
+
 /// A storage backend.
 pub trait Storage: Send + Sync {
-    /// Starts a unit of work; it holds the backend's write lock until it is
-    /// committed or dropped, so operations never interleave.
-    fn begin(&self) -> Result<Box<dyn UnitOfWork>>;
+    /// Runs `job` with a unit of work of its own, on the calling thread or
+    /// one of the backend's. Units of work never interleave. A backend may
+    /// commit many of them in one transaction (group commit), so that one
+    /// sync of the disk covers them all; it then keeps each in a savepoint,
+    /// so a dropped unit still undoes only its own writes.
+    fn submit(&self, job: Job);
+}
+
+/// Runs `work` in a unit of work of `storage` and returns its result once
+/// what it committed is durable.
+pub fn transact<T: Send + 'static>(
+    storage: &dyn Storage,
+    work: impl FnOnce(Box<dyn UnitOfWork>) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let (job, outcome) = settling(work);
+    storage.submit(Box::new(job));
+    outcome.wait()
+}
+
+/// Where a job's outcome arrives once its writes are settled.
+pub(crate) struct Outcome<T>(std::sync::mpsc::Receiver<Result<T>>);
+
+impl<T> Outcome<T> {
+    pub(crate) fn wait(self) -> Result<T> {
+        self.0.recv().map_err(|_| {
+            anyhow::anyhow!("the storage writer stopped before the work was settled")
+        })?
+    }
+}
+
+/// A job that runs `work` on its unit of work `W` and reports the result
+/// only when the writes are durable (or lost).
+pub(crate) fn settling<W, T: Send + 'static>(
+    work: impl FnOnce(W) -> Result<T> + Send + 'static,
+) -> (
+    impl FnOnce(Result<W>) -> Settled + Send + 'static,
+    Outcome<T>,
+) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let job = move |begun: Result<W>| -> Settled {
+        let outcome = begun.and_then(work);
+        Box::new(move |durable: Result<()>| {
+            let _ = tx.send(durable.and(outcome));
+        })
+    };
+    (job, Outcome(rx))
 }

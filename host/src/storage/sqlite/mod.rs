@@ -1,9 +1,10 @@
 //! The default backend: one SQLite file in WAL mode.
 
 mod outbox;
+mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -11,10 +12,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::mail::{Outbox, QueuedMail};
-use crate::storage::{CredentialStore, Storage, UnitOfWork};
+use crate::storage::{CredentialStore, Job, Storage, UnitOfWork, settling};
 use crate::wit::{
     ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus, IdentityRef,
 };
+use writer::{SqliteWork, Task, Writer};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS identities (
@@ -98,22 +100,19 @@ const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, ex
 /// How long a writer waits for another's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// SQLite storage in one file. Connections are pooled; each unit of work
-/// takes one and holds SQLite's write lock (`BEGIN IMMEDIATE`) until it ends,
-/// which also serialises processes sharing the file.
+/// SQLite storage in one file. Reads use pooled connections; every write of
+/// this process goes through one writer thread, which commits many units of
+/// work at once (see `writer`). Other processes sharing the file wait for
+/// SQLite's write lock (`BEGIN IMMEDIATE`).
 pub struct SqliteStorage {
-    pool: Arc<Pool>,
+    pool: Pool,
+    writer: Writer,
 }
 
 struct Pool {
     path: PathBuf,
     durability: Durability,
     idle: Mutex<Vec<Connection>>,
-    /// Whether a unit of work of this process holds the write lock. Writers
-    /// of one process queue here rather than in SQLite's busy handler, which
-    /// sleeps in steps of milliseconds and turns contention into a convoy.
-    writing: Mutex<bool>,
-    writer_done: Condvar,
 }
 
 /// When a commit is on disk.
@@ -161,22 +160,6 @@ impl Pool {
         }
     }
 
-    fn enter_writer(&self) {
-        let mut writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-        while *writing {
-            writing = self
-                .writer_done
-                .wait(writing)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        *writing = true;
-    }
-
-    fn leave_writer(&self) {
-        *self.writing.lock().unwrap_or_else(|e| e.into_inner()) = false;
-        self.writer_done.notify_one();
-    }
-
     fn release(&self, conn: Connection) {
         self.idle
             .lock()
@@ -194,18 +177,17 @@ impl SqliteStorage {
 
     /// Opens the database with the given durability.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self> {
-        let storage = Self {
-            pool: Arc::new(Pool {
-                path: path.as_ref().to_path_buf(),
-                durability,
-                idle: Mutex::new(Vec::new()),
-                writing: Mutex::new(false),
-                writer_done: Condvar::new(),
-            }),
+        let pool = Pool {
+            path: path.as_ref().to_path_buf(),
+            durability,
+            idle: Mutex::new(Vec::new()),
         };
-        storage
-            .with_connection(|conn| conn.execute_batch(SCHEMA).context("creating the schema"))?;
-        Ok(storage)
+        let conn = pool.connect()?;
+        conn.execute_batch(SCHEMA).context("creating the schema")?;
+        Ok(Self {
+            writer: Writer::start(conn)?,
+            pool,
+        })
     }
 
     fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -215,20 +197,40 @@ impl SqliteStorage {
         out
     }
 
-    /// Like `with_connection`, for writes: taken in turn with the units of
-    /// work, so a write never waits in SQLite's sleeping busy handler behind
-    /// a writer of this same process.
-    fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        self.pool.enter_writer();
-        let out = self.with_connection(f);
-        self.pool.leave_writer();
-        out
+    /// Runs `f` as a unit of work of the writer (in a batch, in a savepoint
+    /// that is undone if `f` fails) and returns once its writes are durable.
+    fn with_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (job, outcome) = settling(move |work: SqliteWork| {
+            let out = f(&*work.conn()?)?;
+            work.keep()?;
+            Ok(out)
+        });
+        self.writer.send(Task::Unit(Box::new(job)));
+        outcome.wait()
+    }
+
+    /// Runs `f` on the writer's connection between batches, outside any
+    /// transaction.
+    fn between_batches<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.writer.send(Task::Alone(Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        })));
+        rx.recv()
+            .map_err(|_| anyhow::anyhow!("the SQLite writer thread stopped"))?
     }
 
     /// Adds an identity to the built-in directory.
     pub fn create_identity(&self, new: &NewIdentity, now: u64) -> Result<Identity> {
         let id = uuid::Uuid::new_v4().hyphenated().to_string();
-        self.with_writer(|conn| {
+        let new = new.clone();
+        self.with_writer(move |conn| {
             let inserted = conn.execute(
                 "INSERT INTO identities (id, email, display_name, locale, active, created_at) VALUES (?, ?, ?, ?, ?, ?)",
                 params![id, new.email, new.display_name, new.locale, new.active, to_sql(now)],
@@ -278,7 +280,9 @@ impl SqliteStorage {
         return_to: Option<&str>,
         expires_at: u64,
     ) -> Result<()> {
-        self.with_writer(|conn| {
+        let (key, identity_id) = (key.to_owned(), identity_id.to_owned());
+        let return_to = return_to.map(str::to_owned);
+        self.with_writer(move |conn| {
             conn.execute(
                 "INSERT INTO recovery_sessions (key, identity_id, return_to, expires_at) VALUES (?, ?, ?, ?)",
                 params![key, identity_id, return_to, to_sql(expires_at)],
@@ -309,36 +313,24 @@ impl SqliteStorage {
         password_hash: &str,
         now: u64,
     ) -> Result<Option<(String, Option<String>)>> {
-        self.with_writer(|conn| {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            let outcome = (|| -> Result<Option<(String, Option<String>)>> {
-                let ended = conn
-                    .query_row(
-                        "UPDATE recovery_sessions SET used_at = ?1
-                         WHERE key = ?2 AND used_at IS NULL AND expires_at > ?1
-                         RETURNING identity_id, return_to",
-                        params![to_sql(now), key],
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
-                    )
-                    .optional()?;
-                if let Some((identity_id, _)) = &ended {
-                    conn.execute(
-                        "UPDATE identities SET password_hash = ? WHERE id = ?",
-                        params![password_hash, identity_id],
-                    )?;
-                }
-                Ok(ended)
-            })();
-            match outcome {
-                Ok(ended) => {
-                    conn.execute_batch("COMMIT")?;
-                    Ok(ended)
-                }
-                Err(e) => {
-                    conn.execute_batch("ROLLBACK")?;
-                    Err(e)
-                }
+        let (key, password_hash) = (key.to_owned(), password_hash.to_owned());
+        self.with_writer(move |conn| {
+            let ended = conn
+                .query_row(
+                    "UPDATE recovery_sessions SET used_at = ?1
+                     WHERE key = ?2 AND used_at IS NULL AND expires_at > ?1
+                     RETURNING identity_id, return_to",
+                    params![to_sql(now), key],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                )
+                .optional()?;
+            if let Some((identity_id, _)) = &ended {
+                conn.execute(
+                    "UPDATE identities SET password_hash = ? WHERE id = ?",
+                    params![password_hash, identity_id],
+                )?;
             }
+            Ok(ended)
         })
     }
 
@@ -355,57 +347,23 @@ impl SqliteStorage {
 }
 
 impl Storage for SqliteStorage {
-    fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
-        let conn = self.pool.acquire()?;
-        self.pool.enter_writer();
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            self.pool.leave_writer();
-            self.pool.release(conn);
-            return Err(e).context("starting a transaction");
-        }
-        Ok(Box::new(SqliteWork {
-            conn: Some(conn),
-            pool: Arc::clone(&self.pool),
-        }))
-    }
-}
-
-/// One transaction on a pooled connection; rolled back when dropped
-/// uncommitted.
-struct SqliteWork {
-    conn: Option<Connection>,
-    pool: Arc<Pool>,
-}
-
-impl SqliteWork {
-    fn conn(&self) -> &Connection {
-        self.conn
-            .as_ref()
-            .expect("the connection is held until the work ends")
-    }
-}
-
-impl Drop for SqliteWork {
-    fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            // A connection whose rollback failed is in an unknown state: close it.
-            if conn.is_autocommit() || conn.execute_batch("ROLLBACK").is_ok() {
-                self.pool.release(conn);
-            }
-        }
-        self.pool.leave_writer();
+    fn submit(&self, job: Job) {
+        self.writer
+            .send(Task::Unit(Box::new(move |work: Result<SqliteWork>| {
+                job(work.map(|work| Box::new(work) as Box<dyn UnitOfWork>))
+            })));
     }
 }
 
 impl UnitOfWork for SqliteWork {
     fn commit(self: Box<Self>) -> Result<()> {
-        self.conn().execute_batch("COMMIT").context("committing")
+        self.keep()
     }
 }
 
 impl CredentialStore for SqliteWork {
     fn insert(&mut self, c: &Credential) -> Result<()> {
-        self.conn()
+        self.conn()?
             .prepare_cached(
                 "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to)
                  VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -445,7 +403,7 @@ impl CredentialStore for SqliteWork {
         // The guard is in the UPDATE itself: SQLite runs it under the write
         // lock, so of many concurrent callers exactly one changes the row.
         let consumed = self
-            .conn()
+            .conn()?
             .prepare_cached(&format!(
                 "UPDATE credentials SET used_at = ?
                  WHERE kind = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
@@ -458,7 +416,7 @@ impl CredentialStore for SqliteWork {
             return Ok(ConsumeOutcome::Consumed(status.credential));
         }
         let found = self
-            .conn()
+            .conn()?
             .prepare_cached(&format!(
                 "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE kind = ? AND key IN ({placeholders})"
             ))?
@@ -476,7 +434,7 @@ impl CredentialStore for SqliteWork {
 
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
         let found = self
-            .conn()
+            .conn()?
             .prepare_cached(&format!(
                 "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE flow_id = ? AND kind = 'code'"
             ))?
@@ -495,7 +453,7 @@ impl CredentialStore for SqliteWork {
         now: u64,
     ) -> Result<u32> {
         let count: Option<i64> = self
-            .conn()
+            .conn()?
             .prepare_cached(
                 "UPDATE credentials SET failed_attempts = failed_attempts + 1,
                     revoked_at = CASE WHEN failed_attempts + 1 >= ?1 AND revoked_at IS NULL AND used_at IS NULL
@@ -518,7 +476,7 @@ impl CredentialStore for SqliteWork {
         now: u64,
     ) -> Result<u32> {
         let revoked = self
-            .conn()
+            .conn()?
             .prepare_cached(
                 "UPDATE credentials SET revoked_at = ?1
                  WHERE identity_id = ?2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?1
@@ -531,21 +489,21 @@ impl CredentialStore for SqliteWork {
 
 impl Directory for SqliteWork {
     fn get_by_id(&mut self, id: &str) -> Result<Option<Identity>> {
-        identity_where(self.conn(), "id = ?", &id)
+        identity_where(&*self.conn()?, "id = ?", &id)
     }
 
     fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
-        identity_where(self.conn(), "pk = ?", &pk)
+        identity_where(&*self.conn()?, "pk = ?", &pk)
     }
 
     fn find_by_email(&mut self, email: &str) -> Result<Option<Identity>> {
-        identity_where(self.conn(), "lower(email) = lower(?)", &email)
+        identity_where(&*self.conn()?, "lower(email) = lower(?)", &email)
     }
 }
 
 impl Outbox for SqliteWork {
     fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
-        self.conn()
+        self.conn()?
             .prepare_cached(
                 "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -37,7 +37,8 @@ impl OutboxStore for SqliteStorage {
         now: u64,
         lease_until: u64,
     ) -> Result<Vec<QueuedMail>> {
-        self.with_writer(|conn| {
+        let courier = courier.to_owned();
+        self.with_writer(move |conn| {
             // One statement under SQLite's write lock: a row is claimed by
             // exactly one courier.
             let mut stmt = conn.prepare_cached(&format!(
@@ -60,7 +61,8 @@ impl OutboxStore for SqliteStorage {
     }
 
     fn renew(&self, id: &str, courier: &str, now: u64, lease_until: u64) -> Result<bool> {
-        self.with_writer(|conn| {
+        let (id, courier) = (id.to_owned(), courier.to_owned());
+        self.with_writer(move |conn| {
             let renewed = conn
                 .prepare_cached(
                     "UPDATE outbox SET lease_until = ?1
@@ -72,47 +74,35 @@ impl OutboxStore for SqliteStorage {
     }
 
     fn record_attempt(&self, id: &str, courier: &str, now: u64, attempt: &Attempt) -> Result<bool> {
-        self.with_writer(|conn| {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            let outcome = (|| -> Result<bool> {
-                let (status, error, next) = match attempt {
-                    Attempt::Sent => ("sent", None, None),
-                    Attempt::Retry { error, retry_at } => ("queued", Some(error.as_str()), Some(to_sql(*retry_at))),
-                    Attempt::Abandon { error } => ("abandoned", Some(error.as_str()), None),
-                };
-                let attempts: Option<i64> = conn
-                    .prepare_cached(
-                        // A delivered message's bodies carry a live link: they are
-                        // blanked, so the database holds no usable token.
-                        "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_error = coalesce(?2, last_error),
-                             next_attempt_at = ?3, claimed_by = NULL, lease_until = NULL, updated_at = ?4,
-                             sent_at = CASE WHEN ?1 = 'sent' THEN ?4 ELSE sent_at END,
-                             text_body = CASE WHEN ?1 = 'sent' THEN '' ELSE text_body END,
-                             html_body = CASE WHEN ?1 = 'sent' THEN '' ELSE html_body END
-                         WHERE id = ?5 AND claimed_by = ?6 AND status = 'processing'
-                         RETURNING attempts",
-                    )?
-                    .query_row(params![status, error, next, to_sql(now), id, courier], |r| r.get(0))
-                    .optional()?;
-                let Some(attempts) = attempts else {
-                    return Ok(false);
-                };
-                conn.prepare_cached(
-                    "INSERT INTO outbox_attempts (mail_id, attempt, at, courier, outcome, error) VALUES (?, ?, ?, ?, ?, ?)",
+        let (id, courier, attempt) = (id.to_owned(), courier.to_owned(), attempt.clone());
+        self.with_writer(move |conn| {
+            let (status, error, next) = match &attempt {
+                Attempt::Sent => ("sent", None, None),
+                Attempt::Retry { error, retry_at } => ("queued", Some(error.as_str()), Some(to_sql(*retry_at))),
+                Attempt::Abandon { error } => ("abandoned", Some(error.as_str()), None),
+            };
+            let attempts: Option<i64> = conn
+                .prepare_cached(
+                    // A delivered message's bodies carry a live link: they are
+                    // blanked, so the database holds no usable token.
+                    "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_error = coalesce(?2, last_error),
+                         next_attempt_at = ?3, claimed_by = NULL, lease_until = NULL, updated_at = ?4,
+                         sent_at = CASE WHEN ?1 = 'sent' THEN ?4 ELSE sent_at END,
+                         text_body = CASE WHEN ?1 = 'sent' THEN '' ELSE text_body END,
+                         html_body = CASE WHEN ?1 = 'sent' THEN '' ELSE html_body END
+                     WHERE id = ?5 AND claimed_by = ?6 AND status = 'processing'
+                     RETURNING attempts",
                 )?
-                .execute(params![id, attempts, to_sql(now), courier, status, error])?;
-                Ok(true)
-            })();
-            match outcome {
-                Ok(done) => {
-                    conn.execute_batch("COMMIT")?;
-                    Ok(done)
-                }
-                Err(e) => {
-                    conn.execute_batch("ROLLBACK")?;
-                    Err(e)
-                }
-            }
+                .query_row(params![status, error, next, to_sql(now), id, courier], |r| r.get(0))
+                .optional()?;
+            let Some(attempts) = attempts else {
+                return Ok(false);
+            };
+            conn.prepare_cached(
+                "INSERT INTO outbox_attempts (mail_id, attempt, at, courier, outcome, error) VALUES (?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![id, attempts, to_sql(now), courier, status, error])?;
+            Ok(true)
         })
     }
 
@@ -172,11 +162,12 @@ impl OutboxStore for SqliteStorage {
 
     fn checkpoint(&self) -> Result<()> {
         // TRUNCATE empties the log, so no copy of a blanked page stays there.
-        self.with_writer(|conn| Ok(conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?))
+        self.between_batches(|conn| Ok(conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?))
     }
 
     fn retry(&self, id: &str, now: u64) -> Result<bool> {
-        self.with_writer(|conn| {
+        let id = id.to_owned();
+        self.with_writer(move |conn| {
             let changed = conn.execute(
                 "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ?1
                  WHERE id = ?2 AND status = 'abandoned'",

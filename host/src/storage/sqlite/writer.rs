@@ -1,0 +1,287 @@
+//! Group commit: one thread owns the writing connection and runs units of
+//! work back to back inside one transaction, each in a savepoint, then
+//! commits them together. One sync of the disk then covers a whole batch,
+//! and writers never queue on SQLite's lock, whose busy handler sleeps in
+//! steps of milliseconds.
+
+use std::ops::{Deref, DerefMut};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rusqlite::Connection;
+
+use crate::storage::Settled;
+
+/// Units of work one transaction takes at most: bounds how long the first
+/// of them waits for its answer.
+const MAX_BATCH: usize = 256;
+/// Time one transaction's units may run before it commits, for the same
+/// reason.
+const MAX_BATCH_TIME: Duration = Duration::from_millis(4);
+
+/// A job of the writer: given its unit of work, it runs and returns whom to
+/// tell when its writes are durable.
+pub(super) type WriterJob = Box<dyn FnOnce(Result<SqliteWork>) -> Settled + Send>;
+
+pub(super) enum Task {
+    /// A unit of work, in a savepoint of the current batch.
+    Unit(WriterJob),
+    /// Work that must run outside any transaction (a WAL checkpoint),
+    /// between batches.
+    Alone(Box<dyn FnOnce(&Connection) + Send>),
+}
+
+/// The writing connection and the unit of work it is in, if any.
+pub(super) struct WriterState {
+    conn: Connection,
+    /// Number of the latest unit of work.
+    unit: u64,
+    /// Whether that unit is still open (neither committed nor dropped).
+    open: bool,
+    /// Something left the batch's transaction in an unknown state: it is
+    /// rolled back whole and nothing of it is acknowledged.
+    broken: bool,
+}
+
+type Shared = Arc<Mutex<WriterState>>;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, WriterState> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The writer thread's handle; dropping it lets the thread finish its queue
+/// and close the connection.
+pub(super) struct Writer {
+    tasks: Option<Sender<Task>>,
+    thread: Option<JoinHandle<()>>,
+    thread_id: ThreadId,
+}
+
+impl Writer {
+    pub(super) fn start(conn: Connection) -> Result<Self> {
+        let (tasks, queue) = channel();
+        let shared = Arc::new(Mutex::new(WriterState {
+            conn,
+            unit: 0,
+            open: false,
+            broken: false,
+        }));
+        let thread = std::thread::Builder::new()
+            .name("reclaim-sqlite-writer".into())
+            .spawn(move || run(&shared, &queue))
+            .context("starting the SQLite writer thread")?;
+        Ok(Self {
+            tasks: Some(tasks),
+            thread_id: thread.thread().id(),
+            thread: Some(thread),
+        })
+    }
+
+    pub(super) fn send(&self, task: Task) {
+        // A job that waited for a write of its own on this thread would
+        // wait forever.
+        let refused = if std::thread::current().id() == self.thread_id {
+            Some((task, "a unit of work may not start another"))
+        } else {
+            match self.tasks.as_ref().map(|tasks| tasks.send(task)) {
+                Some(Ok(())) => None,
+                Some(Err(returned)) => Some((returned.0, "the SQLite writer thread stopped")),
+                None => None,
+            }
+        };
+        match refused {
+            Some((Task::Unit(job), why)) => job(Err(anyhow!(why)))(Err(anyhow!(why))),
+            Some((Task::Alone(_), why)) => tracing::error!("{why}"),
+            None => {}
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.tasks = None;
+        if let Some(thread) = self.thread.take()
+            && std::thread::current().id() != self.thread_id
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(shared: &Shared, queue: &Receiver<Task>) {
+    let mut next = None;
+    loop {
+        let task = match next.take() {
+            Some(task) => task,
+            None => match queue.recv() {
+                Ok(task) => task,
+                Err(_) => return,
+            },
+        };
+        let first = match task {
+            Task::Alone(work) => {
+                work(&lock(shared).conn);
+                continue;
+            }
+            Task::Unit(job) => job,
+        };
+        if let Err(e) = lock(shared).conn.execute_batch("BEGIN IMMEDIATE") {
+            let why = format!("starting a transaction: {e}");
+            job_refused(first, &why);
+            continue;
+        }
+        let started = Instant::now();
+        let mut settled = vec![run_unit(shared, first)];
+        while settled.len() < MAX_BATCH && started.elapsed() < MAX_BATCH_TIME {
+            match queue.try_recv() {
+                Ok(Task::Unit(job)) => settled.push(run_unit(shared, job)),
+                Ok(alone) => {
+                    next = Some(alone);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        match finish_batch(&mut lock(shared)) {
+            Ok(()) => settled.into_iter().for_each(|settle| settle(Ok(()))),
+            Err(e) => {
+                let why = format!("{e:#}");
+                tracing::error!(units = settled.len(), error = %why, "a batch of writes was lost");
+                for settle in settled {
+                    settle(Err(anyhow!("{why}")));
+                }
+            }
+        }
+    }
+}
+
+fn job_refused(job: WriterJob, why: &str) {
+    job(Err(anyhow!("{why}")))(Err(anyhow!("{why}")));
+}
+
+/// Runs one job in a savepoint of the open transaction.
+fn run_unit(shared: &Shared, job: WriterJob) -> Settled {
+    let unit = {
+        let mut state = lock(shared);
+        // SQLite ends a transaction by itself on some errors (a full disk);
+        // a savepoint now would start a new one outside the batch.
+        if state.broken || state.conn.is_autocommit() {
+            state.broken = true;
+            drop(state);
+            return job(Err(anyhow!("an earlier write of this batch failed")));
+        }
+        if let Err(e) = state.conn.execute_batch("SAVEPOINT unit") {
+            state.broken = true;
+            drop(state);
+            return job(Err(anyhow!("starting a savepoint: {e}")));
+        }
+        state.unit += 1;
+        state.open = true;
+        state.unit
+    };
+    let work = SqliteWork {
+        shared: Arc::clone(shared),
+        unit,
+    };
+    let settled = catch_unwind(AssertUnwindSafe(|| job(Ok(work)))).unwrap_or_else(|_| {
+        tracing::error!("a unit of work panicked; its writes were undone");
+        Box::new(|_| {})
+    });
+    // A job that kept its unit past its return: nothing more is written
+    // through it, and what it wrote is undone.
+    let mut state = lock(shared);
+    if state.open && state.unit == unit {
+        tracing::error!("a unit of work outlived its job; its writes were undone");
+        // A failure marks the batch broken, which rolls it back whole.
+        let _ = end_unit(&mut state, false);
+    }
+    settled
+}
+
+/// Releases the open savepoint, keeping or undoing its writes.
+fn end_unit(state: &mut WriterState, keep: bool) -> Result<()> {
+    state.open = false;
+    let sql = if keep {
+        "RELEASE unit"
+    } else {
+        "ROLLBACK TO unit; RELEASE unit"
+    };
+    state.conn.execute_batch(sql).map_err(|e| {
+        state.broken = true;
+        anyhow!("ending a unit of work: {e}")
+    })
+}
+
+fn finish_batch(state: &mut WriterState) -> Result<()> {
+    let broken = std::mem::replace(&mut state.broken, false);
+    if state.conn.is_autocommit() {
+        bail!("the transaction was rolled back by SQLite");
+    }
+    if broken {
+        let _ = state.conn.execute_batch("ROLLBACK");
+        bail!("a write of this batch failed; the batch was rolled back");
+    }
+    if let Err(e) = state.conn.execute_batch("COMMIT") {
+        if !state.conn.is_autocommit() {
+            let _ = state.conn.execute_batch("ROLLBACK");
+        }
+        return Err(e).context("committing");
+    }
+    Ok(())
+}
+
+/// One unit of work: a savepoint on the writer's connection, usable while
+/// it is the open one.
+pub(super) struct SqliteWork {
+    shared: Shared,
+    unit: u64,
+}
+
+/// The writer's connection, borrowed by the open unit of work.
+pub(super) struct Conn<'a>(MutexGuard<'a, WriterState>);
+
+impl Deref for Conn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0.conn
+    }
+}
+
+impl DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0.conn
+    }
+}
+
+impl SqliteWork {
+    pub(super) fn conn(&self) -> Result<Conn<'_>> {
+        let state = lock(&self.shared);
+        if !(state.open && state.unit == self.unit) {
+            bail!("this unit of work has ended");
+        }
+        Ok(Conn(state))
+    }
+
+    /// Keeps this unit's writes in the batch.
+    pub(super) fn keep(self) -> Result<()> {
+        let mut state = lock(&self.shared);
+        if !(state.open && state.unit == self.unit) {
+            bail!("this unit of work has ended");
+        }
+        end_unit(&mut state, true)
+        // `Drop` then finds the unit closed.
+    }
+}
+
+impl Drop for SqliteWork {
+    fn drop(&mut self) {
+        let mut state = lock(&self.shared);
+        if state.open && state.unit == self.unit {
+            let _ = end_unit(&mut state, false);
+        }
+    }
+}
