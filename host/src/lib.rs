@@ -46,7 +46,7 @@ pub mod wit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, Identity, NewIdentity};
 pub use engine::{Engine, Limits};
-pub use operations::{EmailOptions, Error, Reclaim};
+pub use operations::{EmailOptions, Error, NonBlocking, Pending, Reclaim};
 pub use settings::{Secret, Settings, Templates};
 pub use storage::{SqliteStorage, Storage};
 pub use wit::{

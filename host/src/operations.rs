@@ -11,7 +11,7 @@ use wasmtime::Store;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, HostState};
 use crate::settings::Settings;
-use crate::storage::Storage;
+use crate::storage::{Outcome, Storage};
 use crate::wit::exports::reclaim::recovery::recovery::Guest;
 use crate::wit::{IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption};
 
@@ -93,15 +93,9 @@ impl Reclaim {
         expires_in: Option<&str>,
         return_to: Option<&str>,
     ) -> Result<RecoveryLink, Error> {
-        let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
-        self.operation(move |guest, store| {
-            guest.call_create_link(
-                store,
-                &identity,
-                expires_in.as_deref(),
-                return_to.as_deref(),
-            )
-        })
+        self.nonblocking()
+            .create_link(identity, expires_in, return_to)
+            .wait()
     }
 
     /// Creates a recovery code (Kratos' `POST /admin/recovery/code`).
@@ -111,15 +105,9 @@ impl Reclaim {
         expires_in: Option<&str>,
         return_to: Option<&str>,
     ) -> Result<RecoveryCode, Error> {
-        let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
-        self.operation(move |guest, store| {
-            guest.call_create_code(
-                store,
-                &identity,
-                expires_in.as_deref(),
-                return_to.as_deref(),
-            )
-        })
+        self.nonblocking()
+            .create_code(identity, expires_in, return_to)
+            .wait()
     }
 
     /// Mails a recovery link (authentik's `recovery_email`).
@@ -128,19 +116,9 @@ impl Reclaim {
         identity: &IdentityRef,
         options: &EmailOptions<'_>,
     ) -> Result<Mailed, Error> {
-        let sender = options.from.map(ToString::to_string);
-        let (identity, expires_in, template) =
-            owned(identity, options.expires_in, options.template);
-        let subject = options.subject.map(str::to_owned);
-        self.operation_as(sender, move |guest, store| {
-            guest.call_send_recovery_email(
-                store,
-                &identity,
-                expires_in.as_deref(),
-                template.as_deref(),
-                subject.as_deref(),
-            )
-        })
+        self.nonblocking()
+            .send_recovery_email(identity, options)
+            .wait()
     }
 
     /// Mails a recovery code with the link to its flow's code page.
@@ -149,66 +127,55 @@ impl Reclaim {
         identity: &IdentityRef,
         expires_in: Option<&str>,
     ) -> Result<Mailed, Error> {
-        let (identity, expires_in, _) = owned(identity, expires_in, None);
-        self.operation(move |guest, store| {
-            guest.call_send_recovery_code(store, &identity, expires_in.as_deref())
-        })
+        self.nonblocking()
+            .send_recovery_code(identity, expires_in)
+            .wait()
     }
 
     /// A self-service request by address; succeeds alike for unknown ones.
     pub fn request_recovery(&self, email: &str, return_to: Option<&str>) -> Result<(), Error> {
-        let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
-        self.operation(move |guest, store| {
-            guest.call_request_recovery(store, &email, return_to.as_deref())
-        })
+        self.nonblocking().request_recovery(email, return_to).wait()
     }
 
     /// Redeems a link token, once.
     pub fn redeem_link(&self, token: &str) -> Result<Redemption, Error> {
-        let token = token.to_owned();
-        self.operation(move |guest, store| guest.call_redeem_link(store, &token))
+        self.nonblocking().redeem_link(token).wait()
     }
 
     /// Redeems a flow's code, once; wrong codes count against the flow.
     pub fn redeem_code(&self, flow_id: &str, code: &str) -> Result<Redemption, Error> {
-        let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
-        self.operation(move |guest, store| guest.call_redeem_code(store, &flow_id, &code))
+        self.nonblocking().redeem_code(flow_id, code).wait()
     }
 
     /// Revokes an identity's outstanding links and codes.
     pub fn revoke(&self, identity: &IdentityRef) -> Result<u32, Error> {
-        let identity = identity.clone();
-        self.operation(move |guest, store| guest.call_revoke(store, &identity))
+        self.nonblocking().revoke(identity).wait()
     }
 
     /// Queues the "your password was changed" notice.
     pub fn notify_password_changed(&self, identity: &IdentityRef) -> Result<(), Error> {
-        let identity = identity.clone();
-        self.operation(move |guest, store| guest.call_notify_password_changed(store, &identity))
+        self.nonblocking().notify_password_changed(identity).wait()
     }
 
-    fn operation<T: Send + 'static>(
-        &self,
-        call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
-        + Send
-        + 'static,
-    ) -> Result<T, Error> {
-        self.operation_as(None, call)
+    /// The same operations for async code: each is handed to the storage
+    /// (the SQLite backend runs it on its writer thread) and answers through
+    /// a [`Pending`] to await, so no thread of the caller's blocks.
+    pub fn nonblocking(&self) -> NonBlocking<'_> {
+        NonBlocking(self)
     }
 
     /// Runs `call` in an instance, inside a unit of work of its own that
-    /// commits only if the call returned, and answers once that is durable.
-    /// Mail it queues goes out from `sender` (the configured sender when
-    /// none).
-    fn operation_as<T: Send + 'static>(
+    /// commits only if the call returned; answers once that is durable. Mail
+    /// it queues goes out from `sender` (the configured sender when none).
+    fn submit<T: Send + 'static>(
         &self,
         sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
         + Send
         + 'static,
-    ) -> Result<T, Error> {
+    ) -> Pending<T> {
         let this = self.clone();
-        let outcome = crate::storage::transact(&*self.storage, move |work| {
+        Pending(crate::storage::submit(&*self.storage, move |work| {
             let (result, work) = this
                 .engine
                 .run(work, this.settings, this.clock, sender, call);
@@ -226,16 +193,156 @@ impl Reclaim {
                     Err(trap)
                 }
             }
-        });
-        match outcome {
-            Ok(outcome) => outcome.map_err(Error::Refused),
-            Err(failed) => Err(Error::Failed(failed)),
-        }
+        }))
     }
 }
 
-/// An operation runs on the storage's writer thread: its arguments move
-/// there.
+/// The recovery operations without blocking (see [`Reclaim::nonblocking`]).
+/// Arguments are copied: the operation runs on another thread.
+pub struct NonBlocking<'a>(&'a Reclaim);
+
+impl NonBlocking<'_> {
+    /// See [`Reclaim::create_link`].
+    pub fn create_link(
+        &self,
+        identity: &IdentityRef,
+        expires_in: Option<&str>,
+        return_to: Option<&str>,
+    ) -> Pending<RecoveryLink> {
+        let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
+        self.0.submit(None, move |guest, store| {
+            guest.call_create_link(
+                store,
+                &identity,
+                expires_in.as_deref(),
+                return_to.as_deref(),
+            )
+        })
+    }
+
+    /// See [`Reclaim::create_code`].
+    pub fn create_code(
+        &self,
+        identity: &IdentityRef,
+        expires_in: Option<&str>,
+        return_to: Option<&str>,
+    ) -> Pending<RecoveryCode> {
+        let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
+        self.0.submit(None, move |guest, store| {
+            guest.call_create_code(
+                store,
+                &identity,
+                expires_in.as_deref(),
+                return_to.as_deref(),
+            )
+        })
+    }
+
+    /// See [`Reclaim::send_recovery_email`].
+    pub fn send_recovery_email(
+        &self,
+        identity: &IdentityRef,
+        options: &EmailOptions<'_>,
+    ) -> Pending<Mailed> {
+        let sender = options.from.map(ToString::to_string);
+        let (identity, expires_in, template) =
+            owned(identity, options.expires_in, options.template);
+        let subject = options.subject.map(str::to_owned);
+        self.0.submit(sender, move |guest, store| {
+            guest.call_send_recovery_email(
+                store,
+                &identity,
+                expires_in.as_deref(),
+                template.as_deref(),
+                subject.as_deref(),
+            )
+        })
+    }
+
+    /// See [`Reclaim::send_recovery_code`].
+    pub fn send_recovery_code(
+        &self,
+        identity: &IdentityRef,
+        expires_in: Option<&str>,
+    ) -> Pending<Mailed> {
+        let (identity, expires_in, _) = owned(identity, expires_in, None);
+        self.0.submit(None, move |guest, store| {
+            guest.call_send_recovery_code(store, &identity, expires_in.as_deref())
+        })
+    }
+
+    /// See [`Reclaim::request_recovery`].
+    pub fn request_recovery(&self, email: &str, return_to: Option<&str>) -> Pending<()> {
+        let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
+        self.0.submit(None, move |guest, store| {
+            guest.call_request_recovery(store, &email, return_to.as_deref())
+        })
+    }
+
+    /// See [`Reclaim::redeem_link`].
+    pub fn redeem_link(&self, token: &str) -> Pending<Redemption> {
+        let token = token.to_owned();
+        self.0.submit(None, move |guest, store| {
+            guest.call_redeem_link(store, &token)
+        })
+    }
+
+    /// See [`Reclaim::redeem_code`].
+    pub fn redeem_code(&self, flow_id: &str, code: &str) -> Pending<Redemption> {
+        let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
+        self.0.submit(None, move |guest, store| {
+            guest.call_redeem_code(store, &flow_id, &code)
+        })
+    }
+
+    /// See [`Reclaim::revoke`].
+    pub fn revoke(&self, identity: &IdentityRef) -> Pending<u32> {
+        let identity = identity.clone();
+        self.0.submit(None, move |guest, store| {
+            guest.call_revoke(store, &identity)
+        })
+    }
+
+    /// See [`Reclaim::notify_password_changed`].
+    pub fn notify_password_changed(&self, identity: &IdentityRef) -> Pending<()> {
+        let identity = identity.clone();
+        self.0.submit(None, move |guest, store| {
+            guest.call_notify_password_changed(store, &identity)
+        })
+    }
+}
+
+/// An operation's answer, available once its writes are durable:
+/// [`Pending::wait`] for it on a thread, or await it in a task.
+#[must_use = "the operation's answer, and whether it was durably written"]
+pub struct Pending<T>(Outcome<Result<T, RecoveryError>>);
+
+impl<T> Pending<T> {
+    /// Blocks the thread until the answer arrives (not for async tasks).
+    pub fn wait(self) -> Result<T, Error> {
+        answer(self.0.wait())
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, Error>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(answer)
+    }
+}
+
+fn answer<T>(settled: anyhow::Result<Result<T, RecoveryError>>) -> Result<T, Error> {
+    match settled {
+        Ok(outcome) => outcome.map_err(Error::Refused),
+        Err(failed) => Err(Error::Failed(failed)),
+    }
+}
+
+/// An operation runs on the storage's thread: its arguments move there.
 fn owned(
     identity: &IdentityRef,
     a: Option<&str>,

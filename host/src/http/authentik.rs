@@ -180,7 +180,9 @@ pub async fn recovery(
         .map(token_duration)
         .transpose()?;
     let link = app
-        .blocking(move |r| r.create_link(&who, expires_in.as_deref(), None))
+        .reclaim
+        .nonblocking()
+        .create_link(&who, expires_in.as_deref(), None)
         .await?;
     Ok(Json(Link { link: link.link }))
 }
@@ -229,8 +231,9 @@ pub async fn recovery_email(
         Some(text) => token_duration(text)?,
         None => stage.token_expiry.clone(),
     };
-    app.blocking(move |r| {
-        r.send_recovery_email(
+    app.reclaim
+        .nonblocking()
+        .send_recovery_email(
             &who,
             &EmailOptions {
                 expires_in: Some(&expires_in),
@@ -239,8 +242,7 @@ pub async fn recovery_email(
                 from: stage.from.as_ref(),
             },
         )
-    })
-    .await?;
+        .await?;
     app.courier.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

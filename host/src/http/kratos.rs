@@ -205,7 +205,9 @@ pub async fn create_recovery_link(
     let who = identity(&body.identity_id)?;
     let return_to = allowed_return_to(&app, query.return_to)?;
     let link = app
-        .blocking(move |r| r.create_link(&who, body.expires_in.as_deref(), return_to.as_deref()))
+        .reclaim
+        .nonblocking()
+        .create_link(&who, body.expires_in.as_deref(), return_to.as_deref())
         .await?;
     Ok(Json(RecoveryLinkForIdentity {
         recovery_link: link.link,
@@ -236,7 +238,9 @@ pub async fn create_recovery_code(
     let who = identity(&body.identity_id)?;
     let return_to = allowed_return_to(&app, query.return_to)?;
     let code = app
-        .blocking(move |r| r.create_code(&who, body.expires_in.as_deref(), return_to.as_deref()))
+        .reclaim
+        .nonblocking()
+        .create_code(&who, body.expires_in.as_deref(), return_to.as_deref())
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -33,7 +33,7 @@ use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::mail::Courier;
-use crate::operations::{Error, Reclaim};
+use crate::operations::Reclaim;
 use crate::storage::SqliteStorage;
 
 /// Largest request body accepted; recovery requests are a few hundred bytes.
@@ -74,18 +74,6 @@ impl AppState {
             admin_token: Arc::new(admin_token),
             public_origin,
         })
-    }
-
-    /// Runs an operation off the async threads: the component and SQLite
-    /// block.
-    pub async fn blocking<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&Reclaim) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, Error> {
-        let reclaim = self.reclaim.clone();
-        tokio::task::spawn_blocking(move || op(&reclaim))
-            .await
-            .map_err(|e| Error::Failed(e.into()))?
     }
 
     pub fn now_nanos(&self) -> u64 {

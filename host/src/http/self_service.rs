@@ -116,7 +116,9 @@ pub async fn request(
     let worker = app.clone();
     tokio::spawn(async move {
         let outcome = worker
-            .blocking(move |r| r.request_recovery(&email, return_to.as_deref()))
+            .reclaim
+            .nonblocking()
+            .request_recovery(&email, return_to.as_deref())
             .await;
         if let Err(e) = outcome {
             tracing::warn!(error = %e, "self-service request failed");
@@ -147,7 +149,7 @@ pub async fn confirm(
     if let Some(refusal) = foreign_origin(&app, &headers) {
         return refusal;
     }
-    let outcome = app.blocking(move |r| r.redeem_link(&form.token)).await;
+    let outcome = app.reclaim.nonblocking().redeem_link(&form.token).await;
     redeemed(&app, outcome, |_| unreachable!("links have no code page")).await
 }
 
@@ -177,7 +179,9 @@ pub async fn code(
     let flow = form.flow.clone();
     let code = form.code.trim().to_string();
     let outcome = app
-        .blocking(move |r| r.redeem_code(&form.flow, &code))
+        .reclaim
+        .nonblocking()
+        .redeem_code(&form.flow, &code)
         .await;
     redeemed(&app, outcome, |message| {
         app.pages.render(
@@ -313,7 +317,9 @@ pub async fn set_password(
         Err(e) => return problem_page(&app, &Error::Failed(e)),
     };
     let notice = app
-        .blocking(move |r| r.notify_password_changed(&IdentityRef::Id(identity_id)))
+        .reclaim
+        .nonblocking()
+        .notify_password_changed(&IdentityRef::Id(identity_id))
         .await;
     match notice {
         Ok(()) => app.courier.notify_one(),

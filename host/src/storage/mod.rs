@@ -73,20 +73,49 @@ pub fn transact<T: Send + 'static>(
     storage: &dyn Storage,
     work: impl FnOnce(Box<dyn UnitOfWork>) -> Result<T> + Send + 'static,
 ) -> Result<T> {
-    let (job, outcome) = settling(work);
-    storage.submit(Box::new(job));
-    outcome.wait()
+    submit(storage, work).wait()
 }
 
-/// Where a job's outcome arrives once its writes are settled.
-pub(crate) struct Outcome<T>(std::sync::mpsc::Receiver<Result<T>>);
+/// Submits `work` to run in a unit of work of `storage`; its result arrives
+/// in the [`Outcome`] once what it committed is durable.
+pub fn submit<T: Send + 'static>(
+    storage: &dyn Storage,
+    work: impl FnOnce(Box<dyn UnitOfWork>) -> Result<T> + Send + 'static,
+) -> Outcome<T> {
+    let (job, outcome) = settling(work);
+    storage.submit(Box::new(job));
+    outcome
+}
+
+/// Where a job's outcome arrives once its writes are settled: waited for by
+/// a thread, or awaited by a task.
+pub struct Outcome<T>(tokio::sync::oneshot::Receiver<Result<T>>);
 
 impl<T> Outcome<T> {
-    pub(crate) fn wait(self) -> Result<T> {
-        self.0.recv().map_err(|_| {
-            anyhow::anyhow!("the storage writer stopped before the work was settled")
-        })?
+    /// Blocks the thread until the outcome is settled. Not for async tasks:
+    /// await the outcome there.
+    pub fn wait(self) -> Result<T> {
+        self.0
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(writer_stopped()))
     }
+}
+
+impl<T> Future for Outcome<T> {
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<T>> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|settled| settled.unwrap_or_else(|_| Err(writer_stopped())))
+    }
+}
+
+fn writer_stopped() -> anyhow::Error {
+    anyhow::anyhow!("the storage writer stopped before the work was settled")
 }
 
 /// A job that runs `work` on its unit of work `W` and reports the result
@@ -97,7 +126,7 @@ pub(crate) fn settling<W, T: Send + 'static>(
     impl FnOnce(Result<W>) -> Settled + Send + 'static,
     Outcome<T>,
 ) {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let (tx, rx) = tokio::sync::oneshot::channel();
     let job = move |begun: Result<W>| -> Settled {
         let outcome = begun.and_then(work);
         Box::new(move |durable: Result<()>| {
