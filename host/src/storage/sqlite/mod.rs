@@ -1,5 +1,6 @@
 //! The default backend: one SQLite file in WAL mode.
 
+mod checkpointer;
 mod outbox;
 mod writer;
 
@@ -185,7 +186,7 @@ impl SqliteStorage {
         let conn = pool.connect()?;
         conn.execute_batch(SCHEMA).context("creating the schema")?;
         Ok(Self {
-            writer: Writer::start(conn)?,
+            writer: Writer::start(conn, pool.connect()?)?,
             pool,
         })
     }

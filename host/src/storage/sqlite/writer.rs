@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::Connection;
 
+use super::checkpointer::Checkpointer;
 use crate::storage::Settled;
 
 /// Units of work one transaction takes at most: bounds how long the first
@@ -37,7 +38,10 @@ pub(super) enum Task {
 
 /// The writing connection and the unit of work it is in, if any.
 pub(super) struct WriterState {
+    /// Declared before `checkpointer`, so it is closed first: its commit
+    /// hook keeps the checkpointer thread alive.
     conn: Connection,
+    checkpointer: Checkpointer,
     /// Number of the latest unit of work.
     unit: u64,
     /// Whether that unit is still open (neither committed nor dropped).
@@ -62,10 +66,13 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(conn: Connection) -> Result<Self> {
+    /// Starts the writer on `conn`, with a checkpointer on `checkpoints`.
+    pub(super) fn start(mut conn: Connection, checkpoints: Connection) -> Result<Self> {
         let (tasks, queue) = channel();
+        let checkpointer = Checkpointer::start(&mut conn, checkpoints)?;
         let shared = Arc::new(Mutex::new(WriterState {
             conn,
+            checkpointer,
             unit: 0,
             open: false,
             broken: false,
@@ -155,6 +162,10 @@ fn run(shared: &Shared, queue: &Receiver<Task>) {
                     settle(Err(anyhow!("{why}")));
                 }
             }
+        }
+        let state = lock(shared);
+        if state.checkpointer.writer_must_catch_up() {
+            state.checkpointer.catch_up(&state.conn);
         }
     }
 }
