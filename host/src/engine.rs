@@ -61,11 +61,14 @@ struct Warm {
 }
 
 /// A compiled, type-checked recovery component, ready to instantiate.
+/// Cheap to clone: clones share the compiled code and the warm instances.
 #[derive(Clone)]
-pub struct Engine {
+pub struct Engine(Arc<Compiled>);
+
+struct Compiled {
     pre: RecoveryEnginePre<HostState>,
     limits: Limits,
-    warm: Arc<Mutex<Vec<Warm>>>,
+    warm: Mutex<Vec<Warm>>,
 }
 
 impl Engine {
@@ -96,11 +99,11 @@ impl Engine {
             .and_then(RecoveryEnginePre::new)
             .map_err(anyhow::Error::from)
             .context("the component is not a reclaim:recovery engine")?;
-        Ok(Self {
+        Ok(Self(Arc::new(Compiled {
             pre,
             limits,
-            warm: Arc::new(Mutex::new(Vec::new())),
-        })
+            warm: Mutex::new(Vec::new()),
+        })))
     }
 
     /// Instantiates the component once and drops the instance, calling
@@ -130,8 +133,8 @@ impl Engine {
         sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> (Result<T>, Box<dyn UnitOfWork>) {
-        let warm = if self.limits.reuse_instances > 0 {
-            self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        let warm = if self.0.limits.reuse_instances > 0 {
+            self.0.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
         } else {
             None
         };
@@ -156,8 +159,8 @@ impl Engine {
             .take()
             .expect("the work stays in the store during the call");
         let result = result.map(|(value, instance)| {
-            let mut warm = self.warm.lock().unwrap_or_else(|e| e.into_inner());
-            if warm.len() < self.limits.reuse_instances {
+            let mut warm = self.0.warm.lock().unwrap_or_else(|e| e.into_inner());
+            if warm.len() < self.0.limits.reuse_instances {
                 warm.push(Warm { store, instance });
             }
             value
@@ -175,7 +178,7 @@ impl Engine {
                 .build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_memory_bytes)
+                .memory_size(self.0.limits.max_memory_bytes)
                 .instances(16)
                 .build(),
             work: None,
@@ -183,9 +186,9 @@ impl Engine {
             clock,
             sender: None,
         };
-        let mut store = Store::new(self.pre.engine(), state);
+        let mut store = Store::new(self.0.pre.engine(), state);
         store.limiter(|state| &mut state.limits);
-        let instance = self.pre.instantiate(&mut store);
+        let instance = self.0.pre.instantiate(&mut store);
         (store, instance)
     }
 }

@@ -174,11 +174,10 @@ impl Reclaim {
         + Send
         + 'static,
     ) -> Pending<T> {
-        let this = self.clone();
+        let engine = self.engine.clone();
+        let (settings, clock) = (Arc::clone(&self.settings), Arc::clone(&self.clock));
         Pending(crate::storage::submit(&*self.storage, move |work| {
-            let (result, work) = this
-                .engine
-                .run(work, this.settings, this.clock, sender, call);
+            let (result, work) = engine.run(work, settings, clock, sender, call);
             match result {
                 // A refusal stands as written: the component refuses before
                 // its first write, or after writes that must stand (a wrong

@@ -39,9 +39,13 @@ use crate::storage::SqliteStorage;
 /// Largest request body accepted; recovery requests are a few hundred bytes.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// What every handler shares.
+/// What every handler shares. Cloned for every request, so it is one
+/// reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The contents of [`AppState`].
+pub struct Shared {
     pub reclaim: Reclaim,
     pub storage: Arc<SqliteStorage>,
     pub config: Arc<Config>,
@@ -54,6 +58,14 @@ pub struct AppState {
     pub public_origin: String,
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 impl AppState {
     pub fn new(
         reclaim: Reclaim,
@@ -64,7 +76,7 @@ impl AppState {
         let public_origin = url::Url::parse(&config.settings.public_url)?
             .origin()
             .ascii_serialization();
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             limiter: Arc::new(rate_limit::RateLimiter::new(config.rate_limits.window)),
             pages: Arc::new(pages::Pages::new()?),
             reclaim,
@@ -73,7 +85,7 @@ impl AppState {
             courier: Arc::new(Notify::new()),
             admin_token: Arc::new(admin_token),
             public_origin,
-        })
+        })))
     }
 
     pub fn now_nanos(&self) -> u64 {

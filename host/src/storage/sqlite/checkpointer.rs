@@ -45,7 +45,7 @@ impl Checkpointer {
             Ok(())
         }))?;
         let thread = std::thread::Builder::new()
-            .name("reclaim-sqlite-checkpointer".into())
+            .name("reclaim-checkpoint".into())
             .spawn(move || run(&own, &woken))
             .context("starting the SQLite checkpointer thread")?;
         Ok(Self {

@@ -78,7 +78,7 @@ impl Writer {
             broken: false,
         }));
         let thread = std::thread::Builder::new()
-            .name("reclaim-sqlite-writer".into())
+            .name("reclaim-writer".into())
             .spawn(move || run(&shared, &queue))
             .context("starting the SQLite writer thread")?;
         Ok(Self {
