@@ -222,17 +222,16 @@ async fn redeemed(
     let cookie = hex::encode(raw);
     let key = session_key(&cookie);
     let expires_at = app.now_nanos() + SESSION_LIFESPAN.as_nanos() as u64;
-    let storage = app.storage.clone();
-    let opened = tokio::task::spawn_blocking(move || {
-        storage.open_session(
+    let opened = app
+        .storage
+        .open_session(
             &key,
             &redemption.identity_id,
             redemption.return_to.as_deref(),
             expires_at,
         )
-    })
-    .await;
-    if let Err(e) = opened.map_err(anyhow::Error::from).and_then(|r| r) {
+        .await;
+    if let Err(e) = opened {
         return problem_page(app, &Error::Failed(e));
     }
     let mut response = StatusCode::SEE_OTHER.into_response();

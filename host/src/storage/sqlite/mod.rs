@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::mail::{Outbox, QueuedMail};
-use crate::storage::{CredentialStore, Job, Storage, UnitOfWork, settling};
+use crate::storage::{CredentialStore, Job, Outcome, Storage, UnitOfWork, settling};
 use crate::wit::{
     ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus, IdentityRef,
 };
@@ -211,13 +211,21 @@ impl SqliteStorage {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
+        self.write(f).wait()
+    }
+
+    /// [`Self::with_writer`] without blocking: the outcome can be awaited.
+    fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Outcome<T> {
         let (job, outcome) = settling(move |work: SqliteWork| {
             let out = f(&*work.conn()?)?;
             work.keep()?;
             Ok(out)
         });
         self.writer.send(Task::Unit(Box::new(job)));
-        outcome.wait()
+        outcome
     }
 
     /// Runs `f` on the writer's connection between batches, outside any
@@ -280,17 +288,18 @@ impl SqliteStorage {
         })
     }
 
-    /// Opens a recovery session under `key` (a hash of the cookie).
+    /// Opens a recovery session under `key` (a hash of the cookie); the
+    /// outcome arrives once it is durable (await it, or `wait`).
     pub fn open_session(
         &self,
         key: &str,
         identity_id: &str,
         return_to: Option<&str>,
         expires_at: u64,
-    ) -> Result<()> {
+    ) -> Outcome<()> {
         let (key, identity_id) = (key.to_owned(), identity_id.to_owned());
         let return_to = return_to.map(str::to_owned);
-        self.with_writer(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO recovery_sessions (key, identity_id, return_to, expires_at) VALUES (?, ?, ?, ?)",
                 params![key, identity_id, return_to, to_sql(expires_at)],
