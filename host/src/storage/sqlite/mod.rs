@@ -98,10 +98,6 @@ CREATE INDEX IF NOT EXISTS due_mail ON outbox (queued_at) WHERE status IN ('queu
 
 const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
 
-/// Page cache of the writer's connection (SQLite's default is 2 MiB). It
-/// fills only as far as the database is large.
-const WRITER_CACHE_KIB: u32 = 64 * 1024;
-
 /// How long a writer waits for another's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -189,9 +185,6 @@ impl SqliteStorage {
         };
         let conn = pool.connect()?;
         conn.execute_batch(SCHEMA).context("creating the schema")?;
-        // Every write goes through this connection: a page it has to read
-        // back from the file costs a system call and a copy in the hot path.
-        conn.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))?;
         Ok(Self {
             writer: Writer::start(conn, pool.connect()?)?,
             pool,
