@@ -98,6 +98,9 @@ CREATE INDEX IF NOT EXISTS due_mail ON outbox (queued_at) WHERE status IN ('queu
 
 const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
 
+/// How much of the database file connections read through a memory map.
+const MMAP_BYTES: u64 = 256 << 20;
+
 /// How long a writer waits for another's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -146,6 +149,10 @@ impl Pool {
         // Deleted and overwritten content (blanked mail bodies) is zeroed on
         // disk rather than left in free pages.
         conn.execute_batch("PRAGMA secure_delete = ON;")?;
+        // Pages are read through a memory map rather than a pread and a
+        // copy each (writes still go through the WAL with pwrite). The cost:
+        // a read error of the disk arrives as SIGBUS rather than an error.
+        conn.execute_batch(&format!("PRAGMA mmap_size = {MMAP_BYTES};"))?;
         conn.execute_batch(match self.durability {
             Durability::Full => "PRAGMA synchronous = FULL;",
             Durability::Normal => "PRAGMA synchronous = NORMAL;",
