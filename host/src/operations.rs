@@ -40,7 +40,9 @@ pub enum Error {
     Failed(#[from] anyhow::Error),
 }
 
-/// A recovery engine bound to its storage, settings and clock.
+/// A recovery engine bound to its storage, settings and clock. Its methods
+/// block the calling thread until the operation's writes are durable; async
+/// code can await the same operations through [`Reclaim::nonblocking`].
 #[derive(Clone)]
 pub struct Reclaim {
     engine: Engine,
@@ -348,4 +350,42 @@ fn owned(
     b: Option<&str>,
 ) -> (IdentityRef, Option<String>, Option<String>) {
     (identity.clone(), a.map(str::to_owned), b.map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::parse_secrets;
+    use crate::{NewIdentity, SqliteStorage};
+
+    /// Embedders call the blocking API from async code too: it must block
+    /// that thread, not panic, and the awaited form must agree with it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_blocking_api_also_works_inside_an_async_runtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(SqliteStorage::open(dir.path().join("reclaim.db")).unwrap());
+        let ann = storage
+            .create_identity(
+                &NewIdentity {
+                    email: Some("ann@example.com".into()),
+                    active: true,
+                    ..Default::default()
+                },
+                0,
+            )
+            .unwrap();
+        let secrets = parse_secrets("a-hashing-secret-of-at-least-32-bytes").unwrap();
+        let reclaim = Reclaim::new(
+            Engine::embedded().unwrap(),
+            storage,
+            Settings::new("https://id.example.test", secrets),
+        );
+        let link = reclaim
+            .create_link(&IdentityRef::Id(ann.id.clone()), None, None)
+            .unwrap();
+        let token = link.link.rsplit("token=").next().unwrap();
+        let redeemed = reclaim.nonblocking().redeem_link(token).await.unwrap();
+        assert_eq!(redeemed.identity_id, ann.id);
+        assert!(matches!(reclaim.redeem_link(token), Err(Error::Refused(_))));
+    }
 }

@@ -92,12 +92,12 @@ pub fn submit<T: Send + 'static>(
 pub struct Outcome<T>(tokio::sync::oneshot::Receiver<Result<T>>);
 
 impl<T> Outcome<T> {
-    /// Blocks the thread until the outcome is settled. Not for async tasks:
-    /// await the outcome there.
+    /// Blocks the thread until the outcome is settled. Async tasks should
+    /// await it instead; waiting inside a runtime only blocks that worker
+    /// (the writer does not need the runtime), unlike tokio's
+    /// `blocking_recv`, which panics there.
     pub fn wait(self) -> Result<T> {
-        self.0
-            .blocking_recv()
-            .unwrap_or_else(|_| Err(writer_stopped()))
+        futures_executor::block_on(self)
     }
 }
 

@@ -269,9 +269,12 @@ impl SqliteStorage {
         })
     }
 
-    /// Whether the database answers a query.
+    /// Whether the database answers a query and the writer a unit of work:
+    /// a writer thread that stopped would otherwise fail every write while
+    /// reads still succeed.
     pub fn ping(&self) -> Result<()> {
-        self.with_connection(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+        self.with_connection(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))?;
+        self.with_writer(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
     }
 
     /// The Argon2id hash of an identity's password, if one was set.
