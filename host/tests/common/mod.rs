@@ -12,6 +12,7 @@ use serde_json::Value;
 
 #[path = "../../../tests/support/mail_text.rs"]
 mod mail_text;
+#[allow(unused_imports)] // not every test binary reads mail
 pub use mail_text::{decoded_eml as decoded, link_in};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -43,11 +44,17 @@ impl Server {
 
     pub fn start_with(env: &[(&str, &str)]) -> Self {
         let mut server = Self::offline(env);
-        let port = free_port();
-        server.base = format!("http://127.0.0.1:{port}");
-        let mut child = server
+        server.base = format!("http://127.0.0.1:{}", free_port());
+        server.spawn();
+        server
+    }
+
+    /// Starts `serve` on this deployment's port and data directory.
+    fn spawn(&mut self) {
+        let listen = self.base.trim_start_matches("http://").to_string();
+        let mut child = self
             .command()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["serve", "--listen", &listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -57,9 +64,28 @@ impl Server {
         stdout.read_line(&mut line).unwrap();
         let announced: Value =
             serde_json::from_str(&line).expect("serve announces where it listens");
-        assert_eq!(announced["listening"], format!("127.0.0.1:{port}"));
-        server.process = Some((child, stdout));
-        server
+        assert_eq!(announced["listening"], listen);
+        self.process = Some((child, stdout));
+    }
+
+    /// Kills `serve` outright (SIGKILL): no shutdown, no flushing.
+    pub fn kill(&mut self) {
+        if let Some((mut child, _)) = self.process.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Hands the running `serve` process to the caller (to kill it at a
+    /// moment of its choosing); `restart` starts a new one.
+    pub fn detach(&mut self) -> Child {
+        self.process.take().expect("serve is running").0
+    }
+
+    /// Starts `serve` again on the same port and data directory.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
     }
 
     /// A data directory and environment for the CLI, with no `serve`.

@@ -87,8 +87,18 @@ fn run(conn: &Connection, woken: &Receiver<()>) {
     while woken.recv().is_ok() {
         // PASSIVE never waits for the writer or readers; what it could not
         // copy is copied next time.
-        if let Err(e) = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
-            tracing::warn!(error = %e, "checkpoint failed; the log keeps growing until one succeeds");
+        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+            Ok(_) => {}
+            // Another connection (another process, or the writer catching
+            // up) is checkpointing: that one does the work.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                tracing::debug!("checkpoint skipped: another is running");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint failed; the log keeps growing until one succeeds")
+            }
         }
     }
 }
