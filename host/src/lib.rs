@@ -6,7 +6,10 @@
 //! supplies its capabilities: [`storage`] (SQLite by default), the identity
 //! [`directory`], [`mail`] (an outbox and a courier), the [`clock`], and the
 //! [`settings`]; the [`engine`] instantiates the component for every
-//! operation inside one storage transaction.
+//! operation inside one unit of work of the storage. The SQLite backend
+//! commits the units of work queued at one moment together (group commit)
+//! and answers each only once its batch is on disk; the operations block
+//! the caller, or can be awaited through [`Reclaim::nonblocking`].
 //!
 //! ```
 //! use std::sync::Arc;
