@@ -66,6 +66,9 @@ impl Checkpointer {
     pub(super) fn catch_up(&self, writer: &Connection) {
         match writer.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok(_) => self.log_pages.store(0, Ordering::Relaxed),
+            // The checkpointer is at it; the writer tries again after its
+            // next batch.
+            Err(e) if is_busy(&e) => {}
             Err(e) => tracing::warn!(error = %e, "checkpoint by the writer failed"),
         }
     }
@@ -91,14 +94,15 @@ fn run(conn: &Connection, woken: &Receiver<()>) {
             Ok(_) => {}
             // Another connection (another process, or the writer catching
             // up) is checkpointing: that one does the work.
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
-            {
-                tracing::debug!("checkpoint skipped: another is running");
-            }
+            Err(e) if is_busy(&e) => tracing::debug!("checkpoint skipped: another is running"),
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint failed; the log keeps growing until one succeeds")
             }
         }
     }
+}
+
+/// Another connection holds the checkpoint lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DatabaseBusy)
 }
