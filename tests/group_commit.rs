@@ -2,6 +2,7 @@
 //! another share one transaction, each keeps or undoes only its own writes,
 //! and no caller hears back before the batch is on disk.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
@@ -45,6 +46,15 @@ fn stored(path: &std::path::Path, flows: &[u64]) -> Vec<u64> {
         .collect()
 }
 
+/// A new database file and its storage (the directory lives as long as
+/// the first element).
+fn database() -> (tempfile::TempDir, PathBuf, SqliteStorage) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reclaim.db");
+    let storage = SqliteStorage::open(&path).unwrap();
+    (dir, path, storage)
+}
+
 type Log = Arc<Mutex<Vec<String>>>;
 
 /// A job that inserts credential `n`, then keeps or drops its unit, logs
@@ -78,9 +88,7 @@ fn job(
 
 #[test]
 fn units_queued_behind_one_commit_with_it_and_a_dropped_one_undoes_only_its_own_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("reclaim.db");
-    let storage = SqliteStorage::open(&path).unwrap();
+    let (_dir, path, storage) = database();
     let log = Log::default();
     let (settled, outcomes) = channel();
     let (open_gate, gate) = channel();
@@ -109,9 +117,7 @@ fn units_queued_behind_one_commit_with_it_and_a_dropped_one_undoes_only_its_own_
 
 #[test]
 fn a_caller_hears_back_only_once_its_writes_are_committed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("reclaim.db");
-    let storage = SqliteStorage::open(&path).unwrap();
+    let (_dir, path, storage) = database();
     let (seen, seen_by_settle) = channel();
     let check_path = path.clone();
     storage.submit(Box::new(
@@ -130,9 +136,7 @@ fn a_caller_hears_back_only_once_its_writes_are_committed() {
 
 #[test]
 fn a_unit_kept_past_its_job_is_refused_and_undone() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("reclaim.db");
-    let storage = SqliteStorage::open(&path).unwrap();
+    let (_dir, path, storage) = database();
     let (escape, escaped) = channel();
     let (settled, outcome) = channel();
     storage.submit(Box::new(
@@ -153,9 +157,7 @@ fn a_unit_kept_past_its_job_is_refused_and_undone() {
 
 #[test]
 fn a_panicking_unit_leaves_its_batchmates_and_the_writer_working() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("reclaim.db");
-    let storage = SqliteStorage::open(&path).unwrap();
+    let (_dir, path, storage) = database();
     let log = Log::default();
     let (settled, outcomes) = channel();
     let (open_gate, gate) = channel();
@@ -182,9 +184,7 @@ fn a_panicking_unit_leaves_its_batchmates_and_the_writer_working() {
 
 #[test]
 fn the_log_is_copied_back_and_started_over_under_steady_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("reclaim.db");
-    let storage = SqliteStorage::open(&path).unwrap();
+    let (_dir, path, storage) = database();
     // One commit each: without checkpoints the log would pass 100 MiB.
     for n in 0..12_000 {
         transact(&storage, move |mut work| {
@@ -193,7 +193,7 @@ fn the_log_is_copied_back_and_started_over_under_steady_writes() {
         })
         .unwrap();
     }
-    let log = std::fs::metadata(dir.path().join("reclaim.db-wal"))
+    let log = std::fs::metadata(path.with_extension("db-wal"))
         .unwrap()
         .len();
     assert!(log < 40 << 20, "the log grew to {log} bytes");
