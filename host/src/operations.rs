@@ -319,7 +319,8 @@ impl NonBlocking<'_> {
 pub struct Pending<T>(Outcome<Result<T, RecoveryError>>);
 
 impl<T> Pending<T> {
-    /// Blocks the thread until the answer arrives (not for async tasks).
+    /// Blocks the thread until the answer arrives. Async tasks should await
+    /// it instead (waiting inside a runtime only blocks that worker).
     pub fn wait(self) -> Result<T, Error> {
         answer(self.0.wait())
     }

@@ -234,12 +234,11 @@ impl SqliteStorage {
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (tx, rx) = tokio::sync::oneshot::channel();
         self.writer.send(Task::Alone(Box::new(move |conn| {
             let _ = tx.send(f(conn));
         })));
-        rx.recv()
-            .map_err(|_| anyhow::anyhow!("the SQLite writer thread stopped"))?
+        Outcome(rx).wait()
     }
 
     /// Adds an identity to the built-in directory.

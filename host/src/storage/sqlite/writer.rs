@@ -4,7 +4,7 @@
 //! and writers never queue on SQLite's lock, whose busy handler sleeps in
 //! steps of milliseconds.
 
-use std::ops::{Deref, DerefMut};
+use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -52,6 +52,13 @@ pub(super) struct WriterState {
     /// Something left the batch's transaction in an unknown state: it is
     /// rolled back whole and nothing of it is acknowledged.
     broken: bool,
+}
+
+impl WriterState {
+    /// Whether `unit` is the unit of work the connection is in.
+    fn is_open(&self, unit: u64) -> bool {
+        self.open && self.unit == unit
+    }
 }
 
 type Shared = Arc<Mutex<WriterState>>;
@@ -104,7 +111,7 @@ impl Writer {
             }
         };
         match refused {
-            Some((Task::Unit(job), why)) => job(Err(anyhow!(why)))(Err(anyhow!(why))),
+            Some((Task::Unit(job), why)) => job_refused(job, why),
             Some((Task::Alone(_), why)) => tracing::error!("{why}"),
             None => {}
         }
@@ -224,7 +231,7 @@ fn run_unit(shared: &Shared, job: WriterJob) -> Settled {
     // A job that kept its unit past its return: nothing more is written
     // through it, and what it wrote is undone.
     let mut state = lock(shared);
-    if state.open && state.unit == unit {
+    if state.is_open(unit) {
         tracing::error!("a unit of work outlived its job; its writes were undone");
         // A failure marks the batch broken, which rolls it back whole.
         let _ = end_unit(&mut state, false);
@@ -281,16 +288,10 @@ impl Deref for Conn<'_> {
     }
 }
 
-impl DerefMut for Conn<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.0.conn
-    }
-}
-
 impl SqliteWork {
     pub(super) fn conn(&self) -> Result<Conn<'_>> {
         let state = lock(&self.shared);
-        if !(state.open && state.unit == self.unit) {
+        if !state.is_open(self.unit) {
             bail!("this unit of work has ended");
         }
         Ok(Conn(state))
@@ -299,7 +300,7 @@ impl SqliteWork {
     /// Keeps this unit's writes in the batch.
     pub(super) fn keep(self) -> Result<()> {
         let mut state = lock(&self.shared);
-        if !(state.open && state.unit == self.unit) {
+        if !state.is_open(self.unit) {
             bail!("this unit of work has ended");
         }
         end_unit(&mut state, true)
@@ -310,7 +311,7 @@ impl SqliteWork {
 impl Drop for SqliteWork {
     fn drop(&mut self) {
         let mut state = lock(&self.shared);
-        if state.open && state.unit == self.unit {
+        if state.is_open(self.unit) {
             let _ = end_unit(&mut state, false);
         }
     }
