@@ -176,18 +176,16 @@ pub async fn code(
     if let Some(refusal) = foreign_origin(&app, &headers) {
         return refusal;
     }
-    let flow = form.flow.clone();
-    let code = form.code.trim().to_string();
     let outcome = app
         .reclaim
         .nonblocking()
-        .redeem_code(&form.flow, &code)
+        .redeem_code(&form.flow, form.code.trim())
         .await;
     redeemed(&app, outcome, |message| {
         app.pages.render(
             StatusCode::BAD_REQUEST,
             "code.html",
-            context! { flow, error => message },
+            context! { flow => form.flow, error => message },
         )
     })
     .await
