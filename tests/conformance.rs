@@ -152,12 +152,7 @@ fn run(path: &std::path::Path) {
 #[test]
 fn every_conformance_scenario_passes_on_the_rust_host() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
+    let files = reclaim_tests::scenarios::scenario_files(&dir);
     assert!(files.len() >= 6, "the scenarios are there");
     for file in files {
         run(&file);

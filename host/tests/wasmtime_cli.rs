@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "../../tests/support/scenarios.rs"]
+mod scenarios;
+
 fn tool(name: &str) -> PathBuf {
     let found = Command::new(name).arg("--version").output();
     assert!(
@@ -391,12 +394,7 @@ fn run_scenario(wasm: &Path, file: &Path) {
 fn the_conformance_scenarios_agree_in_the_wasmtime_cli() {
     let wasm = composed();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
+    let files = scenarios::scenario_files(&dir);
     assert!(files.len() >= 6);
     for file in files {
         run_scenario(wasm, &file);

@@ -3,6 +3,7 @@
 //! the test controls.
 
 pub mod mail_text;
+pub mod scenarios;
 
 pub use mail_text::{decoded_eml, link_in};
 

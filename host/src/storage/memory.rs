@@ -371,8 +371,8 @@ mod tests {
         )
     }
 
-    #[test]
-    fn links_redeem_once_through_the_component() {
+    /// Storage holding one identity, and an engine over it.
+    fn with_ann() -> (MemoryStorage, Identity, Reclaim) {
         let storage = MemoryStorage::new();
         let ann = storage.create_identity(&NewIdentity {
             email: Some("ann@example.com".into()),
@@ -380,6 +380,12 @@ mod tests {
             ..Default::default()
         });
         let reclaim = reclaim(&storage);
+        (storage, ann, reclaim)
+    }
+
+    #[test]
+    fn links_redeem_once_through_the_component() {
+        let (_, ann, reclaim) = with_ann();
         let link = reclaim
             .create_link(&IdentityRef::Pk(ann.pk), None, None)
             .unwrap();
@@ -390,13 +396,7 @@ mod tests {
 
     #[test]
     fn uncommitted_work_is_undone() {
-        let storage = MemoryStorage::new();
-        let ann = storage.create_identity(&NewIdentity {
-            email: Some("ann@example.com".into()),
-            active: true,
-            ..Default::default()
-        });
-        let reclaim = reclaim(&storage);
+        let (storage, ann, reclaim) = with_ann();
         let link = reclaim
             .create_link(&IdentityRef::Id(ann.id.clone()), None, None)
             .unwrap();
