@@ -121,7 +121,7 @@ fn run(path: &std::path::Path) {
             }
             "revoke" => outcome(
                 reclaim.revoke(&who()),
-                |n| serde_json::json!({ "revoked": n }),
+                |n| serde_json::json!({ "revoked": n.credentials }),
             ),
             "advance" => {
                 env.clock

@@ -76,7 +76,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             return_to,
             |secret, _| tokens::link_key(secret, &token),
         );
-        self.replace_older(&identity, &credential);
+        self.store(&identity, &credential, self.settings.revoke_older_links);
         Ok(RecoveryLink {
             link: links::token_link(&self.settings.public_url, &credential.flow_id, &token),
             flow_id: credential.flow_id,
@@ -100,7 +100,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             return_to,
             |secret, flow_id| tokens::code_key(secret, flow_id, &code),
         );
-        self.replace_older(&identity, &credential);
+        self.store(&identity, &credential, self.settings.revoke_older_links);
         Ok(RecoveryCode {
             link: links::flow_link(&self.settings.public_url, &credential.flow_id),
             code,
@@ -126,6 +126,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             template,
             subject,
             None,
+            self.settings.revoke_older_links,
         )
     }
 
@@ -143,6 +144,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             mail_rendering::RECOVERY_CODE,
             None,
             None,
+            self.settings.revoke_older_links,
         )
     }
 
@@ -159,6 +161,9 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
             Some(identity) if identity.active && identity.email.is_some() => {
                 // The caller must not learn whether the address is known, so a
                 // refused message reads as success too; nothing was stored.
+                // Anyone can ask for anyone's address, so a request revokes
+                // nothing: the person's own links and those an administrator
+                // issued stay valid until one of them is redeemed.
                 let _ = self.mail_credential(
                     &identity,
                     CredentialKind::Link,
@@ -166,6 +171,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
                     mail_rendering::RECOVERY_LINK,
                     None,
                     return_to,
+                    false,
                 );
             }
             // Disabled accounts get no mail (ory/kratos#3858), and unknown ones
@@ -179,6 +185,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
                     None,
                     mail,
                     mail_rendering::RECOVERY_UNKNOWN,
+                    None,
                 ));
             }
             None => {}
@@ -291,13 +298,15 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
                 identity.display_name.as_deref(),
                 mail,
                 mail_rendering::PASSWORD_CHANGED,
+                None,
             ))
             .map_err(mail_rejected)
     }
 
     /// Renders and queues the mail first: only once the mailer took it are
-    /// older credentials revoked and the new one stored, so a refused message
-    /// leaves nothing behind.
+    /// older credentials revoked (when `replaces_older`) and the new one
+    /// stored, so a refused message leaves nothing behind.
+    #[allow(clippy::too_many_arguments)]
     fn mail_credential(
         &self,
         identity: &Identity,
@@ -306,6 +315,7 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         template: &str,
         subject: Option<String>,
         return_to: Option<String>,
+        replaces_older: bool,
     ) -> Outcome<Mailed> {
         let email = mail_address(identity)?;
         let (secret, link, credential) = match kind {
@@ -345,9 +355,10 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
                 identity.display_name.as_deref(),
                 mail,
                 template,
+                Some(&credential.flow_id),
             ))
             .map_err(mail_rejected)?;
-        self.replace_older(identity, &credential);
+        self.store(identity, &credential, replaces_older);
         Ok(Mailed {
             flow_id: credential.flow_id,
             expires_at: credential.expires_at,
@@ -436,9 +447,9 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
     }
 
     /// Stores a new credential, after revoking the identity's older ones when
-    /// the settings say a new credential replaces them.
-    fn replace_older(&self, identity: &Identity, credential: &Credential) {
-        if self.settings.revoke_older_links {
+    /// it replaces them.
+    fn store(&self, identity: &Identity, credential: &Credential, replaces_older: bool) {
+        if replaces_older {
             self.caps
                 .revoke_identity(&identity.id, None, credential.issued_at);
         }
@@ -487,6 +498,7 @@ fn message(
     to_name: Option<&str>,
     mail: mail_rendering::Rendered,
     template: &str,
+    flow_id: Option<&str>,
 ) -> Message {
     Message {
         to: to.to_string(),
@@ -495,6 +507,7 @@ fn message(
         text_body: mail.text_body,
         html_body: mail.html_body,
         template: template.to_string(),
+        flow_id: flow_id.map(str::to_string),
     }
 }
 

@@ -79,6 +79,15 @@ pub struct Options {
         value_delimiter = ','
     )]
     pub allowed_return_urls: Option<Vec<String>>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, comma-separated
+    /// addresses or CIDR networks (`10.0.0.0/8,::1`) [default: none]
+    #[arg(
+        long,
+        env = "RECLAIM_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
     /// SMTP relay for the courier: smtp://host:port (plain),
     /// smtp://host:587?tls=required (STARTTLS), smtps://host:465 (TLS), with
     /// user:password@ for authentication [default: .eml files in DATA/outbox]
@@ -191,6 +200,8 @@ pub struct Config {
     /// From configuration; `None` lets `serve` create one in the data dir.
     pub admin_token: Option<String>,
     pub allowed_return_urls: Vec<url::Url>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub rate_limits: RateLimits,
     pub email_stages: Vec<EmailStage>,
     pub courier: CourierConfig,
@@ -216,7 +227,13 @@ impl Config {
             Some(dir) => dir,
             None => default_data_dir()?,
         };
-        std::fs::create_dir_all(&data)
+        // The directory holds secrets, the database and mail with live links.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&data)
             .with_context(|| format!("creating the data directory {}", data.display()))?;
 
         let secrets = match o.secrets {
@@ -258,6 +275,16 @@ impl Config {
             .iter()
             .map(|u| {
                 url::Url::parse(u).with_context(|| format!("allowed return URL {u:?} is not a URL"))
+            })
+            .collect::<Result<_>>()?;
+        let trusted_proxies = o
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| format!("trusted proxy {p:?} is not an address or network"))
             })
             .collect::<Result<_>>()?;
         let rate_limits = RateLimits {
@@ -315,6 +342,7 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4433))),
             admin_token: o.admin_token.filter(|t| !t.is_empty()),
             allowed_return_urls,
+            trusted_proxies,
             rate_limits,
             email_stages,
         })
@@ -330,18 +358,28 @@ impl Config {
         })
     }
 
-    /// Whether `return_to` may be honoured: the same origin as an allowed URL,
-    /// and a path under its path.
-    pub fn return_to_allowed(&self, return_to: &str) -> bool {
-        let Ok(wanted) = url::Url::parse(return_to) else {
-            return false;
-        };
-        self.allowed_return_urls.iter().any(|allowed| {
+    /// `return_to` in its normalised form, if it may be honoured: the same
+    /// origin as an allowed URL, no credentials, and a path equal to the
+    /// allowed one or below it (`/done` admits `/done` and `/done/x`, not
+    /// `/donex`). The normalised form is what is stored and redirected to,
+    /// so what was checked is what is used.
+    pub fn allowed_return_to(&self, return_to: &str) -> Option<String> {
+        let wanted = url::Url::parse(return_to).ok()?;
+        let allowed = self.allowed_return_urls.iter().any(|allowed| {
             wanted.origin() == allowed.origin()
                 && wanted.username().is_empty()
                 && wanted.password().is_none()
-                && wanted.path().starts_with(allowed.path())
-        })
+                && path_within(wanted.path(), allowed.path())
+        });
+        allowed.then(|| wanted.to_string())
+    }
+}
+
+/// Whether `path` is `base` or lies below it, at a `/` boundary.
+fn path_within(path: &str, base: &str) -> bool {
+    match path.strip_prefix(base) {
+        Some(rest) => base.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
     }
 }
 
@@ -366,6 +404,7 @@ fn merge(base: Options, over: Options) -> Options {
         reuse_instances: over.reuse_instances.or(base.reuse_instances),
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
+        trusted_proxies: over.trusted_proxies.or(base.trusted_proxies),
         rate_limit: base.rate_limit,
         email_stages: base.email_stages,
     }
@@ -420,10 +459,55 @@ mod tests {
         assert_eq!(config.settings.default_lifespan, Duration::from_secs(7200));
         assert_eq!(config.settings.max_code_attempts, 5);
         assert!(config.email_stage("welcome").is_some() && config.email_stage("default").is_some());
-        assert!(config.return_to_allowed("https://app.example/done/here?x=1"));
-        assert!(!config.return_to_allowed("https://app.example/elsewhere"));
-        assert!(!config.return_to_allowed("https://app.example.evil/done"));
-        assert!(!config.return_to_allowed("https://user@app.example/done"));
+        assert_eq!(
+            config.allowed_return_to("https://app.example/done/here?x=1"),
+            Some("https://app.example/done/here?x=1".into())
+        );
+        assert!(
+            config
+                .allowed_return_to("https://app.example/done")
+                .is_some()
+        );
+        assert!(
+            config
+                .allowed_return_to("https://app.example/elsewhere")
+                .is_none()
+        );
+        assert!(
+            config
+                .allowed_return_to("https://app.example.evil/done")
+                .is_none()
+        );
+        assert!(
+            config
+                .allowed_return_to("https://user@app.example/done")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn return_to_paths_match_at_a_slash_and_are_stored_normalised() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            data: Some(dir.path().into()),
+            allowed_return_urls: Some(vec!["https://App.Example:443/done".into()]),
+            ..Default::default()
+        };
+        let config = Config::resolve(None, options).unwrap();
+        assert!(
+            config
+                .allowed_return_to("https://app.example/donex")
+                .is_none()
+        );
+        assert!(
+            config
+                .allowed_return_to("https://app.example/done/../admin")
+                .is_none()
+        );
+        assert_eq!(
+            config.allowed_return_to("HTTPS://APP.EXAMPLE:443/done/a%20b#top"),
+            Some("https://app.example/done/a%20b#top".into())
+        );
     }
 
     #[test]

@@ -23,3 +23,35 @@ pub struct NewIdentity {
     pub locale: Option<String>,
     pub active: bool,
 }
+
+/// Longest display name accepted: a name, not a document.
+const MAX_NAME_CHARS: usize = 256;
+
+impl NewIdentity {
+    /// Why this identity can't be created, if it can't: an address the
+    /// courier could not deliver to, or a name or locale that could not be
+    /// put in a mail header. The same address check runs when mail is
+    /// queued, so an identity that is created can be mailed.
+    pub fn check(&self) -> Result<()> {
+        if let Some(email) = &self.email {
+            crate::mail::address::check_address(email)
+                .map_err(|e| anyhow::anyhow!("the email address {email:?} is {e}"))?;
+        }
+        if let Some(name) = &self.display_name {
+            crate::mail::address::check_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if name.chars().count() > MAX_NAME_CHARS {
+                anyhow::bail!("the name is longer than {MAX_NAME_CHARS} characters");
+            }
+        }
+        if let Some(locale) = &self.locale
+            && (locale.is_empty()
+                || locale.len() > 35
+                || !locale
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        {
+            anyhow::bail!("the locale {locale:?} is not a BCP 47 language tag");
+        }
+        Ok(())
+    }
+}

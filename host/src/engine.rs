@@ -329,13 +329,14 @@ impl storage::Host for HostState {
 
 impl mailer::Host for HostState {
     fn queue(&mut self, message: Message) -> Result<std::result::Result<(), String>> {
-        if let Err(reason) = mail::check(&message) {
-            return Ok(Err(reason));
-        }
+        let to_name = match mail::check(&message) {
+            Ok(fitted) => fitted,
+            Err(reason) => return Ok(Err(reason)),
+        };
         let mail = QueuedMail {
             id: uuid::Uuid::new_v4().hyphenated().to_string(),
             to: message.to,
-            to_name: message.to_name,
+            to_name,
             subject: message.subject,
             text_body: message.text_body,
             html_body: message.html_body,
@@ -350,6 +351,7 @@ impl mailer::Host for HostState {
             )
             .unwrap_or(u64::MAX),
             attempts: 0,
+            flow_id: message.flow_id,
         };
         self.work().enqueue(&mail)?;
         Ok(Ok(()))

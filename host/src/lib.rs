@@ -49,9 +49,9 @@ pub mod wit;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, Identity, NewIdentity};
 pub use engine::{Engine, Limits};
-pub use operations::{EmailOptions, Error, NonBlocking, Pending, Reclaim};
+pub use operations::{EmailOptions, Error, NonBlocking, Pending, Reclaim, Revocation};
 pub use settings::{Secret, Settings, Templates};
-pub use storage::{SqliteStorage, Storage};
+pub use storage::{NewSession, SqliteStorage, Storage};
 pub use wit::{
     ErrorKind, IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption,
 };

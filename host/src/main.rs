@@ -429,7 +429,8 @@ fn run(cli: Cli) -> Result<Value> {
             serde_json::to_value(redemption)?
         }
         Command::Revoke { identity } => {
-            json!({ "revoked": reclaim.revoke(&identity_ref(&identity))? })
+            let ended = reclaim.revoke(&identity_ref(&identity))?;
+            json!({ "revoked": ended.credentials, "sessions_ended": ended.sessions })
         }
         Command::Courier(command) => return courier(&service, command),
     };
@@ -468,7 +469,10 @@ fn courier(service: &Service, command: CourierCommand) -> Result<Value> {
         }
         CourierCommand::Retry { id } => {
             if !service.storage.retry(&id, now)? {
-                bail!("no abandoned message has the id {id}");
+                bail!(
+                    "no abandoned message that can be sent again has the id {id} \
+                     (one that carried a recovery link or code lost it when it was abandoned: send a new one)"
+                );
             }
             json!({ "id": id, "status": "queued" })
         }

@@ -11,7 +11,7 @@ use wasmtime::Store;
 use crate::clock::{Clock, SystemClock};
 use crate::engine::{Engine, HostState};
 use crate::settings::Settings;
-use crate::storage::{Outcome, Storage};
+use crate::storage::{NewSession, Outcome, QueuedRequest, Storage, UnitOfWork};
 use crate::wit::exports::reclaim::recovery::recovery::Guest;
 use crate::wit::{IdentityRef, Mailed, RecoveryCode, RecoveryError, RecoveryLink, Redemption};
 
@@ -26,6 +26,15 @@ pub struct EmailOptions<'a> {
     pub subject: Option<&'a str>,
     /// Sender replacing the configured one.
     pub from: Option<&'a Mailbox>,
+}
+
+/// What a revocation ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Revocation {
+    /// Outstanding links and codes revoked.
+    pub credentials: u32,
+    /// Live recovery sessions ended.
+    pub sessions: u32,
 }
 
 /// Why an operation did not succeed.
@@ -149,8 +158,9 @@ impl Reclaim {
         self.nonblocking().redeem_code(flow_id, code).wait()
     }
 
-    /// Revokes an identity's outstanding links and codes.
-    pub fn revoke(&self, identity: &IdentityRef) -> Result<u32, Error> {
+    /// Revokes an identity's outstanding links and codes and ends its
+    /// recovery sessions.
+    pub fn revoke(&self, identity: &IdentityRef) -> Result<Revocation, Error> {
         self.nonblocking().revoke(identity).wait()
     }
 
@@ -176,17 +186,37 @@ impl Reclaim {
         + Send
         + 'static,
     ) -> Pending<T> {
+        self.submit_then(sender, call, |answer, _| Ok(answer))
+    }
+
+    /// [`Self::submit`], then `finish` with the component's answer, in the
+    /// same unit of work: the host's own writes (sessions, the request
+    /// queue) stand or fall with the component's.
+    fn submit_then<T: Send + 'static, U: Send + 'static>(
+        &self,
+        sender: Option<String>,
+        call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
+        + Send
+        + 'static,
+        finish: impl FnOnce(
+            Result<T, RecoveryError>,
+            &mut dyn UnitOfWork,
+        ) -> anyhow::Result<Result<U, RecoveryError>>
+        + Send
+        + 'static,
+    ) -> Pending<U> {
         let engine = self.engine.clone();
         let (settings, clock) = (Arc::clone(&self.settings), Arc::clone(&self.clock));
         Pending(crate::storage::submit(&*self.storage, move |work| {
-            let (result, work) = engine.run(work, settings, clock, sender, call);
+            let (result, mut work) = engine.run(work, settings, clock, sender, call);
             match result {
                 // A refusal stands as written: the component refuses before
                 // its first write, or after writes that must stand (a wrong
                 // code).
-                Ok(outcome) => {
+                Ok(answer) => {
+                    let answer = finish(answer, &mut *work)?;
                     work.commit()?;
-                    Ok(outcome)
+                    Ok(answer)
                 }
                 Err(trap) => {
                     drop(work);
@@ -195,6 +225,10 @@ impl Reclaim {
                 }
             }
         }))
+    }
+
+    fn now_nanos(&self) -> u64 {
+        u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -282,26 +316,93 @@ impl NonBlocking<'_> {
 
     /// See [`Reclaim::redeem_link`].
     pub fn redeem_link(&self, token: &str) -> Pending<Redemption> {
+        self.redeem_link_into(token, None)
+    }
+
+    /// Redeems a link token and, in the same transaction, opens `session`
+    /// for its identity. Either way every other session of the identity
+    /// ends: whoever redeemed an older credential loses what it gave them.
+    pub fn redeem_link_into(
+        &self,
+        token: &str,
+        session: Option<NewSession>,
+    ) -> Pending<Redemption> {
         let token = token.to_owned();
-        self.0.submit(None, move |guest, store| {
-            guest.call_redeem_link(store, &token)
-        })
+        let now = self.0.now_nanos();
+        self.0.submit_then(
+            None,
+            move |guest, store| guest.call_redeem_link(store, &token),
+            move |answer, work| on_success(answer, |r| replace_sessions(r, session, work, now)),
+        )
     }
 
     /// See [`Reclaim::redeem_code`].
     pub fn redeem_code(&self, flow_id: &str, code: &str) -> Pending<Redemption> {
+        self.redeem_code_into(flow_id, code, None)
+    }
+
+    /// Redeems a flow's code and opens `session`, as
+    /// [`NonBlocking::redeem_link_into`] does.
+    pub fn redeem_code_into(
+        &self,
+        flow_id: &str,
+        code: &str,
+        session: Option<NewSession>,
+    ) -> Pending<Redemption> {
         let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
-        self.0.submit(None, move |guest, store| {
-            guest.call_redeem_code(store, &flow_id, &code)
-        })
+        let now = self.0.now_nanos();
+        self.0.submit_then(
+            None,
+            move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
+            move |answer, work| on_success(answer, |r| replace_sessions(r, session, work, now)),
+        )
+    }
+
+    /// Serves a self-service request that waited in the storage's queue:
+    /// the request and its removal from the queue are one transaction, so a
+    /// request is served once, even across a crash.
+    pub fn serve_queued_request(&self, request: QueuedRequest) -> Pending<()> {
+        let QueuedRequest {
+            id,
+            email,
+            return_to,
+        } = request;
+        self.0.submit_then(
+            None,
+            move |guest, store| guest.call_request_recovery(store, &email, return_to.as_deref()),
+            move |answer, work| {
+                work.dequeue_request(id)?;
+                Ok(answer)
+            },
+        )
     }
 
     /// See [`Reclaim::revoke`].
-    pub fn revoke(&self, identity: &IdentityRef) -> Pending<u32> {
+    pub fn revoke(&self, identity: &IdentityRef) -> Pending<Revocation> {
         let identity = identity.clone();
-        self.0.submit(None, move |guest, store| {
-            guest.call_revoke(store, &identity)
-        })
+        let now = self.0.now_nanos();
+        let by = identity.clone();
+        self.0.submit_then(
+            None,
+            move |guest, store| guest.call_revoke(store, &identity),
+            move |answer, work| {
+                on_success(answer, |credentials| {
+                    // The component found the identity, so the directory has it.
+                    let found = match &by {
+                        IdentityRef::Id(id) => work.get_by_id(id)?,
+                        IdentityRef::Pk(pk) => work.get_by_pk(*pk)?,
+                    };
+                    let sessions = match found {
+                        Some(identity) => work.end_sessions(&identity.id, now)?,
+                        None => 0,
+                    };
+                    Ok(Revocation {
+                        credentials,
+                        sessions,
+                    })
+                })
+            },
+        )
     }
 
     /// See [`Reclaim::notify_password_changed`].
@@ -342,6 +443,36 @@ fn answer<T>(settled: anyhow::Result<Result<T, RecoveryError>>) -> Result<T, Err
         Ok(outcome) => outcome.map_err(Error::Refused),
         Err(failed) => Err(Error::Failed(failed)),
     }
+}
+
+/// `finish` for the component's success; a refusal passes through.
+fn on_success<T, U>(
+    answer: Result<T, RecoveryError>,
+    finish: impl FnOnce(T) -> anyhow::Result<U>,
+) -> anyhow::Result<Result<U, RecoveryError>> {
+    match answer {
+        Ok(value) => finish(value).map(Ok),
+        Err(refusal) => Ok(Err(refusal)),
+    }
+}
+
+/// After a redemption: the identity's older sessions end, and the new one
+/// (if any) opens.
+fn replace_sessions(
+    redemption: Redemption,
+    session: Option<NewSession>,
+    work: &mut dyn UnitOfWork,
+    now: u64,
+) -> anyhow::Result<Redemption> {
+    work.end_sessions(&redemption.identity_id, now)?;
+    if let Some(session) = session {
+        work.open_session(
+            &session,
+            &redemption.identity_id,
+            redemption.return_to.as_deref(),
+        )?;
+    }
+    Ok(redemption)
 }
 
 /// An operation runs on the storage's thread: its arguments move there.

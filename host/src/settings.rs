@@ -30,6 +30,11 @@ impl Secret {
         Ok(Self(bytes))
     }
 
+    /// The secret's bytes, for deriving keys of other purposes from it.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// 256 fresh random bits, hex-encoded so the secrets file stays text.
     pub fn generate() -> Result<Self> {
         let mut raw = [0u8; 32];

@@ -90,12 +90,14 @@ fn every_link_acknowledged_before_a_crash_works_after_the_restart() {
     // Redeeming one link revokes its identity's others (410 Gone): known
     // either way. A link the database never got is unknown (404).
     let client = client();
+    let form = common::FormToken::fetch(&server);
     let mut redeemed = 0;
     let mut lost = Vec::new();
     for token in &tokens {
         let status = client
             .post(server.url("/self-service/recovery/confirm"))
-            .form(&[("token", token.as_str())])
+            .header("cookie", &form.cookie)
+            .form(&[("token", token.as_str()), ("csrf_token", &form.token)])
             .send()
             .unwrap()
             .status();

@@ -4,46 +4,26 @@
 
 mod common;
 
-use common::{ADMIN_TOKEN, Server, link_in};
-use reqwest::blocking::{Client, Response};
+use common::{ADMIN_TOKEN, FormToken, Server, admin_link, client, link_in, token_of};
+use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
-fn client() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
 fn request_recovery(server: &Server, email: &str) -> Response {
+    let form = FormToken::fetch(server);
     client()
         .post(server.url("/self-service/recovery"))
-        .form(&[("email", email)])
+        .header("cookie", &form.cookie)
+        .form(&[("email", email), ("csrf_token", &form.token)])
         .send()
         .unwrap()
-}
-
-fn admin_link(server: &Server, identity: &Value) -> String {
-    let response = client()
-        .post(server.url("/admin/recovery/link"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "identity_id": identity["id"] }))
-        .send()
-        .unwrap();
-    response.json::<Value>().unwrap()["recovery_link"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn token_of(link: &str) -> String {
-    link.split("token=").nth(1).unwrap().to_string()
 }
 
 fn confirm(server: &Server, link: &str) -> Response {
+    let form = FormToken::fetch(server);
     client()
         .post(server.url("/self-service/recovery/confirm"))
-        .form(&[("token", token_of(link))])
+        .header("cookie", &form.cookie)
+        .form(&[("token", token_of(link)), ("csrf_token", form.token)])
         .send()
         .unwrap()
 }
@@ -126,7 +106,7 @@ fn opening_a_link_consumes_nothing_and_only_the_confirmation_redeems() {
         // What a mail scanner does.
         let page = client().get(&link).send().unwrap();
         assert_eq!(page.status(), 200);
-        assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+        assert_eq!(page.headers()["referrer-policy"], "same-origin");
         assert_eq!(page.headers()["cache-control"], "no-store");
         assert!(
             page.headers()["content-security-policy"]
@@ -178,11 +158,7 @@ fn revoked_unknown_and_expired_links_each_get_their_page() {
             .contains("This recovery link is no longer valid")
     );
 
-    let unknown = client()
-        .post(server.url("/self-service/recovery/confirm"))
-        .form(&[("token", "A".repeat(43))])
-        .send()
-        .unwrap();
+    let unknown = confirm(&server, &format!("?token={}", "A".repeat(43)));
     assert_eq!(unknown.status(), 404);
     assert!(
         unknown
@@ -230,10 +206,12 @@ fn a_code_flow_dies_after_five_wrong_codes() {
     assert!(page.contains("action=\"/self-service/recovery/code\""));
     let code = created["recovery_code"].as_str().unwrap();
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let form = FormToken::fetch(&server);
     let submit = |c: &str| {
         client()
             .post(server.url("/self-service/recovery/code"))
-            .form(&[("flow", flow), ("code", c)])
+            .header("cookie", &form.cookie)
+            .form(&[("flow", flow), ("code", c), ("csrf_token", &form.token)])
             .send()
             .unwrap()
     };
@@ -264,10 +242,12 @@ fn posts_from_other_sites_are_refused() {
     let server = Server::start();
     let ann = server.identity(Some("ann@example.com"));
     let link = admin_link(&server, &ann);
+    let form = FormToken::fetch(&server);
     let forged = client()
         .post(server.url("/self-service/recovery/confirm"))
         .header("origin", "https://evil.example")
-        .form(&[("token", token_of(&link))])
+        .header("cookie", &form.cookie)
+        .form(&[("token", token_of(&link)), ("csrf_token", form.token)])
         .send()
         .unwrap();
     assert_eq!(forged.status(), 403);
@@ -286,15 +266,21 @@ fn the_password_form_needs_a_live_session() {
         .send()
         .unwrap();
     assert_eq!(page.status(), 401);
+    let form = FormToken::fetch(&server);
     let forged = client()
         .post(server.url("/self-service/recovery/password"))
         .header(
             "cookie",
-            format!("reclaim_recovery_session={}", "0".repeat(64)),
+            format!(
+                "{}; reclaim_recovery_session={}",
+                form.cookie,
+                "0".repeat(64)
+            ),
         )
         .form(&[
             ("password", "a new password"),
             ("password_confirm", "a new password"),
+            ("csrf_token", &form.token),
         ])
         .send()
         .unwrap();
@@ -320,29 +306,34 @@ fn a_mailed_link_leads_through_a_new_password_to_the_return_url() {
         ),
         "{form}"
     );
+    let form_token = FormToken::fetch(&server);
     client()
         .post(server.url("/self-service/recovery"))
+        .header("cookie", &form_token.cookie)
         .form(&[
             ("email", "ann@example.com"),
             ("return_to", "https://app.example.test/welcome"),
+            ("csrf_token", &form_token.token),
         ])
         .send()
         .unwrap();
     let link = link_in(&server.mail(1)[0], &server.base).unwrap();
     let confirmed = confirm(&server, &link);
-    let cookie = confirmed.headers()["set-cookie"]
+    let session = confirmed.headers()["set-cookie"]
         .to_str()
         .unwrap()
         .split(';')
         .next()
         .unwrap()
         .to_string();
+    let cookie = format!("{}; {session}", form_token.cookie);
     let mismatch = client()
         .post(server.url("/self-service/recovery/password"))
         .header("cookie", &cookie)
         .form(&[
             ("password", "a new password"),
             ("password_confirm", "another one"),
+            ("csrf_token", &form_token.token),
         ])
         .send()
         .unwrap();
@@ -354,6 +345,7 @@ fn a_mailed_link_leads_through_a_new_password_to_the_return_url() {
         .form(&[
             ("password", "a new password"),
             ("password_confirm", "a new password"),
+            ("csrf_token", &form_token.token),
         ])
         .send()
         .unwrap();
@@ -392,6 +384,7 @@ fn a_mailed_link_leads_through_a_new_password_to_the_return_url() {
         .form(&[
             ("password", "third password"),
             ("password_confirm", "third password"),
+            ("csrf_token", &form_token.token),
         ])
         .send()
         .unwrap();

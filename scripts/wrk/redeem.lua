@@ -1,6 +1,9 @@
 -- POST /self-service/recovery/confirm with tokens from the link run, each
--- once: the redemption a person's browser makes.
+-- once: the redemption a person's browser makes, with the CSRF cookie and
+-- token a form page handed it (RECLAIM_BENCH_CSRF_COOKIE, _TOKEN).
 local file = os.getenv("RECLAIM_BENCH_TOKEN_FILE")
+local csrf_cookie = os.getenv("RECLAIM_BENCH_CSRF_COOKIE")
+local csrf_token = os.getenv("RECLAIM_BENCH_CSRF_TOKEN")
 local threads = {}
 
 function setup(thread)
@@ -24,5 +27,6 @@ function request()
   n = n + 1
   local token = tokens[n] or "exhausted"
   return wrk.format("POST", "/self-service/recovery/confirm",
-    { ["Content-Type"] = "application/x-www-form-urlencoded" }, "token=" .. token)
+    { ["Content-Type"] = "application/x-www-form-urlencoded", ["Cookie"] = csrf_cookie },
+    "token=" .. token .. "&csrf_token=" .. csrf_token)
 end

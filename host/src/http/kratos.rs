@@ -175,10 +175,13 @@ fn allowed_return_to(
     return_to: Option<String>,
 ) -> Result<Option<String>, ErrorGeneric> {
     match return_to.filter(|r| !r.is_empty()) {
-        Some(url) if !app.config.return_to_allowed(&url) => Err(ErrorGeneric::bad_request(
-            format!("Requested return_to URL {url:?} is not allowed."),
-        )),
-        other => Ok(other),
+        Some(url) => match app.config.allowed_return_to(&url) {
+            Some(normalised) => Ok(Some(normalised)),
+            None => Err(ErrorGeneric::bad_request(format!(
+                "Requested return_to URL {url:?} is not allowed."
+            ))),
+        },
+        None => Ok(None),
     }
 }
 

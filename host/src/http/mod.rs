@@ -3,6 +3,7 @@
 //! Every recovery request goes through the component.
 
 pub mod authentik;
+pub mod csrf;
 pub mod kratos;
 pub mod pages;
 pub mod rate_limit;
@@ -51,8 +52,13 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub pages: Arc<pages::Pages>,
     pub limiter: Arc<rate_limit::RateLimiter>,
+    /// CSRF tokens of the self-service forms.
+    pub csrf: csrf::Csrf,
     /// Wakes the courier after an operation queued mail.
     pub courier: Arc<Notify>,
+    /// Password hashes computed at once: each takes ~19 MiB, so this bounds
+    /// the memory that setting passwords can take.
+    pub hashing: tokio::sync::Semaphore,
     admin_token: Arc<String>,
     /// `scheme://host[:port]` of the public URL, for the Origin check.
     pub public_origin: String,
@@ -76,16 +82,38 @@ impl AppState {
         let public_origin = url::Url::parse(&config.settings.public_url)?
             .origin()
             .ascii_serialization();
+        let limits = &config.rate_limits;
+        let csrf = csrf::Csrf::new(
+            config
+                .settings
+                .secrets
+                .first()
+                .context("no hashing secret to derive the CSRF key from")?
+                .bytes(),
+        );
         Ok(Self(Arc::new(Shared {
-            limiter: Arc::new(rate_limit::RateLimiter::new(config.rate_limits.window)),
+            limiter: Arc::new(rate_limit::RateLimiter::new(
+                limits.per_address,
+                limits.per_client,
+                limits.window,
+            )),
+            csrf,
             pages: Arc::new(pages::Pages::new()?),
             reclaim,
             storage,
             config: Arc::new(config),
             courier: Arc::new(Notify::new()),
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
             admin_token: Arc::new(admin_token),
             public_origin,
         })))
+    }
+
+    /// Whether cookies are marked `Secure`: when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.config.settings.public_url.starts_with("https://")
     }
 
     pub fn now_nanos(&self) -> u64 {
@@ -97,11 +125,34 @@ impl AppState {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_token)
             .unwrap_or_default();
         !self.admin_token.is_empty()
             && bool::from(presented.as_bytes().ct_eq(self.admin_token.as_bytes()))
     }
+}
+
+/// The value of cookie `name` if it is what all our cookies are: 256 bits
+/// in hex. Anything else is treated as no cookie.
+fn hex_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The credentials of `Authorization: Bearer <token>`; the scheme is
+/// case-insensitive (RFC 7235).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 #[derive(OpenApi)]
@@ -180,7 +231,9 @@ async fn authentik_auth(State(app): State<AppState>, request: Request, next: Nex
 }
 
 /// Responses carry links, tokens and sessions: none may be cached or leak
-/// through a Referer. Pages run no script and load only our stylesheet; a
+/// through a Referer to another site (`same-origin`: a Referer only ever
+/// goes back to us, which also makes browsers name our origin on our own
+/// form posts, see `self_service::forged`). Pages run no script and load only our stylesheet; a
 /// form may post only to us, or (after a recovery) redirect to an allowed
 /// `return_to`.
 async fn security_headers(State(app): State<AppState>, request: Request, next: Next) -> Response {
@@ -199,7 +252,7 @@ async fn security_headers(State(app): State<AppState>, request: Request, next: N
     if let Ok(csp) = HeaderValue::from_str(&csp) {
         headers.insert(CONTENT_SECURITY_POLICY, csp);
     }
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !is_asset {
@@ -257,7 +310,49 @@ pub fn rfc3339(nanos: u64) -> String {
     humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
 }
 
-/// Serves until SIGINT or SIGTERM; the courier runs alongside.
+/// How often queued self-service requests are served: a steady pace that
+/// owes nothing to when any one request came, so the work a known address
+/// causes can't be told from the requester's own next request.
+pub const REQUEST_PACE: Duration = Duration::from_millis(200);
+/// Requests served in one turn of the queue (they commit together).
+const REQUEST_BATCH: usize = 256;
+
+/// Serves the self-service requests queued now; returns how many were
+/// served. A request whose operation failed is dropped (and logged) rather
+/// than tried forever.
+pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
+    let storage = app.storage.clone();
+    let batch =
+        tokio::task::spawn_blocking(move || storage.queued_requests(REQUEST_BATCH)).await??;
+    // All are submitted before any is awaited, so they share a commit.
+    let pending: Vec<_> = batch
+        .into_iter()
+        .map(|request| {
+            (
+                request.id,
+                app.reclaim.nonblocking().serve_queued_request(request),
+            )
+        })
+        .collect();
+    let served = pending.len();
+    for (id, outcome) in pending {
+        match outcome.await {
+            Ok(()) | Err(crate::Error::Refused(_)) => {}
+            Err(crate::Error::Failed(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "self-service request failed; dropped");
+                let storage = app.storage.clone();
+                tokio::task::spawn_blocking(move || storage.drop_request(id)).await??;
+            }
+        }
+    }
+    if served > 0 {
+        app.courier.notify_one();
+    }
+    Ok(served)
+}
+
+/// Serves until SIGINT or SIGTERM; the courier, the request queue and the
+/// rate limiter's clean-up run alongside.
 pub async fn serve(
     state: AppState,
     courier: Courier,
@@ -279,12 +374,33 @@ pub async fn serve(
             let _ = tokio::time::timeout(interval, wake.notified()).await;
         }
     });
+    let queue = state.clone();
+    let requests_task = tokio::spawn(async move {
+        let mut pace = tokio::time::interval(REQUEST_PACE);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            pace.tick().await;
+            if let Err(e) = serve_queued_requests(&queue).await {
+                tracing::warn!(error = %format!("{e:#}"), "serving queued requests failed; they stay queued");
+            }
+        }
+    });
+    let limiter = Arc::clone(&state.limiter);
+    let forget_task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(rate_limit::FORGET_EVERY);
+        loop {
+            every.tick().await;
+            limiter.forget_idle();
+        }
+    });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
     courier_task.abort();
+    requests_task.abort();
+    forget_task.abort();
     Ok(())
 }
 

@@ -1,99 +1,200 @@
-//! Sliding-window limits on self-service requests, per address and per
-//! client, kept in memory (each `serve` process limits what it sees).
+//! Limits on self-service requests, per address and per client, with
+//! governor's GCRA: each key holds one timestamp, so a check is O(1) and
+//! memory is one small cell per key seen recently. `limit` requests may
+//! come at once; after that one more each `window / limit`.
+//!
+//! Clients are keyed by their IPv4 address or their IPv6 /64 (one
+//! subscriber's network: rotating addresses inside it doesn't help), and
+//! found behind trusted proxies through `X-Forwarded-For`.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, Ipv6Addr};
+use std::num::NonZeroU32;
+use std::time::Duration;
 
-/// Counts events per key within a window.
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use ipnet::IpNet;
+
+/// How often keys that have fully recovered are forgotten.
+pub const FORGET_EVERY: Duration = Duration::from_secs(60);
+
+/// The per-address and per-client limits.
 pub struct RateLimiter {
-    window: Duration,
-    events: Mutex<HashMap<String, VecDeque<Instant>>>,
+    clients: DefaultKeyedRateLimiter<IpAddr>,
+    addresses: DefaultKeyedRateLimiter<[u8; 32]>,
+    clock: DefaultClock,
+}
+
+fn quota(limit: u32, window: Duration) -> Quota {
+    let burst = NonZeroU32::new(limit.max(1)).expect("at least 1");
+    let period = (window / burst.get()).max(Duration::from_nanos(1));
+    Quota::with_period(period)
+        .expect("a positive period")
+        .allow_burst(burst)
 }
 
 impl RateLimiter {
-    pub fn new(window: Duration) -> Self {
+    pub fn new(per_address: u32, per_client: u32, window: Duration) -> Self {
         Self {
-            window,
-            events: Mutex::new(HashMap::new()),
+            clients: governor::RateLimiter::keyed(quota(per_client, window)),
+            addresses: governor::RateLimiter::keyed(quota(per_address, window)),
+            clock: DefaultClock::default(),
         }
     }
 
-    /// Records an attempt under every key, unless one of them already holds
-    /// `limit` attempts in the window; then returns how long until that key
-    /// frees up and records nothing.
-    pub fn check(&self, keys: &[(&str, u32)], now: Instant) -> Result<(), Duration> {
-        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        // Forget keys whose window has passed, so memory stays bounded by the
-        // traffic of one window.
-        events.retain(|_, times| {
-            times
-                .back()
-                .is_some_and(|t| now.duration_since(*t) < self.window)
-        });
-        let mut wait = Duration::ZERO;
-        for (key, limit) in keys {
-            if let Some(times) = events.get_mut(*key) {
-                while times
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
-                    times.pop_front();
-                }
-                if times.len() >= *limit as usize {
-                    let oldest = *times.front().expect("a full window has events");
-                    wait = wait.max(self.window - now.duration_since(oldest));
+    /// Counts a request of `client` for the address with hash `address`;
+    /// refused, it says how long until one would pass. The client is
+    /// checked first, so a client that is over its limit can't use up an
+    /// address's allowance (and lock its owner out); a request refused for
+    /// its address still counts against the client that sent it.
+    pub fn check(&self, client: IpAddr, address: &[u8; 32]) -> Result<(), Duration> {
+        let now = self.clock.now();
+        self.clients
+            .check_key(&client_key(client))
+            .map_err(|not_until| not_until.wait_time_from(now))?;
+        self.addresses
+            .check_key(address)
+            .map_err(|not_until| not_until.wait_time_from(now))
+    }
+
+    /// Forgets keys whose limit has fully recovered, returning how many
+    /// keys remain: called every [`FORGET_EVERY`], it bounds memory by the
+    /// keys active within one window.
+    pub fn forget_idle(&self) -> usize {
+        self.clients.retain_recent();
+        self.addresses.retain_recent();
+        self.clients.shrink_to_fit();
+        self.addresses.shrink_to_fit();
+        self.clients.len() + self.addresses.len()
+    }
+}
+
+/// The key of a client: its IPv4 address, or its IPv6 /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+/// The client behind `peer`: `peer` itself, unless it is a trusted proxy;
+/// then the nearest address in `X-Forwarded-For` that is not one (each
+/// proxy appends the address it saw, so only the addresses our own proxies
+/// appended can be believed, read from the right).
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let Some(chain) = forwarded_for else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in chain.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
                 }
             }
+            // A hop we can't read: stop at the last one we could.
+            Err(_) => break,
         }
-        if wait > Duration::ZERO {
-            return Err(wait);
-        }
-        for (key, _) in keys {
-            events.entry((*key).to_string()).or_default().push_back(now);
-        }
-        Ok(())
     }
+    client
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn addr(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
     #[test]
-    fn the_sixth_request_in_the_window_waits_for_the_first_to_age_out() {
-        let limiter = RateLimiter::new(Duration::from_secs(300));
-        let start = Instant::now();
-        for i in 0..5 {
-            assert!(
-                limiter
-                    .check(&[("a", 5)], start + Duration::from_secs(i))
-                    .is_ok()
-            );
+    fn a_burst_of_the_limit_passes_and_the_next_waits_its_share_of_the_window() {
+        let limiter = RateLimiter::new(5, 20, Duration::from_secs(300));
+        let ann = [1u8; 32];
+        for _ in 0..5 {
+            assert!(limiter.check(addr("192.0.2.1"), &ann).is_ok());
         }
-        let wait = limiter
-            .check(&[("a", 5)], start + Duration::from_secs(10))
-            .unwrap_err();
-        assert_eq!(wait, Duration::from_secs(290));
+        let wait = limiter.check(addr("192.0.2.2"), &ann).unwrap_err();
         assert!(
-            limiter
-                .check(&[("b", 5)], start + Duration::from_secs(10))
-                .is_ok(),
-            "keys are separate"
+            wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+            "{wait:?}"
         );
         assert!(
-            limiter
-                .check(&[("a", 5)], start + Duration::from_secs(300))
-                .is_ok()
+            limiter.check(addr("192.0.2.2"), &[2u8; 32]).is_ok(),
+            "addresses are separate"
         );
     }
 
     #[test]
-    fn a_refused_attempt_is_not_counted_under_the_other_keys() {
-        let limiter = RateLimiter::new(Duration::from_secs(60));
-        let now = Instant::now();
-        assert!(limiter.check(&[("addr", 1), ("client", 2)], now).is_ok());
-        assert!(limiter.check(&[("addr", 1), ("client", 2)], now).is_err());
-        assert!(limiter.check(&[("other", 1), ("client", 2)], now).is_ok());
+    fn a_client_over_its_limit_does_not_use_up_the_address() {
+        let limiter = RateLimiter::new(2, 1, Duration::from_secs(60));
+        let victim = [7u8; 32];
+        assert!(limiter.check(addr("198.51.100.1"), &victim).is_ok());
+        for _ in 0..10 {
+            assert!(limiter.check(addr("198.51.100.1"), &victim).is_err());
+        }
+        assert!(
+            limiter.check(addr("198.51.100.2"), &victim).is_ok(),
+            "the refused requests were not counted against the address"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let limiter = RateLimiter::new(100, 2, Duration::from_secs(60));
+        assert!(limiter.check(addr("2001:db8:1:2::1"), &[1; 32]).is_ok());
+        assert!(
+            limiter
+                .check(addr("2001:db8:1:2:ffff::9"), &[2; 32])
+                .is_ok()
+        );
+        assert!(
+            limiter
+                .check(addr("2001:db8:1:2:abcd::7"), &[3; 32])
+                .is_err()
+        );
+        assert!(limiter.check(addr("2001:db8:1:3::1"), &[4; 32]).is_ok());
+        assert_eq!(client_key(addr("::ffff:192.0.2.9")), addr("192.0.2.9"));
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let chain = Some("203.0.113.9, 198.51.100.7, 10.0.0.2");
+        assert_eq!(
+            client_ip(addr("192.0.2.1"), chain, &trusted),
+            addr("192.0.2.1")
+        );
+        assert_eq!(
+            client_ip(addr("10.0.0.1"), chain, &trusted),
+            addr("198.51.100.7")
+        );
+        assert_eq!(
+            client_ip(addr("10.0.0.1"), None, &trusted),
+            addr("10.0.0.1")
+        );
+        assert_eq!(
+            client_ip(addr("10.0.0.1"), Some("junk"), &trusted),
+            addr("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten() {
+        let limiter = RateLimiter::new(5, 20, Duration::from_millis(10));
+        for i in 0..100u8 {
+            let _ = limiter.check(addr(&format!("192.0.2.{i}")), &[i; 32]);
+        }
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(limiter.forget_idle(), 0);
     }
 }

@@ -3,11 +3,11 @@
 //! consumes nothing), enter a code, choose a new password.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::header::{COOKIE, LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
+use axum::http::header::{LOCATION, ORIGIN, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use minijinja::context;
@@ -15,9 +15,11 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use super::AppState;
+use super::{AppState, csrf, rate_limit};
+use crate::mail::address::check_address;
 use crate::operations::Error;
 use crate::passwords;
+use crate::storage::NewSession;
 use crate::wit::{ErrorKind, IdentityRef, Redemption};
 
 const SESSION_COOKIE: &str = "reclaim_recovery_session";
@@ -39,19 +41,35 @@ pub struct RecoveryQuery {
 #[utoipa::path(get, path = "/self-service/recovery", tag = "self-service",
     params(RecoveryQuery),
     responses((status = 200, content_type = "text/html", description = "The request form, the link's confirmation page, or the code form")))]
-pub async fn show(State(app): State<AppState>, Query(q): Query<RecoveryQuery>) -> Response {
+pub async fn show(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RecoveryQuery>,
+) -> Response {
     match (q.flow, q.token) {
-        (Some(flow), Some(token)) => {
-            app.pages
-                .render(StatusCode::OK, "confirm.html", context! { flow, token })
-        }
-        (Some(flow), None) => app
-            .pages
-            .render(StatusCode::OK, "code.html", context! { flow }),
+        (Some(flow), Some(token)) => form_page(
+            &app,
+            &headers,
+            StatusCode::OK,
+            "confirm.html",
+            context! { flow, token },
+        ),
+        (Some(flow), None) => form_page(
+            &app,
+            &headers,
+            StatusCode::OK,
+            "code.html",
+            context! { flow },
+        ),
         _ => {
-            let return_to = q.return_to.filter(|r| app.config.return_to_allowed(r));
-            app.pages
-                .render(StatusCode::OK, "request.html", context! { return_to })
+            let return_to = q.return_to.and_then(|r| app.config.allowed_return_to(&r));
+            form_page(
+                &app,
+                &headers,
+                StatusCode::OK,
+                "request.html",
+                context! { return_to },
+            )
         }
     }
 }
@@ -60,51 +78,46 @@ pub async fn show(State(app): State<AppState>, Query(q): Query<RecoveryQuery>) -
 pub struct RequestForm {
     email: String,
     return_to: Option<String>,
+    csrf_token: Option<String>,
 }
 
 /// A request by address. The answer is the same page, status and timing for
-/// known and unknown addresses: the work happens after the response.
+/// known and unknown addresses: the request is only queued (one row either
+/// way), and served later at the queue's steady pace, apart from anything
+/// this client sends next.
 #[utoipa::path(post, path = "/self-service/recovery", tag = "self-service",
     request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, content_type = "text/html", description = "Check your email (for every address)"),
         (status = 400, content_type = "text/html", description = "Not an email address"),
-        (status = 403, content_type = "text/html", description = "Posted from another site"),
+        (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
         (status = 429, content_type = "text/html", description = "Too many requests; see Retry-After"),
     ))]
 pub async fn request(
     State(app): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<RequestForm>,
 ) -> Response {
-    if let Some(refusal) = foreign_origin(&app, &headers) {
+    if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
     }
     let email = form.email.trim().to_string();
-    if !plausible_email(&email) {
+    if check_address(&email).is_err() {
         let ctx = context! { error => "Enter a valid email address.", email };
-        return app
-            .pages
-            .render(StatusCode::BAD_REQUEST, "request.html", ctx);
+        return form_page(&app, &headers, StatusCode::BAD_REQUEST, "request.html", ctx);
     }
-    let address_key = format!(
-        "address:{}",
-        hex::encode(Sha256::digest(email.to_lowercase()))
-    );
-    let client_key = format!("client:{}", client.ip());
-    let limits = &app.config.rate_limits;
-    let keys = [
-        (address_key.as_str(), limits.per_address),
-        (client_key.as_str(), limits.per_client),
-    ];
-    if let Err(wait) = app.limiter.check(&keys, Instant::now()) {
+    let address: [u8; 32] = Sha256::digest(email.to_lowercase()).into();
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = rate_limit::client_ip(peer.ip(), forwarded, &app.config.trusted_proxies);
+    if let Err(wait) = app.limiter.check(client, &address) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
         let mut response = app.pages.problem(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests",
             &format!(
-                "Too many account recovery attempts. Please try again after {minutes} minutes."
+                "Too many account recovery attempts. Please try again after {minutes} minutes. \
+                 Links already sent stay valid: use the most recent one you received."
             ),
         );
         response
@@ -112,25 +125,23 @@ pub async fn request(
             .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
         return response;
     }
-    let return_to = form.return_to.filter(|r| app.config.return_to_allowed(r));
-    let worker = app.clone();
-    tokio::spawn(async move {
-        let outcome = worker
-            .reclaim
-            .nonblocking()
-            .request_recovery(&email, return_to.as_deref())
-            .await;
-        if let Err(e) = outcome {
-            tracing::warn!(error = %e, "self-service request failed");
-        }
-        worker.courier.notify_one();
-    });
+    let return_to = form
+        .return_to
+        .and_then(|r| app.config.allowed_return_to(&r));
+    let queued = app
+        .storage
+        .queue_request(&email, return_to.as_deref(), app.now_nanos())
+        .await;
+    if let Err(e) = queued {
+        return problem_page(&app, &Error::Failed(e));
+    }
     app.pages.render(StatusCode::OK, "sent.html", context! {})
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct ConfirmForm {
     token: String,
+    csrf_token: Option<String>,
 }
 
 /// The person's confirmation: only now is the link's token redeemed.
@@ -138,6 +149,7 @@ pub struct ConfirmForm {
     request_body(content = ConfirmForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Redeemed: on to the new-password form, with a session cookie"),
+        (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
         (status = 404, content_type = "text/html", description = "Unknown link"),
         (status = 410, content_type = "text/html", description = "Expired, used or revoked link"),
     ))]
@@ -146,17 +158,28 @@ pub async fn confirm(
     headers: HeaderMap,
     Form(form): Form<ConfirmForm>,
 ) -> Response {
-    if let Some(refusal) = foreign_origin(&app, &headers) {
+    if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
     }
-    let outcome = app.reclaim.nonblocking().redeem_link(&form.token).await;
-    redeemed(&app, outcome, |_| unreachable!("links have no code page")).await
+    let (cookie, session) = match new_session(&app) {
+        Ok(drawn) => drawn,
+        Err(e) => return problem_page(&app, &e),
+    };
+    let outcome = app
+        .reclaim
+        .nonblocking()
+        .redeem_link_into(&form.token, Some(session))
+        .await;
+    redeemed(&app, outcome, &cookie, |_| {
+        unreachable!("links have no code page")
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct CodeForm {
     flow: String,
     code: String,
+    csrf_token: Option<String>,
 }
 
 /// A code for a flow; wrong codes count, and the fifth ends the flow.
@@ -165,6 +188,7 @@ pub struct CodeForm {
     responses(
         (status = 303, description = "Redeemed: on to the new-password form, with a session cookie"),
         (status = 400, content_type = "text/html", description = "Wrong code (attempts left), or too many"),
+        (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
         (status = 404, content_type = "text/html", description = "Unknown flow"),
         (status = 410, content_type = "text/html", description = "Expired, used or revoked code"),
     ))]
@@ -173,33 +197,53 @@ pub async fn code(
     headers: HeaderMap,
     Form(form): Form<CodeForm>,
 ) -> Response {
-    if let Some(refusal) = foreign_origin(&app, &headers) {
+    if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
     }
+    let (cookie, session) = match new_session(&app) {
+        Ok(drawn) => drawn,
+        Err(e) => return problem_page(&app, &e),
+    };
     let outcome = app
         .reclaim
         .nonblocking()
-        .redeem_code(&form.flow, form.code.trim())
+        .redeem_code_into(&form.flow, form.code.trim(), Some(session))
         .await;
-    redeemed(&app, outcome, |message| {
-        app.pages.render(
+    redeemed(&app, outcome, &cookie, |message| {
+        form_page(
+            &app,
+            &headers,
             StatusCode::BAD_REQUEST,
             "code.html",
             context! { flow => form.flow, error => message },
         )
     })
-    .await
 }
 
-/// After a redemption: a short-lived session, carried by a cookie, leads to
-/// the new-password form; the token itself goes no further.
-async fn redeemed(
+/// A session cookie, and the session to open under its hash if the
+/// credential redeems.
+fn new_session(app: &AppState) -> Result<(String, NewSession), Error> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw)
+        .map_err(|_| Error::Failed(anyhow::anyhow!("no randomness for a session")))?;
+    let cookie = hex::encode(raw);
+    let session = NewSession {
+        key: session_key(&cookie),
+        expires_at: app.now_nanos() + SESSION_LIFESPAN.as_nanos() as u64,
+    };
+    Ok((cookie, session))
+}
+
+/// After a redemption, which opened the session in its own transaction: the
+/// cookie leads to the new-password form; the token itself goes no further.
+fn redeemed(
     app: &AppState,
     outcome: Result<Redemption, Error>,
+    cookie: &str,
     retry: impl FnOnce(&str) -> Response,
 ) -> Response {
-    let redemption = match outcome {
-        Ok(redemption) => redemption,
+    match outcome {
+        Ok(_) => {}
         Err(Error::Refused(e))
             if matches!(
                 e.kind,
@@ -209,28 +253,6 @@ async fn redeemed(
             return retry(&e.message);
         }
         Err(e) => return problem_page(app, &e),
-    };
-    let mut raw = [0u8; 32];
-    if getrandom::fill(&mut raw).is_err() {
-        return problem_page(
-            app,
-            &Error::Failed(anyhow::anyhow!("no randomness for a session")),
-        );
-    }
-    let cookie = hex::encode(raw);
-    let key = session_key(&cookie);
-    let expires_at = app.now_nanos() + SESSION_LIFESPAN.as_nanos() as u64;
-    let opened = app
-        .storage
-        .open_session(
-            &key,
-            &redemption.identity_id,
-            redemption.return_to.as_deref(),
-            expires_at,
-        )
-        .await;
-    if let Err(e) = opened {
-        return problem_page(app, &Error::Failed(e));
     }
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
@@ -240,7 +262,7 @@ async fn redeemed(
     );
     headers.insert(
         SET_COOKIE,
-        session_cookie(app, &cookie, SESSION_LIFESPAN.as_secs()),
+        session_cookie(app, cookie, SESSION_LIFESPAN.as_secs()),
     );
     response
 }
@@ -253,9 +275,7 @@ async fn redeemed(
     ))]
 pub async fn password_form(State(app): State<AppState>, headers: HeaderMap) -> Response {
     match live_session(&app, &headers).await {
-        Ok(Some(_)) => app
-            .pages
-            .render(StatusCode::OK, "password.html", context! {}),
+        Ok(Some(_)) => form_page(&app, &headers, StatusCode::OK, "password.html", context! {}),
         Ok(None) => expired_session(&app),
         Err(e) => problem_page(&app, &e),
     }
@@ -265,6 +285,7 @@ pub async fn password_form(State(app): State<AppState>, headers: HeaderMap) -> R
 pub struct PasswordForm {
     password: String,
     password_confirm: String,
+    csrf_token: Option<String>,
 }
 
 /// Stores the new password (Argon2id), ends the session, queues the
@@ -276,29 +297,41 @@ pub struct PasswordForm {
         (status = 303, description = "Password changed: on to the allowed return_to"),
         (status = 400, content_type = "text/html", description = "Passwords differ or are too short"),
         (status = 401, content_type = "text/html", description = "No live recovery session"),
+        (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
     ))]
 pub async fn set_password(
     State(app): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<PasswordForm>,
 ) -> Response {
-    if let Some(refusal) = foreign_origin(&app, &headers) {
+    if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
     }
     let Some(cookie) = cookie_value(&headers) else {
         return expired_session(&app);
     };
-    if let Err(message) = passwords::check_new(&form.password, &form.password_confirm) {
-        return match live_session(&app, &headers).await {
-            Ok(Some(_)) => app.pages.render(
-                StatusCode::BAD_REQUEST,
-                "password.html",
-                context! { error => message },
-            ),
-            Ok(None) => expired_session(&app),
-            Err(e) => problem_page(&app, &e),
-        };
+    // Hashing costs ~19 MiB and ~20 ms: only a live session earns it, and
+    // only a few hash at once, however many sessions ask.
+    match live_session(&app, &headers).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return expired_session(&app),
+        Err(e) => return problem_page(&app, &e),
     }
+    if let Err(message) = passwords::check_new(&form.password, &form.password_confirm) {
+        return form_page(
+            &app,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "password.html",
+            context! { error => message },
+        );
+    }
+    let Ok(_permit) = app.hashing.acquire().await else {
+        return problem_page(
+            &app,
+            &Error::Failed(anyhow::anyhow!("hashing is shut down")),
+        );
+    };
     let storage = app.storage.clone();
     let now = app.now_nanos();
     let completed = tokio::task::spawn_blocking(move || {
@@ -323,7 +356,7 @@ pub async fn set_password(
         // The password is changed either way; the person must not be told otherwise.
         Err(e) => tracing::warn!(error = %e, "password-changed notice not queued"),
     }
-    let mut response = match return_to.filter(|r| app.config.return_to_allowed(r)) {
+    let mut response = match return_to.and_then(|r| app.config.allowed_return_to(&r)) {
         Some(url) => match HeaderValue::from_str(&url) {
             Ok(location) => {
                 let mut redirect = StatusCode::SEE_OTHER.into_response();
@@ -388,41 +421,62 @@ fn problem_page(app: &AppState, e: &Error) -> Response {
     }
 }
 
-/// Form posts must come from our own pages: a post that names another
-/// origin is refused. Our pages send `Referrer-Policy: no-referrer`, under
-/// which browsers send `Origin: null` for their own forms, so `null` passes;
-/// the session cookie is `SameSite=Strict`, which guards the password form
-/// whatever the origin says.
-fn foreign_origin(app: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let origin = headers.get(ORIGIN)?.to_str().ok()?;
-    if origin == app.public_origin || origin == "null" {
+/// A page with a form: it carries a CSRF token, and the cookie the token
+/// belongs to is set if the browser has none yet.
+fn form_page(
+    app: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Response {
+    let Ok((token, new_cookie)) = app.csrf.issue(headers) else {
+        return problem_page(
+            app,
+            &Error::Failed(anyhow::anyhow!("no randomness for a CSRF cookie")),
+        );
+    };
+    let mut response = app
+        .pages
+        .render(status, name, context! { csrf_token => token, ..ctx });
+    if let Some(cookie) = new_cookie {
+        response.headers_mut().append(
+            SET_COOKIE,
+            csrf::set_cookie(&cookie, app.secure_cookies(), SESSION_PATH),
+        );
+    }
+    response
+}
+
+/// Form posts must come from our own pages: they carry the CSRF token of
+/// the browser's cookie, and a browser's `Origin` (when it sends one) must
+/// be ours. `null` is refused: our pages send `Referrer-Policy:
+/// same-origin`, under which browsers name our origin on our own forms, so
+/// only a page that hid where it came from sends `null`. `Sec-Fetch-Site`,
+/// where a browser sends it, must say the post came from our own origin.
+fn forged(app: &AppState, headers: &HeaderMap, token: Option<&str>) -> Option<Response> {
+    let origin_ours = headers
+        .get(ORIGIN)
+        .is_none_or(|o| o.to_str().is_ok_and(|o| o == app.public_origin));
+    let fetched_from_us = headers
+        .get("sec-fetch-site")
+        .is_none_or(|v| matches!(v.to_str(), Ok("same-origin" | "none")));
+    if origin_ours && fetched_from_us && app.csrf.verify(headers, token) {
         return None;
     }
     Some(app.pages.problem(
         StatusCode::FORBIDDEN,
         "Request refused",
-        "This form was sent from another site.",
+        "This form was sent from another site, or the page it came from is out of date. Go back, reload the page and try again.",
     ))
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_string())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+    super::hex_cookie(headers, SESSION_COOKIE)
 }
 
 fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if app.config.settings.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if app.secure_cookies() { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path={SESSION_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     ))
@@ -433,12 +487,4 @@ fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
 /// cookie.
 fn session_key(cookie: &str) -> String {
     hex::encode(Sha256::digest(cookie.as_bytes()))
-}
-
-fn plausible_email(email: &str) -> bool {
-    email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }

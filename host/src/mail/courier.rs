@@ -60,7 +60,12 @@ impl EmlDirectory {
         // message, and a redelivery replaces the file with the same bytes.
         let path = self.dir.join(format!("{}.eml", mail.id));
         let partial = self.dir.join(format!(".{}.eml.partial", mail.id));
-        let mut file = fs::File::create(&partial)?;
+        // The message carries a live link: for its owner's eyes only.
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&partial)?;
         file.write_all(eml)?;
         file.sync_all()?;
         fs::rename(&partial, &path)?;

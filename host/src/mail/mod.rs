@@ -1,13 +1,13 @@
 //! Mail: the component's `mailer` import queues rendered messages in the
 //! outbox, inside the operation's transaction; a courier delivers them later.
 
+pub mod address;
 pub mod courier;
 pub mod eml;
 pub mod outbox;
 pub mod smtp;
 
 use anyhow::Result;
-use lettre::Address;
 use serde::Serialize;
 
 use crate::wit::Message;
@@ -35,6 +35,9 @@ pub struct QueuedMail {
     pub queued_at: u64,
     /// Delivery attempts so far.
     pub attempts: u32,
+    /// The recovery flow whose credential the message carries: revoked if
+    /// the message is abandoned.
+    pub flow_id: Option<String>,
 }
 
 /// The outbox side of a unit of work.
@@ -47,18 +50,16 @@ pub trait Outbox {
 /// encoded subject folds, but nothing legitimate is longer than this.
 const MAX_SUBJECT_CHARS: usize = 998;
 
-/// Checks a message before it is queued; the error is safe to show. Control
-/// characters (CR and LF among them) in a header value are refused, so no
-/// value can inject a header.
-pub fn check(message: &Message) -> std::result::Result<(), String> {
-    message
-        .to
-        .parse::<Address>()
+/// Checks a message before it is queued and fits its recipient's name to
+/// one header line; the error is safe to show. Control characters (CR and
+/// LF among them) in a header value are refused, so no value can inject a
+/// header, and the address passes the same check as identities' addresses.
+pub fn check(message: &Message) -> std::result::Result<Option<String>, String> {
+    address::check_address(&message.to)
         .map_err(|_| "the recipient is not a deliverable email address".to_string())?;
-    if let Some(name) = &message.to_name
-        && name.chars().any(char::is_control)
-    {
-        return Err("the recipient's name contains control characters".to_string());
+    if let Some(name) = &message.to_name {
+        address::check_name(name)
+            .map_err(|_| "the recipient's name contains control characters".to_string())?;
     }
     if message.subject.is_empty() || message.subject.chars().any(char::is_control) {
         return Err("the subject is empty or contains control characters".to_string());
@@ -66,7 +67,7 @@ pub fn check(message: &Message) -> std::result::Result<(), String> {
     if message.subject.chars().count() > MAX_SUBJECT_CHARS {
         return Err("the subject is too long".to_string());
     }
-    Ok(())
+    Ok(message.to_name.as_deref().map(address::fit_name))
 }
 
 #[cfg(test)]
@@ -81,12 +82,16 @@ mod tests {
             text_body: "t".into(),
             html_body: "h".into(),
             template: "recovery-link".into(),
+            flow_id: None,
         }
     }
 
     #[test]
     fn well_formed_messages_pass() {
-        assert_eq!(check(&message("a@example.com", Some("Ann"), "Hi")), Ok(()));
+        assert_eq!(
+            check(&message("a@example.com", Some("Ann"), "Hi")),
+            Ok(Some("Ann".into()))
+        );
     }
 
     #[test]
@@ -95,5 +100,6 @@ mod tests {
         assert!(check(&message("a@example.com", Some("Ann\r\nBcc: x@y"), "Hi")).is_err());
         assert!(check(&message("a@example.com", None, "Hi\nBcc: x@y")).is_err());
         assert!(check(&message("not an address", None, "Hi")).is_err());
+        assert!(check(&message("a@[127.0.0.1]", None, "Hi")).is_err());
     }
 }

@@ -111,6 +111,7 @@ pub trait OutboxStore: Send + Sync {
     }
 
     /// Puts an abandoned message back in the queue, attempts reset; returns
-    /// whether there was such a message.
+    /// whether there was such a message. One that carried a credential can't
+    /// be: abandoning it blanked it and revoked the credential.
     fn retry(&self, id: &str, now: u64) -> Result<bool>;
 }

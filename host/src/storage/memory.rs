@@ -7,7 +7,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::Result;
 
-use super::{CredentialStore, Job, Storage, UnitOfWork};
+use super::{
+    CredentialStore, Job, NewSession, QueuedRequest, RequestQueue, SessionStore, Storage,
+    UnitOfWork,
+};
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::mail::{Outbox, QueuedMail};
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
@@ -41,6 +44,11 @@ struct State {
     flows: HashMap<String, String>,
     by_identity: HashMap<String, Vec<String>>,
     outbox: Vec<QueuedMail>,
+    /// Recovery sessions by key: the identity and when they expire.
+    sessions: HashMap<String, (String, u64)>,
+    /// Self-service requests waiting to be served, oldest first.
+    requests: Vec<QueuedRequest>,
+    next_request: i64,
 }
 
 /// What undoes one write.
@@ -49,6 +57,10 @@ enum Undo {
     /// A key pruned from an identity's index of active credentials.
     Indexed(String, String),
     Outbox,
+    /// A session as it was before (none: it did not exist).
+    Session(String, Option<(String, u64)>),
+    /// A served request, put back where it was.
+    Request(usize, QueuedRequest),
 }
 
 #[derive(Default)]
@@ -162,6 +174,15 @@ impl Drop for MemoryWork {
                     }
                     Undo::Outbox => {
                         state.outbox.pop();
+                    }
+                    Undo::Session(key, Some(session)) => {
+                        state.sessions.insert(key, session);
+                    }
+                    Undo::Session(key, None) => {
+                        state.sessions.remove(&key);
+                    }
+                    Undo::Request(at, request) => {
+                        state.requests.insert(at, request);
                     }
                 }
             }
@@ -356,6 +377,86 @@ impl Outbox for MemoryWork {
     }
 }
 
+impl SessionStore for MemoryWork {
+    fn open_session(
+        &mut self,
+        session: &NewSession,
+        identity_id: &str,
+        _return_to: Option<&str>,
+    ) -> Result<()> {
+        let before = self.storage.state().sessions.insert(
+            session.key.clone(),
+            (identity_id.to_string(), session.expires_at),
+        );
+        self.undo.push(Undo::Session(session.key.clone(), before));
+        Ok(())
+    }
+
+    fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
+        let ended: Vec<_> = {
+            let mut state = self.storage.state();
+            let keys: Vec<String> = state
+                .sessions
+                .iter()
+                .filter(|(_, (identity, _))| identity == identity_id)
+                .map(|(key, _)| key.clone())
+                .collect();
+            keys.into_iter()
+                .filter_map(|key| state.sessions.remove(&key).map(|s| (key, s)))
+                .collect()
+        };
+        let live = ended
+            .iter()
+            .filter(|(_, (_, expires))| *expires > now)
+            .count();
+        self.undo.extend(
+            ended
+                .into_iter()
+                .map(|(key, s)| Undo::Session(key, Some(s))),
+        );
+        Ok(u32::try_from(live).unwrap_or(u32::MAX))
+    }
+}
+
+impl RequestQueue for MemoryWork {
+    fn dequeue_request(&mut self, id: i64) -> Result<()> {
+        let mut state = self.storage.state();
+        if let Some(at) = state.requests.iter().position(|r| r.id == id) {
+            let request = state.requests.remove(at);
+            self.undo.push(Undo::Request(at, request));
+        }
+        Ok(())
+    }
+}
+
+impl MemoryStorage {
+    /// Queues a self-service request.
+    pub fn queue_request(&self, email: &str, return_to: Option<&str>) -> QueuedRequest {
+        let mut state = self.state();
+        state.next_request += 1;
+        let request = QueuedRequest {
+            id: state.next_request,
+            email: email.to_string(),
+            return_to: return_to.map(str::to_string),
+        };
+        state.requests.push(request.clone());
+        request
+    }
+
+    /// The requests still queued.
+    pub fn queued_requests(&self) -> Vec<QueuedRequest> {
+        self.state().requests.clone()
+    }
+
+    /// Whether a session is live at `now` (for embedders' tests).
+    pub fn session_is_live(&self, key: &str, now: u64) -> bool {
+        self.state()
+            .sessions
+            .get(key)
+            .is_some_and(|(_, expires)| *expires > now)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +516,7 @@ mod tests {
                 sender: None,
                 queued_at: 0,
                 attempts: 0,
+                flow_id: None,
             })
             .unwrap();
         }

@@ -39,9 +39,55 @@ pub trait CredentialStore {
     ) -> Result<u32>;
 }
 
+/// A recovery session to open: what carries a person from a redeemed
+/// credential to the new-password form.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// SHA-256 of the session cookie, so the store never holds a usable one.
+    pub key: String,
+    /// When the session ends if nothing ends it sooner.
+    pub expires_at: u64,
+}
+
+/// Recovery sessions, kept beside the credentials they were opened with: a
+/// session is only as alive as the recovery that opened it, so everything
+/// that ends a recovery (another redemption, a new password, a revocation)
+/// ends the identity's sessions in the same transaction.
+pub trait SessionStore {
+    /// Opens a session for the identity whose credential was just redeemed.
+    fn open_session(
+        &mut self,
+        session: &NewSession,
+        identity_id: &str,
+        return_to: Option<&str>,
+    ) -> Result<()>;
+    /// Ends every session of the identity; returns how many were live at
+    /// `now`.
+    fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32>;
+}
+
+/// A self-service request waiting for its turn (see
+/// [`crate::NonBlocking::serve_queued_request`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedRequest {
+    pub id: i64,
+    pub email: String,
+    pub return_to: Option<String>,
+}
+
+/// Self-service requests wait in the store and are served at a steady pace,
+/// apart from the request that queued them: the work a known address causes
+/// can't then be timed by the requester's next request.
+pub trait RequestQueue {
+    /// Removes a served request, in the transaction that served it.
+    fn dequeue_request(&mut self, id: i64) -> Result<()>;
+}
+
 /// Everything one operation may touch, inside one transaction. Dropping it
 /// without [`UnitOfWork::commit`] discards every write.
-pub trait UnitOfWork: CredentialStore + Directory + Outbox + Send {
+pub trait UnitOfWork:
+    CredentialStore + Directory + Outbox + SessionStore + RequestQueue + Send
+{
     /// Keeps this unit's writes. They are durable once the job's
     /// [`Settled`] callback hears `Ok`: a backend may commit many units in
     /// one transaction.

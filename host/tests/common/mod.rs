@@ -68,6 +68,11 @@ impl Server {
         self.process = Some((child, stdout));
     }
 
+    /// The `serve` process's id.
+    pub fn pid(&self) -> u32 {
+        self.process.as_ref().expect("serve is running").0.id()
+    }
+
     /// Kills `serve` outright (SIGKILL): no shutdown, no flushing.
     pub fn kill(&mut self) {
         if let Some((mut child, _)) = self.process.take() {
@@ -166,6 +171,69 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// An HTTP client that shows redirects rather than following them.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A recovery link for `identity`, from the Kratos admin route.
+pub fn admin_link(server: &Server, identity: &Value) -> String {
+    let response = client()
+        .post(server.url("/admin/recovery/link"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({ "identity_id": identity["id"] }))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().unwrap()["recovery_link"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The token of a recovery link.
+pub fn token_of(link: &str) -> String {
+    link.split("token=").nth(1).unwrap().to_string()
+}
+
+/// What a self-service form page hands a browser: the CSRF cookie
+/// (`name=value`, for a `Cookie` header) and the form's token.
+#[derive(Clone, Debug)]
+pub struct FormToken {
+    pub cookie: String,
+    pub token: String,
+}
+
+impl FormToken {
+    /// Opens the request form, as a browser would before posting.
+    pub fn fetch(server: &Server) -> Self {
+        let page = reqwest::blocking::get(server.url("/self-service/recovery")).unwrap();
+        let cookie = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("reclaim_csrf="))
+            .expect("the form page sets a CSRF cookie")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let token = csrf_token_in(&page.text().unwrap()).expect("the form carries a CSRF token");
+        Self { cookie, token }
+    }
+}
+
+/// The CSRF token in a page's form.
+pub fn csrf_token_in(page: &str) -> Option<String> {
+    let start = page.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
+    let end = page[start..].find('"')? + start;
+    Some(page[start..end].to_string())
 }
 
 /// A real SMTP server (aiosmtpd, `smtp_sink.py`) on loopback that keeps

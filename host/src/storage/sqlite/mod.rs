@@ -13,7 +13,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::mail::{Outbox, QueuedMail};
-use crate::storage::{CredentialStore, Job, Outcome, Storage, UnitOfWork, settling};
+use crate::storage::{
+    CredentialStore, Job, NewSession, Outcome, QueuedRequest, RequestQueue, SessionStore, Storage,
+    UnitOfWork, settling,
+};
 use crate::wit::{
     ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus, IdentityRef,
 };
@@ -92,9 +95,26 @@ CREATE TABLE IF NOT EXISTS recovery_sessions (
     expires_at  INTEGER NOT NULL,
     used_at     INTEGER
 ) WITHOUT ROWID;
+-- Everything that ends a recovery ends the identity's sessions.
+CREATE INDEX IF NOT EXISTS sessions_by_identity ON recovery_sessions (identity_id);
 
 CREATE INDEX IF NOT EXISTS due_mail ON outbox (queued_at) WHERE status IN ('queued', 'processing');
 ";
+
+/// Changes to the schema since the first release, in order: `PRAGMA
+/// user_version` counts those a database has had, so an existing data
+/// directory upgrades in place and a new one passes through the same steps.
+const MIGRATIONS: &[&str] = &[
+    // 1: the flow whose credential a message carries (revoked if the message
+    // is abandoned), and self-service requests waiting for their turn.
+    "ALTER TABLE outbox ADD COLUMN flow_id TEXT;
+     CREATE TABLE recovery_requests (
+         id        INTEGER PRIMARY KEY,
+         email     TEXT NOT NULL,
+         return_to TEXT,
+         queued_at INTEGER NOT NULL
+     );",
+];
 
 const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
 
@@ -190,8 +210,10 @@ impl SqliteStorage {
             durability,
             idle: Mutex::new(Vec::new()),
         };
+        create_private(&pool.path)?;
         let conn = pool.connect()?;
         conn.execute_batch(SCHEMA).context("creating the schema")?;
+        migrate(&conn)?;
         Ok(Self {
             writer: Writer::start(conn, pool.connect()?)?,
             pool,
@@ -243,6 +265,7 @@ impl SqliteStorage {
 
     /// Adds an identity to the built-in directory.
     pub fn create_identity(&self, new: &NewIdentity, now: u64) -> Result<Identity> {
+        new.check()?;
         let id = uuid::Uuid::new_v4().hyphenated().to_string();
         let new = new.clone();
         self.with_writer(move |conn| {
@@ -290,22 +313,41 @@ impl SqliteStorage {
         })
     }
 
-    /// Opens a recovery session under `key` (a hash of the cookie); the
-    /// outcome arrives once it is durable (await it, or `wait`).
-    pub fn open_session(
-        &self,
-        key: &str,
-        identity_id: &str,
-        return_to: Option<&str>,
-        expires_at: u64,
-    ) -> Outcome<()> {
-        let (key, identity_id) = (key.to_owned(), identity_id.to_owned());
-        let return_to = return_to.map(str::to_owned);
+    /// Queues a self-service request; the outcome arrives once it is
+    /// durable. Known and unknown addresses cost the same here: one row.
+    pub fn queue_request(&self, email: &str, return_to: Option<&str>, now: u64) -> Outcome<()> {
+        let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
         self.write(move |conn| {
-            conn.execute(
-                "INSERT INTO recovery_sessions (key, identity_id, return_to, expires_at) VALUES (?, ?, ?, ?)",
-                params![key, identity_id, return_to, to_sql(expires_at)],
+            conn.prepare_cached(
+                "INSERT INTO recovery_requests (email, return_to, queued_at) VALUES (?, ?, ?)",
+            )?
+            .execute(params![email, return_to, to_sql(now)])?;
+            Ok(())
+        })
+    }
+
+    /// Up to `limit` queued self-service requests, oldest first.
+    pub fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>> {
+        self.with_connection(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, email, return_to FROM recovery_requests ORDER BY id LIMIT ?",
             )?;
+            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(QueuedRequest {
+                    id: r.get(0)?,
+                    email: r.get(1)?,
+                    return_to: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Drops a queued request that could not be served (its operation
+    /// trapped), so that it is not tried forever.
+    pub fn drop_request(&self, id: i64) -> Result<()> {
+        self.with_writer(move |conn| {
+            conn.execute("DELETE FROM recovery_requests WHERE id = ?", [id])?;
             Ok(())
         })
     }
@@ -324,8 +366,10 @@ impl SqliteStorage {
     }
 
     /// Ends a live session and stores the identity's new password hash, in
-    /// one transaction; returns the identity and the session's `return_to`,
-    /// or none when the session is not live.
+    /// one transaction that also ends the identity's other sessions and
+    /// revokes its outstanding links and codes: a new password closes every
+    /// way in that was opened before it. Returns the identity and the
+    /// session's `return_to`, or none when the session is not live.
     pub fn complete_session(
         &self,
         key: &str,
@@ -336,10 +380,10 @@ impl SqliteStorage {
         self.with_writer(move |conn| {
             let ended = conn
                 .query_row(
-                    "UPDATE recovery_sessions SET used_at = ?1
-                     WHERE key = ?2 AND used_at IS NULL AND expires_at > ?1
+                    "DELETE FROM recovery_sessions
+                     WHERE key = ?1 AND used_at IS NULL AND expires_at > ?2
                      RETURNING identity_id, return_to",
-                    params![to_sql(now), key],
+                    params![key, to_sql(now)],
                     |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
                 )
                 .optional()?;
@@ -348,6 +392,8 @@ impl SqliteStorage {
                     "UPDATE identities SET password_hash = ? WHERE id = ?",
                     params![password_hash, identity_id],
                 )?;
+                end_sessions(conn, identity_id, now)?;
+                revoke_credentials(conn, identity_id, None, now)?;
             }
             Ok(ended)
         })
@@ -494,16 +540,70 @@ impl CredentialStore for SqliteWork {
         kind: Option<CredentialKind>,
         now: u64,
     ) -> Result<u32> {
-        let revoked = self
-            .conn()?
-            .prepare_cached(
-                "UPDATE credentials SET revoked_at = ?1
-                 WHERE identity_id = ?2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?1
-                   AND (?3 IS NULL OR kind = ?3)",
-            )?
-            .execute(params![to_sql(now), identity_id, kind.map(kind_name)])?;
-        Ok(u32::try_from(revoked).unwrap_or(u32::MAX))
+        revoke_credentials(&*self.conn()?, identity_id, kind, now)
     }
+}
+
+impl SessionStore for SqliteWork {
+    fn open_session(
+        &mut self,
+        session: &NewSession,
+        identity_id: &str,
+        return_to: Option<&str>,
+    ) -> Result<()> {
+        self.conn()?
+            .prepare_cached(
+                "INSERT INTO recovery_sessions (key, identity_id, return_to, expires_at) VALUES (?, ?, ?, ?)",
+            )?
+            .execute(params![session.key, identity_id, return_to, to_sql(session.expires_at)])
+            .context("opening the recovery session")?;
+        Ok(())
+    }
+
+    fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
+        end_sessions(&*self.conn()?, identity_id, now)
+    }
+}
+
+impl RequestQueue for SqliteWork {
+    fn dequeue_request(&mut self, id: i64) -> Result<()> {
+        self.conn()?
+            .prepare_cached("DELETE FROM recovery_requests WHERE id = ?")?
+            .execute([id])?;
+        Ok(())
+    }
+}
+
+/// Revokes the identity's active credentials (of one kind, or all).
+fn revoke_credentials(
+    conn: &Connection,
+    identity_id: &str,
+    kind: Option<CredentialKind>,
+    now: u64,
+) -> Result<u32> {
+    let revoked = conn
+        .prepare_cached(
+            "UPDATE credentials SET revoked_at = ?1
+             WHERE identity_id = ?2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?1
+               AND (?3 IS NULL OR kind = ?3)",
+        )?
+        .execute(params![to_sql(now), identity_id, kind.map(kind_name)])?;
+    Ok(u32::try_from(revoked).unwrap_or(u32::MAX))
+}
+
+/// Ends (deletes) every session of the identity; counts those live at `now`.
+fn end_sessions(conn: &Connection, identity_id: &str, now: u64) -> Result<u32> {
+    let mut live = 0u32;
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM recovery_sessions WHERE identity_id = ? RETURNING used_at IS NULL AND expires_at > ?",
+    )?;
+    let mut rows = stmt.query(params![identity_id, to_sql(now)])?;
+    while let Some(row) = rows.next()? {
+        if row.get::<_, bool>(0)? {
+            live += 1;
+        }
+    }
+    Ok(live)
 }
 
 impl Directory for SqliteWork {
@@ -524,8 +624,8 @@ impl Outbox for SqliteWork {
     fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
         self.conn()?
             .prepare_cached(
-                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, flow_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 mail.id,
@@ -536,7 +636,8 @@ impl Outbox for SqliteWork {
                 mail.html_body,
                 mail.template,
                 mail.sender,
-                to_sql(mail.queued_at)
+                to_sql(mail.queued_at),
+                mail.flow_id
             ])
             .context("queueing the message")?;
         Ok(())
@@ -556,6 +657,60 @@ fn identity_where(
         ))?
         .query_row([value], identity_from_row)
         .optional()?)
+}
+
+/// Applies the migrations the database has not had, in one transaction:
+/// several processes opening it at once apply each step once.
+fn migrate(conn: &Connection) -> Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let applied = (|| -> Result<()> {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version = usize::try_from(version).unwrap_or(0);
+        for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+            conn.execute_batch(sql)
+                .with_context(|| format!("migrating the schema to version {}", step + 1))?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))?;
+        Ok(())
+    })();
+    match applied {
+        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// The database holds addresses and password hashes: it is created readable
+/// by its owner alone (SQLite gives its WAL and shared-memory files the same
+/// mode), and an existing one that others can read is tightened.
+fn create_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = std::fs::metadata(&file)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private", file.display()))?;
+                tracing::warn!(file = %file.display(), "others could read the database; it is now private (0600)");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn identity_from_row(r: &Row<'_>) -> rusqlite::Result<Identity> {

@@ -7,8 +7,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{SqliteStorage, from_sql, to_sql};
 use crate::mail::{Attempt, MailStatus, MailSummary, OutboxStatus, OutboxStore, QueuedMail};
 
-const MAIL_COLUMNS: &str =
-    "id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, attempts";
+const MAIL_COLUMNS: &str = "id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, attempts, flow_id";
 
 fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<QueuedMail> {
     Ok(QueuedMail {
@@ -22,6 +21,7 @@ fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<QueuedMail> {
         sender: r.get(7)?,
         queued_at: from_sql(r.get(8)?),
         attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
+        flow_id: r.get(10)?,
     })
 }
 
@@ -81,23 +81,32 @@ impl OutboxStore for SqliteStorage {
                 Attempt::Retry { error, retry_at } => ("queued", Some(error.as_str()), Some(to_sql(*retry_at))),
                 Attempt::Abandon { error } => ("abandoned", Some(error.as_str()), None),
             };
-            let attempts: Option<i64> = conn
+            let recorded: Option<(i64, Option<String>)> = conn
                 .prepare_cached(
                     // A delivered message's bodies carry a live link: they are
-                    // blanked, so the database holds no usable token.
+                    // blanked, so the database holds no usable token. So are
+                    // an abandoned one's, if they carry a credential (which is
+                    // revoked below): it will never be sent.
                     "UPDATE outbox SET status = ?1, attempts = attempts + 1, last_error = coalesce(?2, last_error),
                          next_attempt_at = ?3, claimed_by = NULL, lease_until = NULL, updated_at = ?4,
                          sent_at = CASE WHEN ?1 = 'sent' THEN ?4 ELSE sent_at END,
-                         text_body = CASE WHEN ?1 = 'sent' THEN '' ELSE text_body END,
-                         html_body = CASE WHEN ?1 = 'sent' THEN '' ELSE html_body END
+                         text_body = CASE WHEN ?1 = 'sent' OR (?1 = 'abandoned' AND flow_id IS NOT NULL) THEN '' ELSE text_body END,
+                         html_body = CASE WHEN ?1 = 'sent' OR (?1 = 'abandoned' AND flow_id IS NOT NULL) THEN '' ELSE html_body END
                      WHERE id = ?5 AND claimed_by = ?6 AND status = 'processing'
-                     RETURNING attempts",
+                     RETURNING attempts, flow_id",
                 )?
-                .query_row(params![status, error, next, to_sql(now), id, courier], |r| r.get(0))
+                .query_row(params![status, error, next, to_sql(now), id, courier], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
-            let Some(attempts) = attempts else {
+            let Some((attempts, flow_id)) = recorded else {
                 return Ok(false);
             };
+            if let (Attempt::Abandon { .. }, Some(flow_id)) = (&attempt, flow_id) {
+                conn.prepare_cached(
+                    "UPDATE credentials SET revoked_at = ?1
+                     WHERE flow_id = ?2 AND used_at IS NULL AND revoked_at IS NULL",
+                )?
+                .execute(params![to_sql(now), flow_id])?;
+            }
             conn.prepare_cached(
                 "INSERT INTO outbox_attempts (mail_id, attempt, at, courier, outcome, error) VALUES (?, ?, ?, ?, ?, ?)",
             )?
@@ -168,9 +177,11 @@ impl OutboxStore for SqliteStorage {
     fn retry(&self, id: &str, now: u64) -> Result<bool> {
         let id = id.to_owned();
         self.with_writer(move |conn| {
+            // A message that carried a credential lost its link when it was
+            // abandoned: it can't be sent again, only replaced.
             let changed = conn.execute(
                 "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ?1
-                 WHERE id = ?2 AND status = 'abandoned'",
+                 WHERE id = ?2 AND status = 'abandoned' AND flow_id IS NULL",
                 params![to_sql(now), id],
             )?;
             Ok(changed == 1)
