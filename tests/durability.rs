@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use reclaim::directory::Directory;
 use reclaim::mail::{Outbox, QueuedMail};
-use reclaim::storage::{CredentialStore, Job, UnitOfWork};
+use reclaim::storage::{CredentialStore, Job, NewSession, RequestQueue, SessionStore, UnitOfWork};
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
 use reclaim::{
     EmailOptions, Engine, Error, ErrorKind, Identity, Limits, NewIdentity, Reclaim, SqliteStorage,
@@ -74,6 +74,14 @@ impl CredentialStore for FailingWork {
     ) -> Result<ConsumeOutcome> {
         self.0.consume(keys, kind, now, max)
     }
+    fn find(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+    ) -> Result<Option<CredentialStatus>> {
+        self.0.find(keys, kind, now)
+    }
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
         self.0.code_for_flow(flow_id, now)
     }
@@ -105,6 +113,26 @@ impl Directory for FailingWork {
 impl Outbox for FailingWork {
     fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
         self.0.enqueue(mail)
+    }
+}
+
+impl SessionStore for FailingWork {
+    fn open_session(
+        &mut self,
+        session: &NewSession,
+        identity_id: &str,
+        return_to: Option<&str>,
+    ) -> Result<()> {
+        self.0.open_session(session, identity_id, return_to)
+    }
+    fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
+        self.0.end_sessions(identity_id, now)
+    }
+}
+
+impl RequestQueue for FailingWork {
+    fn dequeue_request(&mut self, id: i64) -> Result<()> {
+        self.0.dequeue_request(id)
     }
 }
 

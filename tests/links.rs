@@ -178,3 +178,51 @@ fn tokens_that_are_not_ours_are_unknown() {
         );
     }
 }
+
+#[test]
+fn checking_a_link_consumes_nothing_and_names_why_a_dead_one_is_dead() {
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    let reclaim = env.reclaim();
+    let first = token_of(
+        &reclaim
+            .create_link(&by_id(&ann), Some("10m"), None)
+            .unwrap()
+            .link,
+    );
+    let second = token_of(
+        &reclaim
+            .create_link(&by_id(&ann), Some("10m"), None)
+            .unwrap()
+            .link,
+    );
+    for _ in 0..3 {
+        reclaim
+            .check_link(&second)
+            .expect("a live link checks out, again and again");
+    }
+    let revoked = refusal(reclaim.check_link(&first));
+    assert_eq!(revoked.kind, ErrorKind::CredentialRevoked);
+    let unknown = refusal(reclaim.check_link(&"A".repeat(43)));
+    assert_eq!(unknown.kind, ErrorKind::CredentialUnknown);
+
+    reclaim
+        .redeem_link(&second)
+        .expect("checking spent nothing");
+    assert_eq!(
+        refusal(reclaim.check_link(&second)).kind,
+        ErrorKind::CredentialUsed
+    );
+
+    let third = token_of(
+        &reclaim
+            .create_link(&by_id(&ann), Some("10m"), None)
+            .unwrap()
+            .link,
+    );
+    env.clock.advance(std::time::Duration::from_secs(601));
+    assert_eq!(
+        refusal(reclaim.check_link(&third)).kind,
+        ErrorKind::CredentialExpired
+    );
+}

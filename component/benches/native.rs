@@ -106,6 +106,18 @@ impl Capabilities for InMemory {
             state => ConsumeOutcome::NotActive(state),
         }
     }
+    fn find(&self, keys: &[String], kind: CredentialKind, now: u64) -> Option<CredentialStatus> {
+        let rows = self.rows.borrow();
+        keys.iter()
+            .filter_map(|key| rows.get(key))
+            .find(|row| row.credential.kind == kind)
+            .map(|row| CredentialStatus {
+                credential: row.credential.clone(),
+                state: Self::state(row, now),
+                failed_attempts: row.failed,
+            })
+    }
+
     fn code_for_flow(&self, flow_id: &str, now: u64) -> Option<CredentialStatus> {
         let key = self.flows.borrow().get(flow_id).cloned()?;
         let rows = self.rows.borrow();

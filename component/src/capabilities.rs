@@ -22,6 +22,7 @@ pub trait Capabilities {
         now: u64,
         max_failed: u32,
     ) -> ConsumeOutcome;
+    fn find(&self, keys: &[String], kind: CredentialKind, now: u64) -> Option<CredentialStatus>;
     fn code_for_flow(&self, flow_id: &str, now: u64) -> Option<CredentialStatus>;
     fn record_failed_attempt(&self, flow_id: &str, max_failed: u32, now: u64) -> u32;
     fn revoke_identity(&self, identity_id: &str, kind: Option<CredentialKind>, now: u64) -> u32;
@@ -64,6 +65,10 @@ impl Capabilities for WitImports {
         max_failed: u32,
     ) -> ConsumeOutcome {
         storage::consume(keys, kind, now, max_failed)
+    }
+
+    fn find(&self, keys: &[String], kind: CredentialKind, now: u64) -> Option<CredentialStatus> {
+        storage::find(keys, kind, now)
     }
 
     fn code_for_flow(&self, flow_id: &str, now: u64) -> Option<CredentialStatus> {

@@ -78,6 +78,10 @@ impl Guest for Component {
         Recovery::new(&WitImports)?.redeem_link(&token)
     }
 
+    fn check_link(token: String) -> Result<(), RecoveryError> {
+        Recovery::new(&WitImports)?.check_link(&token)
+    }
+
     fn redeem_code(flow_id: String, code: String) -> Result<Redemption, RecoveryError> {
         Recovery::new(&WitImports)?.redeem_code(&flow_id, &code)
     }

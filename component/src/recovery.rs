@@ -193,16 +193,35 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         Ok(())
     }
 
+    pub fn check_link(&self, token: &str) -> Outcome<()> {
+        if !tokens::is_token_shaped(token) {
+            return Err(unknown_credential());
+        }
+        let keys = self.link_keys(token);
+        let now = self.caps.now();
+        let status = self
+            .caps
+            .find(&keys, CredentialKind::Link, now)
+            .filter(|status| tokens::matches_any(&status.credential.key, &keys))
+            .ok_or_else(unknown_credential)?;
+        if status.state != CredentialState::Active {
+            return Err(inactive_credential(status.state, "link"));
+        }
+        match self
+            .caps
+            .identity(&IdentityRef::Id(status.credential.identity_id))
+        {
+            Some(identity) if identity.active => Ok(()),
+            Some(_) => Err(inactive_identity()),
+            None => Err(unknown_credential()),
+        }
+    }
+
     pub fn redeem_link(&self, token: &str) -> Outcome<Redemption> {
         if !tokens::is_token_shaped(token) {
             return Err(unknown_credential());
         }
-        let keys: Vec<String> = self
-            .settings
-            .secrets
-            .iter()
-            .map(|s| tokens::link_key(s, token))
-            .collect();
+        let keys = self.link_keys(token);
         let now = self.caps.now();
         match self
             .caps
@@ -385,6 +404,15 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
                 "The identity of this credential no longer exists.",
             )),
         }
+    }
+
+    /// A link token's key under every secret, newest first.
+    fn link_keys(&self, token: &str) -> Vec<String> {
+        self.settings
+            .secrets
+            .iter()
+            .map(|s| tokens::link_key(s, token))
+            .collect()
     }
 
     fn lifespan(&self, expires_in: Option<&str>) -> Outcome<u64> {

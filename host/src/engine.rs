@@ -303,6 +303,15 @@ impl storage::Host for HostState {
         self.work().consume(&keys, kind, now, max_failed_attempts)
     }
 
+    fn find(
+        &mut self,
+        keys: Vec<String>,
+        kind: CredentialKind,
+        now: u64,
+    ) -> Result<Option<CredentialStatus>> {
+        self.work().find(&keys, kind, now)
+    }
+
     fn code_for_flow(&mut self, flow_id: String, now: u64) -> Result<Option<CredentialStatus>> {
         self.work().code_for_flow(&flow_id, now)
     }

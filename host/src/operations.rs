@@ -153,6 +153,11 @@ impl Reclaim {
         self.nonblocking().redeem_link(token).wait()
     }
 
+    /// Whether a link token would redeem now; consumes nothing.
+    pub fn check_link(&self, token: &str) -> Result<(), Error> {
+        self.nonblocking().check_link(token).wait()
+    }
+
     /// Redeems a flow's code, once; wrong codes count against the flow.
     pub fn redeem_code(&self, flow_id: &str, code: &str) -> Result<Redemption, Error> {
         self.nonblocking().redeem_code(flow_id, code).wait()
@@ -334,6 +339,14 @@ impl NonBlocking<'_> {
             move |guest, store| guest.call_redeem_link(store, &token),
             move |answer, work| on_success(answer, |r| replace_sessions(r, session, work, now)),
         )
+    }
+
+    /// See [`Reclaim::check_link`].
+    pub fn check_link(&self, token: &str) -> Pending<()> {
+        let token = token.to_owned();
+        self.0.submit(None, move |guest, store| {
+            guest.call_check_link(store, &token)
+        })
     }
 
     /// See [`Reclaim::redeem_code`].

@@ -537,6 +537,41 @@ fn return_to_matches_at_a_slash_and_is_redirected_to_normalised() {
     );
 }
 
+/// Finding 10: the page a link opens already says when the link is dead,
+/// and opening a live one spends nothing.
+#[test]
+fn a_dead_link_looks_dead_before_the_person_acts() {
+    let server = Server::start();
+    let ann = server.identity(Some("ann@example.com"));
+    let first = admin_link(&server, &ann);
+    let open = |link: &str| client().get(link).send().unwrap();
+    assert_eq!(open(&first).status(), 200);
+    let second = admin_link(&server, &ann);
+    let revoked = open(&first);
+    assert_eq!(revoked.status(), 410);
+    assert!(
+        revoked
+            .text()
+            .unwrap()
+            .contains("This recovery link is no longer valid")
+    );
+    let unknown = open(&format!(
+        "{}?flow=x&token={}",
+        server.url("/self-service/recovery"),
+        "A".repeat(43)
+    ));
+    assert_eq!(unknown.status(), 404);
+    let form = FormToken::fetch(&server);
+    redeem(&server, &form, &second);
+    let used = open(&second);
+    assert_eq!(used.status(), 410);
+    assert!(
+        used.text()
+            .unwrap()
+            .contains("This recovery link was already used")
+    );
+}
+
 /// The queue's durable form: a request that was answered is served once.
 #[test]
 fn a_request_is_mailed_once() {

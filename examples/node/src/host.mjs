@@ -260,6 +260,11 @@ export class ReclaimHost {
           const state = host.#state(row, now);
           return { tag: 'not-active', val: state === 'active' ? 'revoked' : state };
         },
+        find(keys, kind, now) {
+          const [row] = host.query(`${CREDENTIAL} WHERE kind = ? AND key IN (${marks(keys.length)})`, [kind, ...keys]);
+          if (!row) return undefined;
+          return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: row.failed_attempts };
+        },
         codeForFlow(flowId, now) {
           const [row] = host.query(`${CREDENTIAL} WHERE flow_id = ? AND kind = 'code'`, [flowId]);
           if (!row) return undefined;

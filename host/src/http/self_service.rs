@@ -37,23 +37,32 @@ pub struct RecoveryQuery {
 }
 
 /// The page a link, a code flow or a bare visit leads to. Consumes nothing:
-/// a mail scanner that fetches the link leaves it working.
+/// a mail scanner that fetches the link leaves it working. A link that no
+/// longer works gets its problem page here already.
 #[utoipa::path(get, path = "/self-service/recovery", tag = "self-service",
     params(RecoveryQuery),
-    responses((status = 200, content_type = "text/html", description = "The request form, the link's confirmation page, or the code form")))]
+    responses(
+        (status = 200, content_type = "text/html", description = "The request form, the link's confirmation page, or the code form"),
+        (status = 404, content_type = "text/html", description = "Unknown link"),
+        (status = 410, content_type = "text/html", description = "Expired, used or revoked link"),
+    ))]
 pub async fn show(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<RecoveryQuery>,
 ) -> Response {
     match (q.flow, q.token) {
-        (Some(flow), Some(token)) => form_page(
-            &app,
-            &headers,
-            StatusCode::OK,
-            "confirm.html",
-            context! { flow, token },
-        ),
+        // A dead link says so at once, rather than after the person acts.
+        (Some(flow), Some(token)) => match app.reclaim.nonblocking().check_link(&token).await {
+            Ok(()) => form_page(
+                &app,
+                &headers,
+                StatusCode::OK,
+                "confirm.html",
+                context! { flow, token },
+            ),
+            Err(e) => problem_page(&app, &e),
+        },
         (Some(flow), None) => form_page(
             &app,
             &headers,

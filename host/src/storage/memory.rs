@@ -258,6 +258,24 @@ impl CredentialStore for MemoryWork {
         })
     }
 
+    fn find(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+    ) -> Result<Option<CredentialStatus>> {
+        let state = self.storage.state();
+        Ok(keys
+            .iter()
+            .filter_map(|key| state.credentials.get(key))
+            .find(|row| row.credential.kind == kind)
+            .map(|row| CredentialStatus {
+                credential: row.credential.clone(),
+                state: row.state(now),
+                failed_attempts: row.failed_attempts,
+            }))
+    }
+
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
         let state = self.storage.state();
         Ok(state

@@ -24,6 +24,12 @@ pub trait CredentialStore {
         now: u64,
         max_failed_attempts: u32,
     ) -> Result<ConsumeOutcome>;
+    fn find(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+    ) -> Result<Option<CredentialStatus>>;
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>>;
     fn record_failed_attempt(
         &mut self,

@@ -115,6 +115,18 @@ impl storage::Guest for Provider {
         ConsumeOutcome::Unknown
     }
 
+    fn find(keys: Vec<String>, kind: CredentialKind, now: u64) -> Option<CredentialStatus> {
+        let data = Data::open();
+        keys.iter().find_map(|key| {
+            let stored = data.credential(key).filter(|s| s.kind() == kind)?;
+            Some(CredentialStatus {
+                state: state_of(&data, key, &stored, now),
+                failed_attempts: data.attempts(&stored.flow_id),
+                credential: stored.into_credential(key),
+            })
+        })
+    }
+
     fn code_for_flow(flow_id: String, now: u64) -> Option<CredentialStatus> {
         let data = Data::open();
         let key = data.read_string(&format!("flows/{flow_id}"))?;

@@ -480,21 +480,39 @@ impl CredentialStore for SqliteWork {
         if let Some(status) = consumed {
             return Ok(ConsumeOutcome::Consumed(status.credential));
         }
-        let found = self
-            .conn()?
-            .prepare_cached(&format!(
-                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE kind = ? AND key IN ({placeholders})"
-            ))?
-            .query_row(params_from_iter(args[1..2].iter().chain(&args[4..])), status_from_row)
-            .optional()?;
-        Ok(match found {
+        Ok(match self.find(keys, kind, from_sql(now))? {
             None => ConsumeOutcome::Unknown,
-            Some(status) => ConsumeOutcome::NotActive(match state_at(&status, from_sql(now)) {
+            Some(status) => ConsumeOutcome::NotActive(match status.state {
                 // Active but over the attempt limit: the flow is dead.
                 CredentialState::Active => CredentialState::Revoked,
                 state => state,
             }),
         })
+    }
+
+    fn find(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+    ) -> Result<Option<CredentialStatus>> {
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        let placeholders = vec!["?"; keys.len()].join(", ");
+        let mut args: Vec<rusqlite::types::Value> = vec![kind_name(kind).to_string().into()];
+        args.extend(keys.iter().map(|k| k.clone().into()));
+        let found = self
+            .conn()?
+            .prepare_cached(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE kind = ? AND key IN ({placeholders})"
+            ))?
+            .query_row(params_from_iter(args.iter()), status_from_row)
+            .optional()?;
+        Ok(found.map(|mut status| {
+            status.state = state_at(&status, now);
+            status.status()
+        }))
     }
 
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
