@@ -195,13 +195,14 @@ fn a_courier_killed_mid_batch_loses_nothing_and_a_new_one_finishes() {
 }
 
 #[test]
-fn failing_addresses_are_abandoned_visibly_and_can_be_retried() {
+fn failing_addresses_are_abandoned_visibly_and_notices_can_be_retried() {
     let sink = SmtpSink::running();
     let config_dir = tempfile::tempdir().unwrap();
     let config = fast_retries(config_dir.path(), "max_attempts = 3\n");
     let server = Server::start_with(&[
         ("RECLAIM_SMTP_URL", &sink.url()),
         ("RECLAIM_CONFIG", &config),
+        ("RECLAIM_NOTIFY_UNKNOWN_RECIPIENTS", "true"),
     ]);
     for address in ["reject@example.com", "tempfail@example.com"] {
         let who = server.identity(Some(address));
@@ -221,7 +222,7 @@ fn failing_addresses_are_abandoned_visibly_and_can_be_retried() {
         status(&server)
     );
     let abandoned = server.cli_json(&["courier", "list", "--status", "abandoned"]);
-    let by_to = |to: &str| {
+    let by_to = |abandoned: &Value, to: &str| {
         abandoned
             .as_array()
             .unwrap()
@@ -230,18 +231,32 @@ fn failing_addresses_are_abandoned_visibly_and_can_be_retried() {
             .unwrap()
             .clone()
     };
-    let rejected = by_to("reject@example.com");
+    let rejected = by_to(&abandoned, "reject@example.com");
     assert_eq!(rejected["attempts"], 1, "a permanent 550 is not retried");
     assert!(rejected["last_error"].as_str().unwrap().contains("550"));
-    let tempfailed = by_to("tempfail@example.com");
+    let tempfailed = by_to(&abandoned, "tempfail@example.com");
     assert_eq!(
         tempfailed["attempts"], 3,
         "a transient 451 is retried up to max_attempts"
     );
     assert!(tempfailed["last_error"].as_str().unwrap().contains("451"));
     assert!(sink.messages().is_empty());
+    // Abandoning a recovery mail revoked its link: it can only be replaced.
+    let refused = server.cli(&["courier", "retry", tempfailed["id"].as_str().unwrap()]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("send a new one"));
 
-    let retried = server.cli_json(&["courier", "retry", tempfailed["id"].as_str().unwrap()]);
+    // A notice carries no link: once abandoned, it can be sent again.
+    server.cli_json(&["request", "--email", "tempfail-note@example.com"]);
+    assert!(
+        wait_until(20, || status(&server)["abandoned"] == 3),
+        "{}",
+        status(&server)
+    );
+    let abandoned = server.cli_json(&["courier", "list", "--status", "abandoned"]);
+    let notice = by_to(&abandoned, "tempfail-note@example.com");
+    assert_eq!(notice["template"], "recovery-unknown");
+    let retried = server.cli_json(&["courier", "retry", notice["id"].as_str().unwrap()]);
     assert_eq!(retried["status"], "queued");
     let attempts_logged = |id: &str| {
         let db = rusqlite::Connection::open(server.data.path().join("reclaim.db")).unwrap();
@@ -252,12 +267,12 @@ fn failing_addresses_are_abandoned_visibly_and_can_be_retried() {
         )
         .unwrap()
     };
-    let id = tempfailed["id"].as_str().unwrap();
+    let id = notice["id"].as_str().unwrap();
     assert!(
         wait_until(20, || attempts_logged(id) == 6),
         "a retried message gets a new round of attempts"
     );
-    assert!(wait_until(5, || status(&server)["abandoned"] == 2));
+    assert!(wait_until(5, || status(&server)["abandoned"] == 3));
     let unknown = server.cli(&["courier", "retry", "no-such-id"]);
     assert!(!unknown.status.success());
 }
@@ -300,7 +315,9 @@ fn german_identities_get_german_mail_and_no_crlf_reaches_the_wire() {
         "--locale",
         "de",
     ]);
-    let eve = server.cli_json(&[
+    // Refused where identities are created; an embedder's own directory
+    // may still hold such a name, so the mailer refuses it too.
+    let created = server.cli(&[
         "identity",
         "create",
         "--email",
@@ -308,6 +325,15 @@ fn german_identities_get_german_mail_and_no_crlf_reaches_the_wire() {
         "--name",
         "Eve\r\nBcc: all@example.com",
     ]);
+    assert!(!created.status.success());
+    let db = rusqlite::Connection::open(server.data.path().join("reclaim.db")).unwrap();
+    db.execute(
+        "INSERT INTO identities (id, email, display_name, active, created_at)
+         VALUES ('7f0c3c55-3b51-4a8e-9d38-2f5c1e1b9a01', 'eve@example.com', 'Eve\r\nBcc: all@example.com', 1, 0)",
+        [],
+    )
+    .unwrap();
+    let eve: Value = serde_json::json!({ "pk": db.last_insert_rowid() });
     let client = reqwest::blocking::Client::new();
     let send = |who: &Value| {
         client
