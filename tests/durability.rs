@@ -251,3 +251,55 @@ fn identities_without_email_or_disabled_get_no_mail_and_nothing_is_stored() {
     assert_eq!(env.count("SELECT count(*) FROM credentials"), 0);
     assert_eq!(env.count("SELECT count(*) FROM outbox"), 0);
 }
+
+/// A database of the first release (outbox without `flow_id`, sessions
+/// keyed by cookie, no request queue) opens and upgrades in place,
+/// keeping its mail.
+#[test]
+fn a_first_release_database_upgrades_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reclaim.db");
+    {
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE outbox (
+                 id TEXT PRIMARY KEY, recipient TEXT NOT NULL, to_name TEXT, subject TEXT NOT NULL,
+                 text_body TEXT NOT NULL, html_body TEXT NOT NULL, template TEXT NOT NULL, sender TEXT,
+                 status TEXT NOT NULL DEFAULT 'queued', queued_at INTEGER NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, next_attempt_at INTEGER,
+                 claimed_by TEXT, lease_until INTEGER, sent_at INTEGER, updated_at INTEGER);
+             CREATE TABLE recovery_sessions (
+                 key TEXT PRIMARY KEY, identity_id TEXT NOT NULL, return_to TEXT,
+                 expires_at INTEGER NOT NULL, used_at INTEGER) WITHOUT ROWID;
+             INSERT INTO outbox (id, recipient, subject, text_body, html_body, template, queued_at)
+             VALUES ('m1', 'ann@example.com', 'Hi', 't', 'h', 'password-changed', 1);",
+        )
+        .unwrap();
+    }
+    for _ in 0..2 {
+        drop(reclaim::SqliteStorage::open(&path).expect("the old database opens"));
+    }
+    let upgraded = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = upgraded
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1, "migrated once, however often opened");
+    let kept: (String, Option<String>) = upgraded
+        .query_row("SELECT id, flow_id FROM outbox", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(kept, ("m1".to_string(), None));
+    let queued: i64 = upgraded
+        .query_row("SELECT count(*) FROM recovery_requests", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(queued, 0);
+    let columns: Vec<String> = upgraded
+        .prepare("SELECT name FROM pragma_table_info('recovery_sessions') ORDER BY cid")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(columns, ["identity_id", "key", "return_to", "expires_at"]);
+}

@@ -70,7 +70,7 @@ pub fn set_cookie(value: &str, secure: bool, path: &str) -> HeaderValue {
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    super::hex_cookie(headers, COOKIE_NAME)
+    super::cookie(headers, COOKIE_NAME).filter(|v| super::is_hex_256(v))
 }
 
 #[cfg(test)]

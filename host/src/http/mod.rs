@@ -132,9 +132,8 @@ impl AppState {
     }
 }
 
-/// The value of cookie `name` if it is what all our cookies are: 256 bits
-/// in hex. Anything else is treated as no cookie.
-fn hex_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+/// The value of cookie `name`, if the request carries it.
+fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
@@ -143,7 +142,11 @@ fn hex_cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(n, _)| *n == name)
         .map(|(_, value)| value.to_string())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Whether `value` is what our cookies' secrets are: 256 bits in hex.
+fn is_hex_256(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The credentials of `Authorization: Bearer <token>`; the scheme is

@@ -170,7 +170,7 @@ pub async fn confirm(
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
     }
-    let (cookie, session) = match new_session(&app) {
+    let (secret, session) = match new_session(&app) {
         Ok(drawn) => drawn,
         Err(e) => return problem_page(&app, &e),
     };
@@ -179,7 +179,7 @@ pub async fn confirm(
         .nonblocking()
         .redeem_link_into(&form.token, Some(session))
         .await;
-    redeemed(&app, outcome, &cookie, |_| {
+    redeemed(&app, outcome, &secret, |_| {
         unreachable!("links have no code page")
     })
 }
@@ -209,7 +209,7 @@ pub async fn code(
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
     }
-    let (cookie, session) = match new_session(&app) {
+    let (secret, session) = match new_session(&app) {
         Ok(drawn) => drawn,
         Err(e) => return problem_page(&app, &e),
     };
@@ -218,7 +218,7 @@ pub async fn code(
         .nonblocking()
         .redeem_code_into(&form.flow, form.code.trim(), Some(session))
         .await;
-    redeemed(&app, outcome, &cookie, |message| {
+    redeemed(&app, outcome, &secret, |message| {
         form_page(
             &app,
             &headers,
@@ -229,18 +229,18 @@ pub async fn code(
     })
 }
 
-/// A session cookie, and the session to open under its hash if the
+/// A session's secret, and the session to open under its hash if the
 /// credential redeems.
 fn new_session(app: &AppState) -> Result<(String, NewSession), Error> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw)
         .map_err(|_| Error::Failed(anyhow::anyhow!("no randomness for a session")))?;
-    let cookie = hex::encode(raw);
+    let secret = hex::encode(raw);
     let session = NewSession {
-        key: session_key(&cookie),
+        key: session_key(&secret),
         expires_at: app.now_nanos() + SESSION_LIFESPAN.as_nanos() as u64,
     };
-    Ok((cookie, session))
+    Ok((secret, session))
 }
 
 /// After a redemption, which opened the session in its own transaction: the
@@ -248,11 +248,14 @@ fn new_session(app: &AppState) -> Result<(String, NewSession), Error> {
 fn redeemed(
     app: &AppState,
     outcome: Result<Redemption, Error>,
-    cookie: &str,
+    secret: &str,
     retry: impl FnOnce(&str) -> Response,
 ) -> Response {
-    match outcome {
-        Ok(_) => {}
+    let cookie = match outcome {
+        Ok(redemption) => SessionCookie {
+            identity_id: redemption.identity_id,
+            secret: secret.to_string(),
+        },
         Err(Error::Refused(e))
             if matches!(
                 e.kind,
@@ -262,7 +265,7 @@ fn redeemed(
             return retry(&e.message);
         }
         Err(e) => return problem_page(app, &e),
-    }
+    };
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -271,7 +274,7 @@ fn redeemed(
     );
     headers.insert(
         SET_COOKIE,
-        session_cookie(app, cookie, SESSION_LIFESPAN.as_secs()),
+        session_cookie(app, &cookie.value(), SESSION_LIFESPAN.as_secs()),
     );
     response
 }
@@ -316,16 +319,13 @@ pub async fn set_password(
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
     }
-    let Some(cookie) = cookie_value(&headers) else {
-        return expired_session(&app);
-    };
     // Hashing costs ~19 MiB and ~20 ms: only a live session earns it, and
     // only a few hash at once, however many sessions ask.
-    match live_session(&app, &headers).await {
-        Ok(Some(_)) => {}
+    let cookie = match live_session(&app, &headers).await {
+        Ok(Some(cookie)) => cookie,
         Ok(None) => return expired_session(&app),
         Err(e) => return problem_page(&app, &e),
-    }
+    };
     if let Err(message) = passwords::check_new(&form.password, &form.password_confirm) {
         return form_page(
             &app,
@@ -343,15 +343,16 @@ pub async fn set_password(
     };
     let storage = app.storage.clone();
     let now = app.now_nanos();
+    let identity_id = cookie.identity_id.clone();
     let completed = tokio::task::spawn_blocking(move || {
         let hash = passwords::hash(&form.password)?;
-        storage.complete_session(&session_key(&cookie), &hash, now)
+        storage.complete_session(&cookie.identity_id, &cookie.key(), &hash, now)
     })
     .await
     .map_err(anyhow::Error::from)
     .and_then(|r| r);
-    let (identity_id, return_to) = match completed {
-        Ok(Some(done)) => done,
+    let return_to = match completed {
+        Ok(Some(return_to)) => return_to,
         Ok(None) => return expired_session(&app),
         Err(e) => return problem_page(&app, &Error::Failed(e)),
     };
@@ -382,16 +383,20 @@ pub async fn set_password(
     response
 }
 
-async fn live_session(app: &AppState, headers: &HeaderMap) -> Result<Option<String>, Error> {
-    let Some(cookie) = cookie_value(headers) else {
+/// The request's session cookie, if its session is live.
+async fn live_session(app: &AppState, headers: &HeaderMap) -> Result<Option<SessionCookie>, Error> {
+    let Some(cookie) = SessionCookie::of(headers) else {
         return Ok(None);
     };
     let storage = app.storage.clone();
     let now = app.now_nanos();
-    tokio::task::spawn_blocking(move || storage.session_identity(&session_key(&cookie), now))
-        .await
-        .map_err(|e| Error::Failed(e.into()))?
-        .map_err(Error::Failed)
+    let (identity_id, key) = (cookie.identity_id.clone(), cookie.key());
+    let live =
+        tokio::task::spawn_blocking(move || storage.session_is_live(&identity_id, &key, now))
+            .await
+            .map_err(|e| Error::Failed(e.into()))?
+            .map_err(Error::Failed)?;
+    Ok(live.then_some(cookie))
 }
 
 fn expired_session(app: &AppState) -> Response {
@@ -480,8 +485,31 @@ fn forged(app: &AppState, headers: &HeaderMap, token: Option<&str>) -> Option<Re
     ))
 }
 
-fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    super::hex_cookie(headers, SESSION_COOKIE)
+/// The session cookie, `<identity id>.<secret>`: the identity names the
+/// session's row (an identity has one at most), the secret proves it.
+struct SessionCookie {
+    identity_id: String,
+    secret: String,
+}
+
+impl SessionCookie {
+    fn of(headers: &HeaderMap) -> Option<Self> {
+        let value = super::cookie(headers, SESSION_COOKIE)?;
+        let (identity_id, secret) = value.split_once('.')?;
+        let identity = uuid::Uuid::try_parse(identity_id).ok()?;
+        super::is_hex_256(secret).then(|| Self {
+            identity_id: identity.hyphenated().to_string(),
+            secret: secret.to_string(),
+        })
+    }
+
+    fn value(&self) -> String {
+        format!("{}.{}", self.identity_id, self.secret)
+    }
+
+    fn key(&self) -> String {
+        session_key(&self.secret)
+    }
 }
 
 fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
@@ -489,11 +517,11 @@ fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&format!(
         "{SESSION_COOKIE}={value}; Path={SESSION_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
     ))
-    .expect("cookie values are hex")
+    .expect("cookie values are a UUID and hex")
 }
 
-/// Sessions are stored under a hash, so the database never holds a usable
-/// cookie.
-fn session_key(cookie: &str) -> String {
-    hex::encode(Sha256::digest(cookie.as_bytes()))
+/// Sessions are stored under a hash of the cookie's secret, so the database
+/// never holds a usable cookie.
+fn session_key(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }

@@ -44,7 +44,7 @@ struct State {
     flows: HashMap<String, String>,
     by_identity: HashMap<String, Vec<String>>,
     outbox: Vec<QueuedMail>,
-    /// Recovery sessions by key: the identity and when they expire.
+    /// Recovery sessions by identity: the key and when it expires.
     sessions: HashMap<String, (String, u64)>,
     /// Self-service requests waiting to be served, oldest first.
     requests: Vec<QueuedRequest>,
@@ -403,36 +403,22 @@ impl SessionStore for MemoryWork {
         _return_to: Option<&str>,
     ) -> Result<()> {
         let before = self.storage.state().sessions.insert(
-            session.key.clone(),
-            (identity_id.to_string(), session.expires_at),
+            identity_id.to_string(),
+            (session.key.clone(), session.expires_at),
         );
-        self.undo.push(Undo::Session(session.key.clone(), before));
+        self.undo
+            .push(Undo::Session(identity_id.to_string(), before));
         Ok(())
     }
 
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
-        let ended: Vec<_> = {
-            let mut state = self.storage.state();
-            let keys: Vec<String> = state
-                .sessions
-                .iter()
-                .filter(|(_, (identity, _))| identity == identity_id)
-                .map(|(key, _)| key.clone())
-                .collect();
-            keys.into_iter()
-                .filter_map(|key| state.sessions.remove(&key).map(|s| (key, s)))
-                .collect()
-        };
-        let live = ended
-            .iter()
-            .filter(|(_, (_, expires))| *expires > now)
-            .count();
-        self.undo.extend(
-            ended
-                .into_iter()
-                .map(|(key, s)| Undo::Session(key, Some(s))),
-        );
-        Ok(u32::try_from(live).unwrap_or(u32::MAX))
+        let ended = self.storage.state().sessions.remove(identity_id);
+        let live = ended.as_ref().is_some_and(|(_, expires)| *expires > now);
+        if let Some(session) = ended {
+            self.undo
+                .push(Undo::Session(identity_id.to_string(), Some(session)));
+        }
+        Ok(u32::from(live))
     }
 }
 
@@ -466,12 +452,13 @@ impl MemoryStorage {
         self.state().requests.clone()
     }
 
-    /// Whether a session is live at `now` (for embedders' tests).
-    pub fn session_is_live(&self, key: &str, now: u64) -> bool {
+    /// Whether the identity's session is live at `now` and has `key` (for
+    /// embedders' tests).
+    pub fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> bool {
         self.state()
             .sessions
-            .get(key)
-            .is_some_and(|(_, expires)| *expires > now)
+            .get(identity_id)
+            .is_some_and(|(k, expires)| k == key && *expires > now)
     }
 }
 

@@ -49,26 +49,27 @@ pub trait CredentialStore {
 /// credential to the new-password form.
 #[derive(Clone, Debug)]
 pub struct NewSession {
-    /// SHA-256 of the session cookie, so the store never holds a usable one.
+    /// SHA-256 of the cookie's secret, so the store never holds a usable one.
     pub key: String,
     /// When the session ends if nothing ends it sooner.
     pub expires_at: u64,
 }
 
 /// Recovery sessions, kept beside the credentials they were opened with: a
-/// session is only as alive as the recovery that opened it, so everything
-/// that ends a recovery (another redemption, a new password, a revocation)
-/// ends the identity's sessions in the same transaction.
+/// session is only as alive as the recovery that opened it. An identity has
+/// at most one: a newer redemption replaces it, and everything that ends a
+/// recovery (a new password, a revocation) ends it, in the same transaction.
 pub trait SessionStore {
-    /// Opens a session for the identity whose credential was just redeemed.
+    /// Opens the session of the identity whose credential was just
+    /// redeemed, replacing any it had.
     fn open_session(
         &mut self,
         session: &NewSession,
         identity_id: &str,
         return_to: Option<&str>,
     ) -> Result<()>;
-    /// Ends every session of the identity; returns how many were live at
-    /// `now`.
+    /// Ends the identity's session; returns how many were live at `now`
+    /// (0 or 1).
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32>;
 }
 

@@ -86,18 +86,6 @@ CREATE TABLE IF NOT EXISTS outbox_attempts (
     error    TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_by_mail ON outbox_attempts (mail_id);
--- Short-lived, single-purpose sessions that carry a person from a redeemed
--- credential to the new-password form; stored under SHA-256 of the cookie.
-CREATE TABLE IF NOT EXISTS recovery_sessions (
-    key         TEXT PRIMARY KEY,
-    identity_id TEXT NOT NULL,
-    return_to   TEXT,
-    expires_at  INTEGER NOT NULL,
-    used_at     INTEGER
-) WITHOUT ROWID;
--- Everything that ends a recovery ends the identity's sessions.
-CREATE INDEX IF NOT EXISTS sessions_by_identity ON recovery_sessions (identity_id);
-
 CREATE INDEX IF NOT EXISTS due_mail ON outbox (queued_at) WHERE status IN ('queued', 'processing');
 ";
 
@@ -113,7 +101,21 @@ const MIGRATIONS: &[&str] = &[
          email     TEXT NOT NULL,
          return_to TEXT,
          queued_at INTEGER NOT NULL
-     );",
+     );
+     -- The session that carries a person from a redeemed credential to the
+     -- new-password form: at most one per identity (a newer redemption
+     -- replaces it, and everything that ends a recovery deletes it), found
+     -- by the identity named in the cookie and checked against SHA-256 of
+     -- the cookie's secret, so the store never holds a usable cookie.
+     -- Sessions of the first release (keyed by cookie alone, 15 minutes at
+     -- most) end with the upgrade.
+     DROP TABLE IF EXISTS recovery_sessions;
+     CREATE TABLE recovery_sessions (
+         identity_id TEXT PRIMARY KEY,
+         key         TEXT NOT NULL,
+         return_to   TEXT,
+         expires_at  INTEGER NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
@@ -352,48 +354,53 @@ impl SqliteStorage {
         })
     }
 
-    /// The identity of a live session (unused, unexpired at `now`).
-    pub fn session_identity(&self, key: &str, now: u64) -> Result<Option<String>> {
+    /// Whether the identity's session is live at `now` and has `key`.
+    pub fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
         self.with_connection(|conn| {
             Ok(conn
                 .query_row(
-                    "SELECT identity_id FROM recovery_sessions WHERE key = ? AND used_at IS NULL AND expires_at > ?",
-                    params![key, to_sql(now)],
-                    |r| r.get(0),
+                    "SELECT 1 FROM recovery_sessions WHERE identity_id = ? AND key = ? AND expires_at > ?",
+                    params![identity_id, key, to_sql(now)],
+                    |_| Ok(()),
                 )
-                .optional()?)
+                .optional()?
+                .is_some())
         })
     }
 
-    /// Ends a live session and stores the identity's new password hash, in
-    /// one transaction that also ends the identity's other sessions and
-    /// revokes its outstanding links and codes: a new password closes every
-    /// way in that was opened before it. Returns the identity and the
-    /// session's `return_to`, or none when the session is not live.
+    /// Ends the identity's live session with `key` and stores the new
+    /// password hash, in one transaction that also revokes its outstanding
+    /// links and codes: a new password closes every way in that was opened
+    /// before it. Returns the session's `return_to` (`Some` of it), or none
+    /// when the session is not live.
     pub fn complete_session(
         &self,
+        identity_id: &str,
         key: &str,
         password_hash: &str,
         now: u64,
-    ) -> Result<Option<(String, Option<String>)>> {
-        let (key, password_hash) = (key.to_owned(), password_hash.to_owned());
+    ) -> Result<Option<Option<String>>> {
+        let (identity_id, key, password_hash) = (
+            identity_id.to_owned(),
+            key.to_owned(),
+            password_hash.to_owned(),
+        );
         self.with_writer(move |conn| {
             let ended = conn
                 .query_row(
                     "DELETE FROM recovery_sessions
-                     WHERE key = ?1 AND used_at IS NULL AND expires_at > ?2
-                     RETURNING identity_id, return_to",
-                    params![key, to_sql(now)],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)),
+                     WHERE identity_id = ?1 AND key = ?2 AND expires_at > ?3
+                     RETURNING return_to",
+                    params![identity_id, key, to_sql(now)],
+                    |r| r.get::<_, Option<String>>(0),
                 )
                 .optional()?;
-            if let Some((identity_id, _)) = &ended {
+            if ended.is_some() {
                 conn.execute(
                     "UPDATE identities SET password_hash = ? WHERE id = ?",
                     params![password_hash, identity_id],
                 )?;
-                end_sessions(conn, identity_id, now)?;
-                revoke_credentials(conn, identity_id, None, now)?;
+                revoke_credentials(conn, &identity_id, None, now)?;
             }
             Ok(ended)
         })
@@ -571,9 +578,9 @@ impl SessionStore for SqliteWork {
     ) -> Result<()> {
         self.conn()?
             .prepare_cached(
-                "INSERT INTO recovery_sessions (key, identity_id, return_to, expires_at) VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO recovery_sessions (identity_id, key, return_to, expires_at) VALUES (?, ?, ?, ?)",
             )?
-            .execute(params![session.key, identity_id, return_to, to_sql(session.expires_at)])
+            .execute(params![identity_id, session.key, return_to, to_sql(session.expires_at)])
             .context("opening the recovery session")?;
         Ok(())
     }
@@ -609,19 +616,15 @@ fn revoke_credentials(
     Ok(u32::try_from(revoked).unwrap_or(u32::MAX))
 }
 
-/// Ends (deletes) every session of the identity; counts those live at `now`.
+/// Ends (deletes) the identity's session; counts it if it was live at `now`.
 fn end_sessions(conn: &Connection, identity_id: &str, now: u64) -> Result<u32> {
-    let mut live = 0u32;
-    let mut stmt = conn.prepare_cached(
-        "DELETE FROM recovery_sessions WHERE identity_id = ? RETURNING used_at IS NULL AND expires_at > ?",
-    )?;
-    let mut rows = stmt.query(params![identity_id, to_sql(now)])?;
-    while let Some(row) = rows.next()? {
-        if row.get::<_, bool>(0)? {
-            live += 1;
-        }
-    }
-    Ok(live)
+    let live: Option<bool> = conn
+        .prepare_cached(
+            "DELETE FROM recovery_sessions WHERE identity_id = ? RETURNING expires_at > ?",
+        )?
+        .query_row(params![identity_id, to_sql(now)], |r| r.get(0))
+        .optional()?;
+    Ok(u32::from(live == Some(true)))
 }
 
 impl Directory for SqliteWork {
