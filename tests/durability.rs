@@ -131,7 +131,7 @@ impl SessionStore for FailingWork {
 }
 
 impl RequestQueue for FailingWork {
-    fn dequeue_request(&mut self, id: i64) -> Result<()> {
+    fn dequeue_request(&mut self, id: i64) -> Result<bool> {
         self.0.dequeue_request(id)
     }
 }

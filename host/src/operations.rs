@@ -384,7 +384,11 @@ impl NonBlocking<'_> {
             None,
             move |guest, store| guest.call_request_recovery(store, &email, return_to.as_deref()),
             move |answer, work| {
-                work.dequeue_request(id)?;
+                // Another process sharing the store served it first: this
+                // unit's mail must not go out a second time.
+                if !work.dequeue_request(id)? {
+                    anyhow::bail!("request {id} was already served");
+                }
                 Ok(answer)
             },
         )

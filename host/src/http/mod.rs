@@ -342,7 +342,7 @@ pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
         match outcome.await {
             Ok(()) | Err(crate::Error::Refused(_)) => {}
             Err(crate::Error::Failed(e)) => {
-                tracing::warn!(error = %format!("{e:#}"), "self-service request failed; dropped");
+                tracing::warn!(error = %format!("{e:#}"), "self-service request not served here; dropped");
                 let storage = app.storage.clone();
                 tokio::task::spawn_blocking(move || storage.drop_request(id)).await??;
             }

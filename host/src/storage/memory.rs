@@ -423,13 +423,14 @@ impl SessionStore for MemoryWork {
 }
 
 impl RequestQueue for MemoryWork {
-    fn dequeue_request(&mut self, id: i64) -> Result<()> {
+    fn dequeue_request(&mut self, id: i64) -> Result<bool> {
         let mut state = self.storage.state();
-        if let Some(at) = state.requests.iter().position(|r| r.id == id) {
-            let request = state.requests.remove(at);
-            self.undo.push(Undo::Request(at, request));
-        }
-        Ok(())
+        let Some(at) = state.requests.iter().position(|r| r.id == id) else {
+            return Ok(false);
+        };
+        let request = state.requests.remove(at);
+        self.undo.push(Undo::Request(at, request));
+        Ok(true)
     }
 }
 
@@ -498,6 +499,21 @@ mod tests {
         let token = link.link.split("token=").nth(1).unwrap();
         assert_eq!(reclaim.redeem_link(token).unwrap().identity_id, ann.id);
         assert!(matches!(reclaim.redeem_link(token), Err(Error::Refused(_))));
+    }
+
+    #[test]
+    fn a_queued_request_is_served_once_even_when_two_servers_take_it() {
+        let (storage, _, reclaim) = with_ann();
+        let request = storage.queue_request("ann@example.com", None);
+        reclaim
+            .nonblocking()
+            .serve_queued_request(request.clone())
+            .wait()
+            .unwrap();
+        let again = reclaim.nonblocking().serve_queued_request(request).wait();
+        assert!(matches!(again, Err(Error::Failed(_))), "{again:?}");
+        assert_eq!(storage.outbox().len(), 1, "the second serving was undone");
+        assert!(storage.queued_requests().is_empty());
     }
 
     #[test]

@@ -86,8 +86,10 @@ pub struct QueuedRequest {
 /// apart from the request that queued them: the work a known address causes
 /// can't then be timed by the requester's next request.
 pub trait RequestQueue {
-    /// Removes a served request, in the transaction that served it.
-    fn dequeue_request(&mut self, id: i64) -> Result<()>;
+    /// Removes a served request, in the transaction that served it;
+    /// returns false when it was no longer there (another process sharing
+    /// the store served it first).
+    fn dequeue_request(&mut self, id: i64) -> Result<bool>;
 }
 
 /// Everything one operation may touch, inside one transaction. Dropping it

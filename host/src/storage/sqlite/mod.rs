@@ -591,11 +591,12 @@ impl SessionStore for SqliteWork {
 }
 
 impl RequestQueue for SqliteWork {
-    fn dequeue_request(&mut self, id: i64) -> Result<()> {
-        self.conn()?
+    fn dequeue_request(&mut self, id: i64) -> Result<bool> {
+        let removed = self
+            .conn()?
             .prepare_cached("DELETE FROM recovery_requests WHERE id = ?")?
             .execute([id])?;
-        Ok(())
+        Ok(removed == 1)
     }
 }
 
