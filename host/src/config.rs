@@ -43,7 +43,8 @@ pub struct Options {
     /// Longest lifespan a caller may ask for [default: 24h]
     #[arg(long, env = "RECLAIM_MAX_LIFESPAN", global = true)]
     pub max_lifespan: Option<String>,
-    /// Whether a new link or code revokes the identity's older ones [default: true]
+    /// Whether a link or code an administrator issues revokes the identity's
+    /// older ones (a self-service request never does) [default: true]
     #[arg(long, env = "RECLAIM_REVOKE_OLDER_LINKS", global = true)]
     pub revoke_older_links: Option<bool>,
     /// Wrong codes a code flow survives, 1 to 255 [default: 5]

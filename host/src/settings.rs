@@ -133,7 +133,8 @@ pub struct Settings {
     pub max_lifespan: Duration,
     /// Hashing secrets, newest first.
     pub secrets: Vec<Secret>,
-    /// Whether a new link or code revokes the identity's older ones.
+    /// Whether a link or code an administrator issues revokes the identity's
+    /// older ones (a self-service request never does).
     pub revoke_older_links: bool,
     /// Wrong codes a code flow survives.
     pub max_code_attempts: u32,
