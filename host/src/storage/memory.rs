@@ -24,6 +24,14 @@ struct Row {
 }
 
 impl Row {
+    fn status(&self, now: u64) -> CredentialStatus {
+        CredentialStatus {
+            credential: self.credential.clone(),
+            state: self.state(now),
+            failed_attempts: self.failed_attempts,
+        }
+    }
+
     fn state(&self, now: u64) -> CredentialState {
         if self.used {
             CredentialState::Used
@@ -269,11 +277,7 @@ impl CredentialStore for MemoryWork {
             .iter()
             .filter_map(|key| state.credentials.get(key))
             .find(|row| row.credential.kind == kind)
-            .map(|row| CredentialStatus {
-                credential: row.credential.clone(),
-                state: row.state(now),
-                failed_attempts: row.failed_attempts,
-            }))
+            .map(|row| row.status(now)))
     }
 
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
@@ -283,11 +287,7 @@ impl CredentialStore for MemoryWork {
             .get(flow_id)
             .and_then(|key| state.credentials.get(key))
             .filter(|row| row.credential.kind == CredentialKind::Code)
-            .map(|row| CredentialStatus {
-                credential: row.credential.clone(),
-                state: row.state(now),
-                failed_attempts: row.failed_attempts,
-            }))
+            .map(|row| row.status(now)))
     }
 
     fn record_failed_attempt(&mut self, flow_id: &str, max_failed: u32, _now: u64) -> Result<u32> {
@@ -451,15 +451,6 @@ impl MemoryStorage {
     /// The requests still queued.
     pub fn queued_requests(&self) -> Vec<QueuedRequest> {
         self.state().requests.clone()
-    }
-
-    /// Whether the identity's session is live at `now` and has `key` (for
-    /// embedders' tests).
-    pub fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> bool {
-        self.state()
-            .sessions
-            .get(identity_id)
-            .is_some_and(|(k, expires)| k == key && *expires > now)
     }
 }
 

@@ -516,10 +516,7 @@ impl CredentialStore for SqliteWork {
             ))?
             .query_row(params_from_iter(args.iter()), status_from_row)
             .optional()?;
-        Ok(found.map(|mut status| {
-            status.state = state_at(&status, now);
-            status.status()
-        }))
+        Ok(found.map(|stored| stored.status_at(now)))
     }
 
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
@@ -530,10 +527,7 @@ impl CredentialStore for SqliteWork {
             ))?
             .query_row([flow_id], status_from_row)
             .optional()?;
-        Ok(found.map(|mut status| {
-            status.state = state_at(&status, now);
-            status.status()
-        }))
+        Ok(found.map(|stored| stored.status_at(now)))
     }
 
     fn record_failed_attempt(
@@ -684,24 +678,15 @@ fn identity_where(
 /// Applies the migrations the database has not had, in one transaction:
 /// several processes opening it at once apply each step once.
 fn migrate(conn: &Connection) -> Result<()> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let applied = (|| -> Result<()> {
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let version = usize::try_from(version).unwrap_or(0);
-        for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-            conn.execute_batch(sql)
-                .with_context(|| format!("migrating the schema to version {}", step + 1))?;
-        }
-        conn.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))?;
-        Ok(())
-    })();
-    match applied {
-        Ok(()) => Ok(conn.execute_batch("COMMIT")?),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version = usize::try_from(version).unwrap_or(0);
+    for (step, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("migrating the schema to version {}", step + 1))?;
     }
+    tx.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))?;
+    Ok(tx.commit()?)
 }
 
 /// The database holds addresses and password hashes: it is created readable
@@ -752,15 +737,29 @@ struct StoredCredential {
     used_at: Option<i64>,
     revoked_at: Option<i64>,
     failed_attempts: u32,
-    state: CredentialState,
 }
 
 impl StoredCredential {
-    fn status(self) -> CredentialStatus {
+    /// The credential and where it stands at `now`.
+    fn status_at(self, now: u64) -> CredentialStatus {
         CredentialStatus {
+            state: self.state_at(now),
             credential: self.credential,
-            state: self.state,
             failed_attempts: self.failed_attempts,
+        }
+    }
+
+    /// Used wins over revoked, revoked over expired: the first thing that
+    /// happened to a credential is the reason it no longer works.
+    fn state_at(&self, now: u64) -> CredentialState {
+        if self.used_at.is_some() {
+            CredentialState::Used
+        } else if self.revoked_at.is_some() {
+            CredentialState::Revoked
+        } else if self.credential.expires_at <= now {
+            CredentialState::Expired
+        } else {
+            CredentialState::Active
         }
     }
 }
@@ -784,22 +783,7 @@ fn status_from_row(r: &Row<'_>) -> rusqlite::Result<StoredCredential> {
         used_at: r.get(7)?,
         revoked_at: r.get(8)?,
         failed_attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
-        state: CredentialState::Active,
     })
-}
-
-/// Used wins over revoked, revoked over expired: the first thing that
-/// happened to a credential is the reason it no longer works.
-fn state_at(row: &StoredCredential, now: u64) -> CredentialState {
-    if row.used_at.is_some() {
-        CredentialState::Used
-    } else if row.revoked_at.is_some() {
-        CredentialState::Revoked
-    } else if row.credential.expires_at <= now {
-        CredentialState::Expired
-    } else {
-        CredentialState::Active
-    }
 }
 
 fn kind_name(kind: CredentialKind) -> &'static str {
