@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use reclaim::settings::parse_secrets;
-use reclaim::{EmailOptions, Error, IdentityRef, NewIdentity, Settings};
+use reclaim::{Clock, EmailOptions, Error, IdentityRef, NewIdentity, Settings};
 use reclaim_tests::{PUBLIC_URL, TestEnv, token_of};
 use serde_json::Value;
 

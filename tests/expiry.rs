@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reclaim::{Error, ErrorKind};
+use reclaim::{Clock, Error, ErrorKind};
 use reclaim_tests::{TestEnv, by_id, token_of};
 
 #[test]

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reclaim::{EmailOptions, Engine, Error, ErrorKind, Limits, ManualClock, Reclaim, Templates};
+use reclaim::{
+    Clock, EmailOptions, Engine, Error, ErrorKind, Limits, ManualClock, Reclaim, Templates,
+};
 use reclaim_tests::{SECRET_A, SECRET_B, TestEnv, by_id, token_of};
 
 fn warm_engine() -> Engine {

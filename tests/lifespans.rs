@@ -1,6 +1,6 @@
 //! `expires_in` follows Kratos' grammar exactly, with a maximum.
 
-use reclaim::{EmailOptions, Error, ErrorKind};
+use reclaim::{Clock, EmailOptions, Error, ErrorKind};
 use reclaim_tests::{SECRET_A, TestEnv, by_id};
 
 const ACCEPTED_FORMAT: &str = "^[0-9]+(ns|us|ms|s|m|h)$";

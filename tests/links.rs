@@ -1,7 +1,7 @@
 //! Recovery links through the compiled component: shape, single use,
 //! revocation, and the identities they may be issued for.
 
-use reclaim::{Error, ErrorKind, IdentityRef, NewIdentity};
+use reclaim::{Clock, Error, ErrorKind, IdentityRef, NewIdentity};
 use reclaim_tests::{PUBLIC_URL, TestEnv, by_id, token_of};
 
 fn refusal<T: std::fmt::Debug>(result: Result<T, Error>) -> reclaim::RecoveryError {

@@ -9,6 +9,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync {
     /// Time since the Unix epoch.
     fn now(&self) -> Duration;
+
+    /// The same in nanoseconds, the unit of the WIT's `timestamp`.
+    fn now_nanos(&self) -> u64 {
+        duration_nanos(self.now())
+    }
 }
 
 /// The operating system's clock.
@@ -46,11 +51,6 @@ impl ManualClock {
     /// Moves the clock forward; every clone sees the move.
     pub fn advance(&self, by: Duration) {
         self.nanos.fetch_add(duration_nanos(by), Ordering::SeqCst);
-    }
-
-    /// The time it shows, in nanoseconds since the Unix epoch.
-    pub fn now_nanos(&self) -> u64 {
-        self.nanos.load(Ordering::SeqCst)
     }
 
     /// Sets the clock; every clone sees it.

@@ -3,6 +3,7 @@
 use anyhow::Result;
 
 pub use crate::wit::Identity;
+use crate::wit::IdentityRef;
 
 /// Looks identities up for the component's `directory` import. An embedder
 /// with its own user store implements this over it.
@@ -13,6 +14,14 @@ pub trait Directory {
     fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>>;
     /// The identity with this address, compared case-insensitively.
     fn find_by_email(&mut self, email: &str) -> Result<Option<Identity>>;
+
+    /// The identity `by` names, by id or by pk.
+    fn get(&mut self, by: &IdentityRef) -> Result<Option<Identity>> {
+        match by {
+            IdentityRef::Id(id) => self.get_by_id(id),
+            IdentityRef::Pk(pk) => self.get_by_pk(*pk),
+        }
+    }
 }
 
 /// A new identity for the built-in directory.

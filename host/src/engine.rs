@@ -351,14 +351,11 @@ impl mailer::Host for HostState {
             html_body: message.html_body,
             template: message.template,
             sender: self.sender.clone(),
-            queued_at: u64::try_from(
-                self.clock
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .now()
-                    .as_nanos(),
-            )
-            .unwrap_or(u64::MAX),
+            queued_at: self
+                .clock
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .now_nanos(),
             attempts: 0,
             flow_id: message.flow_id,
         };

@@ -231,10 +231,6 @@ impl Reclaim {
             }
         }))
     }
-
-    fn now_nanos(&self) -> u64 {
-        u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
-    }
 }
 
 /// The recovery operations without blocking (see [`Reclaim::nonblocking`]).
@@ -333,7 +329,7 @@ impl NonBlocking<'_> {
         session: Option<NewSession>,
     ) -> Pending<Redemption> {
         let token = token.to_owned();
-        let now = self.0.now_nanos();
+        let now = self.0.clock.now_nanos();
         self.0.submit_then(
             None,
             move |guest, store| guest.call_redeem_link(store, &token),
@@ -363,7 +359,7 @@ impl NonBlocking<'_> {
         session: Option<NewSession>,
     ) -> Pending<Redemption> {
         let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
-        let now = self.0.now_nanos();
+        let now = self.0.clock.now_nanos();
         self.0.submit_then(
             None,
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
@@ -397,7 +393,7 @@ impl NonBlocking<'_> {
     /// See [`Reclaim::revoke`].
     pub fn revoke(&self, identity: &IdentityRef) -> Pending<Revocation> {
         let identity = identity.clone();
-        let now = self.0.now_nanos();
+        let now = self.0.clock.now_nanos();
         let by = identity.clone();
         self.0.submit_then(
             None,
@@ -405,11 +401,7 @@ impl NonBlocking<'_> {
             move |answer, work| {
                 on_success(answer, |credentials| {
                     // The component found the identity, so the directory has it.
-                    let found = match &by {
-                        IdentityRef::Id(id) => work.get_by_id(id)?,
-                        IdentityRef::Pk(pk) => work.get_by_pk(*pk)?,
-                    };
-                    let sessions = match found {
+                    let sessions = match work.get(&by)? {
                         Some(identity) => work.end_sessions(&identity.id, now)?,
                         None => 0,
                     };

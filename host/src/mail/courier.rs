@@ -159,7 +159,7 @@ impl Courier {
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX)
+        self.clock.now_nanos()
     }
 
     fn lease_until(&self) -> u64 {
