@@ -5,15 +5,13 @@
 //! compute the HMAC), and no server-side state is kept, so any replica
 //! sharing the secret accepts it.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// The cookie's name.
 pub const COOKIE_NAME: &str = "reclaim_csrf";
-/// The form field's name.
-pub const FIELD: &str = "csrf_token";
 
 /// Issues and checks tokens.
 pub struct Csrf {
@@ -60,15 +58,6 @@ impl Csrf {
     }
 }
 
-/// The `Set-Cookie` value of a CSRF cookie.
-pub fn set_cookie(value: &str, secure: bool, path: &str) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={value}; Path={path}; HttpOnly; SameSite=Strict{secure}"
-    ))
-    .expect("cookie values are hex")
-}
-
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
     super::cookie(headers, COOKIE_NAME).filter(|v| super::is_hex_256(v))
 }
@@ -76,6 +65,7 @@ fn cookie_value(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
     use axum::http::header::COOKIE;
 
     fn with_cookie(value: &str) -> HeaderMap {

@@ -111,13 +111,32 @@ impl AppState {
         })))
     }
 
-    /// Whether cookies are marked `Secure`: when the public URL is https.
-    pub fn secure_cookies(&self) -> bool {
-        self.config.settings.public_url.starts_with("https://")
+    /// The `Set-Cookie` value of one of our cookies: for our pages' path
+    /// alone, `HttpOnly`, `SameSite=Strict`, `Secure` when the public URL is
+    /// https; with `max_age` in seconds, or for the browser's session.
+    pub fn private_cookie(
+        &self,
+        name: &str,
+        value: &str,
+        path: &str,
+        max_age: Option<u64>,
+    ) -> HeaderValue {
+        let secure = if self.config.settings.public_url.starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        let max_age = max_age
+            .map(|s| format!("; Max-Age={s}"))
+            .unwrap_or_default();
+        HeaderValue::from_str(&format!(
+            "{name}={value}; Path={path}{max_age}; HttpOnly; SameSite=Strict{secure}"
+        ))
+        .expect("our cookie values are UUIDs and hex")
     }
 
     pub fn now_nanos(&self) -> u64 {
-        u64::try_from(self.reclaim.clock().now().as_nanos()).unwrap_or(u64::MAX)
+        self.reclaim.clock().now_nanos()
     }
 
     fn authorized(&self, request: &Request) -> bool {
@@ -236,9 +255,9 @@ async fn authentik_auth(State(app): State<AppState>, request: Request, next: Nex
 /// Responses carry links, tokens and sessions: none may be cached or leak
 /// through a Referer to another site (`same-origin`: a Referer only ever
 /// goes back to us, which also makes browsers name our origin on our own
-/// form posts, see `self_service::forged`). Pages run no script and load only our stylesheet; a
-/// form may post only to us, or (after a recovery) redirect to an allowed
-/// `return_to`.
+/// form posts, see `self_service::forged`). Pages run no script and load
+/// only our stylesheet; a form may post only to us, or (after a recovery)
+/// redirect to an allowed `return_to`.
 async fn security_headers(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let is_asset = request.uri().path().starts_with("/self-service/assets/");
     let mut response = next.run(request).await;

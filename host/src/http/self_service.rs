@@ -456,7 +456,7 @@ fn form_page(
     if let Some(cookie) = new_cookie {
         response.headers_mut().append(
             SET_COOKIE,
-            csrf::set_cookie(&cookie, app.secure_cookies(), SESSION_PATH),
+            app.private_cookie(csrf::COOKIE_NAME, &cookie, SESSION_PATH, None),
         );
     }
     response
@@ -513,11 +513,7 @@ impl SessionCookie {
 }
 
 fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    let secure = if app.secure_cookies() { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={value}; Path={SESSION_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    ))
-    .expect("cookie values are a UUID and hex")
+    app.private_cookie(SESSION_COOKIE, value, SESSION_PATH, Some(max_age))
 }
 
 /// Sessions are stored under a hash of the cookie's secret, so the database
