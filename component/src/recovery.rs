@@ -207,14 +207,8 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         if status.state != CredentialState::Active {
             return Err(inactive_credential(status.state, "link"));
         }
-        match self
-            .caps
-            .identity(&IdentityRef::Id(status.credential.identity_id))
-        {
-            Some(identity) if identity.active => Ok(()),
-            Some(_) => Err(inactive_identity()),
-            None => Err(unknown_credential()),
-        }
+        // What a redemption would answer for the identity, too.
+        self.holder_may_recover(&status.credential)
     }
 
     pub fn redeem_link(&self, token: &str) -> Outcome<Redemption> {
@@ -389,15 +383,22 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         // every other way in dies with this one.
         self.caps
             .revoke_identity(&credential.identity_id, None, now);
+        self.holder_may_recover(&credential)?;
+        Ok(Redemption {
+            identity_id: credential.identity_id,
+            flow_id: credential.flow_id,
+            return_to: credential.return_to,
+        })
+    }
+
+    /// Whether the identity a credential recovers still exists and is
+    /// active.
+    fn holder_may_recover(&self, credential: &Credential) -> Outcome<()> {
         match self
             .caps
             .identity(&IdentityRef::Id(credential.identity_id.clone()))
         {
-            Some(identity) if identity.active => Ok(Redemption {
-                identity_id: credential.identity_id,
-                flow_id: credential.flow_id,
-                return_to: credential.return_to,
-            }),
+            Some(identity) if identity.active => Ok(()),
             Some(_) => Err(inactive_identity()),
             None => Err(error(
                 ErrorKind::IdentityNotFound,
