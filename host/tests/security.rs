@@ -9,35 +9,11 @@ use common::{ADMIN_TOKEN, FormToken, Server, SmtpSink, admin_link, client, link_
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
-/// A self-service form post, as our own page's browser sends it.
-fn post(server: &Server, path: &str, form: &FormToken, fields: &[(&str, &str)]) -> Response {
-    post_with_cookie(server, path, form, &form.cookie, fields)
-}
-
-fn post_with_cookie(
-    server: &Server,
-    path: &str,
-    form: &FormToken,
-    cookie: &str,
-    fields: &[(&str, &str)],
-) -> Response {
-    let mut fields = fields.to_vec();
-    fields.push(("csrf_token", &form.token));
-    client()
-        .post(server.url(path))
-        .header("cookie", cookie)
-        .header("origin", &server.base)
-        .form(&fields)
-        .send()
-        .unwrap()
-}
-
 /// Redeems a link; returns the session cookie (`name=value`).
 fn redeem(server: &Server, form: &FormToken, link: &str) -> String {
-    let confirmed = post(
+    let confirmed = form.post(
         server,
         "/self-service/recovery/confirm",
-        form,
         &[("token", &token_of(link))],
     );
     assert_eq!(confirmed.status(), 303);
@@ -51,10 +27,9 @@ fn redeem(server: &Server, form: &FormToken, link: &str) -> String {
 }
 
 fn set_password(server: &Server, form: &FormToken, session: &str, password: &str) -> Response {
-    post_with_cookie(
+    form.post_with_cookie(
         server,
         "/self-service/recovery/password",
-        form,
         &format!("{}; {session}", form.cookie),
         &[("password", password), ("password_confirm", password)],
     )
@@ -124,10 +99,9 @@ fn a_new_password_ends_the_session_and_revokes_outstanding_links() {
         set_password(&server, &form, &session, "second password").status(),
         401
     );
-    let late = post(
+    let late = form.post(
         &server,
         "/self-service/recovery/confirm",
-        &form,
         &[("token", &token_of(&issued_after))],
     );
     assert_eq!(late.status(), 410, "the new password revoked the link");
@@ -142,10 +116,9 @@ fn a_queued_request_survives_a_kill_and_is_served_after_the_restart() {
     let mut server = Server::start();
     server.identity(Some("ann@example.com"));
     let form = FormToken::fetch(&server);
-    let answered = post(
+    let answered = form.post(
         &server,
         "/self-service/recovery",
-        &form,
         &[("email", "ann@example.com")],
     );
     assert_eq!(answered.status(), 200);
@@ -237,18 +210,16 @@ fn self_service_requests_cancel_no_link_and_leave_sent_links_usable() {
     let from_admin = admin_link(&server, &ann);
     for _ in 0..5 {
         let stranger = FormToken::fetch(&server);
-        let answered = post(
+        let answered = stranger.post(
             &server,
             "/self-service/recovery",
-            &stranger,
             &[("email", "ann@example.com")],
         );
         assert_eq!(answered.status(), 200);
     }
-    let limited = post(
+    let limited = form.post(
         &server,
         "/self-service/recovery",
-        &form,
         &[("email", "ann@example.com")],
     );
     assert_eq!(limited.status(), 429);
@@ -261,10 +232,9 @@ fn self_service_requests_cancel_no_link_and_leave_sent_links_usable() {
     let mail = server.mail(5);
     assert_eq!(mail.len(), 5);
     let mailed = link_in(&mail[0], &server.base).unwrap();
-    let confirmed = post(
+    let confirmed = form.post(
         &server,
         "/self-service/recovery/confirm",
-        &form,
         &[("token", &token_of(&from_admin))],
     );
     assert_eq!(
@@ -274,10 +244,9 @@ fn self_service_requests_cancel_no_link_and_leave_sent_links_usable() {
     );
     // Redeeming one revokes the rest: the newest-wins guarantee now comes
     // from the person, not from a stranger.
-    let after = post(
+    let after = form.post(
         &server,
         "/self-service/recovery/confirm",
-        &form,
         &[("token", &token_of(&mailed))],
     );
     assert_eq!(after.status(), 410);
@@ -456,7 +425,7 @@ fn addresses_relays_refuse_are_refused_everywhere_and_long_names_fit_one_line() 
         let created = server.cli(&["identity", "create", "--email", bad]);
         assert!(!created.status.success(), "identity create accepted {bad}");
         let form = FormToken::fetch(&server);
-        let requested = post(&server, "/self-service/recovery", &form, &[("email", bad)]);
+        let requested = form.post(&server, "/self-service/recovery", &[("email", bad)]);
         assert_eq!(requested.status(), 400, "{bad}");
     }
     let injected = server.cli(&[
@@ -582,10 +551,9 @@ fn a_request_is_mailed_once() {
     let server = Server::start();
     server.identity(Some("ann@example.com"));
     let form = FormToken::fetch(&server);
-    post(
+    form.post(
         &server,
         "/self-service/recovery",
-        &form,
         &[("email", "ann@example.com")],
     );
     let mail = server.mail(1);

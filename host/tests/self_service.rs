@@ -9,23 +9,15 @@ use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
 fn request_recovery(server: &Server, email: &str) -> Response {
-    let form = FormToken::fetch(server);
-    client()
-        .post(server.url("/self-service/recovery"))
-        .header("cookie", &form.cookie)
-        .form(&[("email", email), ("csrf_token", &form.token)])
-        .send()
-        .unwrap()
+    FormToken::fetch(server).post(server, "/self-service/recovery", &[("email", email)])
 }
 
 fn confirm(server: &Server, link: &str) -> Response {
-    let form = FormToken::fetch(server);
-    client()
-        .post(server.url("/self-service/recovery/confirm"))
-        .header("cookie", &form.cookie)
-        .form(&[("token", token_of(link)), ("csrf_token", form.token)])
-        .send()
-        .unwrap()
+    FormToken::fetch(server).post(
+        server,
+        "/self-service/recovery/confirm",
+        &[("token", &token_of(link))],
+    )
 }
 
 /// Status, headers but the date, and body: what a caller can compare.
@@ -208,12 +200,11 @@ fn a_code_flow_dies_after_five_wrong_codes() {
     let wrong = format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
     let form = FormToken::fetch(&server);
     let submit = |c: &str| {
-        client()
-            .post(server.url("/self-service/recovery/code"))
-            .header("cookie", &form.cookie)
-            .form(&[("flow", flow), ("code", c), ("csrf_token", &form.token)])
-            .send()
-            .unwrap()
+        form.post(
+            &server,
+            "/self-service/recovery/code",
+            &[("flow", flow), ("code", c)],
+        )
     };
     for left in (1..=4).rev() {
         let response = submit(&wrong);
@@ -267,23 +258,19 @@ fn the_password_form_needs_a_live_session() {
         .unwrap();
     assert_eq!(page.status(), 401);
     let form = FormToken::fetch(&server);
-    let forged = client()
-        .post(server.url("/self-service/recovery/password"))
-        .header(
-            "cookie",
-            format!(
-                "{}; reclaim_recovery_session={}",
-                form.cookie,
-                "0".repeat(64)
-            ),
-        )
-        .form(&[
+    let forged = form.post_with_cookie(
+        &server,
+        "/self-service/recovery/password",
+        &format!(
+            "{}; reclaim_recovery_session={}",
+            form.cookie,
+            "0".repeat(64)
+        ),
+        &[
             ("password", "a new password"),
             ("password_confirm", "a new password"),
-            ("csrf_token", &form.token),
-        ])
-        .send()
-        .unwrap();
+        ],
+    );
     assert_eq!(forged.status(), 401);
 }
 
@@ -307,16 +294,14 @@ fn a_mailed_link_leads_through_a_new_password_to_the_return_url() {
         "{form}"
     );
     let form_token = FormToken::fetch(&server);
-    client()
-        .post(server.url("/self-service/recovery"))
-        .header("cookie", &form_token.cookie)
-        .form(&[
+    form_token.post(
+        &server,
+        "/self-service/recovery",
+        &[
             ("email", "ann@example.com"),
             ("return_to", "https://app.example.test/welcome"),
-            ("csrf_token", &form_token.token),
-        ])
-        .send()
-        .unwrap();
+        ],
+    );
     let link = link_in(&server.mail(1)[0], &server.base).unwrap();
     let confirmed = confirm(&server, &link);
     let session = confirmed.headers()["set-cookie"]
@@ -327,28 +312,26 @@ fn a_mailed_link_leads_through_a_new_password_to_the_return_url() {
         .unwrap()
         .to_string();
     let cookie = format!("{}; {session}", form_token.cookie);
-    let mismatch = client()
-        .post(server.url("/self-service/recovery/password"))
-        .header("cookie", &cookie)
-        .form(&[
+    let mismatch = form_token.post_with_cookie(
+        &server,
+        "/self-service/recovery/password",
+        &cookie,
+        &[
             ("password", "a new password"),
             ("password_confirm", "another one"),
-            ("csrf_token", &form_token.token),
-        ])
-        .send()
-        .unwrap();
+        ],
+    );
     assert_eq!(mismatch.status(), 400);
     assert!(mismatch.text().unwrap().contains("do not match"));
-    let saved = client()
-        .post(server.url("/self-service/recovery/password"))
-        .header("cookie", &cookie)
-        .form(&[
+    let saved = form_token.post_with_cookie(
+        &server,
+        "/self-service/recovery/password",
+        &cookie,
+        &[
             ("password", "a new password"),
             ("password_confirm", "a new password"),
-            ("csrf_token", &form_token.token),
-        ])
-        .send()
-        .unwrap();
+        ],
+    );
     assert_eq!(saved.status(), 303);
     assert_eq!(
         saved.headers()["location"],
@@ -378,16 +361,15 @@ fn a_mailed_link_leads_through_a_new_password_to_the_return_url() {
             .iter()
             .any(|m| m.contains("Subject: Your password was changed"))
     );
-    let reused = client()
-        .post(server.url("/self-service/recovery/password"))
-        .header("cookie", &cookie)
-        .form(&[
+    let reused = form_token.post_with_cookie(
+        &server,
+        "/self-service/recovery/password",
+        &cookie,
+        &[
             ("password", "third password"),
             ("password_confirm", "third password"),
-            ("csrf_token", &form_token.token),
-        ])
-        .send()
-        .unwrap();
+        ],
+    );
     assert_eq!(
         reused.status(),
         401,

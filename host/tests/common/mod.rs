@@ -229,6 +229,39 @@ impl FormToken {
     }
 }
 
+impl FormToken {
+    /// Posts a self-service form as our own page's browser does: with this
+    /// token, its cookie and our origin.
+    pub fn post(
+        &self,
+        server: &Server,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::blocking::Response {
+        self.post_with_cookie(server, path, &self.cookie, fields)
+    }
+
+    /// [`FormToken::post`] with another `Cookie` header (this token's cookie
+    /// and a session, or a forgery's).
+    pub fn post_with_cookie(
+        &self,
+        server: &Server,
+        path: &str,
+        cookie: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::blocking::Response {
+        let mut fields = fields.to_vec();
+        fields.push(("csrf_token", &self.token));
+        client()
+            .post(server.url(path))
+            .header("cookie", cookie)
+            .header("origin", &server.base)
+            .form(&fields)
+            .send()
+            .unwrap()
+    }
+}
+
 /// The CSRF token in a page's form.
 pub fn csrf_token_in(page: &str) -> Option<String> {
     let start = page.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
