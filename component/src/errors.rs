@@ -1,5 +1,6 @@
 //! Errors in the shape every host turns into its API's error body.
 
+use crate::bindings::reclaim::recovery::storage::CredentialState;
 use crate::bindings::reclaim::recovery::types::{ErrorKind, RecoveryError};
 
 /// An error of `kind` with a message for the caller.
@@ -47,5 +48,50 @@ pub fn error(kind: ErrorKind, message: impl Into<String>) -> RecoveryError {
         status: status.to_string(),
         reason: reason.to_string(),
         message: message.into(),
+    }
+}
+
+pub fn unknown_credential() -> RecoveryError {
+    error(
+        ErrorKind::CredentialUnknown,
+        "The recovery token is invalid or has already been used. Please request a new one.",
+    )
+}
+
+pub fn too_many_attempts() -> RecoveryError {
+    error(
+        ErrorKind::TooManyAttempts,
+        "The request was submitted too often. Please request another code.",
+    )
+}
+
+pub fn inactive_identity() -> RecoveryError {
+    error(ErrorKind::IdentityInactive, "This account was disabled.")
+}
+
+pub fn mail_rejected(reason: String) -> RecoveryError {
+    error(
+        ErrorKind::MailRejected,
+        format!("The recovery email could not be queued: {reason}"),
+    )
+}
+
+pub fn inactive_credential(state: CredentialState, what: &str) -> RecoveryError {
+    match state {
+        CredentialState::Used => error(
+            ErrorKind::CredentialUsed,
+            format!("This recovery {what} was already used. Please request a new one."),
+        ),
+        CredentialState::Expired => error(
+            ErrorKind::CredentialExpired,
+            format!("This recovery {what} has expired. Please request a new one."),
+        ),
+        CredentialState::Revoked => error(
+            ErrorKind::CredentialRevoked,
+            format!(
+                "This recovery {what} is no longer valid because a newer one was issued or access was revoked. Please request a new one."
+            ),
+        ),
+        CredentialState::Active => unknown_credential(),
     }
 }

@@ -1,0 +1,141 @@
+//! The recovery operations, written against [`Capabilities`] so that the
+//! same logic runs inside the component and natively: issuing credentials
+//! (`issue`), mailing them and notices (`notify`), and redeeming or revoking
+//! them (`redeem`). This file holds what they share.
+
+mod issue;
+mod notify;
+mod redeem;
+
+use crate::bindings::reclaim::recovery::{
+    settings::Settings,
+    storage::{Credential, CredentialKind},
+    types::{ErrorKind, Identity, IdentityRef, RecoveryError},
+};
+use crate::capabilities::Capabilities;
+use crate::durations::parse_lifespan;
+use crate::errors::{error, inactive_identity};
+use crate::links;
+use crate::tokens;
+
+pub(crate) type Outcome<T> = Result<T, RecoveryError>;
+
+/// Shortest hashing secret accepted: as long as the HMAC-SHA256 output.
+const MIN_SECRET_LEN: usize = 32;
+
+/// One operation's view of the host and its settings.
+pub struct Recovery<'a, C: Capabilities> {
+    caps: &'a C,
+    settings: Settings,
+}
+
+impl<'a, C: Capabilities> Recovery<'a, C> {
+    /// Reads and checks the settings once per operation.
+    pub fn new(caps: &'a C) -> Outcome<Self> {
+        let settings = caps.settings();
+        if settings.secrets.is_empty() || settings.secrets.iter().any(|s| s.len() < MIN_SECRET_LEN)
+        {
+            return Err(error(
+                ErrorKind::Misconfigured,
+                format!(
+                    "at least one hashing secret is required, each of at least {MIN_SECRET_LEN} bytes"
+                ),
+            ));
+        }
+        if !links::is_usable_base(&settings.public_url) {
+            return Err(error(
+                ErrorKind::Misconfigured,
+                "the public URL must be an absolute http(s) URL without query or fragment",
+            ));
+        }
+        if settings.max_code_attempts == 0 {
+            return Err(error(
+                ErrorKind::Misconfigured,
+                "max-code-attempts must be at least 1",
+            ));
+        }
+        Ok(Self { caps, settings })
+    }
+
+    /// A link token's key under every secret, newest first.
+    pub(super) fn link_keys(&self, token: &str) -> Vec<String> {
+        self.settings
+            .secrets
+            .iter()
+            .map(|s| tokens::link_key(s, token))
+            .collect()
+    }
+
+    pub(super) fn lifespan(&self, expires_in: Option<&str>) -> Outcome<u64> {
+        match expires_in {
+            None => Ok(self.settings.default_lifespan_ns),
+            Some(text) => parse_lifespan(text, self.settings.max_lifespan_ns)
+                .map_err(|e| error(ErrorKind::InvalidArgument, e.message(text))),
+        }
+    }
+
+    pub(super) fn identity(&self, who: &IdentityRef) -> Outcome<Identity> {
+        if let IdentityRef::Id(id) = who
+            && !tokens::is_uuid(id)
+        {
+            return Err(error(
+                ErrorKind::InvalidArgument,
+                "\"identity_id\" must be a UUID",
+            ));
+        }
+        self.caps.identity(who).ok_or_else(|| {
+            let shown = match who {
+                IdentityRef::Id(id) => id.clone(),
+                IdentityRef::Pk(pk) => pk.to_string(),
+            };
+            error(
+                ErrorKind::IdentityNotFound,
+                format!("Unable to locate the identity {shown}."),
+            )
+        })
+    }
+
+    pub(super) fn active_identity(&self, who: &IdentityRef) -> Outcome<Identity> {
+        let identity = self.identity(who)?;
+        if identity.active {
+            Ok(identity)
+        } else {
+            Err(inactive_identity())
+        }
+    }
+
+    pub(super) fn new_credential(
+        &self,
+        identity: &Identity,
+        kind: CredentialKind,
+        lifespan: u64,
+        return_to: Option<String>,
+        key: impl FnOnce(&[u8], &str) -> String,
+    ) -> Credential {
+        let flow_id = tokens::draw_flow_id(&mut self.random());
+        let now = self.caps.now();
+        Credential {
+            key: key(&self.settings.secrets[0], &flow_id),
+            kind,
+            identity_id: identity.id.clone(),
+            flow_id,
+            issued_at: now,
+            expires_at: now.saturating_add(lifespan),
+            return_to,
+        }
+    }
+
+    /// Stores a new credential, after revoking the identity's older ones when
+    /// it replaces them.
+    pub(super) fn store(&self, identity: &Identity, credential: &Credential, replaces_older: bool) {
+        if replaces_older {
+            self.caps
+                .revoke_identity(&identity.id, None, credential.issued_at);
+        }
+        self.caps.insert(credential);
+    }
+
+    pub(super) fn random(&self) -> impl FnMut(&mut [u8]) + '_ {
+        |buf| self.caps.fill_random(buf)
+    }
+}
