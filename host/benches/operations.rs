@@ -14,9 +14,10 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use reclaim::directory::NewIdentity;
 use reclaim::settings::parse_secrets;
-use reclaim::storage::{Durability, MemoryStorage, transact};
+use reclaim::storage::SqliteStorage;
+use reclaim::storage::{Durability, Identities, MemoryStorage, transact};
 use reclaim::wit::{Credential, CredentialKind};
-use reclaim::{Engine, IdentityRef, Limits, Reclaim, Settings, SqliteStorage};
+use reclaim::{IdentityRef, Limits, Reclaim, Runtime, Settings};
 
 const SECRET: &str = "benchmark-secret-0123456789abcdef0123456789";
 
@@ -41,15 +42,15 @@ fn token(link: &str) -> String {
 fn operations(c: &mut Criterion, group: &str, reclaim: &Reclaim, who: &IdentityRef) {
     let mut g = c.benchmark_group(group);
     g.bench_function("create_link", |b| {
-        b.iter(|| black_box(reclaim.create_link(who, None, None).unwrap()))
+        b.iter(|| black_box(reclaim.create_link(who, None, None).wait().unwrap()))
     });
     g.bench_function("create_code", |b| {
-        b.iter(|| black_box(reclaim.create_code(who, None, None).unwrap()))
+        b.iter(|| black_box(reclaim.create_code(who, None, None).wait().unwrap()))
     });
     g.bench_function("redeem_link", |b| {
         b.iter_batched(
-            || token(&reclaim.create_link(who, None, None).unwrap().link),
-            |token| black_box(reclaim.redeem_link(&token).unwrap()),
+            || token(&reclaim.create_link(who, None, None).wait().unwrap().link),
+            |token| black_box(reclaim.redeem_link(&token).wait().unwrap()),
             BatchSize::PerIteration,
         )
     });
@@ -57,7 +58,7 @@ fn operations(c: &mut Criterion, group: &str, reclaim: &Reclaim, who: &IdentityR
 }
 
 fn instantiation(c: &mut Criterion) {
-    let engine = Engine::embedded().unwrap();
+    let engine = Runtime::embedded().unwrap();
     c.bench_function("instantiate/pooling+pre", |b| {
         b.iter(|| engine.warm_up().unwrap())
     });
@@ -65,20 +66,20 @@ fn instantiation(c: &mut Criterion) {
 
 fn on_memory(c: &mut Criterion) {
     let storage = MemoryStorage::new();
-    let who = IdentityRef::Id(storage.create_identity(&ann()).id);
-    let reclaim = Reclaim::new(Engine::embedded().unwrap(), Arc::new(storage), settings());
+    let who = IdentityRef::Id(storage.create_identity(&ann(), 0).unwrap().id);
+    let reclaim = Reclaim::new(Runtime::embedded().unwrap(), Arc::new(storage), settings());
     operations(c, "wasm/memory", &reclaim, &who);
 }
 
 /// The same with warm instances (`Limits::reuse_instances`).
 fn on_memory_warm(c: &mut Criterion) {
     let storage = MemoryStorage::new();
-    let who = IdentityRef::Id(storage.create_identity(&ann()).id);
+    let who = IdentityRef::Id(storage.create_identity(&ann(), 0).unwrap().id);
     let limits = Limits {
         reuse_instances: 4,
         ..Limits::default()
     };
-    let engine = Engine::new(reclaim::engine::EMBEDDED_COMPONENT, limits).unwrap();
+    let engine = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits).unwrap();
     let reclaim = Reclaim::new(engine, Arc::new(storage), settings());
     operations(c, "wasm-warm/memory", &reclaim, &who);
 }
@@ -92,7 +93,7 @@ fn on_sqlite(c: &mut Criterion) {
         let storage =
             Arc::new(SqliteStorage::open_with(dir.path().join("bench.db"), durability).unwrap());
         let who = IdentityRef::Id(storage.create_identity(&ann(), 0).unwrap().id);
-        let reclaim = Reclaim::new(Engine::embedded().unwrap(), storage, settings());
+        let reclaim = Reclaim::new(Runtime::embedded().unwrap(), storage, settings());
         operations(c, name, &reclaim, &who);
     }
 }
@@ -151,11 +152,11 @@ fn scaling(c: &mut Criterion) {
         })
         .unwrap();
         let who = IdentityRef::Id(storage.create_identity(&ann(), 0).unwrap().id);
-        let reclaim = Reclaim::new(Engine::embedded().unwrap(), storage, settings());
+        let reclaim = Reclaim::new(Runtime::embedded().unwrap(), storage, settings());
         g.bench_function(format!("create+redeem/{n}"), |b| {
             b.iter(|| {
-                let link = reclaim.create_link(&who, None, None).unwrap();
-                black_box(reclaim.redeem_link(&token(&link.link)).unwrap())
+                let link = reclaim.create_link(&who, None, None).wait().unwrap();
+                black_box(reclaim.redeem_link(&token(&link.link)).wait().unwrap())
             })
         });
     }

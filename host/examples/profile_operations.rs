@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use reclaim::directory::NewIdentity;
 use reclaim::settings::parse_secrets;
-use reclaim::storage::MemoryStorage;
-use reclaim::{Engine, IdentityRef, Limits, Reclaim, Settings};
+use reclaim::storage::{Identities, MemoryStorage};
+use reclaim::{IdentityRef, Limits, Reclaim, Runtime, Settings};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -26,13 +26,18 @@ fn main() {
         ..Limits::default()
     };
     let storage = MemoryStorage::new();
-    let ann = storage.create_identity(&NewIdentity {
-        email: Some("ann@example.com".into()),
-        active: true,
-        ..Default::default()
-    });
+    let ann = storage
+        .create_identity(
+            &NewIdentity {
+                email: Some("ann@example.com".into()),
+                active: true,
+                ..Default::default()
+            },
+            0,
+        )
+        .unwrap();
     let secrets = parse_secrets("profile-secret-0123456789abcdef0123456789").unwrap();
-    let engine = Engine::new(reclaim::engine::EMBEDDED_COMPONENT, limits).unwrap();
+    let engine = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits).unwrap();
     let reclaim = Reclaim::new(
         engine,
         Arc::new(storage),
@@ -40,10 +45,11 @@ fn main() {
     );
     let who = IdentityRef::Id(ann.id);
     for _ in 0..count {
-        let link = reclaim.create_link(&who, None, None).unwrap();
+        let link = reclaim.create_link(&who, None, None).wait().unwrap();
         if operation == "redeem-link" {
             reclaim
                 .redeem_link(link.link.split("token=").nth(1).unwrap())
+                .wait()
                 .unwrap();
         }
     }

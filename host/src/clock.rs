@@ -16,6 +16,16 @@ pub trait Clock: Send + Sync {
     }
 }
 
+/// Whole seconds from `earlier` to `later` (0 if `later` is not later).
+pub fn seconds_between(earlier: u64, later: u64) -> u64 {
+    later.saturating_sub(earlier) / 1_000_000_000
+}
+
+/// RFC 3339 in UTC with nanoseconds, as Kratos' Go server prints times.
+pub fn rfc3339(nanos: u64) -> String {
+    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
+}
+
 /// The operating system's clock.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
@@ -65,12 +75,14 @@ impl Clock for ManualClock {
     }
 }
 
-fn duration_nanos(d: Duration) -> u64 {
+/// A duration in nanoseconds, the unit of the WIT's timestamps (saturating:
+/// nothing we time lasts 584 years).
+pub fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Presents the current operation's [`Clock`] as the guest's
-/// `wasi:clocks/wall-clock` (a warm instance serves operations of engines
+/// `wasi:clocks/wall-clock` (a warm instance serves operations of `Reclaim`s
 /// on different clocks, so the clock is looked up at each reading).
 pub(crate) struct WasiWallClock(pub Arc<std::sync::RwLock<Arc<dyn Clock>>>);
 

@@ -1,4 +1,4 @@
-//! The engine's settings: what the component reads through its `settings`
+//! The recovery settings: what the component reads through its `settings`
 //! import, and the hashing secrets kept in the data directory.
 
 use std::collections::HashMap;
@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::clock::duration_nanos;
 use crate::wit::{MailTemplate, WitSettings};
 
 /// Shortest hashing secret accepted (the component refuses shorter ones too).
@@ -163,8 +164,8 @@ impl Settings {
     pub(crate) fn to_wit(&self) -> WitSettings {
         WitSettings {
             public_url: self.public_url.clone(),
-            default_lifespan_ns: nanos(self.default_lifespan),
-            max_lifespan_ns: nanos(self.max_lifespan),
+            default_lifespan_ns: duration_nanos(self.default_lifespan),
+            max_lifespan_ns: duration_nanos(self.max_lifespan),
             secrets: self.secrets.iter().map(|s| s.0.clone()).collect(),
             revoke_older_links: self.revoke_older_links,
             max_code_attempts: self.max_code_attempts,
@@ -212,10 +213,6 @@ pub fn parse_secrets(text: &str) -> Result<Vec<Secret>> {
         bail!("no hashing secret given");
     }
     Ok(secrets)
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 
 use std::sync::{Arc, Barrier};
 
-use reclaim::{Error, ErrorKind, SqliteStorage};
+use reclaim::storage::SqliteStorage;
+use reclaim::{Error, ErrorKind};
 use reclaim_tests::{TestEnv, by_id, token_of};
 
 const REDEEMERS: usize = 32;
@@ -12,7 +13,11 @@ const REDEEMERS: usize = 32;
 fn of_32_concurrent_redeemers_of_one_link_exactly_one_wins() {
     let env = TestEnv::new();
     let ann = env.identity(Some("ann@example.com"), None);
-    let link = env.reclaim().create_link(&by_id(&ann), None, None).unwrap();
+    let link = env
+        .reclaim()
+        .create_link(&by_id(&ann), None, None)
+        .wait()
+        .unwrap();
     let token = token_of(&link.link);
     let barrier = Arc::new(Barrier::new(REDEEMERS));
     let outcomes: Vec<_> = std::thread::scope(|scope| {
@@ -25,7 +30,7 @@ fn of_32_concurrent_redeemers_of_one_link_exactly_one_wins() {
                 let (barrier, token) = (Arc::clone(&barrier), token.clone());
                 scope.spawn(move || {
                     barrier.wait();
-                    reclaim.redeem_link(&token)
+                    reclaim.redeem_link(&token).wait()
                 })
             })
             .collect();
@@ -45,17 +50,21 @@ fn of_32_concurrent_redeemers_of_one_link_exactly_one_wins() {
 fn of_32_concurrent_wrong_codes_no_more_than_the_limit_count() {
     let env = TestEnv::new();
     let ann = env.identity(Some("ann@example.com"), None);
-    let code = env.reclaim().create_code(&by_id(&ann), None, None).unwrap();
+    let code = env
+        .reclaim()
+        .create_code(&by_id(&ann), None, None)
+        .wait()
+        .unwrap();
     let wrong = format!("{:06}", (code.code.parse::<u32>().unwrap() + 1) % 1_000_000);
     let reclaim = env.reclaim();
     std::thread::scope(|scope| {
         for _ in 0..REDEEMERS {
             let (reclaim, flow, wrong) = (reclaim.clone(), code.flow_id.clone(), wrong.clone());
-            scope.spawn(move || reclaim.redeem_code(&flow, &wrong));
+            scope.spawn(move || reclaim.redeem_code(&flow, &wrong).wait());
         }
     });
     assert!(matches!(
-        reclaim.redeem_code(&code.flow_id, &code.code),
+        reclaim.redeem_code(&code.flow_id, &code.code).wait(),
         Err(Error::Refused(e)) if e.kind == ErrorKind::TooManyAttempts
     ));
     assert_eq!(

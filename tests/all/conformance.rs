@@ -72,25 +72,31 @@ fn run(path: &std::path::Path) {
                 .unwrap()
         };
         let got = match step["op"].as_str().unwrap() {
-            "create-link" => outcome(reclaim.create_link(&who(), expires_in, None), |link| {
-                if let Some(name) = step["as"].as_str() {
-                    saved.insert(name.into(), (token_of(&link.link), link.flow_id.clone()));
-                }
-                serde_json::json!({ "lifespan": lifespan(link.expires_at) })
-            }),
-            "create-code" => outcome(reclaim.create_code(&who(), expires_in, None), |code| {
-                if let Some(name) = step["as"].as_str() {
-                    saved.insert(name.into(), (code.code.clone(), code.flow_id.clone()));
-                }
-                serde_json::json!({ "lifespan": lifespan(code.expires_at) })
-            }),
+            "create-link" => outcome(
+                reclaim.create_link(&who(), expires_in, None).wait(),
+                |link| {
+                    if let Some(name) = step["as"].as_str() {
+                        saved.insert(name.into(), (token_of(&link.link), link.flow_id.clone()));
+                    }
+                    serde_json::json!({ "lifespan": lifespan(link.expires_at) })
+                },
+            ),
+            "create-code" => outcome(
+                reclaim.create_code(&who(), expires_in, None).wait(),
+                |code| {
+                    if let Some(name) = step["as"].as_str() {
+                        saved.insert(name.into(), (code.code.clone(), code.flow_id.clone()));
+                    }
+                    serde_json::json!({ "lifespan": lifespan(code.expires_at) })
+                },
+            ),
             "send-recovery-email" => {
                 let options = EmailOptions {
                     expires_in,
                     ..Default::default()
                 };
                 outcome(
-                    reclaim.send_recovery_email(&who(), &options),
+                    reclaim.send_recovery_email(&who(), &options).wait(),
                     |mailed| serde_json::json!({ "lifespan": lifespan(mailed.expires_at) }),
                 )
             }
@@ -100,7 +106,7 @@ fn run(path: &std::path::Path) {
                     None => step["token"].as_str().unwrap().to_string(),
                 };
                 outcome(
-                    reclaim.redeem_link(&token),
+                    reclaim.redeem_link(&token).wait(),
                     |r| serde_json::json!({ "identity": name_of(&r.identity_id) }),
                 )
             }
@@ -115,12 +121,12 @@ fn run(path: &std::path::Path) {
                 };
                 let flow = step["flow"].as_str().map(str::to_string).unwrap_or(flow);
                 outcome(
-                    reclaim.redeem_code(&flow, &code),
+                    reclaim.redeem_code(&flow, &code).wait(),
                     |r| serde_json::json!({ "identity": name_of(&r.identity_id) }),
                 )
             }
             "revoke" => outcome(
-                reclaim.revoke(&who()),
+                reclaim.revoke(&who()).wait(),
                 |n| serde_json::json!({ "revoked": n.credentials }),
             ),
             "advance" => {

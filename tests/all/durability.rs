@@ -7,11 +7,12 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use reclaim::directory::Directory;
 use reclaim::mail::{Outbox, QueuedMail};
+use reclaim::storage::SqliteStorage;
 use reclaim::storage::{CredentialStore, Job, NewSession, RequestQueue, SessionStore, UnitOfWork};
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
 use reclaim::{
-    EmailOptions, Engine, Error, ErrorKind, Identity, Limits, NewIdentity, Reclaim, SqliteStorage,
-    Storage, Templates,
+    EmailOptions, Error, ErrorKind, Identity, Limits, NewIdentity, Reclaim, Runtime, Storage,
+    Templates,
 };
 use reclaim_tests::{SECRET_A, TestEnv, by_id, token_of};
 
@@ -22,11 +23,14 @@ fn committed_links_survive_a_restart() {
     let link = {
         let storage = Arc::new(SqliteStorage::open(env.db_path()).unwrap());
         let reclaim = env.reclaim_on(storage, env.settings(SECRET_A));
-        reclaim.create_link(&by_id(&ann), None, None).unwrap()
+        reclaim
+            .create_link(&by_id(&ann), None, None)
+            .wait()
+            .unwrap()
     };
     let reopened = Arc::new(SqliteStorage::open(env.db_path()).unwrap());
     let reclaim = Reclaim::new(
-        Engine::embedded().unwrap(),
+        Runtime::embedded().unwrap(),
         reopened,
         env.settings(SECRET_A),
     )
@@ -34,6 +38,7 @@ fn committed_links_survive_a_restart() {
     assert_eq!(
         reclaim
             .redeem_link(&token_of(&link.link))
+            .wait()
             .unwrap()
             .identity_id,
         ann.id
@@ -140,7 +145,11 @@ impl RequestQueue for FailingWork {
 fn a_trap_after_writes_leaves_the_database_unchanged() {
     let env = TestEnv::new();
     let ann = env.identity(Some("ann@example.com"), None);
-    let earlier = env.reclaim().create_link(&by_id(&ann), None, None).unwrap();
+    let earlier = env
+        .reclaim()
+        .create_link(&by_id(&ann), None, None)
+        .wait()
+        .unwrap();
     let before = env.snapshot();
 
     // Sending mail queues the message and revokes the earlier link before it
@@ -149,7 +158,10 @@ fn a_trap_after_writes_leaves_the_database_unchanged() {
         Arc::new(FailingInsert(env.storage.clone())),
         env.settings(SECRET_A),
     );
-    match failing.send_recovery_email(&by_id(&ann), &EmailOptions::default()) {
+    match failing
+        .send_recovery_email(&by_id(&ann), &EmailOptions::default())
+        .wait()
+    {
         Err(Error::Failed(e)) => assert!(format!("{e:#}").contains("disk full"), "{e:#}"),
         other => panic!("expected a trap, got {other:?}"),
     }
@@ -159,7 +171,10 @@ fn a_trap_after_writes_leaves_the_database_unchanged() {
         "the queued mail and the revocation were rolled back"
     );
     assert!(
-        env.reclaim().redeem_link(&token_of(&earlier.link)).is_ok(),
+        env.reclaim()
+            .redeem_link(&token_of(&earlier.link))
+            .wait()
+            .is_ok(),
         "the earlier link still works"
     );
 }
@@ -168,14 +183,18 @@ fn a_trap_after_writes_leaves_the_database_unchanged() {
 fn an_over_limit_component_is_stopped_and_writes_nothing() {
     let env = TestEnv::new();
     let ann = env.identity(Some("ann@example.com"), None);
-    let _earlier = env.reclaim().create_link(&by_id(&ann), None, None).unwrap();
+    let _earlier = env
+        .reclaim()
+        .create_link(&by_id(&ann), None, None)
+        .wait()
+        .unwrap();
     let before = env.snapshot();
 
     let limits = Limits {
         max_memory_bytes: 4 << 20,
         ..Limits::default()
     };
-    let engine = Engine::new(reclaim::engine::EMBEDDED_COMPONENT, limits).unwrap();
+    let engine = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits).unwrap();
     let mut settings = env.settings(SECRET_A);
     // A template that renders about 20 MB: over the 4 MiB memory limit.
     settings.templates = templates_with_body(
@@ -184,7 +203,9 @@ fn an_over_limit_component_is_stopped_and_writes_nothing() {
     let reclaim = Reclaim::new(engine.clone(), env.storage.clone(), settings)
         .with_clock(Arc::new(env.clock.clone()));
     assert!(matches!(
-        reclaim.send_recovery_email(&by_id(&ann), &EmailOptions::default()),
+        reclaim
+            .send_recovery_email(&by_id(&ann), &EmailOptions::default())
+            .wait(),
         Err(Error::Failed(_))
     ));
     assert_eq!(env.snapshot(), before);
@@ -192,7 +213,7 @@ fn an_over_limit_component_is_stopped_and_writes_nothing() {
     // The engine itself is unharmed: the next operation in a fresh instance works.
     let fine = Reclaim::new(engine, env.storage.clone(), env.settings(SECRET_A))
         .with_clock(Arc::new(env.clock.clone()));
-    assert!(fine.create_link(&by_id(&ann), None, None).is_ok());
+    assert!(fine.create_link(&by_id(&ann), None, None).wait().is_ok());
 }
 
 fn templates_with_body(text: &str) -> Templates {
@@ -219,6 +240,7 @@ fn a_refused_message_leaves_no_token_behind() {
     match env
         .reclaim()
         .send_recovery_email(&by_id(&broken), &EmailOptions::default())
+        .wait()
     {
         Err(Error::Refused(e)) => assert_eq!((e.kind, e.code), (ErrorKind::MailRejected, 400)),
         other => panic!("{other:?}"),
@@ -237,14 +259,20 @@ fn identities_without_email_or_disabled_get_no_mail_and_nothing_is_stored() {
         ..Default::default()
     });
     let reclaim = env.reclaim();
-    match reclaim.send_recovery_email(&by_id(&silent), &EmailOptions::default()) {
+    match reclaim
+        .send_recovery_email(&by_id(&silent), &EmailOptions::default())
+        .wait()
+    {
         Err(Error::Refused(e)) => {
             assert_eq!(e.kind, ErrorKind::IdentityWithoutEmail);
             assert_eq!(e.message, "User does not have an email address set.");
         }
         other => panic!("{other:?}"),
     }
-    match reclaim.send_recovery_email(&by_id(&off), &EmailOptions::default()) {
+    match reclaim
+        .send_recovery_email(&by_id(&off), &EmailOptions::default())
+        .wait()
+    {
         Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::IdentityInactive),
         other => panic!("{other:?}"),
     }
@@ -277,13 +305,18 @@ fn a_first_release_database_upgrades_in_place() {
         .unwrap();
     }
     for _ in 0..2 {
-        drop(reclaim::SqliteStorage::open(&path).expect("the old database opens"));
+        drop(reclaim::storage::SqliteStorage::open(&path).expect("the old database opens"));
     }
     let upgraded = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = upgraded
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1, "migrated once, however often opened");
+    // Two migrations: the issue-10 tables, then the rate-limit counters.
+    assert_eq!(version, 2, "migrated once, however often opened");
+    let counters: i64 = upgraded
+        .query_row("SELECT count(*) FROM rate_limits", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(counters, 0);
     let kept: (String, Option<String>) = upgraded
         .query_row("SELECT id, flow_id FROM outbox", [], |r| {
             Ok((r.get(0)?, r.get(1)?))

@@ -7,9 +7,10 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
-use reclaim::storage::{Settled, UnitOfWork, transact};
+use reclaim::Storage;
+use reclaim::storage::SqliteStorage;
+use reclaim::storage::{OnDurable, UnitOfWork, transact};
 use reclaim::wit::{Credential, CredentialKind};
-use reclaim::{SqliteStorage, Storage};
 
 fn credential(n: u64) -> Credential {
     Credential {
@@ -67,7 +68,7 @@ fn job(
     before: Option<Receiver<()>>,
 ) -> reclaim::storage::Job {
     let (log, settled) = (Arc::clone(log), settled.clone());
-    Box::new(move |work: Result<Box<dyn UnitOfWork>>| -> Settled {
+    Box::new(move |work: Result<Box<dyn UnitOfWork>>| -> OnDurable {
         if let Some(gate) = before {
             gate.recv().unwrap();
         }
@@ -121,7 +122,7 @@ fn a_caller_hears_back_only_once_its_writes_are_committed() {
     let (seen, seen_by_settle) = channel();
     let check_path = path.clone();
     storage.submit(Box::new(
-        move |work: Result<Box<dyn UnitOfWork>>| -> Settled {
+        move |work: Result<Box<dyn UnitOfWork>>| -> OnDurable {
             let mut work = work.unwrap();
             work.insert(&credential(7)).unwrap();
             work.commit().unwrap();
@@ -140,7 +141,7 @@ fn a_unit_kept_past_its_job_is_refused_and_undone() {
     let (escape, escaped) = channel();
     let (settled, outcome) = channel();
     storage.submit(Box::new(
-        move |work: Result<Box<dyn UnitOfWork>>| -> Settled {
+        move |work: Result<Box<dyn UnitOfWork>>| -> OnDurable {
             let mut work = work.unwrap();
             work.insert(&credential(5)).unwrap();
             escape.send(work).unwrap();
@@ -162,7 +163,7 @@ fn a_panicking_unit_leaves_its_batchmates_and_the_writer_working() {
     let (settled, outcomes) = channel();
     let (open_gate, gate) = channel();
     storage.submit(job(1, true, &log, &settled, Some(gate)));
-    storage.submit(Box::new(|work: Result<Box<dyn UnitOfWork>>| -> Settled {
+    storage.submit(Box::new(|work: Result<Box<dyn UnitOfWork>>| -> OnDurable {
         work.unwrap().insert(&credential(2)).unwrap();
         panic!("a bug in a unit of work");
     }));

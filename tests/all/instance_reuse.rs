@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reclaim::{
-    Clock, EmailOptions, Engine, Error, ErrorKind, Limits, ManualClock, Reclaim, Templates,
+    Clock, EmailOptions, Error, ErrorKind, Limits, ManualClock, Reclaim, Runtime, Templates,
 };
 use reclaim_tests::{SECRET_A, SECRET_B, TestEnv, by_id, token_of};
 
-fn warm_engine() -> Engine {
+fn warm_engine() -> Runtime {
     let limits = Limits {
         reuse_instances: 2,
         max_memory_bytes: 4 << 20,
         ..Limits::default()
     };
-    Engine::new(reclaim::engine::EMBEDDED_COMPONENT, limits).unwrap()
+    Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits).unwrap()
 }
 
 #[test]
@@ -33,8 +33,11 @@ fn a_warm_instance_serves_each_engine_with_its_own_clock_and_secrets() {
     let other_secret = Reclaim::new(engine, env.storage.clone(), env.settings(SECRET_B))
         .with_clock(Arc::new(env.clock.clone()));
 
-    let first = now.create_link(&by_id(&ann), Some("1h"), None).unwrap();
-    match later.redeem_link(&token_of(&first.link)) {
+    let first = now
+        .create_link(&by_id(&ann), Some("1h"), None)
+        .wait()
+        .unwrap();
+    match later.redeem_link(&token_of(&first.link)).wait() {
         Err(Error::Refused(e)) => assert_eq!(
             e.kind,
             ErrorKind::CredentialExpired,
@@ -42,7 +45,7 @@ fn a_warm_instance_serves_each_engine_with_its_own_clock_and_secrets() {
         ),
         other => panic!("{other:?}"),
     }
-    match other_secret.redeem_link(&token_of(&first.link)) {
+    match other_secret.redeem_link(&token_of(&first.link)).wait() {
         Err(Error::Refused(e)) => assert_eq!(
             e.kind,
             ErrorKind::CredentialUnknown,
@@ -50,7 +53,7 @@ fn a_warm_instance_serves_each_engine_with_its_own_clock_and_secrets() {
         ),
         other => panic!("{other:?}"),
     }
-    assert!(now.redeem_link(&token_of(&first.link)).is_ok());
+    assert!(now.redeem_link(&token_of(&first.link)).wait().is_ok());
 }
 
 #[test]
@@ -61,8 +64,8 @@ fn an_instance_that_trapped_is_not_reused() {
     let fine = Reclaim::new(engine.clone(), env.storage.clone(), env.settings(SECRET_A))
         .with_clock(Arc::new(env.clock.clone()));
     // Warm two instances.
-    fine.create_link(&by_id(&ann), None, None).unwrap();
-    fine.create_link(&by_id(&ann), None, None).unwrap();
+    fine.create_link(&by_id(&ann), None, None).wait().unwrap();
+    fine.create_link(&by_id(&ann), None, None).wait().unwrap();
     let before = env.snapshot();
 
     let dir = tempfile::tempdir().unwrap();
@@ -79,15 +82,17 @@ fn an_instance_that_trapped_is_not_reused() {
         Reclaim::new(engine, env.storage.clone(), settings).with_clock(Arc::new(env.clock.clone()));
     for _ in 0..3 {
         assert!(matches!(
-            bloated.send_recovery_email(&by_id(&ann), &EmailOptions::default()),
+            bloated
+                .send_recovery_email(&by_id(&ann), &EmailOptions::default())
+                .wait(),
             Err(Error::Failed(_))
         ));
     }
     assert_eq!(env.snapshot(), before, "the traps wrote nothing");
     for _ in 0..4 {
-        let link = fine.create_link(&by_id(&ann), None, None).unwrap();
+        let link = fine.create_link(&by_id(&ann), None, None).wait().unwrap();
         assert!(
-            fine.redeem_link(&token_of(&link.link)).is_ok(),
+            fine.redeem_link(&token_of(&link.link)).wait().is_ok(),
             "operations after the traps work"
         );
     }

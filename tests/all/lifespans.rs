@@ -16,9 +16,11 @@ fn every_lifespan_outside_the_grammar_is_refused_with_the_format() {
         for result in [
             reclaim
                 .create_link(&by_id(&ann), Some(bad), None)
+                .wait()
                 .map(|_| ()),
             reclaim
                 .create_code(&by_id(&ann), Some(bad), None)
+                .wait()
                 .map(|_| ()),
             reclaim
                 .send_recovery_email(
@@ -28,6 +30,7 @@ fn every_lifespan_outside_the_grammar_is_refused_with_the_format() {
                         ..Default::default()
                     },
                 )
+                .wait()
                 .map(|_| ()),
         ] {
             match result {
@@ -65,9 +68,10 @@ fn lifespans_over_the_maximum_are_refused() {
     assert!(
         reclaim
             .create_link(&by_id(&ann), Some("120m"), None)
+            .wait()
             .is_ok()
     );
-    match reclaim.create_link(&by_id(&ann), Some("121m"), None) {
+    match reclaim.create_link(&by_id(&ann), Some("121m"), None).wait() {
         Err(Error::Refused(e)) => {
             assert_eq!(e.kind, ErrorKind::InvalidArgument);
             assert!(
@@ -81,6 +85,7 @@ fn lifespans_over_the_maximum_are_refused() {
     assert!(
         reclaim
             .create_link(&by_id(&ann), Some(&format!("{}h", u64::MAX)), None)
+            .wait()
             .is_err()
     );
 }
@@ -99,7 +104,10 @@ fn every_unit_of_the_grammar_is_accepted() {
         ("15m", 900_000_000_000),
         ("1h", 3_600_000_000_000),
     ] {
-        let link = reclaim.create_link(&by_id(&ann), Some(text), None).unwrap();
+        let link = reclaim
+            .create_link(&by_id(&ann), Some(text), None)
+            .wait()
+            .unwrap();
         assert_eq!(link.expires_at - now, nanos, "{text}");
     }
 }

@@ -48,6 +48,7 @@ fn a_mailed_link_arrives_as_an_eml_file_and_redeems() {
                 ..Default::default()
             },
         )
+        .wait()
         .unwrap();
     let mails = deliver(&env);
     assert_eq!(mails.len(), 1);
@@ -63,7 +64,11 @@ fn a_mailed_link_arrives_as_an_eml_file_and_redeems() {
     let link = link_in(&mail, PUBLIC_URL).expect("the mail carries the link");
     assert!(link.contains(&format!("flow={}", mailed.flow_id)));
     assert_eq!(
-        reclaim.redeem_link(&token_of(&link)).unwrap().identity_id,
+        reclaim
+            .redeem_link(&token_of(&link))
+            .wait()
+            .unwrap()
+            .identity_id,
         ann.id
     );
     assert!(
@@ -84,6 +89,7 @@ fn a_german_identity_gets_german_mail() {
                 ..Default::default()
             },
         )
+        .wait()
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("Hallo Ann Example"), "{mail}");
@@ -116,6 +122,7 @@ fn operator_templates_replace_the_builtin_ones_per_locale() {
     settings.templates = reclaim::Templates::load(dir.path()).unwrap();
     env.reclaim_with(settings)
         .send_recovery_email(&by_id(&ann), &EmailOptions::default())
+        .wait()
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("(60 min)"), "{mail}");
@@ -130,8 +137,18 @@ fn self_service_answers_alike_for_known_and_unknown_addresses() {
     let env = TestEnv::new();
     let ann = env.identity(Some("Ann@Example.com"), None);
     let reclaim = env.reclaim();
-    assert!(reclaim.request_recovery("ann@example.com", None).is_ok());
-    assert!(reclaim.request_recovery("nobody@example.com", None).is_ok());
+    assert!(
+        reclaim
+            .request_recovery("ann@example.com", None)
+            .wait()
+            .is_ok()
+    );
+    assert!(
+        reclaim
+            .request_recovery("nobody@example.com", None)
+            .wait()
+            .is_ok()
+    );
     let mails = deliver(&env);
     assert_eq!(
         mails.len(),
@@ -140,10 +157,14 @@ fn self_service_answers_alike_for_known_and_unknown_addresses() {
     );
     let link = link_in(&decoded_eml(&mails[0]), PUBLIC_URL).unwrap();
     assert_eq!(
-        reclaim.redeem_link(&token_of(&link)).unwrap().identity_id,
+        reclaim
+            .redeem_link(&token_of(&link))
+            .wait()
+            .unwrap()
+            .identity_id,
         ann.id
     );
-    match reclaim.request_recovery("not an address", None) {
+    match reclaim.request_recovery("not an address", None).wait() {
         Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::InvalidArgument),
         other => panic!("{other:?}"),
     }
@@ -156,6 +177,7 @@ fn unknown_addresses_are_told_only_when_the_operator_asks() {
     settings.notify_unknown_recipients = true;
     env.reclaim_with(settings)
         .request_recovery("nobody@example.com", None)
+        .wait()
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("Subject: Account access attempted"));
@@ -172,6 +194,7 @@ fn password_change_notices_are_mailed() {
     let ann = env.identity(Some("ann@example.com"), None);
     env.reclaim()
         .notify_password_changed(&IdentityRef::Pk(ann.pk))
+        .wait()
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("Subject: Your password was changed"));
@@ -188,6 +211,7 @@ fn names_with_markup_or_line_breaks_are_escaped_or_folded() {
     });
     env.reclaim()
         .send_recovery_email(&by_id(&eve), &EmailOptions::default())
+        .wait()
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(mail.contains("&lt;script&gt;"), "{mail}");
@@ -202,6 +226,7 @@ fn names_with_markup_or_line_breaks_are_escaped_or_folded() {
     match env
         .reclaim()
         .send_recovery_email(&by_id(&crlf), &EmailOptions::default())
+        .wait()
     {
         Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::MailRejected),
         other => panic!("a name with CR/LF must not reach a header: {other:?}"),
@@ -214,10 +239,11 @@ fn mail_queued_before_a_crash_is_delivered_by_the_next_process_once() {
     let ann = env.identity(Some("ann@example.com"), None);
     // The process that queued the mail dies before its courier runs.
     {
-        let storage = Arc::new(reclaim::SqliteStorage::open(env.db_path()).unwrap());
+        let storage = Arc::new(reclaim::storage::SqliteStorage::open(env.db_path()).unwrap());
         let reclaim = env.reclaim_on(storage, env.settings(SECRET_A));
         reclaim
             .send_recovery_email(&by_id(&ann), &EmailOptions::default())
+            .wait()
             .unwrap();
     }
     assert_eq!(
@@ -275,6 +301,7 @@ fn a_mailed_code_redeems_for_its_flow_and_its_link_carries_no_code() {
     let reclaim = env.reclaim();
     let mailed = reclaim
         .send_recovery_code(&by_id(&ann), Some("15m"))
+        .wait()
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     assert!(
@@ -299,6 +326,7 @@ fn a_mailed_code_redeems_for_its_flow_and_its_link_carries_no_code() {
     assert_eq!(
         reclaim
             .redeem_code(&mailed.flow_id, &code)
+            .wait()
             .unwrap()
             .identity_id,
         ann.id
@@ -311,6 +339,7 @@ fn a_delivered_link_leaves_no_usable_token_in_the_database_files() {
     let ann = env.identity(Some("ann@example.com"), None);
     env.reclaim()
         .send_recovery_email(&by_id(&ann), &EmailOptions::default())
+        .wait()
         .unwrap();
     let mail = decoded_eml(&deliver(&env)[0]);
     let token = token_of(&link_in(&mail, PUBLIC_URL).unwrap());
@@ -320,7 +349,7 @@ fn a_delivered_link_leaves_no_usable_token_in_the_database_files() {
         "the delivered token is still in the database"
     );
     assert!(
-        env.reclaim().redeem_link(&token).is_ok(),
+        env.reclaim().redeem_link(&token).wait().is_ok(),
         "the link itself still works"
     );
 }

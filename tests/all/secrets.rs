@@ -10,14 +10,15 @@ fn rotating_in_a_new_secret_keeps_old_links_valid() {
     let ann = env.identity(Some("ann@example.com"), None);
     let bob = env.identity(Some("bob@example.com"), None);
     let old = env.reclaim_with(env.settings(SECRET_A));
-    let old_link = old.create_link(&by_id(&ann), None, None).unwrap();
-    let old_code = old.create_code(&by_id(&bob), None, None).unwrap();
+    let old_link = old.create_link(&by_id(&ann), None, None).wait().unwrap();
+    let old_code = old.create_code(&by_id(&bob), None, None).wait().unwrap();
 
     // The new secret goes first; the old one stays for lookups.
     let rotated = env.reclaim_with(env.settings(&format!("{SECRET_B},{SECRET_A}")));
     assert_eq!(
         rotated
             .redeem_link(&token_of(&old_link.link))
+            .wait()
             .unwrap()
             .identity_id,
         ann.id
@@ -25,15 +26,24 @@ fn rotating_in_a_new_secret_keeps_old_links_valid() {
     assert_eq!(
         rotated
             .redeem_code(&old_code.flow_id, &old_code.code)
+            .wait()
             .unwrap()
             .identity_id,
         bob.id
     );
 
     // New links are keyed by the new secret alone.
-    let new_link = rotated.create_link(&by_id(&ann), None, None).unwrap();
+    let new_link = rotated
+        .create_link(&by_id(&ann), None, None)
+        .wait()
+        .unwrap();
     let only_new = env.reclaim_with(env.settings(SECRET_B));
-    assert!(only_new.redeem_link(&token_of(&new_link.link)).is_ok());
+    assert!(
+        only_new
+            .redeem_link(&token_of(&new_link.link))
+            .wait()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -43,10 +53,12 @@ fn dropping_a_secret_retires_the_links_it_keyed() {
     let link = env
         .reclaim_with(env.settings(SECRET_A))
         .create_link(&by_id(&ann), None, None)
+        .wait()
         .unwrap();
     match env
         .reclaim_with(env.settings(SECRET_B))
         .redeem_link(&token_of(&link.link))
+        .wait()
     {
         Err(Error::Refused(e)) => assert_eq!(e.kind, ErrorKind::CredentialUnknown),
         other => panic!("{other:?}"),
@@ -60,8 +72,14 @@ fn the_database_file_never_holds_a_raw_token_code_or_secret() {
     let reclaim = env.reclaim();
     let mut secrets_shown = Vec::new();
     for _ in 0..5 {
-        let link = reclaim.create_link(&by_id(&ann), None, None).unwrap();
-        let code = reclaim.create_code(&by_id(&ann), None, None).unwrap();
+        let link = reclaim
+            .create_link(&by_id(&ann), None, None)
+            .wait()
+            .unwrap();
+        let code = reclaim
+            .create_code(&by_id(&ann), None, None)
+            .wait()
+            .unwrap();
         secrets_shown.push(token_of(&link.link));
         secrets_shown.push(code.code);
     }

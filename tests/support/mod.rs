@@ -12,9 +12,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use reclaim::settings::parse_secrets;
+use reclaim::storage::{Identities, SqliteStorage};
 use reclaim::{
-    Engine, Identity, IdentityRef, ManualClock, NewIdentity, Reclaim, Settings, SqliteStorage,
-    Storage,
+    Identity, IdentityRef, ManualClock, NewIdentity, Reclaim, Runtime, Settings, Storage,
 };
 
 /// A secret for tests, 32 bytes or more.
@@ -24,10 +24,10 @@ pub const SECRET_B: &str = "test-secret-b-0123456789abcdef0123456789";
 pub const PUBLIC_URL: &str = "https://id.example.test";
 
 /// The embedded component, compiled once for the whole test binary.
-pub fn engine() -> Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
+pub fn engine() -> Runtime {
+    static ENGINE: OnceLock<Runtime> = OnceLock::new();
     ENGINE
-        .get_or_init(|| Engine::embedded().expect("the embedded component compiles"))
+        .get_or_init(|| Runtime::embedded().expect("the embedded component compiles"))
         .clone()
 }
 

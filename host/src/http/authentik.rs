@@ -181,7 +181,6 @@ pub async fn recovery(
         .transpose()?;
     let link = app
         .reclaim
-        .nonblocking()
         .create_link(&who, expires_in.as_deref(), None)
         .await?;
     Ok(Json(Link { link: link.link }))
@@ -210,9 +209,9 @@ pub async fn recovery_email(
     let who = user(&pk)?;
     let options = options(body)?;
     // authentik's order: the user, their address, then the stage.
-    let storage = app.storage.clone();
+    let backend = app.backend.clone();
     let lookup = who.clone();
-    let identity = tokio::task::spawn_blocking(move || storage.identity(&lookup))
+    let identity = tokio::task::spawn_blocking(move || backend.identity(&lookup))
         .await
         .map_err(|e| Error::Failed(e.into()))?
         .map_err(Error::Failed)?
@@ -232,7 +231,6 @@ pub async fn recovery_email(
         None => stage.token_expiry.clone(),
     };
     app.reclaim
-        .nonblocking()
         .send_recovery_email(
             &who,
             &EmailOptions {

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{AppState, rfc3339};
+use super::AppState;
+use crate::clock::rfc3339;
 use crate::operations::Error;
 use crate::wit::{IdentityRef, RecoveryError};
 
@@ -209,7 +210,6 @@ pub async fn create_recovery_link(
     let return_to = allowed_return_to(&app, query.return_to)?;
     let link = app
         .reclaim
-        .nonblocking()
         .create_link(&who, body.expires_in.as_deref(), return_to.as_deref())
         .await?;
     Ok(Json(RecoveryLinkForIdentity {
@@ -242,7 +242,6 @@ pub async fn create_recovery_code(
     let return_to = allowed_return_to(&app, query.return_to)?;
     let code = app
         .reclaim
-        .nonblocking()
         .create_code(&who, body.expires_in.as_deref(), return_to.as_deref())
         .await?;
     Ok((

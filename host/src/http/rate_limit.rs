@@ -1,44 +1,40 @@
-//! Limits on self-service requests, per address and per client, with
-//! governor's GCRA: each key holds one timestamp, so a check is O(1) and
-//! memory is one small cell per key seen recently. `limit` requests may
-//! come at once; after that one more each `window / limit`.
+//! Limits on self-service requests, per address and per client. The
+//! counters are the backend's ([`crate::storage::RateLimits`]), so every
+//! process sharing it counts against the same limits; this file decides
+//! what is counted: `limit` requests may come at once, after that one more
+//! each `window / limit`.
 //!
 //! Clients are keyed by their IPv4 address or their IPv6 /64 (one
 //! subscriber's network: rotating addresses inside it doesn't help), and
 //! found behind trusted proxies through `X-Forwarded-For`.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
+
+use crate::storage::{Pending, Quota, RateLimits};
 
 /// How often keys that have fully recovered are forgotten.
 pub const FORGET_EVERY: Duration = Duration::from_secs(60);
 
-/// The per-address and per-client limits.
+/// The per-address and per-client quotas.
 pub struct RateLimiter {
-    clients: DefaultKeyedRateLimiter<IpAddr>,
-    addresses: DefaultKeyedRateLimiter<[u8; 32]>,
-    clock: DefaultClock,
-}
-
-fn quota(limit: u32, window: Duration) -> Quota {
-    let burst = NonZeroU32::new(limit.max(1)).expect("at least 1");
-    let period = (window / burst.get()).max(Duration::from_nanos(1));
-    Quota::with_period(period)
-        .expect("a positive period")
-        .allow_burst(burst)
+    per_address: Quota,
+    per_client: Quota,
 }
 
 impl RateLimiter {
     pub fn new(per_address: u32, per_client: u32, window: Duration) -> Self {
         Self {
-            clients: governor::RateLimiter::keyed(quota(per_client, window)),
-            addresses: governor::RateLimiter::keyed(quota(per_address, window)),
-            clock: DefaultClock::default(),
+            per_address: Quota {
+                limit: per_address,
+                window,
+            },
+            per_client: Quota {
+                limit: per_client,
+                window,
+            },
         }
     }
 
@@ -47,25 +43,21 @@ impl RateLimiter {
     /// checked first, so a client that is over its limit can't use up an
     /// address's allowance (and lock its owner out); a request refused for
     /// its address still counts against the client that sent it.
-    pub fn check(&self, client: IpAddr, address: &[u8; 32]) -> Result<(), Duration> {
-        let now = self.clock.now();
-        self.clients
-            .check_key(&client_key(client))
-            .map_err(|not_until| not_until.wait_time_from(now))?;
-        self.addresses
-            .check_key(address)
-            .map_err(|not_until| not_until.wait_time_from(now))
-    }
-
-    /// Forgets keys whose limit has fully recovered, returning how many
-    /// keys remain: called every [`FORGET_EVERY`], it bounds memory by the
-    /// keys active within one window.
-    pub fn forget_idle(&self) -> usize {
-        self.clients.retain_recent();
-        self.addresses.retain_recent();
-        self.clients.shrink_to_fit();
-        self.addresses.shrink_to_fit();
-        self.clients.len() + self.addresses.len()
+    pub fn check(
+        &self,
+        counters: &dyn RateLimits,
+        client: IpAddr,
+        address: &[u8; 32],
+        now: u64,
+    ) -> Pending<Result<(), Duration>> {
+        let keys = [
+            (format!("client:{}", client_key(client)), self.per_client),
+            (
+                format!("address:{}", hex::encode(address)),
+                self.per_address,
+            ),
+        ];
+        counters.admit(&keys, now)
     }
 }
 
@@ -111,58 +103,65 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::{Backend, Location, open};
 
     fn addr(text: &str) -> IpAddr {
         text.parse().unwrap()
     }
 
+    /// A limiter over fresh counters in memory.
+    struct Limited(RateLimiter, std::sync::Arc<dyn Backend>);
+
+    impl Limited {
+        fn new(per_address: u32, per_client: u32, window: Duration) -> Self {
+            let counters = open(&Location::Memory).unwrap();
+            Self(RateLimiter::new(per_address, per_client, window), counters)
+        }
+
+        fn check(&self, ip: &str, address: &[u8; 32]) -> Result<(), Duration> {
+            self.0.check(&*self.1, addr(ip), address, 0).wait().unwrap()
+        }
+    }
+
     #[test]
     fn a_burst_of_the_limit_passes_and_the_next_waits_its_share_of_the_window() {
-        let limiter = RateLimiter::new(5, 20, Duration::from_secs(300));
+        let limits = Limited::new(5, 20, Duration::from_secs(300));
         let ann = [1u8; 32];
         for _ in 0..5 {
-            assert!(limiter.check(addr("192.0.2.1"), &ann).is_ok());
+            assert!(limits.check("192.0.2.1", &ann).is_ok());
         }
-        let wait = limiter.check(addr("192.0.2.2"), &ann).unwrap_err();
+        let wait = limits.check("192.0.2.2", &ann).unwrap_err();
         assert!(
             wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
             "{wait:?}"
         );
         assert!(
-            limiter.check(addr("192.0.2.2"), &[2u8; 32]).is_ok(),
+            limits.check("192.0.2.2", &[2u8; 32]).is_ok(),
             "addresses are separate"
         );
     }
 
     #[test]
     fn a_client_over_its_limit_does_not_use_up_the_address() {
-        let limiter = RateLimiter::new(2, 1, Duration::from_secs(60));
+        let limits = Limited::new(2, 1, Duration::from_secs(60));
         let victim = [7u8; 32];
-        assert!(limiter.check(addr("198.51.100.1"), &victim).is_ok());
+        assert!(limits.check("198.51.100.1", &victim).is_ok());
         for _ in 0..10 {
-            assert!(limiter.check(addr("198.51.100.1"), &victim).is_err());
+            assert!(limits.check("198.51.100.1", &victim).is_err());
         }
         assert!(
-            limiter.check(addr("198.51.100.2"), &victim).is_ok(),
+            limits.check("198.51.100.2", &victim).is_ok(),
             "the refused requests were not counted against the address"
         );
     }
 
     #[test]
     fn ipv6_clients_are_limited_by_their_64() {
-        let limiter = RateLimiter::new(100, 2, Duration::from_secs(60));
-        assert!(limiter.check(addr("2001:db8:1:2::1"), &[1; 32]).is_ok());
-        assert!(
-            limiter
-                .check(addr("2001:db8:1:2:ffff::9"), &[2; 32])
-                .is_ok()
-        );
-        assert!(
-            limiter
-                .check(addr("2001:db8:1:2:abcd::7"), &[3; 32])
-                .is_err()
-        );
-        assert!(limiter.check(addr("2001:db8:1:3::1"), &[4; 32]).is_ok());
+        let limits = Limited::new(100, 2, Duration::from_secs(60));
+        assert!(limits.check("2001:db8:1:2::1", &[1; 32]).is_ok());
+        assert!(limits.check("2001:db8:1:2:ffff::9", &[2; 32]).is_ok());
+        assert!(limits.check("2001:db8:1:2:abcd::7", &[3; 32]).is_err());
+        assert!(limits.check("2001:db8:1:3::1", &[4; 32]).is_ok());
         assert_eq!(client_key(addr("::ffff:192.0.2.9")), addr("192.0.2.9"));
     }
 
@@ -190,11 +189,17 @@ mod tests {
 
     #[test]
     fn idle_keys_are_forgotten() {
-        let limiter = RateLimiter::new(5, 20, Duration::from_millis(10));
+        let window = Duration::from_millis(10);
+        let limits = Limited::new(5, 20, window);
         for i in 0..100u8 {
-            let _ = limiter.check(addr(&format!("192.0.2.{i}")), &[i; 32]);
+            let _ = limits.check(&format!("192.0.2.{i}"), &[i; 32]);
         }
-        std::thread::sleep(Duration::from_millis(30));
-        assert_eq!(limiter.forget_idle(), 0);
+        assert_eq!(
+            limits.1.forget_idle(0).unwrap(),
+            200,
+            "none has recovered yet"
+        );
+        let later = crate::clock::duration_nanos(window * 3);
+        assert_eq!(limits.1.forget_idle(later).unwrap(), 0);
     }
 }

@@ -17,6 +17,7 @@ use lettre::message::Mailbox;
 use super::outbox::{Attempt, OutboxStore};
 use super::{QueuedMail, eml};
 use crate::clock::Clock;
+use crate::clock::duration_nanos;
 
 /// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,8 +164,7 @@ impl Courier {
     }
 
     fn lease_until(&self) -> u64 {
-        self.now()
-            .saturating_add(u64::try_from(self.policy.lease.as_nanos()).unwrap_or(u64::MAX))
+        self.now().saturating_add(duration_nanos(self.policy.lease))
     }
 
     /// Claims one batch of due mail and tries each message once.
@@ -197,9 +197,7 @@ impl Courier {
                         let delay = self.policy.delay(mail.attempts + 1, jitter());
                         Attempt::Retry {
                             error: e.message,
-                            retry_at: self.now().saturating_add(
-                                u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX),
-                            ),
+                            retry_at: self.now().saturating_add(duration_nanos(delay)),
                         }
                     }
                 },

@@ -1,96 +1,34 @@
-//! Durable storage of credentials, identities and queued mail, and the unit
-//! of work that makes each recovery operation all-or-nothing.
+//! Everything the host keeps, behind one seam. A backend is a [`Backend`]:
+//! units of work for the component's operations ([`Storage`]), and the
+//! host's own keeping around them (identities, sessions, the request queue,
+//! the outbox, rate limits, health). The rest of the host holds an
+//! `Arc<dyn Backend>`; [`open`] is the one place that picks a concrete one.
 
+pub mod credentials;
+pub mod identities;
 pub mod memory;
+mod pending;
+pub mod rate_limits;
+pub mod requests;
+pub mod sessions;
 pub mod sqlite;
+
+use std::sync::Arc;
 
 use anyhow::Result;
 
 use crate::directory::Directory;
-use crate::mail::Outbox;
-use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
+use crate::mail::{Outbox, OutboxStore};
 
+pub use credentials::{CredentialRecord, CredentialStore};
+pub use identities::Identities;
 pub use memory::MemoryStorage;
+pub(crate) use pending::settling;
+pub use pending::{OnDurable, Pending, submit, transact};
+pub use rate_limits::{Quota, RateLimits};
+pub use requests::{QueuedRequest, RequestQueue, Requests};
+pub use sessions::{NewSession, SessionStore, Sessions};
 pub use sqlite::{Durability, SqliteStorage};
-
-/// The component's `storage` import: single-use credentials kept under their
-/// keyed hashes. Each method is one atomic step (see the WIT docs).
-pub trait CredentialStore {
-    fn insert(&mut self, credential: &Credential) -> Result<()>;
-    fn consume(
-        &mut self,
-        keys: &[String],
-        kind: CredentialKind,
-        now: u64,
-        max_failed_attempts: u32,
-    ) -> Result<ConsumeOutcome>;
-    fn find(
-        &mut self,
-        keys: &[String],
-        kind: CredentialKind,
-        now: u64,
-    ) -> Result<Option<CredentialStatus>>;
-    fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>>;
-    fn record_failed_attempt(
-        &mut self,
-        flow_id: &str,
-        max_failed_attempts: u32,
-        now: u64,
-    ) -> Result<u32>;
-    fn revoke_identity(
-        &mut self,
-        identity_id: &str,
-        kind: Option<CredentialKind>,
-        now: u64,
-    ) -> Result<u32>;
-}
-
-/// A recovery session to open: what carries a person from a redeemed
-/// credential to the new-password form.
-#[derive(Clone, Debug)]
-pub struct NewSession {
-    /// SHA-256 of the cookie's secret, so the store never holds a usable one.
-    pub key: String,
-    /// When the session ends if nothing ends it sooner.
-    pub expires_at: u64,
-}
-
-/// Recovery sessions, kept beside the credentials they were opened with: a
-/// session is only as alive as the recovery that opened it. An identity has
-/// at most one: a newer redemption replaces it, and everything that ends a
-/// recovery (a new password, a revocation) ends it, in the same transaction.
-pub trait SessionStore {
-    /// Opens the session of the identity whose credential was just
-    /// redeemed, replacing any it had.
-    fn open_session(
-        &mut self,
-        session: &NewSession,
-        identity_id: &str,
-        return_to: Option<&str>,
-    ) -> Result<()>;
-    /// Ends the identity's session; returns how many were live at `now`
-    /// (0 or 1).
-    fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32>;
-}
-
-/// A self-service request waiting for its turn (see
-/// [`crate::NonBlocking::serve_queued_request`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueuedRequest {
-    pub id: i64,
-    pub email: String,
-    pub return_to: Option<String>,
-}
-
-/// Self-service requests wait in the store and are served at a steady pace,
-/// apart from the request that queued them: the work a known address causes
-/// can't then be timed by the requester's next request.
-pub trait RequestQueue {
-    /// Removes a served request, in the transaction that served it;
-    /// returns false when it was no longer there (another process sharing
-    /// the store served it first).
-    fn dequeue_request(&mut self, id: i64) -> Result<bool>;
-}
 
 /// Everything one operation may touch, inside one transaction. Dropping it
 /// without [`UnitOfWork::commit`] discards every write.
@@ -98,7 +36,7 @@ pub trait UnitOfWork:
     CredentialStore + Directory + Outbox + SessionStore + RequestQueue + Send
 {
     /// Keeps this unit's writes. They are durable once the job's
-    /// [`Settled`] callback hears `Ok`: a backend may commit many units in
+    /// [`OnDurable`] callback hears `Ok`: a backend may commit many units in
     /// one transaction.
     fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -106,13 +44,9 @@ pub trait UnitOfWork:
 /// A job for [`Storage::submit`]: given its unit of work (or why none could
 /// be started), it runs, commits or drops the unit, and returns whom to tell
 /// when its writes are durable. It must not keep the unit past its return.
-pub type Job = Box<dyn FnOnce(Result<Box<dyn UnitOfWork>>) -> Settled + Send>;
+pub type Job = Box<dyn FnOnce(Result<Box<dyn UnitOfWork>>) -> OnDurable + Send>;
 
-/// Told once whether the writes a job kept are durable, or why they were
-/// lost.
-pub type Settled = Box<dyn FnOnce(Result<()>) + Send>;
-
-/// A storage backend.
+/// Units of work: what the recovery operations run in.
 pub trait Storage: Send + Sync {
     /// Runs `job` with a unit of work of its own, on the calling thread or
     /// one of the backend's. Units of work never interleave. A backend may
@@ -122,71 +56,52 @@ pub trait Storage: Send + Sync {
     fn submit(&self, job: Job);
 }
 
-/// Runs `work` in a unit of work of `storage` and returns its result once
-/// what it committed is durable.
-pub fn transact<T: Send + 'static>(
-    storage: &dyn Storage,
-    work: impl FnOnce(Box<dyn UnitOfWork>) -> Result<T> + Send + 'static,
-) -> Result<T> {
-    submit(storage, work).wait()
+/// A whole backend: what `reclaim serve`, the CLI and the courier hold.
+/// Methods block unless they return a [`Pending`]; async callers run the
+/// blocking ones on a blocking thread.
+pub trait Backend:
+    Storage + Identities + Sessions + Requests + OutboxStore + RateLimits + Send + Sync
+{
+    /// Whether the backend answers a read and a write: a writer that
+    /// stopped would otherwise fail every write while reads still succeed.
+    fn ping(&self) -> Result<()>;
 }
 
-/// Submits `work` to run in a unit of work of `storage`; its result arrives
-/// in the [`Outcome`] once what it committed is durable.
-pub fn submit<T: Send + 'static>(
-    storage: &dyn Storage,
-    work: impl FnOnce(Box<dyn UnitOfWork>) -> Result<T> + Send + 'static,
-) -> Outcome<T> {
-    let (job, outcome) = settling(work);
-    storage.submit(Box::new(job));
-    outcome
+/// Where and how the backend keeps its data.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// One SQLite file.
+    Sqlite {
+        path: std::path::PathBuf,
+        durability: Durability,
+    },
+    /// Process memory: gone when the process ends (tests, benchmarks).
+    Memory,
 }
 
-/// Where a job's outcome arrives once its writes are settled: waited for by
-/// a thread, or awaited by a task.
-pub struct Outcome<T>(tokio::sync::oneshot::Receiver<Result<T>>);
-
-impl<T> Outcome<T> {
-    /// Blocks the thread until the outcome is settled. Async tasks should
-    /// await it instead; waiting inside a runtime only blocks that worker
-    /// (the writer does not need the runtime), unlike tokio's
-    /// `blocking_recv`, which panics there.
-    pub fn wait(self) -> Result<T> {
-        futures_executor::block_on(self)
-    }
+/// Opens the backend at `location`: the one function that names a
+/// concrete backend.
+pub fn open(location: &Location) -> Result<Arc<dyn Backend>> {
+    Ok(match location {
+        Location::Sqlite { path, durability } => {
+            Arc::new(SqliteStorage::open_with(path, *durability)?)
+        }
+        Location::Memory => Arc::new(MemoryStorage::new()),
+    })
 }
 
-impl<T> Future for Outcome<T> {
-    type Output = Result<T>;
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<T>> {
-        std::pin::Pin::new(&mut self.0)
-            .poll(cx)
-            .map(|settled| settled.unwrap_or_else(|_| Err(writer_stopped())))
-    }
+/// A unit of work over nothing, for a call that must not touch a backend
+/// (warming the runtime up).
+pub fn scratch_unit() -> Result<Box<dyn UnitOfWork>> {
+    MemoryStorage::new().begin()
 }
 
-fn writer_stopped() -> anyhow::Error {
-    anyhow::anyhow!("the storage writer stopped before the work was settled")
+/// Timestamps are u64 nanoseconds since the Unix epoch; databases keep i64,
+/// enough until 2262.
+pub(crate) fn to_db(nanos: u64) -> i64 {
+    i64::try_from(nanos).unwrap_or(i64::MAX)
 }
 
-/// A job that runs `work` on its unit of work `W` and reports the result
-/// only when the writes are durable (or lost).
-pub(crate) fn settling<W, T: Send + 'static>(
-    work: impl FnOnce(W) -> Result<T> + Send + 'static,
-) -> (
-    impl FnOnce(Result<W>) -> Settled + Send + 'static,
-    Outcome<T>,
-) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job = move |begun: Result<W>| -> Settled {
-        let outcome = begun.and_then(work);
-        Box::new(move |durable: Result<()>| {
-            let _ = tx.send(durable.and(outcome));
-        })
-    };
-    (job, Outcome(rx))
+pub(crate) fn from_db(nanos: i64) -> u64 {
+    u64::try_from(nanos).unwrap_or(0)
 }

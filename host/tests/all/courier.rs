@@ -2,7 +2,7 @@
 //! outages, crashes, permanent failures, several couriers, languages and
 //! header injection.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::process::{Child, Stdio};

@@ -2,7 +2,7 @@
 //! group commit many requests share one transaction, and not one of them
 //! may be answered before that transaction is in the database.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! The admin APIs of a running `reclaim serve`: Kratos' and authentik's
 //! shapes, statuses and error bodies, authentication and limits.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN_TOKEN, RETURN_URL, Server, link_in};
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! Regression tests for what an attacker found in the recovery flow (one
 //! per finding), against a real `reclaim serve` and the compiled component.
 
-mod common;
+use crate::common;
 
 use std::thread;
 

@@ -2,7 +2,7 @@
 //! no enumeration, rate limits, links that survive being fetched, and a
 //! clear page for every way a link can fail.
 
-mod common;
+use crate::common;
 
 use common::{ADMIN_TOKEN, FormToken, Server, admin_link, client, link_in, token_of};
 use reqwest::blocking::Response;

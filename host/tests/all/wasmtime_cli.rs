@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[path = "../../tests/support/scenarios.rs"]
+#[path = "../../../tests/support/scenarios.rs"]
 mod scenarios;
 
 fn tool(name: &str) -> PathBuf {

@@ -1,11 +1,16 @@
 //! The outbox of the SQLite backend: claims under a lease, attempts, and
 //! the operator's views.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rusqlite::{OptionalExtension, Row, params};
 
-use super::{SqliteStorage, from_sql, to_sql};
-use crate::mail::{Attempt, MailStatus, MailSummary, OutboxStatus, OutboxStore, QueuedMail};
+use super::SqliteStorage;
+use super::writer::SqliteWork;
+use crate::clock::seconds_between;
+use crate::mail::{
+    Attempt, MailStatus, MailSummary, Outbox, OutboxStatus, OutboxStore, QueuedMail,
+};
+use crate::storage::{from_db, to_db};
 
 const MAIL_COLUMNS: &str = "id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, attempts, flow_id";
 
@@ -19,14 +24,14 @@ fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<QueuedMail> {
         html_body: r.get(5)?,
         template: r.get(6)?,
         sender: r.get(7)?,
-        queued_at: from_sql(r.get(8)?),
+        queued_at: from_db(r.get(8)?),
         attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
         flow_id: r.get(10)?,
     })
 }
 
 fn rfc3339(nanos: i64) -> String {
-    crate::http::rfc3339(from_sql(nanos))
+    crate::clock::rfc3339(from_db(nanos))
 }
 
 impl OutboxStore for SqliteStorage {
@@ -51,7 +56,7 @@ impl OutboxStore for SqliteStorage {
                  RETURNING {MAIL_COLUMNS}"
             ))?;
             let rows = stmt.query_map(
-                params![courier, to_sql(lease_until), to_sql(now), i64::try_from(limit).unwrap_or(i64::MAX)],
+                params![courier, to_db(lease_until), to_db(now), i64::try_from(limit).unwrap_or(i64::MAX)],
                 mail_from_row,
             )?;
             let mut claimed: Vec<QueuedMail> = rows.collect::<rusqlite::Result<_>>()?;
@@ -68,7 +73,7 @@ impl OutboxStore for SqliteStorage {
                     "UPDATE outbox SET lease_until = ?1
                  WHERE id = ?2 AND claimed_by = ?3 AND status = 'processing' AND lease_until > ?4",
                 )?
-                .execute(params![to_sql(lease_until), id, courier, to_sql(now)])?;
+                .execute(params![to_db(lease_until), id, courier, to_db(now)])?;
             Ok(renewed == 1)
         })
     }
@@ -78,7 +83,7 @@ impl OutboxStore for SqliteStorage {
         self.with_writer(move |conn| {
             let (status, error, next) = match &attempt {
                 Attempt::Sent => ("sent", None, None),
-                Attempt::Retry { error, retry_at } => ("queued", Some(error.as_str()), Some(to_sql(*retry_at))),
+                Attempt::Retry { error, retry_at } => ("queued", Some(error.as_str()), Some(to_db(*retry_at))),
                 Attempt::Abandon { error } => ("abandoned", Some(error.as_str()), None),
             };
             let recorded: Option<(i64, Option<String>)> = conn
@@ -95,7 +100,7 @@ impl OutboxStore for SqliteStorage {
                      WHERE id = ?5 AND claimed_by = ?6 AND status = 'processing'
                      RETURNING attempts, flow_id",
                 )?
-                .query_row(params![status, error, next, to_sql(now), id, courier], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![status, error, next, to_db(now), id, courier], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             let Some((attempts, flow_id)) = recorded else {
                 return Ok(false);
@@ -105,12 +110,12 @@ impl OutboxStore for SqliteStorage {
                     "UPDATE credentials SET revoked_at = ?1
                      WHERE flow_id = ?2 AND used_at IS NULL AND revoked_at IS NULL",
                 )?
-                .execute(params![to_sql(now), flow_id])?;
+                .execute(params![to_db(now), flow_id])?;
             }
             conn.prepare_cached(
                 "INSERT INTO outbox_attempts (mail_id, attempt, at, courier, outcome, error) VALUES (?, ?, ?, ?, ?, ?)",
             )?
-            .execute(params![id, attempts, to_sql(now), courier, status, error])?;
+            .execute(params![id, attempts, to_db(now), courier, status, error])?;
             Ok(true)
         })
     }
@@ -136,8 +141,7 @@ impl OutboxStore for SqliteStorage {
                 [],
                 |r| r.get(0),
             )?;
-            status.oldest_queued_age_seconds =
-                oldest.map(|at| now.saturating_sub(from_sql(at)) / 1_000_000_000);
+            status.oldest_queued_age_seconds = oldest.map(|at| seconds_between(from_db(at), now));
             Ok(status)
         })
     }
@@ -182,9 +186,33 @@ impl OutboxStore for SqliteStorage {
             let changed = conn.execute(
                 "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = NULL, updated_at = ?1
                  WHERE id = ?2 AND status = 'abandoned' AND flow_id IS NULL",
-                params![to_sql(now), id],
+                params![to_db(now), id],
             )?;
             Ok(changed == 1)
         })
+    }
+}
+
+impl Outbox for SqliteWork {
+    fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
+        self.conn()?
+            .prepare_cached(
+                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, flow_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                mail.id,
+                mail.to,
+                mail.to_name,
+                mail.subject,
+                mail.text_body,
+                mail.html_body,
+                mail.template,
+                mail.sender,
+                to_db(mail.queued_at),
+                mail.flow_id
+            ])
+            .context("queueing the message")?;
+        Ok(())
     }
 }

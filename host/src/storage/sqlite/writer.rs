@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use rusqlite::Connection;
 
 use super::checkpointer::Checkpointer;
-use crate::storage::Settled;
+use crate::storage::OnDurable;
 
 /// Units of work one transaction takes at most: bounds how long the first
 /// of them waits for its answer.
@@ -29,7 +29,7 @@ const SPIN_BEFORE_SLEEPING: Duration = Duration::from_micros(50);
 
 /// A job of the writer: given its unit of work, it runs and returns whom to
 /// tell when its writes are durable.
-pub(super) type WriterJob = Box<dyn FnOnce(Result<SqliteWork>) -> Settled + Send>;
+pub(super) type WriterJob = Box<dyn FnOnce(Result<SqliteWork>) -> OnDurable + Send>;
 
 pub(super) enum Task {
     /// A unit of work, in a savepoint of the current batch.
@@ -61,9 +61,10 @@ impl WriterState {
     }
 }
 
-type Shared = Arc<Mutex<WriterState>>;
+/// The writer's state, shared by its thread and the open unit of work.
+type WriterCell = Arc<Mutex<WriterState>>;
 
-fn lock(shared: &Shared) -> MutexGuard<'_, WriterState> {
+fn lock(shared: &WriterCell) -> MutexGuard<'_, WriterState> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -129,7 +130,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(shared: &Shared, queue: &Receiver<Task>) {
+fn run(shared: &WriterCell, queue: &Receiver<Task>) {
     let mut next = None;
     loop {
         let task = match next.take() {
@@ -201,7 +202,7 @@ fn job_refused(job: WriterJob, why: &str) {
 }
 
 /// Runs one job in a savepoint of the open transaction.
-fn run_unit(shared: &Shared, job: WriterJob) -> Settled {
+fn run_unit(shared: &WriterCell, job: WriterJob) -> OnDurable {
     let unit = {
         let mut state = lock(shared);
         // SQLite ends a transaction by itself on some errors (a full disk);
@@ -274,7 +275,7 @@ fn finish_batch(state: &mut WriterState) -> Result<()> {
 /// One unit of work: a savepoint on the writer's connection, usable while
 /// it is the open one.
 pub(super) struct SqliteWork {
-    shared: Shared,
+    shared: WriterCell,
     unit: u64,
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-#[path = "../../../tests/support/mail_text.rs"]
+#[path = "../../../../tests/support/mail_text.rs"]
 mod mail_text;
 #[allow(unused_imports)] // not every test binary reads mail
 pub use mail_text::{decoded_eml as decoded, link_in};

@@ -1,0 +1,100 @@
+//! What every command shares: the opened service, identity references and
+//! the JSON shape of errors.
+
+pub mod courier;
+pub mod identity;
+pub mod recovery;
+pub mod serve;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use reclaim::config::Config;
+use reclaim::mail::{Courier, EmlDirectory, SmtpRelay, Transport};
+use reclaim::{Backend, Error, IdentityRef, Limits, Reclaim, Runtime, SystemClock, storage};
+
+/// The backend and what runs on it, opened from the configuration.
+pub struct Service {
+    pub config: Config,
+    pub reclaim: Reclaim,
+    pub backend: Arc<dyn Backend>,
+    pub courier: Courier,
+}
+
+impl Service {
+    pub fn open(config: Config) -> Result<Self> {
+        let backend = storage::open(&config.storage_location())?;
+        let transport: Box<dyn Transport> = match &config.courier.smtp_url {
+            Some(url) => Box::new(SmtpRelay::from_url(url, config.courier.timeout)?),
+            None => Box::new(EmlDirectory::new(config.data.join("outbox"))?),
+        };
+        let courier = Courier::new(
+            backend.clone(),
+            transport,
+            config.mail_from.clone(),
+            Arc::new(SystemClock),
+            config.courier.policy.clone(),
+        );
+        let limits = Limits {
+            reuse_instances: config.reuse_instances,
+            ..Limits::default()
+        };
+        let runtime = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits)?;
+        let reclaim = Reclaim::new(runtime, backend.clone(), config.settings.clone());
+        Ok(Self {
+            config,
+            reclaim,
+            backend,
+            courier,
+        })
+    }
+
+    /// Mail a command queued goes out before it exits; what can't stays
+    /// queued for a courier.
+    pub fn deliver_queued_mail(&self) {
+        if let Err(e) = self.courier.drain() {
+            tracing::warn!(error = %format!("{e:#}"), "mail stays queued");
+        }
+    }
+
+    /// The current time, in nanoseconds since the Unix epoch.
+    pub fn now(&self) -> u64 {
+        self.reclaim.clock().now_nanos()
+    }
+}
+
+/// An identity named on the command line: a pk if it is an integer, an id
+/// otherwise.
+pub fn identity_ref(text: &str) -> IdentityRef {
+    match text.parse::<i64>() {
+        Ok(pk) => IdentityRef::Pk(pk),
+        Err(_) => IdentityRef::Id(text.to_string()),
+    }
+}
+
+/// A failed command's error, in the seed APIs' error shape.
+pub fn error_body(e: &anyhow::Error) -> Value {
+    match e.downcast_ref::<Error>() {
+        Some(Error::Refused(refusal)) => json!({ "error": {
+            "code": refusal.code, "status": refusal.status,
+            "reason": refusal.reason, "message": refusal.message,
+        }}),
+        _ => json!({ "error": {
+            "code": 500, "status": "Internal Server Error",
+            "reason": "The command failed.", "message": format!("{e:#}"),
+        }}),
+    }
+}
+
+/// `reclaim component`: the embedded component, byte for byte.
+pub fn write_component(out: &Path) -> Result<Value> {
+    let wasm = reclaim::runtime::EMBEDDED_COMPONENT;
+    std::fs::write(out, wasm).with_context(|| format!("writing {}", out.display()))?;
+    let sha256 = hex::encode(sha2::Digest::finalize(
+        <sha2::Sha256 as sha2::Digest>::new_with_prefix(wasm),
+    ));
+    Ok(json!({ "path": out, "bytes": wasm.len(), "sha256": sha256 }))
+}

@@ -1,0 +1,277 @@
+//! Configuration: a TOML file (`--config`), overridden by `RECLAIM_*`
+//! environment variables and command-line flags, over built-in defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use lettre::message::Mailbox;
+
+use crate::mail::RetryPolicy;
+use crate::settings::{self, Settings, Templates};
+use crate::storage::{Durability, Location};
+
+mod options;
+
+use options::merge;
+pub use options::{CourierOptions, EmailStageOptions, Options, RateLimitOptions};
+
+/// How mail is delivered.
+#[derive(Clone, Debug)]
+pub struct CourierConfig {
+    /// SMTP relay URL; `None` writes `.eml` files to `DATA/outbox`.
+    pub smtp_url: Option<String>,
+    pub timeout: Duration,
+    pub policy: RetryPolicy,
+    pub interval: Duration,
+}
+
+/// An authentik-style email stage: how a `recovery_email` is sent.
+#[derive(Clone, Debug)]
+pub struct EmailStage {
+    pub name: String,
+    pub id: Option<String>,
+    /// Subject template replacing the mail template's.
+    pub subject: Option<String>,
+    /// Mail template set.
+    pub template: String,
+    /// Lifespan of the mailed link, in Kratos' grammar.
+    pub token_expiry: String,
+    /// Sender replacing the default one.
+    pub from: Option<Mailbox>,
+}
+
+/// Self-service request limits.
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    pub per_address: u32,
+    pub per_client: u32,
+    pub window: Duration,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data: PathBuf,
+    pub settings: Settings,
+    pub mail_from: Mailbox,
+    pub listen: SocketAddr,
+    /// From configuration; `None` lets `serve` create one in the data dir.
+    pub admin_token: Option<String>,
+    pub allowed_return_urls: Vec<url::Url>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub rate_limits: RateLimits,
+    pub email_stages: Vec<EmailStage>,
+    pub courier: CourierConfig,
+    pub durability: Durability,
+    /// See [`crate::Limits::reuse_instances`].
+    pub reuse_instances: usize,
+}
+
+impl Config {
+    /// Where the backend keeps its data.
+    pub fn storage_location(&self) -> Location {
+        Location::Sqlite {
+            path: self.data.join("reclaim.db"),
+            durability: self.durability,
+        }
+    }
+
+    /// Reads `file` (if any), lays `overrides` (environment and flags) over
+    /// it, and fills in the defaults. Creates the data directory.
+    pub fn resolve(file: Option<&Path>, overrides: Options) -> Result<Self> {
+        let base: Options = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => Options::default(),
+        };
+        let o = merge(base, overrides);
+        let data = match o.data {
+            Some(dir) => dir,
+            None => default_data_dir()?,
+        };
+        // The directory holds secrets, the database and mail with live links.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&data)
+            .with_context(|| format!("creating the data directory {}", data.display()))?;
+
+        let secrets = match o.secrets {
+            Some(list) => {
+                settings::parse_secrets(&list.join(",")).context("in the configured secrets")?
+            }
+            None => settings::load_or_create_secrets(&data)?,
+        };
+        let public_url = o
+            .public_url
+            .unwrap_or_else(|| "http://127.0.0.1:4433".into());
+        url::Url::parse(&public_url)
+            .with_context(|| format!("the public URL {public_url:?} is not a URL"))?;
+        let mut settings = Settings::new(public_url.trim_end_matches('/'), secrets);
+        settings.default_lifespan = duration("lifespan", o.lifespan.as_deref().unwrap_or("1h"))?;
+        settings.max_lifespan =
+            duration("max_lifespan", o.max_lifespan.as_deref().unwrap_or("24h"))?;
+        if settings.default_lifespan > settings.max_lifespan {
+            bail!("the lifespan is longer than the maximum lifespan");
+        }
+        settings.revoke_older_links = o.revoke_older_links.unwrap_or(true);
+        settings.max_code_attempts = o.max_code_attempts.unwrap_or(5);
+        if !(1..=255).contains(&settings.max_code_attempts) {
+            bail!("max_code_attempts must be between 1 and 255");
+        }
+        settings.notify_unknown_recipients = o.notify_unknown_recipients.unwrap_or(false);
+        if let Some(dir) = &o.templates {
+            settings.templates = Templates::load(dir)?;
+        }
+
+        let mail_from = mailbox(
+            o.mail_from
+                .as_deref()
+                .unwrap_or("Reclaim <no-reply@localhost>"),
+        )?;
+        let allowed_return_urls = o
+            .allowed_return_urls
+            .unwrap_or_default()
+            .iter()
+            .map(|u| {
+                url::Url::parse(u).with_context(|| format!("allowed return URL {u:?} is not a URL"))
+            })
+            .collect::<Result<_>>()?;
+        let trusted_proxies = o
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .with_context(|| format!("trusted proxy {p:?} is not an address or network"))
+            })
+            .collect::<Result<_>>()?;
+        let rate_limits = RateLimits {
+            per_address: o.rate_limit.per_address.unwrap_or(5),
+            per_client: o.rate_limit.per_client.unwrap_or(20),
+            window: duration(
+                "rate_limit.window",
+                o.rate_limit.window.as_deref().unwrap_or("5m"),
+            )?,
+        };
+        let mut stages = o.email_stages;
+        stages.entry("default".into()).or_default();
+        let email_stages = stages
+            .into_iter()
+            .map(|(name, s)| {
+                Ok(EmailStage {
+                    id: s.id,
+                    subject: s.subject,
+                    template: s.template.unwrap_or_else(|| "recovery-link".into()),
+                    token_expiry: s.token_expiry.unwrap_or_else(|| "30m".into()),
+                    from: s.from.as_deref().map(mailbox).transpose()?,
+                    name,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let c = o.courier;
+        let courier = CourierConfig {
+            smtp_url: o.smtp_url.or(c.smtp_url).filter(|u| !u.is_empty()),
+            timeout: duration("courier.timeout", c.timeout.as_deref().unwrap_or("30s"))?,
+            policy: RetryPolicy {
+                max_attempts: c.max_attempts.unwrap_or(5).max(1),
+                base_delay: duration(
+                    "courier.retry_base",
+                    c.retry_base.as_deref().unwrap_or("5s"),
+                )?,
+                max_delay: duration("courier.retry_max", c.retry_max.as_deref().unwrap_or("15m"))?,
+                lease: duration("courier.lease", c.lease.as_deref().unwrap_or("2m"))?,
+                batch: c.batch.unwrap_or(10).max(1),
+            },
+            interval: duration("courier.interval", c.interval.as_deref().unwrap_or("1s"))?,
+        };
+        // A send that outlives its claim could be repeated by another courier.
+        if courier.policy.lease <= courier.timeout * 2 {
+            bail!("courier.lease must be more than twice courier.timeout");
+        }
+        Ok(Self {
+            durability: o.durability.unwrap_or_default(),
+            reuse_instances: o.reuse_instances.unwrap_or(0),
+            courier,
+            data,
+            settings,
+            mail_from,
+            listen: o
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4433))),
+            admin_token: o.admin_token.filter(|t| !t.is_empty()),
+            allowed_return_urls,
+            trusted_proxies,
+            rate_limits,
+            email_stages,
+        })
+    }
+
+    /// The email stage named or identified by `key`.
+    pub fn email_stage(&self, key: &str) -> Option<&EmailStage> {
+        self.email_stages.iter().find(|s| {
+            s.name == key
+                || s.id
+                    .as_deref()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(key))
+        })
+    }
+
+    /// `return_to` in its normalised form, if it may be honoured: the same
+    /// origin as an allowed URL, no credentials, and a path equal to the
+    /// allowed one or below it (`/done` admits `/done` and `/done/x`, not
+    /// `/donex`). The normalised form is what is stored and redirected to,
+    /// so what was checked is what is used.
+    pub fn allowed_return_to(&self, return_to: &str) -> Option<String> {
+        let wanted = url::Url::parse(return_to).ok()?;
+        let allowed = self.allowed_return_urls.iter().any(|allowed| {
+            wanted.origin() == allowed.origin()
+                && wanted.username().is_empty()
+                && wanted.password().is_none()
+                && path_within(wanted.path(), allowed.path())
+        });
+        allowed.then(|| wanted.to_string())
+    }
+}
+
+/// Whether `path` is `base` or lies below it, at a `/` boundary.
+fn path_within(path: &str, base: &str) -> bool {
+    match path.strip_prefix(base) {
+        Some(rest) => base.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+fn default_data_dir() -> Result<PathBuf> {
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    Ok(env("XDG_DATA_HOME")
+        .or_else(|| env("HOME").map(|h| h.join(".local").join("share")))
+        .context("no data directory: pass --data or set RECLAIM_DATA")?
+        .join("reclaim"))
+}
+
+fn duration(name: &str, text: &str) -> Result<Duration> {
+    humantime::parse_duration(text)
+        .with_context(|| format!("{name} {text:?} is not a duration such as 30m or 1h"))
+}
+
+fn mailbox(text: &str) -> Result<Mailbox> {
+    text.parse()
+        .with_context(|| format!("{text:?} is not a mail address"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! The options as they come from the file, the environment and flags:
+//! every field optional, laid over one another before they are resolved.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::storage::Durability;
+
+/// Options that can come from the file, the environment or a flag. Every
+/// field is optional here; [`Config::resolve`] fills in the defaults.
+#[derive(Clone, Debug, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Data directory: the SQLite database, the hashing secrets and the mail
+    /// outbox [default: $XDG_DATA_HOME/reclaim or ~/.local/share/reclaim]
+    #[arg(long, env = "RECLAIM_DATA", global = true)]
+    pub data: Option<PathBuf>,
+    /// Public base URL of the self-service pages; links point here
+    /// [default: http://127.0.0.1:4433]
+    #[arg(long, env = "RECLAIM_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+    /// Hashing secrets, newest first, comma-separated, each at least 32 bytes
+    /// [default: DATA/secrets, created on first use]
+    #[arg(
+        long,
+        env = "RECLAIM_SECRETS",
+        hide_env_values = true,
+        global = true,
+        value_delimiter = ','
+    )]
+    pub secrets: Option<Vec<String>>,
+    /// Lifespan of links and codes when none is asked for [default: 1h]
+    #[arg(long, env = "RECLAIM_LIFESPAN", global = true)]
+    pub lifespan: Option<String>,
+    /// Longest lifespan a caller may ask for [default: 24h]
+    #[arg(long, env = "RECLAIM_MAX_LIFESPAN", global = true)]
+    pub max_lifespan: Option<String>,
+    /// Whether a link or code an administrator issues revokes the identity's
+    /// older ones (a self-service request never does) [default: true]
+    #[arg(long, env = "RECLAIM_REVOKE_OLDER_LINKS", global = true)]
+    pub revoke_older_links: Option<bool>,
+    /// Wrong codes a code flow survives, 1 to 255 [default: 5]
+    #[arg(long, env = "RECLAIM_MAX_CODE_ATTEMPTS", global = true)]
+    pub max_code_attempts: Option<u32>,
+    /// Mail unknown addresses an "account access attempted" note [default: false]
+    #[arg(long, env = "RECLAIM_NOTIFY_UNKNOWN_RECIPIENTS", global = true)]
+    pub notify_unknown_recipients: Option<bool>,
+    /// Directory of mail template overrides
+    #[arg(long, env = "RECLAIM_TEMPLATES", global = true)]
+    pub templates: Option<PathBuf>,
+    /// Sender of recovery mail [default: Reclaim <no-reply@localhost>]
+    #[arg(long, env = "RECLAIM_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
+    /// Address `serve` listens on [default: 127.0.0.1:4433]
+    #[arg(long, env = "RECLAIM_LISTEN", global = true)]
+    pub listen: Option<SocketAddr>,
+    /// Bearer token of the admin API [default: DATA/admin-token, created on
+    /// first start]
+    #[arg(
+        long,
+        env = "RECLAIM_ADMIN_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub admin_token: Option<String>,
+    /// `return_to` URLs allowed, comma-separated: same origin, and the path
+    /// under the allowed one
+    #[arg(
+        long,
+        env = "RECLAIM_ALLOWED_RETURN_URLS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub allowed_return_urls: Option<Vec<String>>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed, comma-separated
+    /// addresses or CIDR networks (`10.0.0.0/8,::1`) [default: none]
+    #[arg(
+        long,
+        env = "RECLAIM_TRUSTED_PROXIES",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
+    /// SMTP relay for the courier: smtp://host:port (plain),
+    /// smtp://host:587?tls=required (STARTTLS), smtps://host:465 (TLS), with
+    /// user:password@ for authentication [default: .eml files in DATA/outbox]
+    #[arg(long, env = "RECLAIM_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// When a commit is on disk: full (synced before the answer, survives
+    /// power loss) or normal (survives a crash of the process) [default: full]
+    #[arg(long, env = "RECLAIM_DURABILITY", global = true, value_enum)]
+    pub durability: Option<Durability>,
+    /// Component instances kept warm for reuse; 0 gives every operation a
+    /// fresh instance [default: 0]
+    #[arg(long, env = "RECLAIM_REUSE_INSTANCES", global = true)]
+    pub reuse_instances: Option<usize>,
+    /// `[courier]`: delivery and retries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub courier: CourierOptions,
+    /// `[rate_limit]`: self-service request limits.
+    #[arg(skip)]
+    #[serde(default)]
+    pub rate_limit: RateLimitOptions,
+    /// authentik-style email stages by name
+    #[arg(skip)]
+    #[serde(default)]
+    pub email_stages: BTreeMap<String, EmailStageOptions>,
+}
+
+/// `[courier]` of the file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourierOptions {
+    pub smtp_url: Option<String>,
+    /// SMTP connection and command timeout.
+    pub timeout: Option<String>,
+    /// Attempts before a message is abandoned.
+    pub max_attempts: Option<u32>,
+    /// Wait after the first failure, doubled after each further one.
+    pub retry_base: Option<String>,
+    /// Longest wait between attempts.
+    pub retry_max: Option<String>,
+    /// How long a courier's claim on a message lasts.
+    pub lease: Option<String>,
+    /// Messages claimed at a time.
+    pub batch: Option<usize>,
+    /// How often an idle courier looks for due mail.
+    pub interval: Option<String>,
+}
+
+/// `[rate_limit]` of the file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitOptions {
+    pub per_address: Option<u32>,
+    pub per_client: Option<u32>,
+    pub window: Option<String>,
+}
+
+/// `[email_stages.NAME]` of the file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailStageOptions {
+    /// A UUID that also names the stage (authentik addresses stages by UUID).
+    pub id: Option<String>,
+    pub subject: Option<String>,
+    pub template: Option<String>,
+    pub token_expiry: Option<String>,
+    pub from: Option<String>,
+}
+
+/// Options of `over` win over those of `base`; the file's tables come from
+/// `base` alone (no flag or variable sets them).
+pub(super) fn merge(base: Options, over: Options) -> Options {
+    Options {
+        data: over.data.or(base.data),
+        public_url: over.public_url.or(base.public_url),
+        secrets: over.secrets.or(base.secrets),
+        lifespan: over.lifespan.or(base.lifespan),
+        max_lifespan: over.max_lifespan.or(base.max_lifespan),
+        revoke_older_links: over.revoke_older_links.or(base.revoke_older_links),
+        max_code_attempts: over.max_code_attempts.or(base.max_code_attempts),
+        notify_unknown_recipients: over
+            .notify_unknown_recipients
+            .or(base.notify_unknown_recipients),
+        templates: over.templates.or(base.templates),
+        mail_from: over.mail_from.or(base.mail_from),
+        listen: over.listen.or(base.listen),
+        admin_token: over.admin_token.or(base.admin_token),
+        smtp_url: over.smtp_url.or(base.smtp_url),
+        durability: over.durability.or(base.durability),
+        reuse_instances: over.reuse_instances.or(base.reuse_instances),
+        courier: base.courier,
+        allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
+        trusted_proxies: over.trusted_proxies.or(base.trusted_proxies),
+        rate_limit: base.rate_limit,
+        email_stages: base.email_stages,
+    }
+}

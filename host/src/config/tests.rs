@@ -1,0 +1,84 @@
+use super::*;
+
+#[test]
+fn flags_override_the_file_and_defaults_fill_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reclaim.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "data = {:?}\npublic_url = \"https://file.example\"\nlifespan = \"2h\"\n\
+             allowed_return_urls = [\"https://app.example/done\"]\n\
+             [email_stages.welcome]\nsubject = \"Welcome\"\ntoken_expiry = \"1h\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let flags = Options {
+        public_url: Some("https://flag.example".into()),
+        ..Default::default()
+    };
+    let config = Config::resolve(Some(&file), flags).unwrap();
+    assert_eq!(config.settings.public_url, "https://flag.example");
+    assert_eq!(config.settings.default_lifespan, Duration::from_secs(7200));
+    assert_eq!(config.settings.max_code_attempts, 5);
+    assert!(config.email_stage("welcome").is_some() && config.email_stage("default").is_some());
+    assert_eq!(
+        config.allowed_return_to("https://app.example/done/here?x=1"),
+        Some("https://app.example/done/here?x=1".into())
+    );
+    assert!(
+        config
+            .allowed_return_to("https://app.example/done")
+            .is_some()
+    );
+    assert!(
+        config
+            .allowed_return_to("https://app.example/elsewhere")
+            .is_none()
+    );
+    assert!(
+        config
+            .allowed_return_to("https://app.example.evil/done")
+            .is_none()
+    );
+    assert!(
+        config
+            .allowed_return_to("https://user@app.example/done")
+            .is_none()
+    );
+}
+
+#[test]
+fn return_to_paths_match_at_a_slash_and_are_stored_normalised() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        data: Some(dir.path().into()),
+        allowed_return_urls: Some(vec!["https://App.Example:443/done".into()]),
+        ..Default::default()
+    };
+    let config = Config::resolve(None, options).unwrap();
+    assert!(
+        config
+            .allowed_return_to("https://app.example/donex")
+            .is_none()
+    );
+    assert!(
+        config
+            .allowed_return_to("https://app.example/done/../admin")
+            .is_none()
+    );
+    assert_eq!(
+        config.allowed_return_to("HTTPS://APP.EXAMPLE:443/done/a%20b#top"),
+        Some("https://app.example/done/a%20b#top".into())
+    );
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reclaim.toml");
+    std::fs::write(&file, "publc_url = \"x\"\n").unwrap();
+    let err = Config::resolve(Some(&file), Options::default()).unwrap_err();
+    assert!(format!("{err:#}").contains("publc_url"));
+}

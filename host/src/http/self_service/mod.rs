@@ -1,0 +1,234 @@
+//! The self-service recovery pages, as in Kratos under
+//! `/self-service/recovery`: request by address, confirm a link (opening it
+//! consumes nothing), enter a code, choose a new password. This file has
+//! the request by address and what every page shares; redeeming a link or
+//! code (`redeem`) and setting the password (`password`) have their own.
+
+pub mod password;
+pub mod redeem;
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::header::{ORIGIN, RETRY_AFTER, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use minijinja::context;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{AppState, csrf, rate_limit};
+use crate::mail::address::check_address;
+use crate::operations::Error;
+use crate::wit::ErrorKind;
+
+/// Where the pages live: our cookies are sent there alone.
+const PAGES_PATH: &str = "/self-service/recovery";
+
+/// `GET /self-service/recovery` parameters: none (the request form), a flow
+/// (the code form) or a flow and token (the link's confirmation page).
+#[derive(Deserialize, IntoParams)]
+pub struct RecoveryQuery {
+    flow: Option<String>,
+    token: Option<String>,
+    return_to: Option<String>,
+}
+
+/// The page a link, a code flow or a bare visit leads to. Consumes nothing:
+/// a mail scanner that fetches the link leaves it working. A link that no
+/// longer works gets its problem page here already.
+#[utoipa::path(get, path = "/self-service/recovery", tag = "self-service",
+    params(RecoveryQuery),
+    responses(
+        (status = 200, content_type = "text/html", description = "The request form, the link's confirmation page, or the code form"),
+        (status = 404, content_type = "text/html", description = "Unknown link"),
+        (status = 410, content_type = "text/html", description = "Expired, used or revoked link"),
+    ))]
+pub async fn show(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<RecoveryQuery>,
+) -> Response {
+    match (q.flow, q.token) {
+        // A dead link says so at once, rather than after the person acts.
+        (Some(flow), Some(token)) => match app.reclaim.check_link(&token).await {
+            Ok(()) => form_page(
+                &app,
+                &headers,
+                StatusCode::OK,
+                "confirm.html",
+                context! { flow, token },
+            ),
+            Err(e) => problem_page(&app, &e),
+        },
+        (Some(flow), None) => form_page(
+            &app,
+            &headers,
+            StatusCode::OK,
+            "code.html",
+            context! { flow },
+        ),
+        _ => {
+            let return_to = q.return_to.and_then(|r| app.config.allowed_return_to(&r));
+            form_page(
+                &app,
+                &headers,
+                StatusCode::OK,
+                "request.html",
+                context! { return_to },
+            )
+        }
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RequestForm {
+    email: String,
+    return_to: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// A request by address. The answer is the same page, status and timing for
+/// known and unknown addresses: the request is only queued (one row either
+/// way), and served later at the queue's steady pace, apart from anything
+/// this client sends next.
+#[utoipa::path(post, path = "/self-service/recovery", tag = "self-service",
+    request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, content_type = "text/html", description = "Check your email (for every address)"),
+        (status = 400, content_type = "text/html", description = "Not an email address"),
+        (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
+        (status = 429, content_type = "text/html", description = "Too many requests; see Retry-After"),
+    ))]
+pub async fn request(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<RequestForm>,
+) -> Response {
+    if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    let email = form.email.trim().to_string();
+    if check_address(&email).is_err() {
+        let ctx = context! { error => "Enter a valid email address.", email };
+        return form_page(&app, &headers, StatusCode::BAD_REQUEST, "request.html", ctx);
+    }
+    let address: [u8; 32] = Sha256::digest(email.to_lowercase()).into();
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = rate_limit::client_ip(peer.ip(), forwarded, &app.config.trusted_proxies);
+    let counted = app
+        .limiter
+        .check(&*app.backend, client, &address, app.now_nanos())
+        .await;
+    let counted = match counted {
+        Ok(counted) => counted,
+        Err(e) => return problem_page(&app, &Error::Failed(e)),
+    };
+    if let Err(wait) = counted {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let mut response = app.pages.problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            &format!(
+                "Too many account recovery attempts. Please try again after {minutes} minutes. \
+                 Links already sent stay valid: use the most recent one you received."
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return response;
+    }
+    let return_to = form
+        .return_to
+        .and_then(|r| app.config.allowed_return_to(&r));
+    let queued = app
+        .backend
+        .queue_request(&email, return_to.as_deref(), app.now_nanos())
+        .await;
+    if let Err(e) = queued {
+        return problem_page(&app, &Error::Failed(e));
+    }
+    app.pages.render(StatusCode::OK, "sent.html", context! {})
+}
+
+/// A page for each way a credential can fail, each offering a new one.
+fn problem_page(app: &AppState, e: &Error) -> Response {
+    let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    match e {
+        Error::Refused(r) => {
+            let title = match r.kind {
+                ErrorKind::CredentialExpired => "This recovery link has expired",
+                ErrorKind::CredentialUsed => "This recovery link was already used",
+                ErrorKind::CredentialRevoked => "This recovery link is no longer valid",
+                ErrorKind::CredentialUnknown => "This recovery link is not valid",
+                ErrorKind::TooManyAttempts => "Too many wrong codes",
+                ErrorKind::IdentityInactive => "This account is disabled",
+                _ => "Recovery is not possible",
+            };
+            app.pages.problem(status(r.code), title, &r.message)
+        }
+        Error::Failed(failure) => {
+            let request = uuid::Uuid::new_v4();
+            tracing::error!(request = %request, error = %format!("{failure:#}"), "self-service step failed");
+            app.pages.problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                &format!("Nothing was changed. Please try again (request {request})."),
+            )
+        }
+    }
+}
+
+/// A page with a form: it carries a CSRF token, and the cookie the token
+/// belongs to is set if the browser has none yet.
+fn form_page(
+    app: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Response {
+    let Ok((token, new_cookie)) = app.csrf.issue(headers) else {
+        return problem_page(
+            app,
+            &Error::Failed(anyhow::anyhow!("no randomness for a CSRF cookie")),
+        );
+    };
+    let mut response = app
+        .pages
+        .render(status, name, context! { csrf_token => token, ..ctx });
+    if let Some(cookie) = new_cookie {
+        response.headers_mut().append(
+            SET_COOKIE,
+            app.private_cookie(csrf::COOKIE_NAME, &cookie, PAGES_PATH, None),
+        );
+    }
+    response
+}
+
+/// Form posts must come from our own pages: they carry the CSRF token of
+/// the browser's cookie, and a browser's `Origin` (when it sends one) must
+/// be ours. `null` is refused: our pages send `Referrer-Policy:
+/// same-origin`, under which browsers name our origin on our own forms, so
+/// only a page that hid where it came from sends `null`. `Sec-Fetch-Site`,
+/// where a browser sends it, must say the post came from our own origin.
+fn forged(app: &AppState, headers: &HeaderMap, token: Option<&str>) -> Option<Response> {
+    let origin_ours = headers
+        .get(ORIGIN)
+        .is_none_or(|o| o.to_str().is_ok_and(|o| o == app.public_origin));
+    let fetched_from_us = headers
+        .get("sec-fetch-site")
+        .is_none_or(|v| matches!(v.to_str(), Ok("same-origin" | "none")));
+    if origin_ours && fetched_from_us && app.csrf.verify(headers, token) {
+        return None;
+    }
+    Some(app.pages.problem(
+        StatusCode::FORBIDDEN,
+        "Request refused",
+        "This form was sent from another site, or the page it came from is out of date. Go back, reload the page and try again.",
+    ))
+}

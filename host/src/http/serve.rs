@@ -1,0 +1,126 @@
+//! `reclaim serve`'s loop: the HTTP server, with the courier, the request
+//! queue and the rate limits' clean-up running alongside.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{AppState, rate_limit, router};
+use crate::mail::Courier;
+
+/// How often queued self-service requests are served: a steady pace that
+/// owes nothing to when any one request came, so the work a known address
+/// causes can't be told from the requester's own next request.
+pub const REQUEST_PACE: Duration = Duration::from_millis(200);
+/// Requests served in one turn of the queue (they commit together).
+const REQUEST_BATCH: usize = 256;
+
+/// Serves the self-service requests queued now; returns how many were
+/// served. A request whose operation failed is dropped (and logged) rather
+/// than tried forever.
+pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
+    let backend = app.backend.clone();
+    let batch =
+        tokio::task::spawn_blocking(move || backend.queued_requests(REQUEST_BATCH)).await??;
+    // All are submitted before any is awaited, so they share a commit.
+    let pending: Vec<_> = batch
+        .into_iter()
+        .map(|request| (request.id, app.reclaim.serve_queued_request(request)))
+        .collect();
+    let served = pending.len();
+    for (id, outcome) in pending {
+        match outcome.await {
+            Ok(()) | Err(crate::Error::Refused(_)) => {}
+            Err(crate::Error::Failed(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "self-service request not served here; dropped");
+                let backend = app.backend.clone();
+                tokio::task::spawn_blocking(move || backend.drop_request(id)).await??;
+            }
+        }
+    }
+    if served > 0 {
+        app.courier.notify_one();
+    }
+    Ok(served)
+}
+
+/// Serves until SIGINT or SIGTERM; the courier, the request queue and the
+/// rate limiter's clean-up run alongside.
+pub async fn serve(
+    state: AppState,
+    courier: Courier,
+    listener: tokio::net::TcpListener,
+) -> Result<()> {
+    let interval = state.config.courier.interval;
+    let wake = Arc::clone(&state.courier);
+    let courier = Arc::new(courier);
+    let courier_task = tokio::spawn(async move {
+        loop {
+            let pass = Arc::clone(&courier);
+            match tokio::task::spawn_blocking(move || pass.drain()).await {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "courier pass failed; mail stays queued")
+                }
+                Err(e) => tracing::warn!(error = %e, "courier pass panicked; mail stays queued"),
+                Ok(Ok(_)) => {}
+            }
+            let _ = tokio::time::timeout(interval, wake.notified()).await;
+        }
+    });
+    let queue = state.clone();
+    let requests_task = tokio::spawn(async move {
+        let mut pace = tokio::time::interval(REQUEST_PACE);
+        pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            pace.tick().await;
+            if let Err(e) = serve_queued_requests(&queue).await {
+                tracing::warn!(error = %format!("{e:#}"), "serving queued requests failed; they stay queued");
+            }
+        }
+    });
+    let counters = state.clone();
+    let forget_task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(rate_limit::FORGET_EVERY);
+        loop {
+            every.tick().await;
+            let (backend, now) = (counters.backend.clone(), counters.now_nanos());
+            match tokio::task::spawn_blocking(move || backend.forget_idle(now)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "forgetting idle rate limits failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "forgetting idle rate limits panicked"),
+            }
+        }
+    });
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    courier_task.abort();
+    requests_task.abort();
+    forget_task.abort();
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}

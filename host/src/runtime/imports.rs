@@ -1,0 +1,199 @@
+//! What one instance can reach: WASI with no files, environment or
+//! sockets, and the recovery imports, each answered from the operation's
+//! unit of work.
+
+use std::sync::{Arc, RwLock};
+
+use anyhow::Result;
+use wasmtime::StoreLimits;
+use wasmtime::StoreLimitsBuilder;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::clock::{Clock, SystemClock, WasiWallClock};
+use crate::mail::{self, QueuedMail};
+use crate::settings::Settings;
+use crate::storage::UnitOfWork;
+use crate::wit::reclaim::recovery::{directory, mailer, settings, storage, types};
+use crate::wit::{
+    ConsumeOutcome, Credential, CredentialKind, CredentialStatus, Identity, MailTemplate, Message,
+    WitSettings,
+};
+
+/// Everything one instance can reach: WASI with no files, environment or
+/// sockets, and the unit of work behind the recovery imports.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    /// The current operation's unit of work (none between operations).
+    work: Option<Box<dyn UnitOfWork>>,
+    settings: Arc<Settings>,
+    /// The current operation's clock, shared with the guest's wall clock.
+    clock: Arc<RwLock<Arc<dyn Clock>>>,
+    /// Sender of the mail this operation queues, if not the default.
+    sender: Option<String>,
+}
+
+impl HostState {
+    /// The state of a new store: no operation yet.
+    pub(super) fn new(max_memory_bytes: usize) -> Self {
+        let clock: Arc<RwLock<Arc<dyn Clock>>> = Arc::new(RwLock::new(Arc::new(SystemClock)));
+        Self {
+            wasi: WasiCtxBuilder::new()
+                .wall_clock(WasiWallClock(Arc::clone(&clock)))
+                .build(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_memory_bytes)
+                .instances(16)
+                .build(),
+            work: None,
+            settings: Arc::new(Settings::new("http://localhost", Vec::new())),
+            clock,
+            sender: None,
+        }
+    }
+
+    pub(super) fn limits(&mut self) -> &mut StoreLimits {
+        &mut self.limits
+    }
+
+    /// Starts an operation over `work`.
+    pub(super) fn begin(
+        &mut self,
+        work: Box<dyn UnitOfWork>,
+        settings: Arc<Settings>,
+        clock: Arc<dyn Clock>,
+        sender: Option<String>,
+    ) {
+        self.work = Some(work);
+        self.settings = settings;
+        self.sender = sender;
+        *self.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
+    }
+
+    /// Ends the operation, handing its unit of work back.
+    pub(super) fn end(&mut self) -> Box<dyn UnitOfWork> {
+        self.work
+            .take()
+            .expect("the work stays in the store during the call")
+    }
+
+    fn work(&mut self) -> &mut dyn UnitOfWork {
+        self.work
+            .as_deref_mut()
+            .expect("imports are only called during an operation")
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl directory::Host for HostState {
+    fn get_by_id(&mut self, id: String) -> Result<Option<Identity>> {
+        self.work().get_by_id(&id)
+    }
+
+    fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
+        self.work().get_by_pk(pk)
+    }
+
+    fn find_by_email(&mut self, email: String) -> Result<Option<Identity>> {
+        self.work().find_by_email(&email)
+    }
+}
+
+impl storage::Host for HostState {
+    fn insert(&mut self, credential: Credential) -> Result<()> {
+        self.work().insert(&credential)
+    }
+
+    fn consume(
+        &mut self,
+        keys: Vec<String>,
+        kind: CredentialKind,
+        now: u64,
+        max_failed_attempts: u32,
+    ) -> Result<ConsumeOutcome> {
+        self.work().consume(&keys, kind, now, max_failed_attempts)
+    }
+
+    fn find(
+        &mut self,
+        keys: Vec<String>,
+        kind: CredentialKind,
+        now: u64,
+    ) -> Result<Option<CredentialStatus>> {
+        self.work().find(&keys, kind, now)
+    }
+
+    fn code_for_flow(&mut self, flow_id: String, now: u64) -> Result<Option<CredentialStatus>> {
+        self.work().code_for_flow(&flow_id, now)
+    }
+
+    fn record_failed_attempt(
+        &mut self,
+        flow_id: String,
+        max_failed_attempts: u32,
+        now: u64,
+    ) -> Result<u32> {
+        self.work()
+            .record_failed_attempt(&flow_id, max_failed_attempts, now)
+    }
+
+    fn revoke_identity(
+        &mut self,
+        identity_id: String,
+        kind: Option<CredentialKind>,
+        now: u64,
+    ) -> Result<u32> {
+        self.work().revoke_identity(&identity_id, kind, now)
+    }
+}
+
+impl mailer::Host for HostState {
+    fn queue(&mut self, message: Message) -> Result<std::result::Result<(), String>> {
+        let to_name = match mail::check(&message) {
+            Ok(fitted) => fitted,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let mail = QueuedMail {
+            id: uuid::Uuid::new_v4().hyphenated().to_string(),
+            to: message.to,
+            to_name,
+            subject: message.subject,
+            text_body: message.text_body,
+            html_body: message.html_body,
+            template: message.template,
+            sender: self.sender.clone(),
+            queued_at: self
+                .clock
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .now_nanos(),
+            attempts: 0,
+            flow_id: message.flow_id,
+        };
+        self.work().enqueue(&mail)?;
+        Ok(Ok(()))
+    }
+}
+
+impl settings::Host for HostState {
+    fn get(&mut self) -> Result<WitSettings> {
+        Ok(self.settings.to_wit())
+    }
+
+    fn template(&mut self, name: String, locale: String) -> Result<Option<MailTemplate>> {
+        Ok(self.settings.templates.get(&name, &locale).cloned())
+    }
+}

@@ -1,0 +1,161 @@
+//! The recovery component on wasmtime: compiled and type-checked once
+//! (`cache` keeps the compiled form between processes), then instantiated
+//! from the pooling allocator for every operation, with memory limits, over
+//! one unit of work that the imports (`imports`) reach.
+
+mod cache;
+mod imports;
+
+pub use cache::cache_dir;
+pub(crate) use imports::HostState;
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+use crate::clock::{Clock, SystemClock};
+use crate::settings::Settings;
+use crate::storage::UnitOfWork;
+use crate::wit::exports::reclaim::recovery::recovery::Guest;
+use crate::wit::{RecoveryEngine, RecoveryEnginePre};
+
+/// The component this crate was built with (see `build.rs`).
+pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("RECLAIM_COMPONENT_PATH"));
+
+/// Bounds on what one operation may use.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Linear memory one instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Operations that may run at once (pooling allocator slots).
+    pub max_concurrent_operations: u32,
+    /// Instances kept warm for later operations. 0 (the default) gives every
+    /// operation a fresh instance: nothing of one operation can be seen by
+    /// the next. Above 0 an instance that returned is reused, which saves
+    /// instantiation and the first touch of its memory; the component keeps
+    /// no state between calls, and an instance that trapped is never reused.
+    pub reuse_instances: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: 64 << 20,
+            max_concurrent_operations: 128,
+            reuse_instances: 0,
+        }
+    }
+}
+
+/// An instance that returned, with its store, kept for the next operation.
+struct Warm {
+    store: Store<HostState>,
+    instance: RecoveryEngine,
+}
+
+/// The recovery component compiled for wasmtime and type-checked against
+/// the `recovery-engine` world, ready to instantiate, with its limits and
+/// warm instances. Cheap to clone: clones share all of it.
+#[derive(Clone)]
+pub struct Runtime(Arc<Compiled>);
+
+struct Compiled {
+    pre: RecoveryEnginePre<HostState>,
+    limits: Limits,
+    warm: Mutex<Vec<Warm>>,
+}
+
+impl Runtime {
+    /// The embedded component, compiled with the default limits.
+    pub fn embedded() -> Result<Self> {
+        Self::new(EMBEDDED_COMPONENT, Limits::default())
+    }
+
+    /// Compiles `wasm` (or loads its compiled form from the cache, see
+    /// [`cache_dir`]) and checks that it targets the `recovery-engine` world.
+    pub fn new(wasm: &[u8], limits: Limits) -> Result<Self> {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(limits.max_concurrent_operations)
+            .total_core_instances(limits.max_concurrent_operations * 4)
+            .total_memories(limits.max_concurrent_operations * 2)
+            .total_tables(limits.max_concurrent_operations * 4)
+            .total_stacks(limits.max_concurrent_operations)
+            .max_memory_size(limits.max_memory_bytes);
+        let mut config = Config::new();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = wasmtime::Engine::new(&config)?;
+        let component = cache::load_component(&engine, wasm)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        RecoveryEngine::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(RecoveryEnginePre::new)
+            .map_err(anyhow::Error::from)
+            .context("the component is not a reclaim:recovery engine")?;
+        Ok(Self(Arc::new(Compiled {
+            pre,
+            limits,
+            warm: Mutex::new(Vec::new()),
+        })))
+    }
+
+    /// Instantiates the component once and drops the instance, calling
+    /// nothing: warms the pooling allocator's slots at start-up, and is what
+    /// the benchmarks time as "instantiation".
+    pub fn warm_up(&self) -> Result<()> {
+        let work = crate::storage::scratch_unit()?;
+        let settings = Arc::new(Settings::new("http://localhost", Vec::new()));
+        let (result, _) = self.run(work, settings, Arc::new(SystemClock), None, |_, _| Ok(()));
+        result
+    }
+
+    /// Runs one operation over `work`, in a fresh instance (or a warm one,
+    /// see [`Limits::reuse_instances`]). Returns the work with the result:
+    /// the caller commits it only if the call returned.
+    pub(crate) fn run<T>(
+        &self,
+        work: Box<dyn UnitOfWork>,
+        settings: Arc<Settings>,
+        clock: Arc<dyn Clock>,
+        sender: Option<String>,
+        call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> (Result<T>, Box<dyn UnitOfWork>) {
+        let warm = if self.0.limits.reuse_instances > 0 {
+            self.0.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        } else {
+            None
+        };
+        let (mut store, instance) = match warm {
+            Some(Warm { store, instance }) => (store, Ok(instance)),
+            None => self.fresh(),
+        };
+        store.data_mut().begin(work, settings, clock, sender);
+        let result = instance
+            .and_then(|instance| {
+                call(instance.reclaim_recovery_recovery(), &mut store)
+                    .map(|value| (value, instance))
+            })
+            .map_err(anyhow::Error::from);
+        let work = store.data_mut().end();
+        let result = result.map(|(value, instance)| {
+            let mut warm = self.0.warm.lock().unwrap_or_else(|e| e.into_inner());
+            if warm.len() < self.0.limits.reuse_instances {
+                warm.push(Warm { store, instance });
+            }
+            value
+        });
+        (result, work)
+    }
+
+    /// A new store with a new instance in it.
+    fn fresh(&self) -> (Store<HostState>, wasmtime::Result<RecoveryEngine>) {
+        let state = HostState::new(self.0.limits.max_memory_bytes);
+        let mut store = Store::new(self.0.pre.engine(), state);
+        store.limiter(|state| state.limits());
+        let instance = self.0.pre.instantiate(&mut store);
+        (store, instance)
+    }
+}

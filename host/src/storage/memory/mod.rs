@@ -1,0 +1,216 @@
+//! Storage in memory: for embedders' tests, benchmarks that measure the runtime
+//! without a disk, and as the second backend the contract suite
+//! holds the SQLite one to. Units of work run one at a time and undo their
+//! writes when dropped uncommitted, as the SQLite backend's do; the
+//! backend's own writes (claims, sessions, counters) wait their turn too.
+
+mod credentials;
+mod identities;
+mod outbox;
+mod rate_limits;
+mod requests;
+mod sessions;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use anyhow::Result;
+
+use super::{Backend, CredentialRecord, Job, QueuedRequest, Storage, UnitOfWork};
+use crate::directory::Identity;
+use crate::mail::QueuedMail;
+use outbox::StoredMail;
+
+#[derive(Default)]
+struct Tables {
+    identities: Vec<Identity>,
+    passwords: HashMap<String, String>,
+    credentials: HashMap<String, CredentialRecord>,
+    flows: HashMap<String, String>,
+    /// An identity's credentials that were active when last looked at.
+    by_identity: HashMap<String, Vec<String>>,
+    outbox: Vec<StoredMail>,
+    /// Recovery sessions by identity.
+    sessions: HashMap<String, sessions::StoredSession>,
+    /// Self-service requests waiting to be served, oldest first.
+    requests: Vec<QueuedRequest>,
+    next_request: i64,
+    /// Rate-limit keys and their theoretical arrival times.
+    rate_limits: HashMap<String, u64>,
+}
+
+/// What undoes one write.
+enum Undo {
+    Credential(String, Option<CredentialRecord>),
+    /// A key pruned from an identity's index of active credentials.
+    Indexed(String, String),
+    Outbox,
+    /// A session as it was before (none: it did not exist).
+    Session(String, Option<sessions::StoredSession>),
+    /// A served request, put back where it was.
+    Request(usize, QueuedRequest),
+}
+
+/// The tables, and the turn that units of work take on them.
+#[derive(Default)]
+struct Database {
+    tables: Mutex<Tables>,
+    busy: Mutex<bool>,
+    idle: Condvar,
+}
+
+/// In-memory storage with the built-in directory.
+#[derive(Clone, Default)]
+pub struct MemoryStorage {
+    database: Arc<Database>,
+}
+
+impl MemoryStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.database
+            .tables
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A unit of work, once the one before it ended.
+    pub fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
+        Ok(Box::new(self.turn()))
+    }
+
+    /// Waits for this thread's turn on the tables.
+    fn turn(&self) -> MemoryWork {
+        let mut busy = self.database.busy.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy {
+            busy = self
+                .database
+                .idle
+                .wait(busy)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        *busy = true;
+        MemoryWork {
+            storage: self.clone(),
+            undo: Vec::new(),
+            committed: false,
+        }
+    }
+
+    /// Runs one of the backend's own writes in its turn: it can't fail
+    /// halfway, so it needs no undo.
+    fn write<T>(&self, f: impl FnOnce(&mut Tables) -> T) -> T {
+        let mut turn = self.turn();
+        let out = f(&mut self.tables());
+        turn.committed = true;
+        out
+    }
+
+    /// Messages queued so far.
+    pub fn outbox(&self) -> Vec<QueuedMail> {
+        self.tables()
+            .outbox
+            .iter()
+            .map(|m| m.mail.clone())
+            .collect()
+    }
+}
+
+impl Storage for MemoryStorage {
+    /// Runs the job on the calling thread; its writes are settled at once.
+    fn submit(&self, job: Job) {
+        job(self.begin())(Ok(()));
+    }
+}
+
+impl Backend for MemoryStorage {
+    fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct MemoryWork {
+    storage: MemoryStorage,
+    undo: Vec<Undo>,
+    committed: bool,
+}
+
+impl MemoryWork {
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        self.storage.tables()
+    }
+
+    fn update(&mut self, key: &str, change: impl FnOnce(&mut CredentialRecord)) {
+        let mut tables = self.storage.tables();
+        if let Some(record) = tables.credentials.get_mut(key) {
+            self.undo
+                .push(Undo::Credential(key.to_string(), Some(record.clone())));
+            change(record);
+        }
+    }
+}
+
+impl Drop for MemoryWork {
+    fn drop(&mut self) {
+        if !self.committed {
+            let mut tables = self.storage.tables();
+            for undo in self.undo.drain(..).rev() {
+                undo.apply(&mut tables);
+            }
+        }
+        let mut busy = self
+            .storage
+            .database
+            .busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *busy = false;
+        self.storage.database.idle.notify_one();
+    }
+}
+
+impl Undo {
+    fn apply(self, tables: &mut Tables) {
+        match self {
+            Undo::Credential(key, Some(record)) => {
+                tables.credentials.insert(key, record);
+            }
+            Undo::Credential(key, None) => {
+                if let Some(record) = tables.credentials.remove(&key) {
+                    tables.flows.remove(&record.credential.flow_id);
+                    if let Some(keys) = tables.by_identity.get_mut(&record.credential.identity_id) {
+                        keys.retain(|k| *k != key);
+                    }
+                }
+            }
+            Undo::Indexed(identity, key) => {
+                tables.by_identity.entry(identity).or_default().push(key);
+            }
+            Undo::Outbox => {
+                tables.outbox.pop();
+            }
+            Undo::Session(key, Some(session)) => {
+                tables.sessions.insert(key, session);
+            }
+            Undo::Session(key, None) => {
+                tables.sessions.remove(&key);
+            }
+            Undo::Request(at, request) => {
+                tables.requests.insert(at, request);
+            }
+        }
+    }
+}
+
+impl UnitOfWork for MemoryWork {
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.committed = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,42 @@
+//! The self-service request queue in memory.
+
+use anyhow::Result;
+
+use super::{MemoryStorage, MemoryWork, Undo};
+use crate::storage::{Pending, QueuedRequest, RequestQueue, Requests};
+
+impl RequestQueue for MemoryWork {
+    fn dequeue_request(&mut self, id: i64) -> Result<bool> {
+        let mut tables = self.tables();
+        let Some(at) = tables.requests.iter().position(|r| r.id == id) else {
+            return Ok(false);
+        };
+        let request = tables.requests.remove(at);
+        drop(tables);
+        self.undo.push(Undo::Request(at, request));
+        Ok(true)
+    }
+}
+
+impl Requests for MemoryStorage {
+    fn queue_request(&self, email: &str, return_to: Option<&str>, _now: u64) -> Pending<()> {
+        self.write(|tables| {
+            tables.next_request += 1;
+            tables.requests.push(QueuedRequest {
+                id: tables.next_request,
+                email: email.to_string(),
+                return_to: return_to.map(str::to_string),
+            });
+        });
+        Pending::ready(Ok(()))
+    }
+
+    fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>> {
+        Ok(self.tables().requests.iter().take(limit).cloned().collect())
+    }
+
+    fn drop_request(&self, id: i64) -> Result<()> {
+        self.write(|tables| tables.requests.retain(|r| r.id != id));
+        Ok(())
+    }
+}

@@ -1,0 +1,89 @@
+//! Recovery sessions in memory.
+
+use anyhow::Result;
+
+use super::credentials::revoke_all;
+use super::{MemoryStorage, MemoryWork, Undo};
+use crate::storage::sessions::Completed;
+use crate::storage::{NewSession, SessionStore, Sessions};
+
+#[derive(Clone)]
+pub(super) struct StoredSession {
+    key: String,
+    expires_at: u64,
+    return_to: Option<String>,
+}
+
+impl StoredSession {
+    fn is_live(&self, key: &str, now: u64) -> bool {
+        self.key == key && self.expires_at > now
+    }
+}
+
+impl SessionStore for MemoryWork {
+    fn open_session(
+        &mut self,
+        session: &NewSession,
+        identity_id: &str,
+        return_to: Option<&str>,
+    ) -> Result<()> {
+        let stored = StoredSession {
+            key: session.key.clone(),
+            expires_at: session.expires_at,
+            return_to: return_to.map(str::to_string),
+        };
+        let before = self
+            .tables()
+            .sessions
+            .insert(identity_id.to_string(), stored);
+        self.undo
+            .push(Undo::Session(identity_id.to_string(), before));
+        Ok(())
+    }
+
+    fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
+        let ended = self.tables().sessions.remove(identity_id);
+        let live = ended.as_ref().is_some_and(|s| s.expires_at > now);
+        if let Some(session) = ended {
+            self.undo
+                .push(Undo::Session(identity_id.to_string(), Some(session)));
+        }
+        Ok(u32::from(live))
+    }
+}
+
+impl Sessions for MemoryStorage {
+    fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+        Ok(self
+            .tables()
+            .sessions
+            .get(identity_id)
+            .is_some_and(|s| s.is_live(key, now)))
+    }
+
+    fn complete_session(
+        &self,
+        identity_id: &str,
+        key: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<Option<Completed>> {
+        Ok(self.write(|tables| {
+            if !tables
+                .sessions
+                .get(identity_id)
+                .is_some_and(|s| s.is_live(key, now))
+            {
+                return None;
+            }
+            let session = tables.sessions.remove(identity_id)?;
+            tables
+                .passwords
+                .insert(identity_id.to_string(), password_hash.to_string());
+            revoke_all(tables, identity_id, now);
+            Some(Completed {
+                return_to: session.return_to,
+            })
+        }))
+    }
+}

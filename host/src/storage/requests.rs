@@ -1,0 +1,38 @@
+//! Self-service requests wait in the store and are served at a steady pace,
+//! apart from the request that queued them: the work a known address causes
+//! can't then be timed by the requester's next request.
+
+use anyhow::Result;
+
+use super::Pending;
+
+/// A self-service request waiting for its turn (see
+/// [`crate::Reclaim::serve_queued_request`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedRequest {
+    pub id: i64,
+    pub email: String,
+    pub return_to: Option<String>,
+}
+
+/// The queue inside a unit of work.
+pub trait RequestQueue {
+    /// Removes a served request, in the transaction that served it;
+    /// returns false when it was no longer there (another process sharing
+    /// the store served it first).
+    fn dequeue_request(&mut self, id: i64) -> Result<bool>;
+}
+
+/// The queue as the public route and the serving loop use it.
+pub trait Requests {
+    /// Queues a request; settled once it is durable. Known and unknown
+    /// addresses cost the same here: one row.
+    fn queue_request(&self, email: &str, return_to: Option<&str>, now: u64) -> Pending<()>;
+
+    /// Up to `limit` queued requests, oldest first.
+    fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>>;
+
+    /// Drops a request that could not be served (its operation trapped), so
+    /// that it is not tried forever.
+    fn drop_request(&self, id: i64) -> Result<()>;
+}

@@ -1,0 +1,54 @@
+//! The self-service request queue in SQLite.
+
+use anyhow::Result;
+use rusqlite::params;
+
+use super::SqliteStorage;
+use super::writer::SqliteWork;
+use crate::storage::{Pending, QueuedRequest, RequestQueue, Requests, to_db};
+
+impl RequestQueue for SqliteWork {
+    fn dequeue_request(&mut self, id: i64) -> Result<bool> {
+        let removed = self
+            .conn()?
+            .prepare_cached("DELETE FROM recovery_requests WHERE id = ?")?
+            .execute([id])?;
+        Ok(removed == 1)
+    }
+}
+
+impl Requests for SqliteStorage {
+    fn queue_request(&self, email: &str, return_to: Option<&str>, now: u64) -> Pending<()> {
+        let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO recovery_requests (email, return_to, queued_at) VALUES (?, ?, ?)",
+            )?
+            .execute(params![email, return_to, to_db(now)])?;
+            Ok(())
+        })
+    }
+
+    fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>> {
+        self.with_connection(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, email, return_to FROM recovery_requests ORDER BY id LIMIT ?",
+            )?;
+            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                Ok(QueuedRequest {
+                    id: r.get(0)?,
+                    email: r.get(1)?,
+                    return_to: r.get(2)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn drop_request(&self, id: i64) -> Result<()> {
+        self.with_writer(move |conn| {
+            conn.execute("DELETE FROM recovery_requests WHERE id = ?", [id])?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,89 @@
+//! Recovery sessions in SQLite.
+
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::SqliteStorage;
+use super::credentials::revoke_credentials;
+use super::identities::set_password_hash;
+use super::writer::SqliteWork;
+use crate::storage::sessions::Completed;
+use crate::storage::{NewSession, SessionStore, Sessions, to_db};
+
+impl SessionStore for SqliteWork {
+    fn open_session(
+        &mut self,
+        session: &NewSession,
+        identity_id: &str,
+        return_to: Option<&str>,
+    ) -> Result<()> {
+        self.conn()?
+            .prepare_cached(
+                "INSERT OR REPLACE INTO recovery_sessions (identity_id, key, return_to, expires_at) VALUES (?, ?, ?, ?)",
+            )?
+            .execute(params![identity_id, session.key, return_to, to_db(session.expires_at)])
+            .context("opening the recovery session")?;
+        Ok(())
+    }
+
+    fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
+        end_sessions(&*self.conn()?, identity_id, now)
+    }
+}
+
+impl Sessions for SqliteStorage {
+    fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+        self.with_connection(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT 1 FROM recovery_sessions WHERE identity_id = ? AND key = ? AND expires_at > ?",
+                    params![identity_id, key, to_db(now)],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some())
+        })
+    }
+
+    fn complete_session(
+        &self,
+        identity_id: &str,
+        key: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<Option<Completed>> {
+        let (identity_id, key, password_hash) = (
+            identity_id.to_owned(),
+            key.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.with_writer(move |conn| {
+            let ended = conn
+                .query_row(
+                    "DELETE FROM recovery_sessions
+                     WHERE identity_id = ?1 AND key = ?2 AND expires_at > ?3
+                     RETURNING return_to",
+                    params![identity_id, key, to_db(now)],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .optional()?;
+            let Some(return_to) = ended else {
+                return Ok(None);
+            };
+            set_password_hash(conn, &identity_id, &password_hash)?;
+            revoke_credentials(conn, &identity_id, None, now)?;
+            Ok(Some(Completed { return_to }))
+        })
+    }
+}
+
+/// Ends (deletes) the identity's session; counts it if it was live at `now`.
+fn end_sessions(conn: &Connection, identity_id: &str, now: u64) -> Result<u32> {
+    let live: Option<bool> = conn
+        .prepare_cached(
+            "DELETE FROM recovery_sessions WHERE identity_id = ? RETURNING expires_at > ?",
+        )?
+        .query_row(params![identity_id, to_db(now)], |r| r.get(0))
+        .optional()?;
+    Ok(u32::from(live == Some(true)))
+}

@@ -1,0 +1,586 @@
+//! The backend contract: what every storage backend must do, written once
+//! against `dyn Backend` and run on each (memory and SQLite here; a new
+//! backend adds itself to `contract!` at the bottom).
+
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use reclaim::mail::{Attempt, MailStatus, QueuedMail};
+use reclaim::storage::{self, Backend, Location, NewSession, Quota, UnitOfWork, transact};
+use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState};
+use reclaim::{IdentityRef, NewIdentity};
+
+const SECOND: u64 = 1_000_000_000;
+const T0: u64 = 1_800_000_000 * SECOND;
+
+/// A backend under test, and what keeps its data alive.
+pub struct Fixture {
+    backend: Arc<dyn Backend>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn memory() -> Fixture {
+    Fixture {
+        backend: storage::open(&Location::Memory).unwrap(),
+        _dir: None,
+    }
+}
+
+fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = storage::open(&Location::Sqlite {
+        path: dir.path().join("reclaim.db"),
+        durability: storage::Durability::Normal,
+    })
+    .unwrap();
+    Fixture {
+        backend,
+        _dir: Some(dir),
+    }
+}
+
+fn identity(backend: &dyn Backend, email: &str) -> reclaim::Identity {
+    backend
+        .create_identity(
+            &NewIdentity {
+                email: Some(email.into()),
+                active: true,
+                ..Default::default()
+            },
+            T0,
+        )
+        .unwrap()
+}
+
+fn credential(identity_id: &str, key: &str, kind: CredentialKind, expires_at: u64) -> Credential {
+    Credential {
+        key: key.into(),
+        kind,
+        identity_id: identity_id.into(),
+        flow_id: format!("flow-{key}"),
+        issued_at: T0,
+        expires_at,
+        return_to: Some("https://app.example/done".into()),
+    }
+}
+
+/// Runs `f` in a unit of work of its own and keeps what it wrote.
+fn write<T: Send + 'static>(
+    backend: &dyn Backend,
+    f: impl FnOnce(&mut dyn UnitOfWork) -> anyhow::Result<T> + Send + 'static,
+) -> T {
+    transact(backend, move |mut work| {
+        let out = f(&mut *work)?;
+        work.commit()?;
+        Ok(out)
+    })
+    .unwrap()
+}
+
+fn insert(backend: &dyn Backend, credentials: Vec<Credential>) {
+    transact(backend, move |mut work| {
+        for c in &credentials {
+            work.insert(c)?;
+        }
+        work.commit()
+    })
+    .unwrap();
+}
+
+fn keys(key: &str) -> Vec<String> {
+    vec!["no-such-key".into(), key.into()]
+}
+
+fn consume(backend: &dyn Backend, key: &str, kind: CredentialKind, now: u64) -> ConsumeOutcome {
+    let keys = keys(key);
+    write(backend, move |work| work.consume(&keys, kind, now, 5))
+}
+
+fn state(backend: &dyn Backend, key: &str, kind: CredentialKind, now: u64) -> CredentialState {
+    let keys = keys(key);
+    transact(backend, move |mut work| work.find(&keys, kind, now))
+        .unwrap()
+        .expect("the credential is stored")
+        .state
+}
+
+fn mail(id: &str, queued_at: u64, flow_id: Option<&str>) -> QueuedMail {
+    QueuedMail {
+        id: id.into(),
+        to: "ann@example.com".into(),
+        to_name: None,
+        subject: "Recover your account".into(),
+        text_body: "https://id.example/recover?token=secret".into(),
+        html_body: "<a href=\"https://id.example/recover?token=secret\">".into(),
+        template: "recovery-link".into(),
+        sender: None,
+        queued_at,
+        attempts: 0,
+        flow_id: flow_id.map(Into::into),
+    }
+}
+
+fn enqueue(backend: &dyn Backend, mail: QueuedMail) {
+    transact(backend, move |mut work| {
+        work.enqueue(&mail)?;
+        work.commit()
+    })
+    .unwrap();
+}
+
+pub fn a_credential_is_consumed_once_under_concurrent_consumers(f: Fixture) {
+    let ann = identity(&*f.backend, "ann@example.com");
+    insert(
+        &*f.backend,
+        vec![credential(
+            &ann.id,
+            "k",
+            CredentialKind::Link,
+            T0 + 60 * SECOND,
+        )],
+    );
+    let start = Arc::new(Barrier::new(8));
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (backend, start) = (f.backend.clone(), start.clone());
+            std::thread::spawn(move || {
+                start.wait();
+                consume(&*backend, "k", CredentialKind::Link, T0 + SECOND)
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    let consumed = outcomes
+        .iter()
+        .filter(|o| matches!(o, ConsumeOutcome::Consumed(_)))
+        .count();
+    assert_eq!(consumed, 1, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| matches!(
+        o,
+        ConsumeOutcome::Consumed(_) | ConsumeOutcome::NotActive(CredentialState::Used)
+    )));
+    assert!(matches!(
+        consume(&*f.backend, "k", CredentialKind::Code, T0),
+        ConsumeOutcome::Unknown
+    ));
+}
+
+pub fn expiry_is_exclusive_at_now_and_the_first_thing_that_happened_wins(f: Fixture) {
+    let ann = identity(&*f.backend, "ann@example.com");
+    let expires = T0 + 60 * SECOND;
+    insert(
+        &*f.backend,
+        vec![
+            credential(&ann.id, "a", CredentialKind::Link, expires),
+            credential(&ann.id, "b", CredentialKind::Link, expires),
+        ],
+    );
+    let b = &*f.backend;
+    assert_eq!(
+        state(b, "a", CredentialKind::Link, expires - 1),
+        CredentialState::Active
+    );
+    assert_eq!(
+        state(b, "a", CredentialKind::Link, expires),
+        CredentialState::Expired
+    );
+    assert!(matches!(
+        consume(b, "a", CredentialKind::Link, expires),
+        ConsumeOutcome::NotActive(CredentialState::Expired)
+    ));
+    // Used, then revoked: still used. Revoked, then expired: still revoked.
+    assert!(matches!(
+        consume(b, "b", CredentialKind::Link, T0),
+        ConsumeOutcome::Consumed(_)
+    ));
+    let id = ann.id.clone();
+    let revoked = write(b, move |work| work.revoke_identity(&id, None, T0 + SECOND));
+    assert_eq!(revoked, 1, "only the unused one is revoked");
+    assert_eq!(
+        state(b, "b", CredentialKind::Link, expires + 1),
+        CredentialState::Used
+    );
+    assert_eq!(
+        state(b, "a", CredentialKind::Link, expires + 1),
+        CredentialState::Revoked
+    );
+}
+
+pub fn revocation_ends_an_identitys_active_credentials_of_a_kind(f: Fixture) {
+    let b = &*f.backend;
+    let (ann, bob) = (
+        identity(b, "ann@example.com"),
+        identity(b, "bob@example.com"),
+    );
+    let later = T0 + 60 * SECOND;
+    insert(
+        b,
+        vec![
+            credential(&ann.id, "l1", CredentialKind::Link, later),
+            credential(&ann.id, "l2", CredentialKind::Link, later),
+            credential(&ann.id, "c1", CredentialKind::Code, later),
+            credential(&ann.id, "old", CredentialKind::Link, T0),
+            credential(&bob.id, "bob", CredentialKind::Link, later),
+        ],
+    );
+    let revoke = |kind| {
+        let id = ann.id.clone();
+        write(b, move |work| work.revoke_identity(&id, kind, T0 + SECOND))
+    };
+    assert_eq!(
+        revoke(Some(CredentialKind::Link)),
+        2,
+        "the expired one is not counted"
+    );
+    assert_eq!(
+        state(b, "l1", CredentialKind::Link, T0),
+        CredentialState::Revoked
+    );
+    assert_eq!(
+        state(b, "c1", CredentialKind::Code, T0),
+        CredentialState::Active
+    );
+    assert_eq!(revoke(None), 1);
+    assert_eq!(revoke(None), 0);
+    assert_eq!(
+        state(b, "bob", CredentialKind::Link, T0),
+        CredentialState::Active
+    );
+}
+
+pub fn wrong_codes_count_and_the_limit_ends_the_flow(f: Fixture) {
+    let b = &*f.backend;
+    let ann = identity(b, "ann@example.com");
+    insert(
+        b,
+        vec![credential(
+            &ann.id,
+            "c",
+            CredentialKind::Code,
+            T0 + 60 * SECOND,
+        )],
+    );
+    let fail = || write(b, |work| work.record_failed_attempt("flow-c", 3, T0));
+    assert_eq!(fail(), 1);
+    assert_eq!(fail(), 2);
+    let status = transact(b, |mut work| work.code_for_flow("flow-c", T0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (status.state, status.failed_attempts),
+        (CredentialState::Active, 2)
+    );
+    assert_eq!(fail(), 3);
+    assert_eq!(
+        state(b, "c", CredentialKind::Code, T0),
+        CredentialState::Revoked
+    );
+    assert!(matches!(
+        consume(b, "c", CredentialKind::Code, T0),
+        ConsumeOutcome::NotActive(CredentialState::Revoked)
+    ));
+    let gone = transact(b, |mut work| work.record_failed_attempt("no-flow", 3, T0)).unwrap();
+    assert_eq!(gone, 3, "a flow that is not there counts as spent");
+}
+
+pub fn an_uncommitted_unit_of_work_leaves_nothing(f: Fixture) {
+    let b = &*f.backend;
+    let ann = identity(b, "ann@example.com");
+    let id = ann.id.clone();
+    transact(b, move |mut work| {
+        work.insert(&credential(&id, "k", CredentialKind::Link, T0 + SECOND))?;
+        work.enqueue(&mail("m", T0, None))?;
+        work.open_session(
+            &NewSession {
+                key: "s".into(),
+                expires_at: T0 + SECOND,
+            },
+            &id,
+            None,
+        )?;
+        Ok(()) // dropped without commit
+    })
+    .unwrap();
+    let none = transact(b, |mut work| {
+        work.find(&keys("k"), CredentialKind::Link, T0)
+    })
+    .unwrap();
+    assert!(none.is_none());
+    assert_eq!(b.status(T0).unwrap().queued, 0);
+    assert!(!b.session_is_live(&ann.id, "s", T0).unwrap());
+}
+
+pub fn identities_are_found_by_id_pk_and_address_in_any_case(f: Fixture) {
+    let b = &*f.backend;
+    let ann = identity(b, "Ann@Example.com");
+    let bob = identity(b, "bob@example.com");
+    assert_ne!(ann.pk, bob.pk);
+    let id_of = |found: Option<reclaim::Identity>| found.map(|i| (i.id, i.pk));
+    let by_id = b.identity(&IdentityRef::Id(ann.id.clone())).unwrap();
+    assert_eq!(id_of(by_id), Some((ann.id.clone(), ann.pk)));
+    let by_pk = b.identity(&IdentityRef::Pk(bob.pk)).unwrap();
+    assert_eq!(id_of(by_pk), Some((bob.id.clone(), bob.pk)));
+    assert!(b.identity(&IdentityRef::Pk(-1)).unwrap().is_none());
+    let found = transact(b, |mut work| work.find_by_email("aNN@example.COM")).unwrap();
+    assert_eq!(id_of(found), Some((ann.id.clone(), ann.pk)));
+    let taken = b.create_identity(
+        &NewIdentity {
+            email: Some("ANN@example.com".into()),
+            active: true,
+            ..Default::default()
+        },
+        T0,
+    );
+    assert!(taken.unwrap_err().to_string().contains("already exists"));
+    let invalid = b.create_identity(
+        &NewIdentity {
+            email: Some("not an address".into()),
+            ..Default::default()
+        },
+        T0,
+    );
+    assert!(invalid.is_err());
+    let listed: Vec<_> = b
+        .list_identities()
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(listed, vec![ann.id, bob.id]);
+}
+
+pub fn a_session_completes_once_with_a_new_password_that_ends_every_credential(f: Fixture) {
+    let b = &*f.backend;
+    let ann = identity(b, "ann@example.com");
+    insert(
+        b,
+        vec![credential(
+            &ann.id,
+            "k",
+            CredentialKind::Link,
+            T0 + 60 * SECOND,
+        )],
+    );
+    let id = ann.id.clone();
+    let open = move |key: &str, expires_at| {
+        let (id, key) = (id.clone(), key.to_string());
+        transact(b, move |mut work| {
+            let session = NewSession { key, expires_at };
+            work.open_session(&session, &id, Some("https://app.example/done"))?;
+            work.commit()
+        })
+        .unwrap()
+    };
+    open("old", T0 + 10 * SECOND);
+    open("new", T0 + 10 * SECOND);
+    assert!(
+        !b.session_is_live(&ann.id, "old", T0).unwrap(),
+        "a newer session replaces it"
+    );
+    assert!(b.session_is_live(&ann.id, "new", T0).unwrap());
+    assert!(
+        !b.session_is_live(&ann.id, "new", T0 + 10 * SECOND).unwrap(),
+        "expired at now"
+    );
+    assert_eq!(
+        b.complete_session(&ann.id, "wrong", "hash", T0).unwrap(),
+        None
+    );
+    let done = b
+        .complete_session(&ann.id, "new", "$argon2id$hash", T0)
+        .unwrap();
+    assert_eq!(
+        done.unwrap().return_to.as_deref(),
+        Some("https://app.example/done")
+    );
+    assert_eq!(
+        b.password_hash(&ann.id).unwrap().as_deref(),
+        Some("$argon2id$hash")
+    );
+    assert_eq!(
+        state(b, "k", CredentialKind::Link, T0),
+        CredentialState::Revoked
+    );
+    assert_eq!(
+        b.complete_session(&ann.id, "new", "again", T0).unwrap(),
+        None,
+        "single use"
+    );
+
+    open("third", T0 + 10 * SECOND);
+    let id = ann.id.clone();
+    let ended = transact(b, move |mut work| {
+        let n = work.end_sessions(&id, T0)?;
+        work.commit()?;
+        Ok(n)
+    });
+    assert_eq!(ended.unwrap(), 1);
+    assert!(!b.session_is_live(&ann.id, "third", T0).unwrap());
+}
+
+pub fn queued_requests_are_served_once_in_order(f: Fixture) {
+    let b = &*f.backend;
+    b.queue_request("ann@example.com", None, T0).wait().unwrap();
+    b.queue_request("bob@example.com", Some("https://app.example/"), T0)
+        .wait()
+        .unwrap();
+    let queued = b.queued_requests(10).unwrap();
+    assert_eq!(
+        queued.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
+        ["ann@example.com", "bob@example.com"]
+    );
+    assert_eq!(b.queued_requests(1).unwrap().len(), 1);
+    let first = queued[0].id;
+    let dequeue = || write(b, move |work| work.dequeue_request(first));
+    assert!(dequeue());
+    assert!(!dequeue(), "served once");
+    b.drop_request(queued[1].id).unwrap();
+    assert!(b.queued_requests(10).unwrap().is_empty());
+}
+
+pub fn mail_is_claimed_by_one_courier_at_a_time_under_a_lease(f: Fixture) {
+    let b = &*f.backend;
+    enqueue(b, mail("m1", T0, None));
+    enqueue(b, mail("m2", T0 + 1, None));
+    let lease = T0 + 30 * SECOND;
+    let claimed = b.claim("c1", 10, T0, lease).unwrap();
+    assert_eq!(
+        claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["m1", "m2"]
+    );
+    assert!(
+        b.claim("c2", 10, T0, lease).unwrap().is_empty(),
+        "claimed by c1"
+    );
+    assert_eq!(b.status(T0).unwrap().processing, 2);
+    // c1 dies; its lease runs out and c2 takes over.
+    let taken = b.claim("c2", 1, lease, lease + 30 * SECOND).unwrap();
+    assert_eq!(taken[0].id, "m1");
+    assert!(!b.renew("m1", "c1", lease, lease + SECOND).unwrap());
+    assert!(!b.record_attempt("m1", "c1", lease, &Attempt::Sent).unwrap());
+    assert!(b.renew("m1", "c2", lease, lease + 60 * SECOND).unwrap());
+    assert!(b.record_attempt("m1", "c2", lease, &Attempt::Sent).unwrap());
+    let status = b.status(lease).unwrap();
+    assert_eq!((status.sent, status.processing), (1, 1));
+    let sent = b.list(Some(MailStatus::Sent), 10).unwrap();
+    assert_eq!((sent[0].id.as_str(), sent[0].attempts), ("m1", 1));
+    assert!(sent[0].sent_at.is_some());
+}
+
+pub fn failed_mail_waits_for_its_retry_and_abandoned_mail_ends_its_credential(f: Fixture) {
+    let b = &*f.backend;
+    let ann = identity(b, "ann@example.com");
+    insert(
+        b,
+        vec![credential(
+            &ann.id,
+            "k",
+            CredentialKind::Link,
+            T0 + 3600 * SECOND,
+        )],
+    );
+    enqueue(b, mail("plain", T0, None));
+    enqueue(b, mail("link", T0 + 1, Some("flow-k")));
+    let lease = T0 + 30 * SECOND;
+    assert_eq!(b.claim("c", 10, T0, lease).unwrap().len(), 2);
+    let retry = Attempt::Retry {
+        error: "421 busy".into(),
+        retry_at: T0 + 60 * SECOND,
+    };
+    assert!(b.record_attempt("plain", "c", T0, &retry).unwrap());
+    let abandon = Attempt::Abandon {
+        error: "550 no such user".into(),
+    };
+    assert!(b.record_attempt("link", "c", T0, &abandon).unwrap());
+    assert!(
+        b.claim("c", 10, T0 + 59 * SECOND, lease)
+            .unwrap()
+            .is_empty(),
+        "not due yet"
+    );
+    let again = b
+        .claim("c", 10, T0 + 60 * SECOND, T0 + 90 * SECOND)
+        .unwrap();
+    assert_eq!((again[0].id.as_str(), again[0].attempts), ("plain", 1));
+    assert_eq!(
+        state(b, "k", CredentialKind::Link, T0),
+        CredentialState::Revoked
+    );
+    assert!(
+        !b.retry("link", T0).unwrap(),
+        "its link is gone: it can't be sent again"
+    );
+    let abandoned = b.list(Some(MailStatus::Abandoned), 10).unwrap();
+    assert_eq!(abandoned[0].last_error.as_deref(), Some("550 no such user"));
+    assert!(b.record_attempt("plain", "c", T0, &abandon).unwrap());
+    assert!(b.retry("plain", T0).unwrap());
+    assert_eq!(b.status(T0).unwrap().queued, 1);
+    assert_eq!(
+        b.status(T0 + 5 * SECOND).unwrap().oldest_queued_age_seconds,
+        Some(5)
+    );
+}
+
+pub fn rate_limits_allow_a_burst_then_one_per_share_of_the_window(f: Fixture) {
+    let b = &*f.backend;
+    let quota = Quota {
+        limit: 3,
+        window: Duration::from_secs(30),
+    };
+    let admit = |keys: &[&str], now| {
+        let keys: Vec<_> = keys.iter().map(|k| (k.to_string(), quota)).collect();
+        b.admit(&keys, now).wait().unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(admit(&["a"], T0), Ok(()));
+    }
+    assert_eq!(admit(&["a"], T0), Err(Duration::from_secs(10)));
+    assert_eq!(
+        admit(&["a"], T0 + 10 * SECOND),
+        Ok(()),
+        "one more after a share"
+    );
+    assert!(admit(&["a"], T0 + 10 * SECOND).is_err());
+    // A refused key stops the rest: "b" is not counted.
+    assert!(admit(&["a", "b"], T0 + 10 * SECOND).is_err());
+    for _ in 0..3 {
+        assert_eq!(admit(&["b"], T0 + 10 * SECOND), Ok(()));
+    }
+    assert_eq!(b.forget_idle(T0 + 10 * SECOND).unwrap(), 2);
+    assert_eq!(
+        b.forget_idle(T0 + 40 * SECOND).unwrap(),
+        0,
+        "both have their allowance back"
+    );
+    assert_eq!(admit(&["a"], T0 + 40 * SECOND), Ok(()));
+}
+
+pub fn a_healthy_backend_answers_a_ping(f: Fixture) {
+    f.backend.ping().unwrap();
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $test() { super::$test(super::memory()) })*
+        }
+        mod sqlite {
+            $(#[test] fn $test() { super::$test(super::sqlite()) })*
+        }
+    };
+}
+
+contract!(
+    a_credential_is_consumed_once_under_concurrent_consumers,
+    expiry_is_exclusive_at_now_and_the_first_thing_that_happened_wins,
+    revocation_ends_an_identitys_active_credentials_of_a_kind,
+    wrong_codes_count_and_the_limit_ends_the_flow,
+    an_uncommitted_unit_of_work_leaves_nothing,
+    identities_are_found_by_id_pk_and_address_in_any_case,
+    a_session_completes_once_with_a_new_password_that_ends_every_credential,
+    queued_requests_are_served_once_in_order,
+    mail_is_claimed_by_one_courier_at_a_time_under_a_lease,
+    failed_mail_waits_for_its_retry_and_abandoned_mail_ends_its_credential,
+    rate_limits_allow_a_burst_then_one_per_share_of_the_window,
+    a_healthy_backend_answers_a_ping,
+);

@@ -1,0 +1,15 @@
+//! The `reclaim` binary's tests, in one binary (one link of wasmtime rather
+//! than one per file), a module per area; `common` holds the helpers they
+//! share: a served instance, a mail sink, forms.
+
+mod common;
+
+mod browser;
+mod cli;
+mod contract;
+mod courier;
+mod crash;
+mod http_api;
+mod security;
+mod self_service;
+mod wasmtime_cli;
