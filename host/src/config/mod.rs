@@ -66,6 +66,8 @@ pub struct Config {
     pub email_stages: Vec<EmailStage>,
     pub courier: CourierConfig,
     pub durability: Durability,
+    /// PostgreSQL's URL; `None` keeps everything in `DATA/reclaim.db`.
+    pub database_url: Option<String>,
     /// See [`crate::Limits::reuse_instances`].
     pub reuse_instances: usize,
 }
@@ -73,9 +75,12 @@ pub struct Config {
 impl Config {
     /// Where the backend keeps its data.
     pub fn storage_location(&self) -> Location {
-        Location::Sqlite {
-            path: self.data.join("reclaim.db"),
-            durability: self.durability,
+        match &self.database_url {
+            Some(url) => Location::Postgres { url: url.clone() },
+            None => Location::Sqlite {
+                path: self.data.join("reclaim.db"),
+                durability: self.durability,
+            },
         }
     }
 
@@ -198,8 +203,15 @@ impl Config {
         if courier.policy.lease <= courier.timeout * 2 {
             bail!("courier.lease must be more than twice courier.timeout");
         }
+        let database_url = o.database_url.filter(|u| !u.is_empty());
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            bail!("database_url must be a postgres:// or postgresql:// URL");
+        }
         Ok(Self {
             durability: o.durability.unwrap_or_default(),
+            database_url,
             reuse_instances: o.reuse_instances.unwrap_or(0),
             courier,
             data,

@@ -89,6 +89,16 @@ pub struct Options {
     /// user:password@ for authentication [default: .eml files in DATA/outbox]
     #[arg(long, env = "RECLAIM_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
+    /// PostgreSQL to keep everything in, shared by any number of replicas:
+    /// postgres://user:password@host:port/database [default: the embedded
+    /// SQLite file DATA/reclaim.db]
+    #[arg(
+        long,
+        env = "RECLAIM_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<String>,
     /// When a commit is on disk: full (synced before the answer, survives
     /// power loss) or normal (survives a crash of the process) [default: full]
     #[arg(long, env = "RECLAIM_DURABILITY", global = true, value_enum)]
@@ -173,6 +183,7 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         admin_token: over.admin_token.or(base.admin_token),
         smtp_url: over.smtp_url.or(base.smtp_url),
         durability: over.durability.or(base.durability),
+        database_url: over.database_url.or(base.database_url),
         reuse_instances: over.reuse_instances.or(base.reuse_instances),
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),

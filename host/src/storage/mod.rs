@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod identities;
 pub mod memory;
 mod pending;
+pub mod postgres;
 pub mod rate_limits;
 pub mod requests;
 pub mod sessions;
@@ -25,6 +26,7 @@ pub use identities::Identities;
 pub use memory::MemoryStorage;
 pub(crate) use pending::settling;
 pub use pending::{OnDurable, Pending, submit, transact};
+pub use postgres::PostgresStorage;
 pub use rate_limits::{Quota, RateLimits};
 pub use requests::{QueuedRequest, RequestQueue, Requests};
 pub use sessions::{NewSession, SessionStore, Sessions};
@@ -75,6 +77,9 @@ pub enum Location {
         path: std::path::PathBuf,
         durability: Durability,
     },
+    /// A PostgreSQL database, shared by any number of processes
+    /// (`postgres://user:pass@host:port/db`).
+    Postgres { url: String },
     /// Process memory: gone when the process ends (tests, benchmarks).
     Memory,
 }
@@ -86,6 +91,7 @@ pub fn open(location: &Location) -> Result<Arc<dyn Backend>> {
         Location::Sqlite { path, durability } => {
             Arc::new(SqliteStorage::open_with(path, *durability)?)
         }
+        Location::Postgres { url } => Arc::new(PostgresStorage::open(url)?),
         Location::Memory => Arc::new(MemoryStorage::new()),
     })
 }

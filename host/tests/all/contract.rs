@@ -1,6 +1,7 @@
 //! The backend contract: what every storage backend must do, written once
-//! against `dyn Backend` and run on each (memory and SQLite here; a new
-//! backend adds itself to `contract!` at the bottom).
+//! against `dyn Backend` and run on each (memory, SQLite, and PostgreSQL
+//! on a real server; a new backend adds itself to `contract!` at the
+//! bottom).
 
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
@@ -36,6 +37,14 @@ fn sqlite() -> Fixture {
     Fixture {
         backend,
         _dir: Some(dir),
+    }
+}
+
+fn postgres() -> Fixture {
+    let url = crate::common::postgres::server().fresh_database();
+    Fixture {
+        backend: storage::open(&Location::Postgres { url }).unwrap(),
+        _dir: None,
     }
 }
 
@@ -566,6 +575,9 @@ macro_rules! contract {
         }
         mod sqlite {
             $(#[test] fn $test() { super::$test(super::sqlite()) })*
+        }
+        mod postgres {
+            $(#[test] fn $test() { super::$test(super::postgres()) })*
         }
     };
 }

@@ -10,6 +10,7 @@ mod contract;
 mod courier;
 mod crash;
 mod http_api;
+mod replicas;
 mod security;
 mod self_service;
 mod wasmtime_cli;

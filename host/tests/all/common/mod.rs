@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod postgres;
+
 #[path = "../../../../tests/support/mail_text.rs"]
 mod mail_text;
 #[allow(unused_imports)] // not every test binary reads mail
@@ -29,7 +31,7 @@ pub struct Server {
 
 /// A port that was free a moment ago: the public URL must name the port
 /// before the server starts.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

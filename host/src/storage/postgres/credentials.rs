@@ -1,0 +1,163 @@
+//! Credentials in PostgreSQL: the component's `storage` import.
+
+use anyhow::{Context, Result};
+use postgres::Row;
+
+use super::{Conn, PgWork};
+use crate::storage::credentials::kind_name;
+use crate::storage::{CredentialRecord, CredentialStore, from_db, to_db};
+use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
+
+impl CredentialStore for PgWork {
+    fn insert(&mut self, c: &Credential) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &c.key,
+                    &kind_name(c.kind),
+                    &c.identity_id,
+                    &c.flow_id,
+                    &to_db(c.issued_at),
+                    &to_db(c.expires_at),
+                    &c.return_to,
+                ],
+            )
+            .context("storing the credential")?;
+        Ok(())
+    }
+
+    fn consume(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+        max_failed_attempts: u32,
+    ) -> Result<ConsumeOutcome> {
+        let max = i32::try_from(max_failed_attempts).unwrap_or(i32::MAX);
+        let mut conn = self.conn()?;
+        // One guarded statement: of concurrent consumers in any process,
+        // the one whose UPDATE reaches the row first wins; the others wait
+        // for its commit, re-check the guard on the new row and match
+        // nothing.
+        let consumed = conn.query_opt(
+            "UPDATE credentials SET used_at = $1
+             WHERE kind = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1
+               AND failed_attempts < $3 AND key = ANY($4)
+             RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
+                       used_at, revoked_at, failed_attempts",
+            &[&to_db(now), &kind_name(kind), &max, &keys],
+        )?;
+        if let Some(row) = consumed {
+            return Ok(ConsumeOutcome::Consumed(record(&row).credential));
+        }
+        Ok(match find_record(&mut conn, keys, kind)? {
+            None => ConsumeOutcome::Unknown,
+            Some(record) => record.not_consumed(now, max_failed_attempts),
+        })
+    }
+
+    fn find(
+        &mut self,
+        keys: &[String],
+        kind: CredentialKind,
+        now: u64,
+    ) -> Result<Option<CredentialStatus>> {
+        Ok(find_record(&mut *self.conn()?, keys, kind)?.map(|r| r.status_at(now)))
+    }
+
+    fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
+        let found = self.conn()?.query_opt(
+            "SELECT key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
+                    used_at, revoked_at, failed_attempts
+             FROM credentials WHERE flow_id = $1 AND kind = 'code'",
+            &[&flow_id],
+        )?;
+        Ok(found.map(|row| record(&row).status_at(now)))
+    }
+
+    fn record_failed_attempt(
+        &mut self,
+        flow_id: &str,
+        max_failed_attempts: u32,
+        now: u64,
+    ) -> Result<u32> {
+        let max = i32::try_from(max_failed_attempts).unwrap_or(i32::MAX);
+        // One atomic UPDATE: concurrent wrong codes each add one, and the
+        // one that reaches the limit revokes the flow.
+        let count = self.conn()?.query_opt(
+            "UPDATE credentials SET failed_attempts = failed_attempts + 1,
+                 revoked_at = CASE WHEN failed_attempts + 1 >= $1 AND revoked_at IS NULL AND used_at IS NULL
+                                   THEN $2 ELSE revoked_at END
+             WHERE flow_id = $3 AND kind = 'code'
+             RETURNING failed_attempts",
+            &[&max, &to_db(now), &flow_id],
+        )?;
+        // A flow that vanished meanwhile counts as spent.
+        Ok(count.map_or(max_failed_attempts, |row| {
+            u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX)
+        }))
+    }
+
+    fn revoke_identity(
+        &mut self,
+        identity_id: &str,
+        kind: Option<CredentialKind>,
+        now: u64,
+    ) -> Result<u32> {
+        revoke_credentials(&mut *self.conn()?, identity_id, kind, now)
+    }
+}
+
+fn find_record(
+    conn: &mut Conn,
+    keys: &[String],
+    kind: CredentialKind,
+) -> Result<Option<CredentialRecord>> {
+    let found = conn.query_opt(
+        "SELECT key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
+                used_at, revoked_at, failed_attempts
+         FROM credentials WHERE kind = $1 AND key = ANY($2) LIMIT 1",
+        &[&kind_name(kind), &keys],
+    )?;
+    Ok(found.map(|row| record(&row)))
+}
+
+/// Revokes the identity's active credentials (of one kind, or all).
+pub(super) fn revoke_credentials(
+    conn: &mut Conn,
+    identity_id: &str,
+    kind: Option<CredentialKind>,
+    now: u64,
+) -> Result<u32> {
+    let revoked = conn.execute(
+        "UPDATE credentials SET revoked_at = $1
+         WHERE identity_id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1
+           AND ($3::TEXT IS NULL OR kind = $3)",
+        &[&to_db(now), &identity_id, &kind.map(kind_name)],
+    )?;
+    Ok(u32::try_from(revoked).unwrap_or(u32::MAX))
+}
+
+fn record(r: &Row) -> CredentialRecord {
+    let kind: String = r.get(1);
+    CredentialRecord {
+        credential: Credential {
+            key: r.get(0),
+            kind: if kind == "code" {
+                CredentialKind::Code
+            } else {
+                CredentialKind::Link
+            },
+            identity_id: r.get(2),
+            flow_id: r.get(3),
+            issued_at: from_db(r.get(4)),
+            expires_at: from_db(r.get(5)),
+            return_to: r.get(6),
+        },
+        used: r.get::<_, Option<i64>>(7).is_some(),
+        revoked: r.get::<_, Option<i64>>(8).is_some(),
+        failed_attempts: u32::try_from(r.get::<_, i32>(9)).unwrap_or(u32::MAX),
+    }
+}

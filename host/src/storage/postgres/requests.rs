@@ -1,0 +1,58 @@
+//! The self-service request queue in PostgreSQL.
+
+use anyhow::Result;
+
+use super::{PgWork, PostgresStorage};
+use crate::storage::{Pending, QueuedRequest, RequestQueue, Requests, to_db};
+
+impl RequestQueue for PgWork {
+    fn dequeue_request(&mut self, id: i64) -> Result<bool> {
+        // Two replicas serving one request: the second's DELETE waits for
+        // the first's commit and then finds nothing, so its unit (and its
+        // mail) is rolled back.
+        let removed = self
+            .conn()?
+            .execute("DELETE FROM recovery_requests WHERE id = $1", &[&id])?;
+        Ok(removed == 1)
+    }
+}
+
+impl Requests for PostgresStorage {
+    fn queue_request(&self, email: &str, return_to: Option<&str>, now: u64) -> Pending<()> {
+        let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO recovery_requests (email, return_to, queued_at) VALUES ($1, $2, $3)",
+                &[&email, &return_to, &to_db(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.call(move |conn| {
+            let rows = conn.query(
+                "SELECT id, email, return_to FROM recovery_requests ORDER BY id LIMIT $1",
+                &[&limit],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| QueuedRequest {
+                    id: r.get(0),
+                    email: r.get(1),
+                    return_to: r.get(2),
+                })
+                .collect())
+        })
+        .wait()
+    }
+
+    fn drop_request(&self, id: i64) -> Result<()> {
+        self.call(move |conn| {
+            conn.execute("DELETE FROM recovery_requests WHERE id = $1", &[&id])?;
+            Ok(())
+        })
+        .wait()
+    }
+}

@@ -1,0 +1,86 @@
+//! Recovery sessions in PostgreSQL.
+
+use anyhow::{Context, Result};
+
+use super::credentials::revoke_credentials;
+use super::{PgWork, PostgresStorage};
+use crate::storage::sessions::Completed;
+use crate::storage::{NewSession, SessionStore, Sessions, to_db};
+
+impl SessionStore for PgWork {
+    fn open_session(
+        &mut self,
+        session: &NewSession,
+        identity_id: &str,
+        return_to: Option<&str>,
+    ) -> Result<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO recovery_sessions (identity_id, key, return_to, expires_at)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (identity_id) DO UPDATE
+                 SET key = EXCLUDED.key, return_to = EXCLUDED.return_to, expires_at = EXCLUDED.expires_at",
+                &[&identity_id, &session.key, &return_to, &to_db(session.expires_at)],
+            )
+            .context("opening the recovery session")?;
+        Ok(())
+    }
+
+    fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
+        let live = self.conn()?.query_opt(
+            "DELETE FROM recovery_sessions WHERE identity_id = $1 RETURNING expires_at > $2",
+            &[&identity_id, &to_db(now)],
+        )?;
+        Ok(u32::from(live.is_some_and(|row| row.get::<_, bool>(0))))
+    }
+}
+
+impl Sessions for PostgresStorage {
+    fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+        let (identity_id, key) = (identity_id.to_owned(), key.to_owned());
+        self.call(move |conn| {
+            Ok(conn
+                .query_opt(
+                    "SELECT 1 FROM recovery_sessions
+                     WHERE identity_id = $1 AND key = $2 AND expires_at > $3",
+                    &[&identity_id, &key, &to_db(now)],
+                )?
+                .is_some())
+        })
+        .wait()
+    }
+
+    fn complete_session(
+        &self,
+        identity_id: &str,
+        key: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<Option<Completed>> {
+        let (identity_id, key, password_hash) = (
+            identity_id.to_owned(),
+            key.to_owned(),
+            password_hash.to_owned(),
+        );
+        self.transaction(move |conn| {
+            let ended = conn.query_opt(
+                "DELETE FROM recovery_sessions
+                 WHERE identity_id = $1 AND key = $2 AND expires_at > $3
+                 RETURNING return_to",
+                &[&identity_id, &key, &to_db(now)],
+            )?;
+            let Some(row) = ended else {
+                return Ok(None);
+            };
+            conn.execute(
+                "UPDATE identities SET password_hash = $1 WHERE id = $2",
+                &[&password_hash, &identity_id],
+            )?;
+            revoke_credentials(conn, &identity_id, None, now)?;
+            Ok(Some(Completed {
+                return_to: row.get(0),
+            }))
+        })
+        .wait()
+    }
+}

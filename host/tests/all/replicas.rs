@@ -1,0 +1,238 @@
+//! Three `reclaim serve` processes on one PostgreSQL database: exactly-once
+//! redemption, exact attempt limits, shared rate limits and exactly-once
+//! mail, whichever replica a request reaches.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+
+use crate::common::postgres;
+use crate::common::{ADMIN_TOKEN, FormToken, Server, SmtpSink, client, header, token_of};
+
+const SECRETS: &str = "replica-secret-0123456789abcdef0123456789";
+
+/// Three replicas sharing a fresh database and the hashing secrets; each
+/// has its own port and data directory.
+fn replicas(extra: &[(&str, &str)]) -> Vec<Server> {
+    let url = postgres::server().fresh_database();
+    (0..3)
+        .map(|_| {
+            let mut env = vec![
+                ("RECLAIM_DATABASE_URL", url.as_str()),
+                ("RECLAIM_SECRETS", SECRETS),
+            ];
+            env.extend_from_slice(extra);
+            Server::start_with(&env)
+        })
+        .collect()
+}
+
+#[test]
+fn a_link_is_redeemed_once_by_concurrent_requests_spread_over_replicas() {
+    let replicas = replicas(&[]);
+    let ann = replicas[0].identity(Some("ann@example.com"));
+    let forms: Vec<FormToken> = replicas.iter().map(FormToken::fetch).collect();
+    for round in 0..200 {
+        let link = crate::common::admin_link(&replicas[round % 3], &ann);
+        let token = token_of(&link);
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..32)
+                .map(|i| {
+                    let (replica, form, token) = (&replicas[i % 3], &forms[i % 3], &token);
+                    scope.spawn(move || {
+                        form.post(
+                            replica,
+                            "/self-service/recovery/confirm",
+                            &[("token", token)],
+                        )
+                        .status()
+                        .as_u16()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won = statuses.iter().filter(|s| **s == 303).count();
+        assert_eq!(won, 1, "round {round}: {statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == 303 || *s == 410),
+            "round {round}: the losers are told the link was used: {statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn concurrent_wrong_codes_over_replicas_stop_exactly_at_the_limit() {
+    let replicas = replicas(&[]);
+    let ann = replicas[0].identity(Some("ann@example.com"));
+    let created: Value = client()
+        .post(replicas[1].url("/admin/recovery/code"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "identity_id": ann["id"] }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let code = created["recovery_code"].as_str().unwrap().to_string();
+    let link = created["recovery_link"].as_str().unwrap();
+    let flow = link
+        .split("flow=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let forms: Vec<FormToken> = replicas.iter().map(FormToken::fetch).collect();
+    let pages: Vec<String> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..24)
+            .map(|i| {
+                let (replica, form) = (&replicas[i % 3], &forms[i % 3]);
+                scope.spawn(move || {
+                    form.post(
+                        replica,
+                        "/self-service/recovery/code",
+                        &[("flow", flow), ("code", wrong)],
+                    )
+                    .text()
+                    .unwrap()
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    // Each counted guess gets its own count: 1 to 4 leave attempts, the
+    // fifth and every later one end the flow.
+    let left = pages.iter().filter(|p| p.contains("left.")).count();
+    assert_eq!(left, 4, "guesses told they had attempts left");
+    let after = forms[2].post(
+        &replicas[2],
+        "/self-service/recovery/code",
+        &[("flow", flow), ("code", &code)],
+    );
+    assert_ne!(after.status(), 303, "the right code no longer works");
+}
+
+#[test]
+fn the_per_address_limit_holds_across_replicas() {
+    let replicas = replicas(&[]);
+    let forms: Vec<FormToken> = replicas.iter().map(FormToken::fetch).collect();
+    let statuses: Vec<u16> = (0..12)
+        .map(|i| {
+            forms[i % 3]
+                .post(
+                    &replicas[i % 3],
+                    "/self-service/recovery",
+                    &[("email", "someone@example.com")],
+                )
+                .status()
+                .as_u16()
+        })
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn every_message_is_delivered_once_with_a_courier_in_every_replica() {
+    let sink = SmtpSink::running();
+    let smtp = sink.url();
+    let replicas = replicas(&[("RECLAIM_SMTP_URL", &smtp)]);
+    let people: Vec<Value> = (0..30)
+        .map(|i| replicas[0].identity(Some(&format!("person{i}@example.com"))))
+        .collect();
+    std::thread::scope(|scope| {
+        for (i, person) in people.iter().enumerate() {
+            let replica = &replicas[i % 3];
+            scope.spawn(move || {
+                let response = client()
+                    .post(replica.url(&format!(
+                        "/api/v3/core/users/{}/recovery_email/?email_stage=default",
+                        person["pk"]
+                    )))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .send()
+                    .unwrap();
+                assert_eq!(response.status(), 204);
+            });
+        }
+    });
+    let messages = sink.wait_for(30, 20);
+    // Give a duplicate time to arrive before counting.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let messages = if sink.messages().len() > messages.len() {
+        sink.messages()
+    } else {
+        messages
+    };
+    assert_eq!(messages.len(), 30, "each message once");
+    let ids: HashSet<&str> = messages
+        .iter()
+        .map(|m| header(m, "Message-ID").expect("a Message-ID"))
+        .collect();
+    assert_eq!(ids.len(), 30);
+}
+
+#[test]
+fn every_cli_command_works_against_postgres() {
+    let url = postgres::server().fresh_database();
+    let env = [
+        ("RECLAIM_DATABASE_URL", url.as_str()),
+        ("RECLAIM_SECRETS", SECRETS),
+    ];
+    let (here, there) = (Server::offline(&env), Server::offline(&env));
+    let ann = here.identity(Some("ann@example.com"));
+    let listed = there.cli_json(&["identity", "list"]);
+    assert_eq!(
+        listed[0]["id"], ann["id"],
+        "another data directory, the same database"
+    );
+    let id = ann["id"].as_str().unwrap();
+    let link = here.cli_json(&["link", "create", "--identity", id]);
+    let redeemed = there.cli_json(&["redeem", "--link", link["recovery_link"].as_str().unwrap()]);
+    assert_eq!(redeemed["identity_id"], ann["id"]);
+    let again = here.cli(&["redeem", "--link", link["recovery_link"].as_str().unwrap()]);
+    assert!(!again.status.success(), "single use through the CLI too");
+    let code = here.cli_json(&["code", "create", "--identity", id]);
+    let flow = code["flow_id"].as_str().unwrap();
+    let wrong = if code["recovery_code"] == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    assert!(
+        !there
+            .cli(&["redeem", "--flow", flow, "--code", wrong])
+            .status
+            .success()
+    );
+    let by_code = there.cli_json(&[
+        "redeem",
+        "--flow",
+        flow,
+        "--code",
+        code["recovery_code"].as_str().unwrap(),
+    ]);
+    assert_eq!(by_code["identity_id"], ann["id"]);
+    here.cli_json(&["link", "create", "--identity", id]);
+    let revoked = there.cli_json(&["revoke", "--identity", id]);
+    assert_eq!(revoked["revoked"], 1);
+    // No SMTP relay: mail goes to DATA/outbox of whichever process
+    // delivers it.
+    here.cli_json(&["email", "send", "--identity", id]);
+    here.cli_json(&["request", "--email", "ann@example.com"]);
+    let status = there.cli_json(&["courier", "status"]);
+    assert_eq!(status["sent"], 2, "{status}");
+    let listed = there.cli_json(&["courier", "list", "--status", "sent"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let flushed = there.cli_json(&["courier", "flush"]);
+    assert_eq!(flushed["sent"], 0, "{flushed}");
+}
