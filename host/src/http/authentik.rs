@@ -85,6 +85,13 @@ impl From<Error> for AuthentikError {
                 Self::NotFound
             }
             Error::Refused(refusal) => Self::Invalid(refusal.message),
+            Error::Failed(failure) if crate::storage::is_unavailable(&failure) => {
+                tracing::warn!(error = %format!("{failure:#}"), "database unavailable");
+                Self::Other(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is not answering; nothing was stored. Try again.".into(),
+                )
+            }
             Error::Failed(failure) => {
                 let request = uuid::Uuid::new_v4();
                 tracing::error!(request = %request, error = %format!("{failure:#}"), "operation failed");

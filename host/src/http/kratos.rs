@@ -124,6 +124,15 @@ impl From<Error> for ErrorGeneric {
     fn from(e: Error) -> Self {
         match e {
             Error::Refused(refusal) => refusal.into(),
+            Error::Failed(failure) if crate::storage::is_unavailable(&failure) => {
+                let body = Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The service is temporarily unavailable; please try again.",
+                    "The database is not answering; nothing was stored.",
+                );
+                tracing::warn!(request = %body.error.request, error = %format!("{failure:#}"), "database unavailable");
+                body
+            }
             Error::Failed(failure) => {
                 let body = Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -96,6 +96,20 @@ pub fn open(location: &Location) -> Result<Arc<dyn Backend>> {
     })
 }
 
+/// A failure of the backend being out of reach (a lost connection, a
+/// database shutting down) rather than a fault: callers answer 503 and the
+/// request can be tried again; nothing of it was written. It is an error
+/// of its own (not a context message), so it stays findable in the chain
+/// after the trap that carried it out of the component.
+#[derive(Debug, thiserror::Error)]
+#[error("the database is not answering")]
+pub struct Unavailable(#[source] pub Box<dyn std::error::Error + Send + Sync + 'static>);
+
+/// Whether `error` says the backend was out of reach.
+pub fn is_unavailable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.is::<Unavailable>())
+}
+
 /// A unit of work over nothing, for a call that must not touch a backend
 /// (warming the runtime up).
 pub fn scratch_unit() -> Result<Box<dyn UnitOfWork>> {

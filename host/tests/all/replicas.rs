@@ -236,3 +236,105 @@ fn every_cli_command_works_against_postgres() {
     let flushed = there.cli_json(&["courier", "flush"]);
     assert_eq!(flushed["sent"], 0, "{flushed}");
 }
+
+#[test]
+fn a_database_restart_under_load_fails_cleanly_and_loses_nothing_acknowledged() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    let database = postgres::PgServer::start();
+    let url = database.fresh_database();
+    let replica = Server::start_with(&[
+        ("RECLAIM_DATABASE_URL", url.as_str()),
+        ("RECLAIM_SECRETS", SECRETS),
+    ]);
+    let ann = replica.identity(Some("ann@example.com"));
+    let stop = AtomicBool::new(false);
+    let create = || {
+        let response = client()
+            .post(replica.url("/admin/recovery/link"))
+            .bearer_auth(ADMIN_TOKEN)
+            .timeout(Duration::from_secs(30))
+            .json(&json!({ "identity_id": ann["id"] }))
+            .send()
+            .expect("every request is answered");
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().unwrap())
+    };
+    let (answers, ready_while_down) = std::thread::scope(|scope| {
+        let load: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut answers = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        answers.push(create());
+                    }
+                    answers
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        database.stop();
+        std::thread::sleep(Duration::from_millis(500));
+        let ready = client()
+            .get(replica.url("/health/ready"))
+            .send()
+            .unwrap()
+            .status();
+        std::thread::sleep(Duration::from_millis(1500));
+        database.resume();
+        std::thread::sleep(Duration::from_secs(2));
+        stop.store(true, Ordering::Relaxed);
+        let answers: Vec<(u16, Value)> = load.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        (answers, ready)
+    });
+    assert_eq!(ready_while_down, 503, "/health/ready reports the database");
+    let refused: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 503)
+        .map(|(_, b)| b)
+        .collect();
+    assert!(
+        !refused.is_empty(),
+        "requests failed while the database was down"
+    );
+    for body in &refused {
+        assert_eq!(body["error"]["code"], 503, "{body}");
+        assert_eq!(body["error"]["status"], "Service Unavailable");
+        assert!(body["error"]["request"].is_string() && body["error"]["message"].is_string());
+    }
+    let flows: Vec<String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, b)| {
+            let link = b["recovery_link"].as_str().unwrap();
+            link.split("flow=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        flows.len() + refused.len(),
+        answers.len(),
+        "only 200 or 503"
+    );
+    // Recovered without a restart of ours, and every acknowledged link is there.
+    assert_eq!(create().0, 200);
+    let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let stored: i64 = db
+        .query_one(
+            "SELECT count(*) FROM credentials WHERE flow_id = ANY($1)",
+            &[&flows],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        stored as usize,
+        flows.len(),
+        "no acknowledged link was lost"
+    );
+}

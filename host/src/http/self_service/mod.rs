@@ -171,6 +171,14 @@ fn problem_page(app: &AppState, e: &Error) -> Response {
             };
             app.pages.problem(status(r.code), title, &r.message)
         }
+        Error::Failed(failure) if crate::storage::is_unavailable(failure) => {
+            tracing::warn!(error = %format!("{failure:#}"), "database unavailable");
+            app.pages.problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "Nothing was changed. Please try again in a moment.",
+            )
+        }
         Error::Failed(failure) => {
             let request = uuid::Uuid::new_v4();
             tracing::error!(request = %request, error = %format!("{failure:#}"), "self-service step failed");

@@ -35,7 +35,7 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
 use crate::storage::pending::promise;
-use crate::storage::{Backend, Job, Pending, Storage, UnitOfWork};
+use crate::storage::{Backend, Job, Pending, Storage, Unavailable, UnitOfWork};
 
 /// Connections (and worker threads) per process.
 const WORKERS: usize = 16;
@@ -56,9 +56,13 @@ impl PostgresStorage {
     /// Connects to `url` (`postgres://user:pass@host:port/db`), brings the
     /// schema up to date and starts the workers.
     pub fn open(url: &str) -> Result<Self> {
-        let config: postgres::Config = url
+        let mut config: postgres::Config = url
             .parse()
             .context("the database URL is not a PostgreSQL connection string")?;
+        // An unreachable host fails the request rather than holding a worker.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
         if url.contains("sslmode=require") || url.contains("sslmode=verify") {
             bail!(
                 "TLS to PostgreSQL is not supported yet: use sslmode=disable on a trusted network"
@@ -110,10 +114,10 @@ impl PostgresStorage {
         f: impl FnOnce(&mut Conn) -> Result<T> + Send + 'static,
     ) -> Pending<T> {
         self.call(move |conn| {
-            conn.client()?.batch_execute("BEGIN")?;
+            conn.batch("BEGIN")?;
             match f(conn) {
                 Ok(out) => {
-                    conn.client()?.batch_execute("COMMIT")?;
+                    conn.batch("COMMIT")?;
                     Ok(out)
                 }
                 Err(e) => {
@@ -160,14 +164,13 @@ fn work(queue: &Mutex<Receiver<Task>>, conn: Conn) {
 fn run_unit(cell: &Arc<Mutex<UnitCell>>, job: Job) {
     let unit = {
         let mut state = lock(cell);
-        let begun = state
-            .conn
-            .client()
-            .and_then(|c| Ok(c.batch_execute("BEGIN")?));
+        let begun = state.conn.batch("BEGIN");
         if let Err(e) = begun {
-            let why = format!("{e:#}");
             drop(state);
-            job(Err(anyhow!("starting a transaction: {why}")))(Err(anyhow!("{why}")));
+            // The job and its callback each need the error: a copy keeps
+            // whether the database was out of reach.
+            let copy = copy_error(&e);
+            job(Err(e.context("starting a transaction")))(Err(copy));
             return;
         }
         state.unit += 1;
@@ -192,10 +195,7 @@ fn run_unit(cell: &Arc<Mutex<UnitCell>>, job: Job) {
         on_durable(Ok(()));
         return;
     }
-    let committed = state
-        .conn
-        .client()
-        .and_then(|c| Ok(c.batch_execute("COMMIT")?));
+    let committed = state.conn.batch("COMMIT");
     if committed.is_err() {
         state.conn.rollback();
     }
@@ -293,13 +293,19 @@ impl Conn {
     fn client(&mut self) -> Result<&mut Client> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.statements.clear();
-            self.client = Some(
-                self.config
-                    .connect(NoTls)
-                    .context("connecting to PostgreSQL")?,
-            );
+            let client = self
+                .config
+                .connect(NoTls)
+                .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
+                .context("connecting to PostgreSQL")?;
+            self.client = Some(client);
         }
         Ok(self.client.as_mut().expect("just connected"))
+    }
+
+    /// Runs statements with no parameters and no rows (BEGIN, COMMIT).
+    fn batch(&mut self, sql: &str) -> Result<()> {
+        self.client()?.batch_execute(sql).map_err(failure)
     }
 
     fn rollback(&mut self) {
@@ -315,7 +321,7 @@ impl Conn {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.client()?.prepare(sql)?;
+        let statement = self.client()?.prepare(sql).map_err(failure)?;
         self.statements.insert(sql, statement.clone());
         Ok(statement)
     }
@@ -326,7 +332,7 @@ impl Conn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
         let statement = self.statement(sql)?;
-        Ok(self.client()?.query(&statement, params)?)
+        self.client()?.query(&statement, params).map_err(failure)
     }
 
     pub(super) fn query_opt(
@@ -343,7 +349,7 @@ impl Conn {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64> {
         let statement = self.statement(sql)?;
-        Ok(self.client()?.execute(&statement, params)?)
+        self.client()?.execute(&statement, params).map_err(failure)
     }
 }
 
@@ -360,5 +366,30 @@ impl Backend for PostgresStorage {
             Ok(())
         })
         .wait()
+    }
+}
+
+/// A PostgreSQL error as the host reports it: a lost connection or a server
+/// that is shutting down or out of connections is [`Unavailable`] (the
+/// caller answers 503); anything else is a fault.
+fn failure(e: postgres::Error) -> anyhow::Error {
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    // SQLSTATE classes 08 (connection exception), 53 (insufficient
+    // resources) and 57 (operator intervention: admin shutdown).
+    let class = e.code().map(|c| &c.code()[..2]);
+    if e.is_closed() || io || matches!(class, Some("08" | "53" | "57")) {
+        anyhow::Error::new(Unavailable(Box::new(e)))
+    } else {
+        e.into()
+    }
+}
+
+/// The same failure again, as text, still marked [`Unavailable`] if it was.
+fn copy_error(e: &anyhow::Error) -> anyhow::Error {
+    let text = format!("{e:#}");
+    if crate::storage::is_unavailable(e) {
+        anyhow::Error::new(Unavailable(text.into()))
+    } else {
+        anyhow!(text)
     }
 }

@@ -1,23 +1,26 @@
-//! A real PostgreSQL server for the tests: started once per test binary
-//! from the machine's PostgreSQL binaries, in a temporary directory, on a
-//! free loopback port; each test gets a database of its own. PostgreSQL
-//! refuses to run as root, so under root it runs as the `postgres` user.
-//! A watchdog stops it and removes its directory when the tests exit.
+//! A real PostgreSQL server for the tests, from the machine's PostgreSQL
+//! binaries, in a temporary directory, on a free loopback port: one shared
+//! by the test binary (each test gets a database of its own), or one of a
+//! test's own to stop and start. PostgreSQL refuses to run as root, so
+//! under root it runs as the `postgres` user. A watchdog stops it and
+//! removes its directory when the tests exit.
 
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct PgServer {
     port: u16,
-    /// The shell that runs the server and stops it when we exit; never
+    bin: PathBuf,
+    dir: PathBuf,
+    /// The shell that stops the server once this process is gone; never
     /// waited for, since it outlives every test.
-    _watchdog: std::process::Child,
+    _watchdog: Child,
 }
 
-/// The test binary's server, started on first use.
+/// The test binary's shared server, started on first use.
 pub fn server() -> &'static PgServer {
     static SERVER: OnceLock<PgServer> = OnceLock::new();
     SERVER.get_or_init(PgServer::start)
@@ -58,8 +61,19 @@ fn as_postgres(program: &str) -> Command {
     }
 }
 
+fn run(mut command: Command, what: &str) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl PgServer {
-    fn start() -> Self {
+    /// A server of the caller's own, running.
+    pub fn start() -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("reclaim-pg-")
@@ -67,62 +81,66 @@ impl PgServer {
             .unwrap()
             .keep();
         if is_root() {
-            let chown = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .status()
-                .unwrap();
-            assert!(chown.success(), "chown of the PostgreSQL directory");
+            let mut chown = Command::new("chown");
+            chown.args(["-R", "postgres:postgres"]).arg(&dir);
+            run(chown, "chown of the PostgreSQL directory");
         }
-        let data = dir.join("data");
-        let initdb = as_postgres(bin.join("initdb").to_str().unwrap())
-            .args([
-                "-D",
-                data.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            initdb.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&initdb.stderr)
-        );
-        let port = super::free_port();
-        // The server lives as long as this test process: the watchdog shell
-        // stops it (and removes its files) once our pid is gone.
-        let script = format!(
-            "{postgres} -D {data} -p {port} -k {dir} -c listen_addresses=127.0.0.1 \
-             -c fsync=off -c max_connections=400 >{dir}/log 2>&1 & pg=$!; \
-             while [ -d /proc/{pid} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; \
-             kill -INT $pg 2>/dev/null; wait $pg; rm -rf {dir}",
-            postgres = bin.join("postgres").display(),
-            data = data.display(),
-            dir = dir.display(),
-            pid = std::process::id(),
-        );
+        let mut initdb = as_postgres(bin.join("initdb").to_str().unwrap());
+        initdb.arg("-D").arg(dir.join("data"));
+        initdb.args(["-A", "trust", "-U", "postgres", "--no-sync"]);
+        run(initdb, "initdb");
         let watchdog = as_postgres("sh")
-            .args(["-c", &script])
+            .arg("-c")
+            .arg(format!(
+                "while [ -d /proc/{pid} ]; do sleep 1; done; \
+                 {pg_ctl} -D {dir}/data -m immediate stop; rm -rf {dir}",
+                pid = std::process::id(),
+                pg_ctl = bin.join("pg_ctl").display(),
+                dir = dir.display(),
+            ))
             .spawn()
-            .expect("PostgreSQL starts");
+            .unwrap();
         let server = Self {
-            port,
+            port: super::free_port(),
+            bin,
+            dir,
             _watchdog: watchdog,
         };
+        server.resume();
+        server
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let mut command = as_postgres(self.bin.join("pg_ctl").to_str().unwrap());
+        command.arg("-D").arg(self.dir.join("data")).arg("-w");
+        command
+    }
+
+    /// Stops the server (a fast shutdown: sessions are cut off).
+    pub fn stop(&self) {
+        let mut stop = self.pg_ctl();
+        stop.args(["-m", "fast", "stop"]);
+        run(stop, "pg_ctl stop");
+    }
+
+    /// Starts the server (again) and waits until it takes connections.
+    pub fn resume(&self) {
+        let mut start = self.pg_ctl();
+        start
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400",
+                self.port,
+                self.dir.display()
+            ));
+        start.arg("start");
+        run(start, "pg_ctl start");
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match postgres::Client::connect(&server.url("postgres"), postgres::NoTls) {
-                Ok(_) => return server,
-                Err(e) if Instant::now() > deadline => {
-                    let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
-                    panic!("PostgreSQL did not start: {e}\n{log}")
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
+        while let Err(e) = postgres::Client::connect(&self.url("postgres"), postgres::NoTls) {
+            assert!(Instant::now() < deadline, "PostgreSQL did not start: {e}");
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
