@@ -41,16 +41,21 @@ impl CredentialStore for PgWork {
         // the one whose UPDATE reaches the row first wins; the others wait
         // for its commit, re-check the guard on the new row and match
         // nothing.
-        let consumed = conn.query_opt(
-            "UPDATE credentials SET used_at = $1
-             WHERE kind = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1
-               AND failed_attempts < $3 AND key = ANY($4)
-             RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
-                       used_at, revoked_at, failed_attempts",
-            &[&to_db(now), &kind_name(kind), &max, &keys],
-        )?;
-        if let Some(row) = consumed {
-            return Ok(ConsumeOutcome::Consumed(record(&row).credential));
+        // One key at a time (one per hashing secret, newest first, so
+        // usually one statement): an equality on the primary key, the plan
+        // PostgreSQL picks even before it has statistics on the table.
+        for key in keys {
+            let consumed = conn.query_opt(
+                "UPDATE credentials SET used_at = $1
+                 WHERE key = $4 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL
+                   AND expires_at > $1 AND failed_attempts < $3
+                 RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
+                           used_at, revoked_at, failed_attempts",
+                &[&to_db(now), &kind_name(kind), &max, key],
+            )?;
+            if let Some(row) = consumed {
+                return Ok(ConsumeOutcome::Consumed(record(&row).credential));
+            }
         }
         Ok(match find_record(&mut conn, keys, kind)? {
             None => ConsumeOutcome::Unknown,
@@ -115,13 +120,18 @@ fn find_record(
     keys: &[String],
     kind: CredentialKind,
 ) -> Result<Option<CredentialRecord>> {
-    let found = conn.query_opt(
-        "SELECT key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
-                used_at, revoked_at, failed_attempts
-         FROM credentials WHERE kind = $1 AND key = ANY($2) LIMIT 1",
-        &[&kind_name(kind), &keys],
-    )?;
-    Ok(found.map(|row| record(&row)))
+    for key in keys {
+        let found = conn.query_opt(
+            "SELECT key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
+                    used_at, revoked_at, failed_attempts
+             FROM credentials WHERE key = $1 AND kind = $2",
+            &[key, &kind_name(kind)],
+        )?;
+        if let Some(row) = found {
+            return Ok(Some(record(&row)));
+        }
+    }
+    Ok(None)
 }
 
 /// Revokes the identity's active credentials (of one kind, or all).
