@@ -68,6 +68,8 @@ pub struct Config {
     pub durability: Durability,
     /// PostgreSQL's URL; `None` keeps everything in `DATA/reclaim.db`.
     pub database_url: Option<String>,
+    /// Certificates to trust for PostgreSQL's TLS.
+    pub database_ca: Option<PathBuf>,
     /// See [`crate::Limits::reuse_instances`].
     pub reuse_instances: usize,
 }
@@ -76,7 +78,10 @@ impl Config {
     /// Where the backend keeps its data.
     pub fn storage_location(&self) -> Location {
         match &self.database_url {
-            Some(url) => Location::Postgres { url: url.clone() },
+            Some(url) => Location::Postgres {
+                url: url.clone(),
+                ca: self.database_ca.clone(),
+            },
             None => Location::Sqlite {
                 path: self.data.join("reclaim.db"),
                 durability: self.durability,
@@ -109,12 +114,25 @@ impl Config {
             .create(&data)
             .with_context(|| format!("creating the data directory {}", data.display()))?;
 
+        let shared_database = o.database_url.as_deref().is_some_and(|u| !u.is_empty());
         let secrets = match o.secrets {
             Some(list) => {
                 settings::parse_secrets(&list.join(",")).context("in the configured secrets")?
             }
+            // Replicas of one database must hash alike, and the secrets must
+            // not be in the database a dump would expose.
+            None if shared_database => bail!(
+                "with database_url, configure the hashing secrets (RECLAIM_SECRETS or \
+                 `secrets` in the file): every replica must use the same ones"
+            ),
             None => settings::load_or_create_secrets(&data)?,
         };
+        if shared_database && o.admin_token.as_deref().is_none_or(str::is_empty) {
+            bail!(
+                "with database_url, configure the admin token (RECLAIM_ADMIN_TOKEN or \
+                 `admin_token` in the file): every replica must accept the same one"
+            );
+        }
         let public_url = o
             .public_url
             .unwrap_or_else(|| "http://127.0.0.1:4433".into());
@@ -212,6 +230,7 @@ impl Config {
         Ok(Self {
             durability: o.durability.unwrap_or_default(),
             database_url,
+            database_ca: o.database_ca,
             reuse_instances: o.reuse_instances.unwrap_or(0),
             courier,
             data,

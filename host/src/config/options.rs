@@ -99,6 +99,10 @@ pub struct Options {
         global = true
     )]
     pub database_url: Option<String>,
+    /// PEM file of certificates to trust for PostgreSQL's TLS
+    /// (`sslmode=require` in the URL), besides the public roots
+    #[arg(long, env = "RECLAIM_DATABASE_CA", global = true)]
+    pub database_ca: Option<PathBuf>,
     /// When a commit is on disk: full (synced before the answer, survives
     /// power loss) or normal (survives a crash of the process) [default: full]
     #[arg(long, env = "RECLAIM_DURABILITY", global = true, value_enum)]
@@ -184,6 +188,7 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         smtp_url: over.smtp_url.or(base.smtp_url),
         durability: over.durability.or(base.durability),
         database_url: over.database_url.or(base.database_url),
+        database_ca: over.database_ca.or(base.database_ca),
         reuse_instances: over.reuse_instances.or(base.reuse_instances),
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),

@@ -82,3 +82,34 @@ fn unknown_keys_in_the_file_are_reported() {
     let err = Config::resolve(Some(&file), Options::default()).unwrap_err();
     assert!(format!("{err:#}").contains("publc_url"));
 }
+
+#[test]
+fn a_shared_database_needs_configured_secrets_and_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = |secrets: bool, token: bool| Options {
+        data: Some(dir.path().into()),
+        database_url: Some("postgres://reclaim:hunter2@db.internal/reclaim".into()),
+        secrets: secrets.then(|| vec!["a-shared-secret-of-at-least-32-bytes!!".into()]),
+        admin_token: token.then(|| "an-admin-token".into()),
+        ..Default::default()
+    };
+    let no_secrets = Config::resolve(None, options(false, true)).unwrap_err();
+    assert!(format!("{no_secrets:#}").contains("hashing secrets"));
+    assert!(
+        !dir.path().join("secrets").exists(),
+        "no per-replica secrets file"
+    );
+    let no_token = Config::resolve(None, options(true, false)).unwrap_err();
+    assert!(format!("{no_token:#}").contains("admin token"));
+    let config = Config::resolve(None, options(true, true)).unwrap();
+    assert!(matches!(
+        config.storage_location(),
+        Location::Postgres { .. }
+    ));
+    let mysql = Options {
+        database_url: Some("mysql://db/reclaim".into()),
+        ..options(true, true)
+    };
+    let refused = format!("{:#}", Config::resolve(None, mysql).unwrap_err());
+    assert!(refused.contains("postgres://") && !refused.contains("hunter2"));
+}

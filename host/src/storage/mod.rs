@@ -79,7 +79,12 @@ pub enum Location {
     },
     /// A PostgreSQL database, shared by any number of processes
     /// (`postgres://user:pass@host:port/db`).
-    Postgres { url: String },
+    Postgres {
+        url: String,
+        /// PEM certificates to trust for TLS (`sslmode=require`), besides
+        /// the public roots.
+        ca: Option<std::path::PathBuf>,
+    },
     /// Process memory: gone when the process ends (tests, benchmarks).
     Memory,
 }
@@ -91,7 +96,7 @@ pub fn open(location: &Location) -> Result<Arc<dyn Backend>> {
         Location::Sqlite { path, durability } => {
             Arc::new(SqliteStorage::open_with(path, *durability)?)
         }
-        Location::Postgres { url } => Arc::new(PostgresStorage::open(url)?),
+        Location::Postgres { url, ca } => Arc::new(PostgresStorage::open(url, ca.as_deref())?),
         Location::Memory => Arc::new(MemoryStorage::new()),
     })
 }

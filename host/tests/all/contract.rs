@@ -43,7 +43,7 @@ fn sqlite() -> Fixture {
 fn postgres() -> Fixture {
     let url = crate::common::postgres::server().fresh_database();
     Fixture {
-        backend: storage::open(&Location::Postgres { url }).unwrap(),
+        backend: storage::open(&Location::Postgres { url, ca: None }).unwrap(),
         _dir: None,
     }
 }

@@ -338,3 +338,29 @@ fn a_database_restart_under_load_fails_cleanly_and_loses_nothing_acknowledged() 
         "no acknowledged link was lost"
     );
 }
+
+#[test]
+fn tls_to_postgres_is_verified_against_the_configured_ca() {
+    let (database, ca) = postgres::PgServer::start_tls();
+    let url = database.fresh_database();
+    let ca = ca.display().to_string();
+    let over_tls = format!("{url}?sslmode=require");
+    let with = |url: &str, ca: Option<&str>| {
+        let mut env = vec![("RECLAIM_DATABASE_URL", url), ("RECLAIM_SECRETS", SECRETS)];
+        env.extend(ca.map(|ca| ("RECLAIM_DATABASE_CA", ca)));
+        Server::offline(&env)
+    };
+    // The server takes only TLS for this database: a plain client is refused.
+    let plain = with(&url, None).cli(&["identity", "list"]);
+    let refused = String::from_utf8_lossy(&plain.stderr);
+    assert!(refused.contains("no encryption"), "{refused}");
+    let trusted = with(&over_tls, Some(&ca));
+    let ann = trusted.identity(Some("ann@example.com"));
+    assert_eq!(trusted.cli_json(&["identity", "list"])[0]["id"], ann["id"]);
+    // Without the CA the certificate is not trusted: TLS here is verified,
+    // not merely encrypted.
+    let unverified = with(&over_tls, None).cli(&["identity", "list"]);
+    assert!(!unverified.status.success());
+    let error = String::from_utf8_lossy(&unverified.stderr);
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+}

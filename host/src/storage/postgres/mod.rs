@@ -17,6 +17,7 @@
 //! a pool crate because each worker must own its connection for a whole
 //! unit of work, which the component drives synchronously.
 
+mod connection;
 mod credentials;
 mod identities;
 mod outbox;
@@ -25,17 +26,16 @@ mod requests;
 mod schema;
 mod sessions;
 
-use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result, anyhow, bail};
-use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Statement};
 
 use crate::storage::pending::promise;
-use crate::storage::{Backend, Job, Pending, Storage, Unavailable, UnitOfWork};
+use crate::storage::{Backend, Job, Pending, Storage, UnitOfWork};
+use connection::Conn;
+use connection::{copy_error, tls};
 
 /// Connections (and worker threads) per process.
 const WORKERS: usize = 16;
@@ -54,8 +54,10 @@ enum Task {
 
 impl PostgresStorage {
     /// Connects to `url` (`postgres://user:pass@host:port/db`), brings the
-    /// schema up to date and starts the workers.
-    pub fn open(url: &str) -> Result<Self> {
+    /// schema up to date and starts the workers. With `sslmode=require`
+    /// connections use TLS (rustls), and the server's certificate must
+    /// chain to a public root or to one of the PEM certificates in `ca`.
+    pub fn open(url: &str, ca: Option<&std::path::Path>) -> Result<Self> {
         let mut config: postgres::Config = url
             .parse()
             .context("the database URL is not a PostgreSQL connection string")?;
@@ -63,17 +65,13 @@ impl PostgresStorage {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(5));
         }
-        if url.contains("sslmode=require") || url.contains("sslmode=verify") {
-            bail!(
-                "TLS to PostgreSQL is not supported yet: use sslmode=disable on a trusted network"
-            );
-        }
-        let mut first = Conn::new(config.clone());
+        let tls = tls(&config, ca)?;
+        let mut first = Conn::new(config.clone(), tls.clone());
         schema::migrate(first.client()?)?;
         let (tasks, queue) = channel();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..WORKERS {
-            let (queue, conn) = (Arc::clone(&queue), Conn::new(config.clone()));
+            let (queue, conn) = (Arc::clone(&queue), Conn::new(config.clone(), tls.clone()));
             std::thread::Builder::new()
                 .name(format!("reclaim-pg-{n}"))
                 .spawn(move || work(&queue, conn))
@@ -271,88 +269,6 @@ impl UnitOfWork for PgWork {
     }
 }
 
-/// A connection that reconnects when it was lost, with its prepared
-/// statements (each is prepared once per connection: a statement sent as
-/// text costs a second round trip every time).
-pub(super) struct Conn {
-    config: postgres::Config,
-    client: Option<Client>,
-    statements: HashMap<&'static str, Statement>,
-}
-
-impl Conn {
-    fn new(config: postgres::Config) -> Self {
-        Self {
-            config,
-            client: None,
-            statements: HashMap::new(),
-        }
-    }
-
-    /// The client, connecting first if there is none or it was lost.
-    fn client(&mut self) -> Result<&mut Client> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.statements.clear();
-            let client = self
-                .config
-                .connect(NoTls)
-                .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
-                .context("connecting to PostgreSQL")?;
-            self.client = Some(client);
-        }
-        Ok(self.client.as_mut().expect("just connected"))
-    }
-
-    /// Runs statements with no parameters and no rows (BEGIN, COMMIT).
-    fn batch(&mut self, sql: &str) -> Result<()> {
-        self.client()?.batch_execute(sql).map_err(failure)
-    }
-
-    fn rollback(&mut self) {
-        if let Some(client) = self.client.as_mut()
-            && client.batch_execute("ROLLBACK").is_err()
-        {
-            // A connection that can't roll back is of no further use.
-            self.client = None;
-        }
-    }
-
-    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.client()?.prepare(sql).map_err(failure)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
-    }
-
-    pub(super) fn query(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>> {
-        let statement = self.statement(sql)?;
-        self.client()?.query(&statement, params).map_err(failure)
-    }
-
-    pub(super) fn query_opt(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>> {
-        Ok(self.query(sql, params)?.into_iter().next())
-    }
-
-    pub(super) fn execute(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64> {
-        let statement = self.statement(sql)?;
-        self.client()?.execute(&statement, params).map_err(failure)
-    }
-}
-
 impl Storage for PostgresStorage {
     fn submit(&self, job: Job) {
         self.send(Task::Unit(job));
@@ -366,30 +282,5 @@ impl Backend for PostgresStorage {
             Ok(())
         })
         .wait()
-    }
-}
-
-/// A PostgreSQL error as the host reports it: a lost connection or a server
-/// that is shutting down or out of connections is [`Unavailable`] (the
-/// caller answers 503); anything else is a fault.
-fn failure(e: postgres::Error) -> anyhow::Error {
-    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-    // SQLSTATE classes 08 (connection exception), 53 (insufficient
-    // resources) and 57 (operator intervention: admin shutdown).
-    let class = e.code().map(|c| &c.code()[..2]);
-    if e.is_closed() || io || matches!(class, Some("08" | "53" | "57")) {
-        anyhow::Error::new(Unavailable(Box::new(e)))
-    } else {
-        e.into()
-    }
-}
-
-/// The same failure again, as text, still marked [`Unavailable`] if it was.
-fn copy_error(e: &anyhow::Error) -> anyhow::Error {
-    let text = format!("{e:#}");
-    if crate::storage::is_unavailable(e) {
-        anyhow::Error::new(Unavailable(text.into()))
-    } else {
-        anyhow!(text)
     }
 }

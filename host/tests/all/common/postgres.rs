@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 pub struct PgServer {
     port: u16,
+    /// Whether the server takes TLS connections (and only those, but for
+    /// the `postgres` database the tests create databases through).
+    tls: bool,
     bin: PathBuf,
     dir: PathBuf,
     /// The shell that stops the server once this process is gone; never
@@ -74,6 +77,19 @@ fn run(mut command: Command, what: &str) {
 impl PgServer {
     /// A server of the caller's own, running.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// A server that refuses plain connections to the tests' databases,
+    /// with a certificate for 127.0.0.1 from a CA of its own; returns the
+    /// CA's PEM file too.
+    pub fn start_tls() -> (Self, PathBuf) {
+        let server = Self::start_with(true);
+        let ca = server.dir.join("ca.pem");
+        (server, ca)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("reclaim-pg-")
@@ -100,8 +116,18 @@ impl PgServer {
             ))
             .spawn()
             .unwrap();
+        if tls {
+            make_certificates(&dir);
+            std::fs::write(
+                dir.join("data/pg_hba.conf"),
+                "local all all trust\nhost postgres postgres 127.0.0.1/32 trust\n\
+                 hostssl all all 127.0.0.1/32 trust\n",
+            )
+            .unwrap();
+        }
         let server = Self {
             port: super::free_port(),
+            tls,
             bin,
             dir,
             _watchdog: watchdog,
@@ -126,15 +152,22 @@ impl PgServer {
     /// Starts the server (again) and waits until it takes connections.
     pub fn resume(&self) {
         let mut start = self.pg_ctl();
+        let mut options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400",
+            self.port,
+            self.dir.display()
+        );
+        if self.tls {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+                dir = self.dir.display()
+            ));
+        }
         start
             .arg("-l")
             .arg(self.dir.join("log"))
             .arg("-o")
-            .arg(format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=400",
-                self.port,
-                self.dir.display()
-            ));
+            .arg(options);
         start.arg("start");
         run(start, "pg_ctl start");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -162,4 +195,24 @@ impl PgServer {
             .unwrap();
         self.url(&name)
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, with openssl,
+/// in `dir` (as the postgres user, who must own the key).
+fn make_certificates(dir: &std::path::Path) {
+    let script = format!(
+        "cd {dir} && \
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=reclaim test CA' \
+             -keyout ca.key -out ca.pem 2>/dev/null && \
+         openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.1' \
+             -keyout server.key -out server.csr 2>/dev/null && \
+         printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\nextendedKeyUsage=serverAuth\\n' > ext && \
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+             -extfile ext -out server.crt 2>/dev/null && \
+         chmod 600 server.key && chmod 644 ca.pem",
+        dir = dir.display()
+    );
+    let mut openssl = as_postgres("sh");
+    openssl.args(["-c", &script]);
+    run(openssl, "openssl");
 }
