@@ -74,6 +74,18 @@ pub struct OutboxStatus {
     pub oldest_queued_age_seconds: Option<u64>,
 }
 
+impl OutboxStatus {
+    /// Adds `count` messages of `status`.
+    pub fn add(&mut self, status: MailStatus, count: u64) {
+        *match status {
+            MailStatus::Queued => &mut self.queued,
+            MailStatus::Processing => &mut self.processing,
+            MailStatus::Sent => &mut self.sent,
+            MailStatus::Abandoned => &mut self.abandoned,
+        } += count;
+    }
+}
+
 /// Outbox storage for couriers. Several couriers may share one: `claim`
 /// hands each message to one courier at a time.
 pub trait OutboxStore: Send + Sync {

@@ -138,12 +138,7 @@ impl OutboxStore for MemoryStorage {
         let tables = self.tables();
         let mut status = OutboxStatus::default();
         for m in &tables.outbox {
-            match m.status {
-                MailStatus::Queued => status.queued += 1,
-                MailStatus::Processing => status.processing += 1,
-                MailStatus::Sent => status.sent += 1,
-                MailStatus::Abandoned => status.abandoned += 1,
-            }
+            status.add(m.status, 1);
         }
         status.oldest_queued_age_seconds = tables
             .outbox

@@ -135,12 +135,8 @@ impl OutboxStore for PostgresStorage {
             let mut status = OutboxStatus::default();
             for row in conn.query("SELECT status, count(*) FROM outbox GROUP BY status", &[])? {
                 let count = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-                match MailStatus::parse(row.get(0)) {
-                    Some(MailStatus::Queued) => status.queued = count,
-                    Some(MailStatus::Processing) => status.processing = count,
-                    Some(MailStatus::Sent) => status.sent = count,
-                    Some(MailStatus::Abandoned) => status.abandoned = count,
-                    None => {}
+                if let Some(state) = MailStatus::parse(row.get(0)) {
+                    status.add(state, count);
                 }
             }
             let oldest: Option<i64> = conn

@@ -128,12 +128,8 @@ impl OutboxStore for SqliteStorage {
             let mut rows = stmt.query([])?;
             while let Some(row) = rows.next()? {
                 let count = u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
-                match MailStatus::parse(&row.get::<_, String>(0)?) {
-                    Some(MailStatus::Queued) => status.queued = count,
-                    Some(MailStatus::Processing) => status.processing = count,
-                    Some(MailStatus::Sent) => status.sent = count,
-                    Some(MailStatus::Abandoned) => status.abandoned = count,
-                    None => {}
+                if let Some(state) = MailStatus::parse(&row.get::<_, String>(0)?) {
+                    status.add(state, count);
                 }
             }
             let oldest: Option<i64> = conn.query_row(
