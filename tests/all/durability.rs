@@ -311,8 +311,9 @@ fn a_first_release_database_upgrades_in_place() {
     let version: i64 = upgraded
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Two migrations: the issue-10 tables, then the rate-limit counters.
-    assert_eq!(version, 2, "migrated once, however often opened");
+    // Three migrations: the issue-10 tables, the rate-limit counters, and
+    // request claims.
+    assert_eq!(version, 3, "migrated once, however often opened");
     let counters: i64 = upgraded
         .query_row("SELECT count(*) FROM rate_limits", [], |r| r.get(0))
         .unwrap();

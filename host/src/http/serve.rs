@@ -16,14 +16,21 @@ use crate::mail::Courier;
 pub const REQUEST_PACE: Duration = Duration::from_millis(200);
 /// Requests served in one turn of the queue (they commit together).
 const REQUEST_BATCH: usize = 256;
+/// How long a claim on queued requests keeps other replicas off them: past
+/// it, a replica that died holding them leaves them to the others.
+const REQUEST_LEASE: Duration = Duration::from_secs(60);
 
 /// Serves the self-service requests queued now; returns how many were
 /// served. A request whose operation failed is dropped (and logged) rather
 /// than tried forever.
 pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
     let backend = app.backend.clone();
-    let batch =
-        tokio::task::spawn_blocking(move || backend.queued_requests(REQUEST_BATCH)).await??;
+    let now = app.now_nanos();
+    let lease_until = now.saturating_add(crate::clock::duration_nanos(REQUEST_LEASE));
+    let batch = tokio::task::spawn_blocking(move || {
+        backend.claim_requests(REQUEST_BATCH, now, lease_until)
+    })
+    .await??;
     // All are submitted before any is awaited, so they share a commit.
     let pending: Vec<_> = batch
         .into_iter()
@@ -33,6 +40,11 @@ pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
     for (id, outcome) in pending {
         match outcome.await {
             Ok(()) | Err(crate::Error::Refused(_)) => {}
+            // The database is out of reach: the request stays queued, and
+            // is claimed again once its lease runs out.
+            Err(crate::Error::Failed(e)) if crate::storage::is_unavailable(&e) => {
+                tracing::warn!(error = %format!("{e:#}"), "self-service request not served yet; it stays queued");
+            }
             Err(crate::Error::Failed(e)) => {
                 tracing::warn!(error = %format!("{e:#}"), "self-service request not served here; dropped");
                 let backend = app.backend.clone();

@@ -29,8 +29,17 @@ pub trait Requests {
     /// addresses cost the same here: one row.
     fn queue_request(&self, email: &str, return_to: Option<&str>, now: u64) -> Pending<()>;
 
-    /// Up to `limit` queued requests, oldest first.
-    fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>>;
+    /// Claims up to `limit` queued requests, oldest first, until
+    /// `lease_until`: requests another process claimed are skipped until
+    /// their lease runs out (it died), so replicas sharing the queue don't
+    /// all run the same request. A claim is not the guard against serving
+    /// twice; the dequeue in the serving unit of work is.
+    fn claim_requests(
+        &self,
+        limit: usize,
+        now: u64,
+        lease_until: u64,
+    ) -> Result<Vec<QueuedRequest>>;
 
     /// Drops a request that could not be served (its operation trapped), so
     /// that it is not tried forever.

@@ -427,24 +427,35 @@ pub fn a_session_completes_once_with_a_new_password_that_ends_every_credential(f
     assert!(!b.session_is_live(&ann.id, "third", T0).unwrap());
 }
 
-pub fn queued_requests_are_served_once_in_order(f: Fixture) {
+pub fn queued_requests_are_claimed_by_one_server_and_served_once_in_order(f: Fixture) {
     let b = &*f.backend;
-    b.queue_request("ann@example.com", None, T0).wait().unwrap();
-    b.queue_request("bob@example.com", Some("https://app.example/"), T0)
-        .wait()
-        .unwrap();
-    let queued = b.queued_requests(10).unwrap();
+    for email in ["ann@example.com", "bob@example.com", "cy@example.com"] {
+        b.queue_request(email, Some("https://app.example/"), T0)
+            .wait()
+            .unwrap();
+    }
+    let lease = T0 + 60 * SECOND;
+    let first = b.claim_requests(2, T0, lease).unwrap();
     assert_eq!(
-        queued.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
+        first.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
         ["ann@example.com", "bob@example.com"]
     );
-    assert_eq!(b.queued_requests(1).unwrap().len(), 1);
-    let first = queued[0].id;
-    let dequeue = || write(b, move |work| work.dequeue_request(first));
+    assert_eq!(first[0].return_to.as_deref(), Some("https://app.example/"));
+    let second = b.claim_requests(10, T0, lease).unwrap();
+    assert_eq!(second.len(), 1, "the claimed ones are skipped");
+    assert_eq!(second[0].email, "cy@example.com");
+    assert!(b.claim_requests(10, T0 + SECOND, lease).unwrap().is_empty());
+    let ann = first[0].id;
+    let dequeue = || write(b, move |work| work.dequeue_request(ann));
     assert!(dequeue());
     assert!(!dequeue(), "served once");
-    b.drop_request(queued[1].id).unwrap();
-    assert!(b.queued_requests(10).unwrap().is_empty());
+    b.drop_request(second[0].id).unwrap();
+    // Bob's server died holding him: once the lease runs out he is claimed again.
+    let again = b.claim_requests(10, lease, lease + 60 * SECOND).unwrap();
+    assert_eq!(
+        again.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [first[1].id]
+    );
 }
 
 pub fn mail_is_claimed_by_one_courier_at_a_time_under_a_lease(f: Fixture) {
@@ -590,7 +601,7 @@ contract!(
     an_uncommitted_unit_of_work_leaves_nothing,
     identities_are_found_by_id_pk_and_address_in_any_case,
     a_session_completes_once_with_a_new_password_that_ends_every_credential,
-    queued_requests_are_served_once_in_order,
+    queued_requests_are_claimed_by_one_server_and_served_once_in_order,
     mail_is_claimed_by_one_courier_at_a_time_under_a_lease,
     failed_mail_waits_for_its_retry_and_abandoned_mail_ends_its_credential,
     rate_limits_allow_a_burst_then_one_per_share_of_the_window,

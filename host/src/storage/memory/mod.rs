@@ -34,6 +34,8 @@ struct Tables {
     sessions: HashMap<String, sessions::StoredSession>,
     /// Self-service requests waiting to be served, oldest first.
     requests: Vec<QueuedRequest>,
+    /// Claims on queued requests: until when.
+    request_claims: HashMap<i64, u64>,
     next_request: i64,
     /// Rate-limit keys and their theoretical arrival times.
     rate_limits: HashMap<String, u64>,

@@ -31,8 +31,30 @@ impl Requests for MemoryStorage {
         Pending::ready(Ok(()))
     }
 
-    fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>> {
-        Ok(self.tables().requests.iter().take(limit).cloned().collect())
+    fn claim_requests(
+        &self,
+        limit: usize,
+        now: u64,
+        lease_until: u64,
+    ) -> Result<Vec<QueuedRequest>> {
+        Ok(self.write(|tables| {
+            let claimable: Vec<QueuedRequest> = tables
+                .requests
+                .iter()
+                .filter(|r| {
+                    tables
+                        .request_claims
+                        .get(&r.id)
+                        .is_none_or(|until| *until <= now)
+                })
+                .take(limit)
+                .cloned()
+                .collect();
+            for request in &claimable {
+                tables.request_claims.insert(request.id, lease_until);
+            }
+            claimable
+        }))
     }
 
     fn drop_request(&self, id: i64) -> Result<()> {

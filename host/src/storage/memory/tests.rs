@@ -60,7 +60,7 @@ fn a_queued_request_is_served_once_even_when_two_servers_take_it() {
         .queue_request("ann@example.com", None, 0)
         .wait()
         .unwrap();
-    let request = storage.queued_requests(1).unwrap().remove(0);
+    let request = storage.claim_requests(1, 0, 1).unwrap().remove(0);
     reclaim
         .serve_queued_request(request.clone())
         .wait()
@@ -68,7 +68,7 @@ fn a_queued_request_is_served_once_even_when_two_servers_take_it() {
     let again = reclaim.serve_queued_request(request).wait();
     assert!(matches!(again, Err(Error::Failed(_))), "{again:?}");
     assert_eq!(storage.outbox().len(), 1, "the second serving was undone");
-    assert!(storage.queued_requests(10).unwrap().is_empty());
+    assert!(storage.claim_requests(10, 1, 2).unwrap().is_empty());
 }
 
 #[test]

@@ -29,13 +29,23 @@ impl Requests for PostgresStorage {
         })
     }
 
-    fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>> {
+    fn claim_requests(
+        &self,
+        limit: usize,
+        now: u64,
+        lease_until: u64,
+    ) -> Result<Vec<QueuedRequest>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.call(move |conn| {
-            let rows = conn.query(
-                "SELECT id, email, return_to FROM recovery_requests ORDER BY id LIMIT $1",
-                &[&limit],
+            let mut rows = conn.query(
+                "UPDATE recovery_requests SET claimed_until = $1
+                 WHERE id IN (SELECT id FROM recovery_requests
+                              WHERE coalesce(claimed_until, 0) <= $2
+                              ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, email, return_to",
+                &[&to_db(lease_until), &to_db(now), &limit],
             )?;
+            rows.sort_by_key(|r| r.get::<_, i64>(0));
             Ok(rows
                 .iter()
                 .map(|r| QueuedRequest {

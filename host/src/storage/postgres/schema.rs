@@ -10,7 +10,8 @@ const MIGRATION_LOCK: i64 = 0x0072_6563_6c61_696d;
 
 /// The same tables as the SQLite backend's; times are nanoseconds since
 /// the Unix epoch in BIGINT.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE identities (
     pk            BIGSERIAL PRIMARY KEY,
     id            TEXT NOT NULL UNIQUE,
@@ -95,7 +96,10 @@ CREATE TABLE rate_limits (
     key TEXT PRIMARY KEY,
     tat BIGINT NOT NULL
 );
-"];
+",
+    // 2: a queued request's claim, so that replicas take different requests.
+    "ALTER TABLE recovery_requests ADD COLUMN claimed_until BIGINT;",
+];
 
 /// Applies the migrations the database has not had, in one transaction.
 pub(super) fn migrate(client: &mut Client) -> Result<()> {

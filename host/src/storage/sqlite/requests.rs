@@ -29,19 +29,30 @@ impl Requests for SqliteStorage {
         })
     }
 
-    fn queued_requests(&self, limit: usize) -> Result<Vec<QueuedRequest>> {
-        self.with_connection(|conn| {
+    fn claim_requests(
+        &self,
+        limit: usize,
+        now: u64,
+        lease_until: u64,
+    ) -> Result<Vec<QueuedRequest>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_writer(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, email, return_to FROM recovery_requests ORDER BY id LIMIT ?",
+                "UPDATE recovery_requests SET claimed_until = ?1
+                 WHERE id IN (SELECT id FROM recovery_requests
+                              WHERE coalesce(claimed_until, 0) <= ?2 ORDER BY id LIMIT ?3)
+                 RETURNING id, email, return_to",
             )?;
-            let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+            let rows = stmt.query_map(params![to_db(lease_until), to_db(now), limit], |r| {
                 Ok(QueuedRequest {
                     id: r.get(0)?,
                     email: r.get(1)?,
                     return_to: r.get(2)?,
                 })
             })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            let mut claimed: Vec<QueuedRequest> = rows.collect::<rusqlite::Result<_>>()?;
+            claimed.sort_by_key(|r| r.id);
+            Ok(claimed)
         })
     }
 

@@ -104,6 +104,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
          key TEXT PRIMARY KEY,
          tat INTEGER NOT NULL
      ) WITHOUT ROWID;",
+    // 3: a queued request's claim, so that processes sharing the file take
+    // different requests.
+    "ALTER TABLE recovery_requests ADD COLUMN claimed_until INTEGER;",
 ];
 
 /// Applies the migrations the database has not had, in one transaction:
