@@ -337,3 +337,52 @@ fn a_first_release_database_upgrades_in_place() {
         .unwrap();
     assert_eq!(columns, ["identity_id", "key", "return_to", "expires_at"]);
 }
+
+/// A template override that loops for ever (10^15 iterations) is stopped at
+/// the operation's deadline: the operation fails, writes nothing, and the
+/// runtime goes on serving the next one.
+#[test]
+fn a_looping_template_is_stopped_at_the_deadline_and_writes_nothing() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    let earlier = env
+        .reclaim()
+        .create_link(&by_id(&ann), None, None)
+        .wait()
+        .unwrap();
+    let before = env.snapshot();
+    let limits = Limits {
+        operation_deadline: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let runtime = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits).unwrap();
+    let mut settings = env.settings(SECRET_A);
+    settings.templates = templates_with_body(
+        "{% for i in range(100000) %}{% for j in range(100000) %}\
+         {% for k in range(100000) %}{% endfor %}{% endfor %}{% endfor %}{{ link }}",
+    );
+    let looping = env.reclaim_on_runtime(runtime.clone(), settings);
+    let who = by_id(&ann);
+    let (done, answer) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(
+            looping
+                .send_recovery_email(&who, &EmailOptions::default())
+                .wait(),
+        );
+    });
+    // A bound on the test, not a timing claim: without a deadline the call
+    // would never return.
+    match answer.recv_timeout(Duration::from_secs(120)) {
+        Ok(Err(Error::Failed(e))) => {
+            assert!(format!("{e:#}").contains("deadline"), "{e:#}")
+        }
+        other => panic!("expected the deadline to stop the operation, got {other:?}"),
+    }
+    assert_eq!(env.snapshot(), before, "nothing of it was written");
+    let fine = env.reclaim_on_runtime(runtime, env.settings(SECRET_A));
+    assert!(fine.redeem_link(&token_of(&earlier.link)).wait().is_ok());
+}

@@ -72,6 +72,12 @@ impl TestEnv {
         Reclaim::new(engine(), storage, settings).with_clock(Arc::new(self.clock.clone()))
     }
 
+    /// The operations on another runtime (other limits) over this directory.
+    pub fn reclaim_on_runtime(&self, runtime: Runtime, settings: Settings) -> Reclaim {
+        Reclaim::new(runtime, self.storage.clone(), settings)
+            .with_clock(Arc::new(self.clock.clone()))
+    }
+
     /// A recovery engine with the default settings and `SECRET_A`.
     pub fn reclaim(&self) -> Reclaim {
         self.reclaim_with(self.settings(SECRET_A))

@@ -40,6 +40,7 @@ impl Service {
         );
         let limits = Limits {
             reuse_instances: config.reuse_instances,
+            operation_deadline: config.operation_timeout,
             ..Limits::default()
         };
         let runtime = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits)?;

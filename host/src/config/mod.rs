@@ -72,6 +72,8 @@ pub struct Config {
     pub database_ca: Option<PathBuf>,
     /// See [`crate::Limits::reuse_instances`].
     pub reuse_instances: usize,
+    /// See [`crate::Limits::operation_deadline`].
+    pub operation_timeout: Duration,
 }
 
 impl Config {
@@ -232,6 +234,10 @@ impl Config {
             database_url,
             database_ca: o.database_ca,
             reuse_instances: o.reuse_instances.unwrap_or(0),
+            operation_timeout: duration(
+                "operation_timeout",
+                o.operation_timeout.as_deref().unwrap_or("1s"),
+            )?,
             courier,
             data,
             settings,

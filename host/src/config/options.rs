@@ -107,6 +107,10 @@ pub struct Options {
     /// power loss) or normal (survives a crash of the process) [default: full]
     #[arg(long, env = "RECLAIM_DURABILITY", global = true, value_enum)]
     pub durability: Option<Durability>,
+    /// CPU time one operation's guest code may take before it is stopped
+    /// and nothing of it is written (30s, 500ms) [default: 1s]
+    #[arg(long, env = "RECLAIM_OPERATION_TIMEOUT", global = true)]
+    pub operation_timeout: Option<String>,
     /// Component instances kept warm for reuse; 0 gives every operation a
     /// fresh instance [default: 0]
     #[arg(long, env = "RECLAIM_REUSE_INSTANCES", global = true)]
@@ -190,6 +194,7 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         database_url: over.database_url.or(base.database_url),
         database_ca: over.database_ca.or(base.database_ca),
         reuse_instances: over.reuse_instances.or(base.reuse_instances),
+        operation_timeout: over.operation_timeout.or(base.operation_timeout),
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
         trusted_proxies: over.trusted_proxies.or(base.trusted_proxies),

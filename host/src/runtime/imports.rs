@@ -3,6 +3,7 @@
 //! unit of work.
 
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use wasmtime::StoreLimits;
@@ -33,6 +34,10 @@ pub(crate) struct HostState {
     clock: Arc<RwLock<Arc<dyn Clock>>>,
     /// Sender of the mail this operation queues, if not the default.
     sender: Option<String>,
+    /// When the current operation began, and how much of it the host's
+    /// storage calls took.
+    started: Instant,
+    host_time: Duration,
 }
 
 impl HostState {
@@ -52,6 +57,8 @@ impl HostState {
             settings: Arc::new(Settings::new("http://localhost", Vec::new())),
             clock,
             sender: None,
+            started: Instant::now(),
+            host_time: Duration::ZERO,
         }
     }
 
@@ -68,6 +75,8 @@ impl HostState {
         sender: Option<String>,
     ) {
         self.work = Some(work);
+        self.started = Instant::now();
+        self.host_time = Duration::ZERO;
         self.settings = settings;
         self.sender = sender;
         *self.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
@@ -80,10 +89,23 @@ impl HostState {
             .expect("the work stays in the store during the call")
     }
 
-    fn work(&mut self) -> &mut dyn UnitOfWork {
-        self.work
+    /// Runs a storage call of the current operation, counting its time as
+    /// the host's: the deadline bounds the guest's own time, not the
+    /// database's.
+    fn timed<T>(&mut self, call: impl FnOnce(&mut dyn UnitOfWork) -> T) -> T {
+        let started = Instant::now();
+        let work = self
+            .work
             .as_deref_mut()
-            .expect("imports are only called during an operation")
+            .expect("imports are only called during an operation");
+        let out = call(work);
+        self.host_time += started.elapsed();
+        out
+    }
+
+    /// How long the current operation's guest code has run.
+    pub(super) fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.host_time)
     }
 }
 
@@ -100,21 +122,21 @@ impl types::Host for HostState {}
 
 impl directory::Host for HostState {
     fn get_by_id(&mut self, id: String) -> Result<Option<Identity>> {
-        self.work().get_by_id(&id)
+        self.timed(|work| work.get_by_id(&id))
     }
 
     fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
-        self.work().get_by_pk(pk)
+        self.timed(|work| work.get_by_pk(pk))
     }
 
     fn find_by_email(&mut self, email: String) -> Result<Option<Identity>> {
-        self.work().find_by_email(&email)
+        self.timed(|work| work.find_by_email(&email))
     }
 }
 
 impl storage::Host for HostState {
     fn insert(&mut self, credential: Credential) -> Result<()> {
-        self.work().insert(&credential)
+        self.timed(|work| work.insert(&credential))
     }
 
     fn consume(
@@ -124,7 +146,7 @@ impl storage::Host for HostState {
         now: u64,
         max_failed_attempts: u32,
     ) -> Result<ConsumeOutcome> {
-        self.work().consume(&keys, kind, now, max_failed_attempts)
+        self.timed(|work| work.consume(&keys, kind, now, max_failed_attempts))
     }
 
     fn find(
@@ -133,11 +155,11 @@ impl storage::Host for HostState {
         kind: CredentialKind,
         now: u64,
     ) -> Result<Option<CredentialStatus>> {
-        self.work().find(&keys, kind, now)
+        self.timed(|work| work.find(&keys, kind, now))
     }
 
     fn code_for_flow(&mut self, flow_id: String, now: u64) -> Result<Option<CredentialStatus>> {
-        self.work().code_for_flow(&flow_id, now)
+        self.timed(|work| work.code_for_flow(&flow_id, now))
     }
 
     fn record_failed_attempt(
@@ -146,8 +168,7 @@ impl storage::Host for HostState {
         max_failed_attempts: u32,
         now: u64,
     ) -> Result<u32> {
-        self.work()
-            .record_failed_attempt(&flow_id, max_failed_attempts, now)
+        self.timed(|work| work.record_failed_attempt(&flow_id, max_failed_attempts, now))
     }
 
     fn revoke_identity(
@@ -156,7 +177,7 @@ impl storage::Host for HostState {
         kind: Option<CredentialKind>,
         now: u64,
     ) -> Result<u32> {
-        self.work().revoke_identity(&identity_id, kind, now)
+        self.timed(|work| work.revoke_identity(&identity_id, kind, now))
     }
 }
 
@@ -183,7 +204,7 @@ impl mailer::Host for HostState {
             attempts: 0,
             flow_id: message.flow_id,
         };
-        self.work().enqueue(&mail)?;
+        self.timed(|work| work.enqueue(&mail))?;
         Ok(Ok(()))
     }
 }

@@ -10,6 +10,7 @@ pub use cache::cache_dir;
 pub(crate) use imports::HostState;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{HasSelf, Linker};
@@ -37,6 +38,10 @@ pub struct Limits {
     /// instantiation and the first touch of its memory; the component keeps
     /// no state between calls, and an instance that trapped is never reused.
     pub reuse_instances: usize,
+    /// CPU time one operation's guest code may run before it traps (its
+    /// unit of work is then discarded): a looping component or template
+    /// can't hold the storage's writer, nor the process.
+    pub operation_deadline: Duration,
 }
 
 impl Default for Limits {
@@ -45,8 +50,35 @@ impl Default for Limits {
             max_memory_bytes: 64 << 20,
             max_concurrent_operations: 128,
             reuse_instances: 0,
+            operation_deadline: Duration::from_secs(1),
         }
     }
+}
+
+/// How often the epoch advances: the granularity of the deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// `time` in epoch ticks, at least one.
+fn ticks(time: Duration) -> u64 {
+    u64::try_from(time.as_nanos() / EPOCH_TICK.as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] until the engine is gone.
+fn start_epoch_ticker(engine: &wasmtime::Engine) -> Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("reclaim-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .context("starting the epoch ticker")?;
+    Ok(())
 }
 
 /// An instance that returned, with its store, kept for the next operation.
@@ -85,7 +117,11 @@ impl Runtime {
             .max_memory_size(limits.max_memory_bytes);
         let mut config = Config::new();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // Guest code checks the epoch at loop heads and calls; a store whose
+        // deadline has passed traps there.
+        config.epoch_interruption(true);
         let engine = wasmtime::Engine::new(&config)?;
+        start_epoch_ticker(&engine)?;
         let component = cache::load_component(&engine, wasm)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -133,6 +169,7 @@ impl Runtime {
             None => self.fresh(),
         };
         store.data_mut().begin(work, settings, clock, sender);
+        store.set_epoch_deadline(self.deadline_ticks());
         let result = instance
             .and_then(|instance| {
                 call(instance.reclaim_recovery_recovery(), &mut store)
@@ -150,11 +187,30 @@ impl Runtime {
         (result, work)
     }
 
+    /// The operation deadline in epoch ticks.
+    fn deadline_ticks(&self) -> u64 {
+        ticks(self.0.limits.operation_deadline)
+    }
+
     /// A new store with a new instance in it.
     fn fresh(&self) -> (Store<HostState>, wasmtime::Result<RecoveryEngine>) {
         let state = HostState::new(self.0.limits.max_memory_bytes);
         let mut store = Store::new(self.0.pre.engine(), state);
         store.limiter(|state| state.limits());
+        // At each deadline the guest's own time is checked (the epoch runs
+        // on through storage calls, which don't count): past the limit the
+        // call traps; short of it, the guest gets the rest.
+        let limit = self.0.limits.operation_deadline;
+        store.epoch_deadline_callback(move |store| {
+            let used = store.data().guest_time();
+            if used >= limit {
+                return Err(wasmtime::Error::msg(format!(
+                    "the operation's guest code ran past its deadline ({limit:?})"
+                )));
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(ticks(limit - used)))
+        });
+        store.set_epoch_deadline(self.deadline_ticks());
         let instance = self.0.pre.instantiate(&mut store);
         (store, instance)
     }
