@@ -140,44 +140,64 @@ fn run(shared: &WriterCell, queue: &Receiver<Task>) {
                 None => return,
             },
         };
-        let first = match task {
-            Task::Alone(work) => {
-                work(&lock(shared).conn);
-                continue;
+        // A panic outside a unit of work (SQLite's glue, a checkpoint) must
+        // not end the writer, or every later write would fail: the batch it
+        // hit is rolled back, its callers hear that nothing was settled
+        // (their callbacks are dropped unanswered), and the writer goes on.
+        if catch_unwind(AssertUnwindSafe(|| serve(shared, queue, task, &mut next))).is_err() {
+            let mut state = lock(shared);
+            if !state.conn.is_autocommit() {
+                let _ = state.conn.execute_batch("ROLLBACK");
             }
-            Task::Unit(job) => job,
-        };
-        if let Err(e) = lock(shared).conn.execute_batch("BEGIN IMMEDIATE") {
-            let why = format!("starting a transaction: {e}");
-            job_refused(first, &why);
-            continue;
+            state.open = false;
+            state.broken = false;
+            tracing::error!(
+                "the storage writer panicked; its batch was rolled back and it goes on"
+            );
         }
-        let started = Instant::now();
-        let mut settled = vec![run_unit(shared, first)];
-        while settled.len() < MAX_BATCH && started.elapsed() < MAX_BATCH_TIME {
-            match queue.try_recv() {
-                Ok(Task::Unit(job)) => settled.push(run_unit(shared, job)),
-                Ok(alone) => {
-                    next = Some(alone);
-                    break;
-                }
-                Err(_) => break,
+    }
+}
+
+/// Runs one task: a lone one, or a batch of units of work that starts with
+/// it (leaving in `next` a lone task that arrived meanwhile).
+fn serve(shared: &WriterCell, queue: &Receiver<Task>, task: Task, next: &mut Option<Task>) {
+    let first = match task {
+        Task::Alone(work) => {
+            work(&lock(shared).conn);
+            return;
+        }
+        Task::Unit(job) => job,
+    };
+    if let Err(e) = lock(shared).conn.execute_batch("BEGIN IMMEDIATE") {
+        let why = format!("starting a transaction: {e}");
+        job_refused(first, &why);
+        return;
+    }
+    let started = Instant::now();
+    let mut settled = vec![run_unit(shared, first)];
+    while settled.len() < MAX_BATCH && started.elapsed() < MAX_BATCH_TIME {
+        match queue.try_recv() {
+            Ok(Task::Unit(job)) => settled.push(run_unit(shared, job)),
+            Ok(alone) => {
+                *next = Some(alone);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    match finish_batch(&mut lock(shared)) {
+        Ok(()) => settled.into_iter().for_each(|settle| settle(Ok(()))),
+        Err(e) => {
+            let why = format!("{e:#}");
+            tracing::error!(units = settled.len(), error = %why, "a batch of writes was lost");
+            for settle in settled {
+                settle(Err(anyhow!("{why}")));
             }
         }
-        match finish_batch(&mut lock(shared)) {
-            Ok(()) => settled.into_iter().for_each(|settle| settle(Ok(()))),
-            Err(e) => {
-                let why = format!("{e:#}");
-                tracing::error!(units = settled.len(), error = %why, "a batch of writes was lost");
-                for settle in settled {
-                    settle(Err(anyhow!("{why}")));
-                }
-            }
-        }
-        let state = lock(shared);
-        if state.checkpointer.writer_must_catch_up() {
-            state.checkpointer.catch_up(&state.conn);
-        }
+    }
+    let state = lock(shared);
+    if state.checkpointer.writer_must_catch_up() {
+        state.checkpointer.catch_up(&state.conn);
     }
 }
 
@@ -315,5 +335,30 @@ impl Drop for SqliteWork {
         if state.is_open(self.unit) {
             let _ = end_unit(&mut state, false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NewIdentity;
+    use crate::storage::{Backend, Identities, SqliteStorage};
+
+    #[test]
+    fn a_panic_on_the_writer_outside_a_unit_leaves_it_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path().join("reclaim.db")).unwrap();
+        let new = |email: &str| NewIdentity {
+            email: Some(email.into()),
+            active: true,
+            ..Default::default()
+        };
+        storage.create_identity(&new("ann@example.com"), 0).unwrap();
+        storage.writer.send(Task::Alone(Box::new(|_| {
+            panic!("injected into the writer")
+        })));
+        storage.ping().expect("the writer still answers");
+        storage.create_identity(&new("bob@example.com"), 0).unwrap();
+        assert_eq!(storage.list_identities().unwrap().len(), 2);
     }
 }
