@@ -211,6 +211,13 @@ struct UnitCell {
     keep: bool,
 }
 
+impl UnitCell {
+    /// Whether `unit` is the unit of work the connection is in.
+    fn is_open(&self, unit: u64) -> bool {
+        self.open && self.unit == unit
+    }
+}
+
 fn lock(cell: &Mutex<UnitCell>) -> MutexGuard<'_, UnitCell> {
     cell.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -240,7 +247,7 @@ impl std::ops::DerefMut for ConnGuard<'_> {
 impl PgWork {
     pub(super) fn conn(&self) -> Result<ConnGuard<'_>> {
         let state = lock(&self.cell);
-        if !(state.open && state.unit == self.unit) {
+        if !state.is_open(self.unit) {
             bail!("this unit of work has ended");
         }
         Ok(ConnGuard(state))
@@ -250,7 +257,7 @@ impl PgWork {
 impl Drop for PgWork {
     fn drop(&mut self) {
         let mut state = lock(&self.cell);
-        if state.open && state.unit == self.unit {
+        if state.is_open(self.unit) {
             state.open = false;
             state.keep = false;
         }
@@ -260,7 +267,7 @@ impl Drop for PgWork {
 impl UnitOfWork for PgWork {
     fn commit(self: Box<Self>) -> Result<()> {
         let mut state = lock(&self.cell);
-        if !(state.open && state.unit == self.unit) {
+        if !state.is_open(self.unit) {
             bail!("this unit of work has ended");
         }
         state.open = false;
