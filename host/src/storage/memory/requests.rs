@@ -12,6 +12,7 @@ impl RequestQueue for MemoryWork {
             return Ok(false);
         };
         let request = tables.requests.remove(at);
+        tables.request_claims.remove(&id);
         drop(tables);
         self.undo.push(Undo::Request(at, request));
         Ok(true)
@@ -58,7 +59,10 @@ impl Requests for MemoryStorage {
     }
 
     fn drop_request(&self, id: i64) -> Result<()> {
-        self.write(|tables| tables.requests.retain(|r| r.id != id));
+        self.write(|tables| {
+            tables.requests.retain(|r| r.id != id);
+            tables.request_claims.remove(&id);
+        });
         Ok(())
     }
 }
