@@ -116,7 +116,13 @@ impl Config {
             .create(&data)
             .with_context(|| format!("creating the data directory {}", data.display()))?;
 
-        let shared_database = o.database_url.as_deref().is_some_and(|u| !u.is_empty());
+        let database_url = o.database_url.filter(|u| !u.is_empty());
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            bail!("database_url must be a postgres:// or postgresql:// URL");
+        }
+        let shared_database = database_url.is_some();
         let secrets = match o.secrets {
             Some(list) => {
                 settings::parse_secrets(&list.join(",")).context("in the configured secrets")?
@@ -222,12 +228,6 @@ impl Config {
         // A send that outlives its claim could be repeated by another courier.
         if courier.policy.lease <= courier.timeout * 2 {
             bail!("courier.lease must be more than twice courier.timeout");
-        }
-        let database_url = o.database_url.filter(|u| !u.is_empty());
-        if let Some(url) = &database_url
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
-            bail!("database_url must be a postgres:// or postgresql:// URL");
         }
         Ok(Self {
             durability: o.durability.unwrap_or_default(),
