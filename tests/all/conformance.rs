@@ -18,7 +18,7 @@ fn outcome<T>(result: Result<T, Error>, on_ok: impl FnOnce(T) -> Value) -> Value
             ok
         }
         Err(Error::Refused(e)) => serde_json::json!({ "error": e.kind.wit_name(), "code": e.code }),
-        Err(Error::Failed(e)) => panic!("the host failed: {e:#}"),
+        Err(e) => panic!("the host failed: {e:#}"),
     }
 }
 

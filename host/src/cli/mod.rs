@@ -44,7 +44,8 @@ impl Service {
             ..Limits::default()
         };
         let runtime = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits)?;
-        let reclaim = Reclaim::new(runtime, backend.clone(), config.settings.clone());
+        let reclaim = Reclaim::new(runtime, backend.clone(), config.settings.clone())
+            .with_max_in_flight(config.server.max_operations);
         Ok(Self {
             config,
             reclaim,

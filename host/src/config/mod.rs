@@ -50,6 +50,19 @@ pub struct RateLimits {
     pub window: Duration,
 }
 
+/// What `serve` holds back, so that no client can starve the others.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerLimits {
+    /// Recovery operations in flight at once.
+    pub max_operations: usize,
+    /// Connections kept open.
+    pub max_connections: usize,
+    /// Longest wait for a request's headers, or between requests.
+    pub header_timeout: Duration,
+    /// Longest a request may take, body and answer.
+    pub request_timeout: Duration,
+}
+
 /// The resolved configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -74,6 +87,7 @@ pub struct Config {
     pub reuse_instances: usize,
     /// See [`crate::Limits::operation_deadline`].
     pub operation_timeout: Duration,
+    pub server: ServerLimits,
 }
 
 impl Config {
@@ -225,6 +239,17 @@ impl Config {
             },
             interval: duration("courier.interval", c.interval.as_deref().unwrap_or("1s"))?,
         };
+        for (name, value) in [
+            ("header_timeout", o.header_timeout.as_deref()),
+            ("request_timeout", o.request_timeout.as_deref()),
+            ("operation_timeout", o.operation_timeout.as_deref()),
+        ] {
+            if let Some(text) = value
+                && duration(name, text)?.is_zero()
+            {
+                bail!("{name} must be more than zero: every request would fail");
+            }
+        }
         // A send that outlives its claim could be repeated by another courier.
         if courier.policy.lease <= courier.timeout * 2 {
             bail!("courier.lease must be more than twice courier.timeout");
@@ -238,6 +263,18 @@ impl Config {
                 "operation_timeout",
                 o.operation_timeout.as_deref().unwrap_or("1s"),
             )?,
+            server: ServerLimits {
+                max_operations: o.max_operations.unwrap_or(1024).max(1),
+                max_connections: o.max_connections.unwrap_or(4096).max(1),
+                header_timeout: duration(
+                    "header_timeout",
+                    o.header_timeout.as_deref().unwrap_or("10s"),
+                )?,
+                request_timeout: duration(
+                    "request_timeout",
+                    o.request_timeout.as_deref().unwrap_or("30s"),
+                )?,
+            },
             courier,
             data,
             settings,

@@ -111,6 +111,22 @@ pub struct Options {
     /// and nothing of it is written (30s, 500ms) [default: 1s]
     #[arg(long, env = "RECLAIM_OPERATION_TIMEOUT", global = true)]
     pub operation_timeout: Option<String>,
+    /// Recovery operations in flight at once; more are answered 503 with
+    /// `Retry-After` [default: 1024]
+    #[arg(long, env = "RECLAIM_MAX_OPERATIONS", global = true)]
+    pub max_operations: Option<usize>,
+    /// HTTP connections `serve` keeps open; past it (or the open-file limit)
+    /// the longest-idle connection is closed for a new one [default: 4096]
+    #[arg(long, env = "RECLAIM_MAX_CONNECTIONS", global = true)]
+    pub max_connections: Option<usize>,
+    /// How long a connection may take to send a request's headers, or sit
+    /// idle between requests, before it is closed [default: 10s]
+    #[arg(long, env = "RECLAIM_HEADER_TIMEOUT", global = true)]
+    pub header_timeout: Option<String>,
+    /// How long a request (its body and its answer) may take before it is
+    /// answered 408 [default: 30s]
+    #[arg(long, env = "RECLAIM_REQUEST_TIMEOUT", global = true)]
+    pub request_timeout: Option<String>,
     /// Component instances kept warm for reuse; 0 gives every operation a
     /// fresh instance [default: 0]
     #[arg(long, env = "RECLAIM_REUSE_INSTANCES", global = true)]
@@ -195,6 +211,10 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         database_ca: over.database_ca.or(base.database_ca),
         reuse_instances: over.reuse_instances.or(base.reuse_instances),
         operation_timeout: over.operation_timeout.or(base.operation_timeout),
+        max_operations: over.max_operations.or(base.max_operations),
+        max_connections: over.max_connections.or(base.max_connections),
+        header_timeout: over.header_timeout.or(base.header_timeout),
+        request_timeout: over.request_timeout.or(base.request_timeout),
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
         trusted_proxies: over.trusted_proxies.or(base.trusted_proxies),

@@ -113,3 +113,30 @@ fn a_shared_database_needs_configured_secrets_and_admin_token() {
     let refused = format!("{:#}", Config::resolve(None, mysql).unwrap_err());
     assert!(refused.contains("postgres://") && !refused.contains("hunter2"));
 }
+
+#[test]
+fn server_limits_default_and_refuse_a_zero_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options {
+        data: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let limits = Config::resolve(None, options()).unwrap().server;
+    assert_eq!(limits.max_operations, 1024);
+    assert_eq!(limits.max_connections, 4096);
+    assert_eq!(limits.header_timeout, Duration::from_secs(10));
+    assert_eq!(limits.request_timeout, Duration::from_secs(30));
+    for zero in [
+        Options {
+            header_timeout: Some("0s".into()),
+            ..options()
+        },
+        Options {
+            request_timeout: Some("0ms".into()),
+            ..options()
+        },
+    ] {
+        let e = Config::resolve(None, zero).unwrap_err();
+        assert!(format!("{e:#}").contains("more than zero"), "{e:#}");
+    }
+}

@@ -92,8 +92,12 @@ impl From<Error> for AuthentikError {
                     "The database is not answering; nothing was stored. Try again.".into(),
                 )
             }
+            Error::Overloaded(_) => Self::Other(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many recovery operations are in flight; nothing was stored. Try again.".into(),
+            ),
             Error::Failed(failure) => {
-                let request = uuid::Uuid::new_v4();
+                let request = super::request_id();
                 tracing::error!(request = %request, error = %format!("{failure:#}"), "operation failed");
                 Self::Other(
                     StatusCode::INTERNAL_SERVER_ERROR,

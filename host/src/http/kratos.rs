@@ -92,7 +92,7 @@ impl ErrorGeneric {
     }
 
     fn from_parts(code: u16, status: &str, reason: &str, message: String) -> Self {
-        let request = uuid::Uuid::new_v4().to_string();
+        let request = super::request_id();
         tracing::info!(request = %request, code, message = %message, "admin request refused");
         Self {
             error: GenericError {
@@ -133,6 +133,11 @@ impl From<Error> for ErrorGeneric {
                 tracing::warn!(request = %body.error.request, error = %format!("{failure:#}"), "database unavailable");
                 body
             }
+            Error::Overloaded(_) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable; please try again.",
+                "Too many recovery operations are in flight; nothing was stored.",
+            ),
             Error::Failed(failure) => {
                 let body = Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,14 +3,20 @@
 //! Every recovery request goes through the component.
 
 pub mod authentik;
+mod connections;
 pub mod csrf;
 pub mod kratos;
+pub mod limits;
+pub mod observe;
 pub mod pages;
 pub mod rate_limit;
 pub mod self_service;
 mod serve;
 mod state;
 
+pub use connections::serve_connections;
+pub use limits::MAX_BODY_BYTES;
+pub use observe::request_id;
 pub use serve::{REQUEST_PACE, serve, serve_queued_requests, shutdown_signal};
 pub use state::{App, AppState};
 use state::{cookie, is_hex_256};
@@ -32,9 +38,6 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// Largest request body accepted; recovery requests are a few hundred bytes.
-const MAX_BODY_BYTES: usize = 16 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -85,13 +88,25 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(stylesheet))
         .routes(routes!(openapi_document))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(observe::metrics_document))
+                .route_layer(middleware::from_fn_with_state(state.clone(), kratos_auth)),
+        )
         .split_for_parts();
+    // Layers run outside in, from the last added: the access log sees every
+    // answer, including the limits' refusals and the headers' additions.
     api.layer(Extension(Arc::new(openapi)))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
             state.clone(),
+            limits::request_limits,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
             security_headers,
         ))
+        .layer(middleware::from_fn(observe::access_log))
         .with_state(state)
 }
 

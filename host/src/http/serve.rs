@@ -1,11 +1,10 @@
 //! `reclaim serve`'s loop: the HTTP server, with the courier, the request
 //! queue and the rate limits' clean-up running alongside.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::{AppState, rate_limit, router};
 use crate::mail::Courier;
@@ -45,6 +44,9 @@ pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
             Err(crate::Error::Failed(e)) if crate::storage::is_unavailable(&e) => {
                 tracing::warn!(error = %format!("{e:#}"), "self-service request not served yet; it stays queued");
             }
+            Err(e @ crate::Error::Overloaded(_)) => {
+                tracing::warn!(error = %e, "self-service request not served yet; it stays queued");
+            }
             Err(crate::Error::Failed(e)) => {
                 tracing::warn!(error = %format!("{e:#}"), "self-service request not served here; dropped");
                 let backend = app.backend.clone();
@@ -65,6 +67,8 @@ pub async fn serve(
     courier: Courier,
     listener: tokio::net::TcpListener,
 ) -> Result<()> {
+    // Installed before the first request, so that nothing counted is lost.
+    super::observe::prometheus();
     let interval = state.config.courier.interval;
     let wake = Arc::clone(&state.courier);
     let courier = Arc::new(courier);
@@ -107,11 +111,8 @@ pub async fn serve(
             }
         }
     });
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    let limits = state.config.server;
+    super::serve_connections(listener, router(state), limits, shutdown_signal()).await;
     courier_task.abort();
     requests_task.abort();
     forget_task.abort();

@@ -202,6 +202,12 @@ impl Courier {
                     }
                 },
             };
+            let outcome = match &attempt {
+                Attempt::Sent => "sent",
+                Attempt::Retry { .. } => "retry",
+                Attempt::Abandon { .. } => "abandoned",
+            };
+            metrics::counter!("reclaim_courier_attempts_total", "outcome" => outcome).increment(1);
             match &attempt {
                 Attempt::Sent => {
                     report.sent += 1;

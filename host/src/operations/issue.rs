@@ -13,7 +13,7 @@ impl Reclaim {
         return_to: Option<&str>,
     ) -> Pending<RecoveryLink, Error> {
         let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
-        self.submit(None, move |guest, store| {
+        self.submit("create_link", None, move |guest, store| {
             guest.call_create_link(
                 store,
                 &identity,
@@ -31,7 +31,7 @@ impl Reclaim {
         return_to: Option<&str>,
     ) -> Pending<RecoveryCode, Error> {
         let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
-        self.submit(None, move |guest, store| {
+        self.submit("create_code", None, move |guest, store| {
             guest.call_create_code(
                 store,
                 &identity,
@@ -51,7 +51,7 @@ impl Reclaim {
         let (identity, expires_in, template) =
             owned(identity, options.expires_in, options.template);
         let subject = options.subject.map(str::to_owned);
-        self.submit(sender, move |guest, store| {
+        self.submit("send_recovery_email", sender, move |guest, store| {
             guest.call_send_recovery_email(
                 store,
                 &identity,
@@ -69,7 +69,7 @@ impl Reclaim {
         expires_in: Option<&str>,
     ) -> Pending<Mailed, Error> {
         let (identity, expires_in, _) = owned(identity, expires_in, None);
-        self.submit(None, move |guest, store| {
+        self.submit("send_recovery_code", None, move |guest, store| {
             guest.call_send_recovery_code(store, &identity, expires_in.as_deref())
         })
     }
@@ -77,7 +77,7 @@ impl Reclaim {
     /// A self-service request by address; succeeds alike for unknown ones.
     pub fn request_recovery(&self, email: &str, return_to: Option<&str>) -> Pending<(), Error> {
         let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
-        self.submit(None, move |guest, store| {
+        self.submit("request_recovery", None, move |guest, store| {
             guest.call_request_recovery(store, &email, return_to.as_deref())
         })
     }
@@ -92,6 +92,7 @@ impl Reclaim {
             return_to,
         } = request;
         self.submit_then(
+            "serve_queued_request",
             None,
             move |guest, store| guest.call_request_recovery(store, &email, return_to.as_deref()),
             move |answer, work| {
@@ -108,7 +109,7 @@ impl Reclaim {
     /// Queues the "your password was changed" notice.
     pub fn notify_password_changed(&self, identity: &IdentityRef) -> Pending<(), Error> {
         let identity = identity.clone();
-        self.submit(None, move |guest, store| {
+        self.submit("notify_password_changed", None, move |guest, store| {
             guest.call_notify_password_changed(store, &identity)
         })
     }

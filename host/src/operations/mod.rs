@@ -7,6 +7,8 @@ mod issue;
 mod redeem;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use lettre::message::Mailbox;
 use wasmtime::Store;
@@ -50,6 +52,23 @@ pub enum Error {
     /// The component trapped or the host failed; nothing was written.
     #[error("the recovery engine failed: {0:#}")]
     Failed(#[from] anyhow::Error),
+    /// As many operations as allowed are already waiting for the storage;
+    /// this one was not started. Retry shortly.
+    #[error("{0} recovery operations are already in flight; this one was not started")]
+    Overloaded(usize),
+}
+
+impl Error {
+    /// The label of this outcome in metrics: `ok` is the success, a
+    /// refusal is named by its kind.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Refused(refusal) => refusal.kind.wit_name(),
+            Self::Failed(failure) if crate::storage::is_unavailable(failure) => "unavailable",
+            Self::Failed(_) => "failed",
+            Self::Overloaded(_) => "overloaded",
+        }
+    }
 }
 
 /// The recovery operations bound to their storage, settings and clock.
@@ -61,6 +80,39 @@ pub struct Reclaim {
     storage: Arc<dyn Storage>,
     settings: Arc<Settings>,
     clock: Arc<dyn Clock>,
+    admission: Arc<Admission>,
+}
+
+/// Operations submitted and not yet answered, against how many may be.
+/// Storage queues are unbounded; this bound keeps a burst from queueing
+/// more work than the storage can finish before callers give up, and
+/// answers the rest at once.
+struct Admission {
+    in_flight: AtomicUsize,
+    cap: usize,
+}
+
+/// One admitted operation; dropping it (when the operation ends, or its
+/// job is dropped unrun) gives its place back.
+struct Admitted(Arc<Admission>);
+
+impl Admission {
+    fn admit(self: &Arc<Self>) -> Result<Admitted, Error> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(Arc::clone(self));
+        if before >= self.cap {
+            return Err(Error::Overloaded(before));
+        }
+        metrics::gauge!("reclaim_operations_in_flight").set((before + 1) as f64);
+        Ok(admitted)
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let before = self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("reclaim_operations_in_flight").set(before.saturating_sub(1) as f64);
+    }
 }
 
 impl Reclaim {
@@ -71,7 +123,22 @@ impl Reclaim {
             storage,
             settings: Arc::new(settings),
             clock: Arc::new(SystemClock),
+            admission: Arc::new(Admission {
+                in_flight: AtomicUsize::new(0),
+                cap: usize::MAX,
+            }),
         }
+    }
+
+    /// The same operations, with at most `cap` in flight at once (in this
+    /// value and its clones); beyond it they fail at once with
+    /// [`Error::Overloaded`]. Unbounded unless set.
+    pub fn with_max_in_flight(mut self, cap: usize) -> Self {
+        self.admission = Arc::new(Admission {
+            in_flight: AtomicUsize::new(0),
+            cap: cap.max(1),
+        });
+        self
     }
 
     /// The same operations on another clock (tests freeze and advance time).
@@ -105,12 +172,13 @@ impl Reclaim {
     /// it queues goes out from `sender` (the configured sender when none).
     fn submit<T: Send + 'static>(
         &self,
+        operation: &'static str,
         sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
         + Send
         + 'static,
     ) -> Pending<T, Error> {
-        self.submit_then(sender, call, |answer, _| Ok(answer))
+        self.submit_then(operation, sender, call, |answer, _| Ok(answer))
     }
 
     /// [`Self::submit`], then `finish` with the component's answer, in the
@@ -118,6 +186,7 @@ impl Reclaim {
     /// queue) stand or fall with the component's.
     fn submit_then<T: Send + 'static, U: Send + 'static>(
         &self,
+        operation: &'static str,
         sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
         + Send
@@ -129,11 +198,20 @@ impl Reclaim {
         + Send
         + 'static,
     ) -> Pending<U, Error> {
+        let admitted = match self.admission.admit() {
+            Ok(admitted) => admitted,
+            Err(overloaded) => {
+                count(operation, overloaded.outcome());
+                return Pending::ready(Err(overloaded));
+            }
+        };
         let runtime = self.runtime.clone();
         let (settings, clock) = (Arc::clone(&self.settings), Arc::clone(&self.clock));
+        let started = Instant::now();
         crate::storage::submit(&*self.storage, move |work| {
+            let _admitted = admitted;
             let (result, mut work) = runtime.run(work, settings, clock, sender, call);
-            match result {
+            let answer = match result {
                 // Commit on the component's answer, discard on a trap: this
                 // is the one place that decides it. A refusal stands as
                 // written: the component refuses before its first write, or
@@ -148,9 +226,22 @@ impl Reclaim {
                     tracing::error!(error = %format!("{trap:#}"), "recovery operation trapped; nothing was written");
                     Err(Error::Failed(trap))
                 }
-            }
+            };
+            let outcome = answer.as_ref().err().map_or("ok", Error::outcome);
+            count(operation, outcome);
+            metrics::histogram!("reclaim_operation_duration_seconds", "operation" => operation)
+                .record(started.elapsed().as_secs_f64());
+            answer
         })
     }
+}
+
+/// Counts one operation's outcome: `reclaim_operations_total` by
+/// operation and outcome (`ok`, a refusal's kind, `failed`, `unavailable`,
+/// `overloaded`).
+fn count(operation: &'static str, outcome: &'static str) {
+    metrics::counter!("reclaim_operations_total", "operation" => operation, "outcome" => outcome)
+        .increment(1);
 }
 
 /// `finish` for the component's success; a refusal passes through.

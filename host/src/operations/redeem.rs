@@ -22,6 +22,7 @@ impl Reclaim {
         let token = token.to_owned();
         let now = self.clock.now_nanos();
         self.submit_then(
+            "redeem_link",
             None,
             move |guest, store| guest.call_redeem_link(store, &token),
             move |answer, work| on_success(answer, |r| replace_sessions(r, session, work, now)),
@@ -31,7 +32,7 @@ impl Reclaim {
     /// Whether a link token would redeem now; consumes nothing.
     pub fn check_link(&self, token: &str) -> Pending<(), Error> {
         let token = token.to_owned();
-        self.submit(None, move |guest, store| {
+        self.submit("check_link", None, move |guest, store| {
             guest.call_check_link(store, &token)
         })
     }
@@ -52,6 +53,7 @@ impl Reclaim {
         let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
         let now = self.clock.now_nanos();
         self.submit_then(
+            "redeem_code",
             None,
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
             move |answer, work| on_success(answer, |r| replace_sessions(r, session, work, now)),
@@ -65,6 +67,7 @@ impl Reclaim {
         let now = self.clock.now_nanos();
         let by = identity.clone();
         self.submit_then(
+            "revoke",
             None,
             move |guest, store| guest.call_revoke(store, &identity),
             move |answer, work| {

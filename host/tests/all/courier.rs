@@ -74,15 +74,7 @@ fn a_link_created_through_the_api_arrives_over_smtp_and_redeems() {
         ("RECLAIM_MAIL_FROM", "Reclaim <no-reply@reclaim.test>"),
     ]);
     let ann = server.identity(Some("ann@example.com"));
-    let response = reqwest::blocking::Client::new()
-        .post(server.url(&format!(
-            "/api/v3/core/users/{}/recovery_email/?email_stage=default",
-            ann["pk"]
-        )))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    assert_eq!(common::mail_link(&server, &ann).status(), 204);
     let messages = sink.wait_for(1, 10);
     assert_eq!(messages.len(), 1);
     let mail = &messages[0];

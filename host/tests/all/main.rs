@@ -10,6 +10,8 @@ mod contract;
 mod courier;
 mod crash;
 mod http_api;
+mod limits;
+mod observability;
 mod replicas;
 mod security;
 mod self_service;

@@ -179,8 +179,13 @@ fn problem_page(app: &AppState, e: &Error) -> Response {
                 "Nothing was changed. Please try again in a moment.",
             )
         }
+        Error::Overloaded(_) => app.pages.problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "Nothing was changed. Please try again in a moment.",
+        ),
         Error::Failed(failure) => {
-            let request = uuid::Uuid::new_v4();
+            let request = crate::http::request_id();
             tracing::error!(request = %request, error = %format!("{failure:#}"), "self-service step failed");
             app.pages.problem(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -27,6 +27,17 @@ pub struct Server {
     pub base: String,
     pub data: tempfile::TempDir,
     env: Vec<(String, String)>,
+    launch: Launch,
+}
+
+/// How `serve` is started, beyond its environment.
+#[derive(Clone, Copy, Default)]
+pub struct Launch {
+    /// The process's open-file limit, soft and hard.
+    pub open_files: Option<u64>,
+    /// Its log goes to `DATA/serve.log` (read with [`Server::log`]) rather
+    /// than the test's stderr.
+    pub log_to_file: bool,
 }
 
 /// A port that was free a moment ago: the public URL must name the port
@@ -45,22 +56,55 @@ impl Server {
     }
 
     pub fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::launch(env, Launch::default())
+    }
+
+    pub fn launch(env: &[(&str, &str)], launch: Launch) -> Self {
         let mut server = Self::offline(env);
+        server.launch = launch;
         server.base = format!("http://127.0.0.1:{}", free_port());
         server.spawn();
         server
     }
 
+    /// What `serve` logged so far (with [`Launch::log_to_file`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("serve.log")).unwrap_or_default()
+    }
+
     /// Starts `serve` on this deployment's port and data directory.
     fn spawn(&mut self) {
         let listen = self.base.trim_start_matches("http://").to_string();
-        let mut child = self
-            .command()
+        let mut command = self.command();
+        command
             .args(["serve", "--listen", &listen])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("reclaim serve starts");
+            .stdout(Stdio::piped());
+        if self.launch.log_to_file {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.data.path().join("serve.log"))
+                .unwrap();
+            command.stderr(log);
+        } else {
+            command.stderr(Stdio::inherit());
+        }
+        if let Some(files) = self.launch.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches no memory
+            // of the parent.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = rustix::process::Rlimit {
+                        current: Some(files),
+                        maximum: Some(files),
+                    };
+                    rustix::process::setrlimit(rustix::process::Resource::Nofile, limit)
+                        .map_err(std::io::Error::from)
+                });
+            }
+        }
+        let mut child = command.spawn().expect("reclaim serve starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
@@ -105,6 +149,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            launch: Launch::default(),
         }
     }
 
@@ -196,6 +241,19 @@ pub fn admin_link(server: &Server, identity: &Value) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+/// Mails `identity` a recovery link through authentik's route and its
+/// default email stage.
+pub fn mail_link(server: &Server, identity: &Value) -> reqwest::blocking::Response {
+    client()
+        .post(server.url(&format!(
+            "/api/v3/core/users/{}/recovery_email/?email_stage=default",
+            identity["pk"]
+        )))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
 }
 
 /// The token of a recovery link.
