@@ -110,9 +110,11 @@ pub fn open(location: &Location) -> Result<Arc<dyn Backend>> {
 #[error("the database is not answering")]
 pub struct Unavailable(#[source] pub Box<dyn std::error::Error + Send + Sync + 'static>);
 
-/// Whether `error` says the backend was out of reach.
+/// Whether `error` says the backend was out of reach, or out of space.
 pub fn is_unavailable(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.is::<Unavailable>())
+    error
+        .chain()
+        .any(|cause| cause.is::<Unavailable>() || sqlite::is_out_of_space(cause))
 }
 
 /// A unit of work over nothing, for a call that must not touch a backend

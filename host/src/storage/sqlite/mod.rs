@@ -24,6 +24,19 @@ use crate::storage::pending::promise;
 use crate::storage::{Backend, Job, Pending, Storage, UnitOfWork, settling};
 use writer::{SqliteWork, Task, Writer};
 
+/// Whether `cause` is SQLite finding the disk full: like a database out of
+/// reach, nothing was written and the same request can succeed once space
+/// returns, so callers answer 503 rather than 500.
+pub(crate) fn is_out_of_space(cause: &(dyn std::error::Error + 'static)) -> bool {
+    let full = |e: &rusqlite::ffi::Error| e.code == rusqlite::ErrorCode::DiskFull;
+    match cause.downcast_ref::<rusqlite::Error>() {
+        Some(rusqlite::Error::SqliteFailure(e, _)) => full(e),
+        _ => cause
+            .downcast_ref::<rusqlite::ffi::Error>()
+            .is_some_and(full),
+    }
+}
+
 /// How much of the database file connections read through a memory map.
 const MMAP_BYTES: u64 = 256 << 20;
 

@@ -190,9 +190,16 @@ fn serve(shared: &WriterCell, queue: &Receiver<Task>, task: Task, next: &mut Opt
         Ok(()) => settled.into_iter().for_each(|settle| settle(Ok(()))),
         Err(e) => {
             let why = format!("{e:#}");
+            // Each caller gets the failure as its own error; a full disk
+            // keeps its kind, so that callers can say "try again".
+            let out_of_space = e.chain().any(super::is_out_of_space);
             tracing::error!(units = settled.len(), error = %why, "a batch of writes was lost");
             for settle in settled {
-                settle(Err(anyhow!("{why}")));
+                settle(Err(if out_of_space {
+                    crate::storage::Unavailable(why.clone().into()).into()
+                } else {
+                    anyhow!("{why}")
+                }));
             }
         }
     }
