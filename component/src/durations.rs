@@ -191,4 +191,69 @@ mod tests {
         assert_eq!(human(25 * HOUR, "de"), "1 Tag und 1 Stunde");
         assert_eq!(human(1, "en"), "1 minute");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        const SUFFIXES: [&str; 6] = ["ns", "us", "ms", "s", "m", "h"];
+
+        proptest! {
+            /// Every well-formed lifespan is read back as its value in
+            /// nanoseconds, or refused as over the maximum: never garbled.
+            #[test]
+            fn a_number_and_a_unit_parse_to_their_nanoseconds(
+                value in 1u64..=10_000_000,
+                unit in 0usize..6,
+                max_ns in any::<u64>(),
+            ) {
+                let text = format!("{value}{}", SUFFIXES[unit]);
+                let ns = u128::from(value) * UNITS.iter().find(|(n, _)| *n == SUFFIXES[unit]).unwrap().1;
+                let expected = if ns <= u128::from(max_ns) {
+                    Ok(ns as u64)
+                } else {
+                    Err(LifespanError::OverMaximum(max_ns))
+                };
+                prop_assert_eq!(parse_lifespan(&text, max_ns), expected);
+            }
+
+            /// Leading zeros change nothing; a value of zero is never a
+            /// lifespan, however it is written.
+            #[test]
+            fn leading_zeros_are_the_same_number_and_zero_is_refused(
+                value in 0u64..=1_000_000,
+                zeros in 0usize..30,
+                unit in 0usize..6,
+            ) {
+                let plain = format!("{value}{}", SUFFIXES[unit]);
+                let padded = format!("{}{plain}", "0".repeat(zeros));
+                prop_assert_eq!(parse_lifespan(&padded, u64::MAX), parse_lifespan(&plain, u64::MAX));
+                if value == 0 {
+                    prop_assert_eq!(parse_lifespan(&padded, u64::MAX), Err(LifespanError::NotInFuture));
+                }
+            }
+
+            /// Anything outside the grammar is refused as unparsable:
+            /// signs, spaces, fractions, other or repeated units.
+            #[test]
+            fn text_outside_the_grammar_is_unparsable(text in "\\PC*") {
+                let well_formed = text.find(|c: char| !c.is_ascii_digit()).is_some_and(|i| {
+                    i > 0 && SUFFIXES.contains(&&text[i..])
+                });
+                prop_assume!(!well_formed);
+                prop_assert_eq!(parse_lifespan(&text, u64::MAX), Err(LifespanError::Unparsable));
+            }
+
+            /// The compact form of any lifespan parses back to it, when it
+            /// is one number and one unit.
+            #[test]
+            fn whole_hours_minutes_and_seconds_read_back(secs in 1u64..=1_000_000) {
+                let ns = secs * 1_000_000_000;
+                let text = compact(ns);
+                if text.chars().filter(|c| c.is_ascii_alphabetic()).count() == 1 {
+                    prop_assert_eq!(parse_lifespan(&text, u64::MAX), Ok(ns));
+                }
+            }
+        }
+    }
 }

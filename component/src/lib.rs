@@ -14,6 +14,16 @@ mod mail_rendering;
 pub mod recovery;
 mod tokens;
 
+/// The parsers and renderers, for the fuzz targets in `fuzz/` (`cargo fuzz`
+/// builds with `--cfg fuzzing`); not part of the component's interface.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    pub use crate::durations::{LifespanError, parse_lifespan};
+    pub use crate::links::{flow_link, is_usable_base, token_link};
+    pub use crate::mail_rendering::{TemplateSet, render};
+    pub use crate::tokens::{draw_flow_id, draw_token, is_code_shaped, is_token_shaped};
+}
+
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -65,4 +65,41 @@ mod tests {
             assert!(!is_usable_base(bad), "{bad}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// A link on any usable base starts with that base (less its
+            /// trailing slashes) and carries the flow and token verbatim as
+            /// its only query: nothing of the base leaks into the query.
+            #[test]
+            fn links_keep_their_base_and_their_query(
+                host in "[a-z0-9.-]{1,30}",
+                path in "(/[a-z0-9._~-]{0,10}){0,3}/*",
+                flow in "[0-9a-f-]{36}",
+                token in "[A-Za-z0-9_-]{43}",
+            ) {
+                let base = format!("https://{host}{path}");
+                prop_assume!(is_usable_base(&base));
+                let link = token_link(&base, &flow, &token);
+                let expected = format!("{}/self-service/recovery?flow={flow}&token={token}", base.trim_end_matches('/'));
+                prop_assert_eq!(&link, &expected);
+                prop_assert_eq!(link.matches('?').count(), 1);
+                prop_assert_eq!(flow_link(&base, &flow), format!("{}/self-service/recovery?flow={flow}", base.trim_end_matches('/')));
+            }
+
+            /// A base with a query, fragment, space or control character is
+            /// never usable: it would garble what follows it.
+            #[test]
+            fn bases_that_would_garble_a_link_are_refused(
+                host in "[a-z]{1,10}",
+                bad in prop::sample::select(vec!['?', '#', ' ', '\n', '\r', '\t']),
+            ) {
+                let base = format!("https://{host}{bad}x");
+                prop_assert!(!is_usable_base(&base));
+            }
+        }
+    }
 }

@@ -184,4 +184,54 @@ mod tests {
         assert!(!matches_any("cc", &candidates));
         assert!(!matches_any("b", &candidates));
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn from(bytes: Vec<u8>) -> impl FnMut(&mut [u8]) {
+            let mut source = bytes.into_iter().cycle();
+            move |buffer: &mut [u8]| {
+                buffer
+                    .iter_mut()
+                    .for_each(|b| *b = source.next().unwrap_or(0))
+            }
+        }
+
+        proptest! {
+            /// Whatever the random bytes, a token is token-shaped, and two
+            /// different draws are two different tokens.
+            #[test]
+            fn tokens_are_shaped_and_distinct_draws_differ(
+                a in proptest::collection::vec(any::<u8>(), 32),
+                b in proptest::collection::vec(any::<u8>(), 32),
+            ) {
+                let (ta, tb) = (draw_token(&mut from(a.clone())), draw_token(&mut from(b.clone())));
+                prop_assert!(is_token_shaped(&ta) && is_token_shaped(&tb));
+                prop_assert_eq!(ta == tb, a == b);
+            }
+
+            /// Codes are six digits whatever the draws.
+            #[test]
+            fn codes_are_six_digits(bytes in proptest::collection::vec(any::<u8>(), 1..64)) {
+                prop_assert!(is_code_shaped(&draw_code(&mut from(bytes))));
+            }
+
+            /// A stored key depends on the secret and on every character of
+            /// the token; a candidate list matches exactly when it holds it.
+            #[test]
+            fn keys_bind_the_secret_and_the_token(
+                token in "[A-Za-z0-9_-]{43}",
+                other in "[A-Za-z0-9_-]{43}",
+                secret in proptest::collection::vec(any::<u8>(), 32..64),
+            ) {
+                let key = link_key(&secret, &token);
+                prop_assert_eq!(&key, &link_key(&secret, &token));
+                prop_assert_ne!(&key, &link_key(&[secret.as_slice(), b"x"].concat(), &token));
+                prop_assert_eq!(key == link_key(&secret, &other), token == other);
+                prop_assert!(matches_any(&key, &[link_key(b"another-secret-another-secret-xx", &token), key.clone()]));
+                prop_assert_eq!(matches_any(&key, &[link_key(&secret, &other)]), token == other);
+            }
+        }
+    }
 }
