@@ -108,14 +108,23 @@ impl Config {
     /// Reads `file` (if any), lays `overrides` (environment and flags) over
     /// it, and fills in the defaults. Creates the data directory.
     pub fn resolve(file: Option<&Path>, overrides: Options) -> Result<Self> {
-        let base: Options = match file {
+        match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("in {}", path.display()))?
+                Self::resolve_toml(&text, overrides)
+                    .with_context(|| format!("in {}", path.display()))
             }
-            None => Options::default(),
-        };
+            None => Self::resolve_options(Options::default(), overrides),
+        }
+    }
+
+    /// [`Config::resolve`] with the file's text.
+    pub fn resolve_toml(text: &str, overrides: Options) -> Result<Self> {
+        Self::resolve_options(toml::from_str(text)?, overrides)
+    }
+
+    fn resolve_options(base: Options, overrides: Options) -> Result<Self> {
         let o = merge(base, overrides);
         let data = match o.data {
             Some(dir) => dir,
