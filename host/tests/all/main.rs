@@ -14,6 +14,7 @@ mod http_api;
 mod limits;
 mod observability;
 mod replicas;
+mod schema;
 mod security;
 mod self_service;
 mod wasmtime_cli;

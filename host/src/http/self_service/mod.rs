@@ -10,7 +10,7 @@ pub mod redeem;
 use std::net::SocketAddr;
 
 use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
 use axum::http::header::{ORIGIN, RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -23,6 +23,25 @@ use super::{AppState, csrf, rate_limit};
 use crate::mail::address::check_address;
 use crate::operations::Error;
 use crate::wit::ErrorKind;
+
+/// A posted form, or a 400 page saying what was wrong with it (axum's own
+/// rejections are 415 and 422 in plain text, which no page documents).
+pub struct PageForm<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for PageForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, app: &AppState) -> Result<Self, Response> {
+        match Form::<T>::from_request(request, app).await {
+            Ok(Form(form)) => Ok(Self(form)),
+            Err(rejection) => Err(app.pages.problem(
+                StatusCode::BAD_REQUEST,
+                "This form could not be read",
+                &rejection.body_text(),
+            )),
+        }
+    }
+}
 
 /// Where the pages live: our cookies are sent there alone.
 const PAGES_PATH: &str = "/self-service/recovery";
@@ -106,7 +125,7 @@ pub async fn request(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Form(form): Form<RequestForm>,
+    PageForm(form): PageForm<RequestForm>,
 ) -> Response {
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -13,7 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::{AppState, PAGES_PATH, forged, form_page, problem_page};
+use super::{AppState, PAGES_PATH, PageForm, forged, form_page, problem_page};
 use crate::operations::Error;
 use crate::passwords;
 use crate::wit::IdentityRef;
@@ -57,7 +56,7 @@ pub struct PasswordForm {
 pub async fn set_password(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<PasswordForm>,
+    PageForm(form): PageForm<PasswordForm>,
 ) -> Response {
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;

@@ -1,7 +1,6 @@
 //! Redeeming a link (after the person confirms) or a code: either opens a
 //! recovery session, in the redemption's own transaction.
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -11,7 +10,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::password::{SESSION_LIFESPAN, SessionCookie, session_cookie, session_key};
-use super::{AppState, forged, form_page, problem_page};
+use super::{AppState, PageForm, forged, form_page, problem_page};
 use crate::operations::Error;
 use crate::storage::NewSession;
 use crate::wit::{ErrorKind, Redemption};
@@ -27,6 +26,7 @@ pub struct ConfirmForm {
     request_body(content = ConfirmForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 303, description = "Redeemed: on to the new-password form, with a session cookie"),
+        (status = 400, content_type = "text/html", description = "The form could not be read"),
         (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
         (status = 404, content_type = "text/html", description = "Unknown link"),
         (status = 410, content_type = "text/html", description = "Expired, used or revoked link"),
@@ -34,7 +34,7 @@ pub struct ConfirmForm {
 pub async fn confirm(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<ConfirmForm>,
+    PageForm(form): PageForm<ConfirmForm>,
 ) -> Response {
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
@@ -72,7 +72,7 @@ pub struct CodeForm {
 pub async fn code(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<CodeForm>,
+    PageForm(form): PageForm<CodeForm>,
 ) -> Response {
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
