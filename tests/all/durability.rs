@@ -386,3 +386,74 @@ fn a_looping_template_is_stopped_at_the_deadline_and_writes_nothing() {
     let fine = env.reclaim_on_runtime(runtime, env.settings(SECRET_A));
     assert!(fine.redeem_link(&token_of(&earlier.link)).wait().is_ok());
 }
+
+/// The test-only guest whose every export spins in its own code: the
+/// built component, for `wasm32-wasip2`, built once per test run.
+fn spinning_guest() -> &'static [u8] {
+    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target = root.join("target").join("guests");
+        let status = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"))
+            .current_dir(root)
+            .args([
+                "build",
+                "--package",
+                "reclaim-looping-guest",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .args(["--release", "--locked", "--quiet", "--target-dir"])
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the looping guest failed");
+        std::fs::read(target.join("wasm32-wasip2/release/reclaim_looping_guest.wasm")).unwrap()
+    })
+}
+
+/// A guest that spins in its own code (no template, no import) is stopped
+/// at the deadline for every operation it is given; nothing is written, and
+/// the real engine serves the same storage at once.
+#[test]
+fn a_guest_that_spins_is_stopped_at_the_deadline_and_writes_nothing() {
+    use std::time::Duration;
+
+    let env = TestEnv::new();
+    let ann = env.identity(Some("ann@example.com"), None);
+    let earlier = env
+        .reclaim()
+        .create_link(&by_id(&ann), None, None)
+        .wait()
+        .unwrap();
+    let before = env.snapshot();
+    let limits = Limits {
+        operation_deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let spinning = env.reclaim_on_runtime(
+        Runtime::new(spinning_guest(), limits).unwrap(),
+        env.settings(SECRET_A),
+    );
+    let who = by_id(&ann);
+    let stopped = |result: Result<(), Error>| match result {
+        Err(Error::Failed(e)) => assert!(format!("{e:#}").contains("deadline"), "{e:#}"),
+        other => panic!("expected the deadline to stop the guest, got {other:?}"),
+    };
+    stopped(spinning.create_link(&who, None, None).wait().map(drop));
+    stopped(
+        spinning
+            .redeem_link(&token_of(&earlier.link))
+            .wait()
+            .map(drop),
+    );
+    stopped(spinning.request_recovery("ann@example.com", None).wait());
+    assert_eq!(env.snapshot(), before, "nothing of it was written");
+    assert!(
+        env.reclaim()
+            .redeem_link(&token_of(&earlier.link))
+            .wait()
+            .is_ok()
+    );
+}
