@@ -15,6 +15,7 @@ fn main() {
         "component/src",
         "component/templates",
         "component/Cargo.toml",
+        "component/build.rs",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
