@@ -88,6 +88,11 @@ impl Server {
             command.stderr(log);
         } else {
             command.stderr(Stdio::inherit());
+            // The test's own output stays readable: no access log line per
+            // request unless a test asks for one.
+            if !self.env.iter().any(|(k, _)| k == "RECLAIM_LOG") {
+                command.env("RECLAIM_LOG", "warn");
+            }
         }
         if let Some(files) = self.launch.open_files {
             use std::os::unix::process::CommandExt;
