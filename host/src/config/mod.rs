@@ -248,17 +248,6 @@ impl Config {
             },
             interval: duration("courier.interval", c.interval.as_deref().unwrap_or("1s"))?,
         };
-        for (name, value) in [
-            ("header_timeout", o.header_timeout.as_deref()),
-            ("request_timeout", o.request_timeout.as_deref()),
-            ("operation_timeout", o.operation_timeout.as_deref()),
-        ] {
-            if let Some(text) = value
-                && duration(name, text)?.is_zero()
-            {
-                bail!("{name} must be more than zero: every request would fail");
-            }
-        }
         // A send that outlives its claim could be repeated by another courier.
         if courier.policy.lease <= courier.timeout * 2 {
             bail!("courier.lease must be more than twice courier.timeout");
@@ -268,21 +257,12 @@ impl Config {
             database_url,
             database_ca: o.database_ca,
             reuse_instances: o.reuse_instances.unwrap_or(0),
-            operation_timeout: duration(
-                "operation_timeout",
-                o.operation_timeout.as_deref().unwrap_or("1s"),
-            )?,
+            operation_timeout: timeout("operation_timeout", o.operation_timeout.as_deref(), "1s")?,
             server: ServerLimits {
                 max_operations: o.max_operations.unwrap_or(1024).max(1),
                 max_connections: o.max_connections.unwrap_or(4096).max(1),
-                header_timeout: duration(
-                    "header_timeout",
-                    o.header_timeout.as_deref().unwrap_or("10s"),
-                )?,
-                request_timeout: duration(
-                    "request_timeout",
-                    o.request_timeout.as_deref().unwrap_or("30s"),
-                )?,
+                header_timeout: timeout("header_timeout", o.header_timeout.as_deref(), "10s")?,
+                request_timeout: timeout("request_timeout", o.request_timeout.as_deref(), "30s")?,
             },
             courier,
             data,
@@ -349,6 +329,16 @@ fn default_data_dir() -> Result<PathBuf> {
 fn duration(name: &str, text: &str) -> Result<Duration> {
     humantime::parse_duration(text)
         .with_context(|| format!("{name} {text:?} is not a duration such as 30m or 1h"))
+}
+
+/// A timeout (`default` when not set): more than zero, or every request
+/// would fail.
+fn timeout(name: &str, text: Option<&str>, default: &str) -> Result<Duration> {
+    let parsed = duration(name, text.unwrap_or(default))?;
+    if parsed.is_zero() {
+        bail!("{name} must be more than zero: every request would fail");
+    }
+    Ok(parsed)
 }
 
 fn mailbox(text: &str) -> Result<Mailbox> {
