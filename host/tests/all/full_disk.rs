@@ -7,9 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::common::{ADMIN_TOKEN, FormToken, Server, admin_link, client, token_of};
+use crate::common::{FormToken, Server, admin_link, client, request_link, token_of};
 
 /// A tmpfs of its own, unmounted on drop.
 struct Tmpfs {
@@ -62,15 +62,6 @@ fn fill(dir: &Path) -> PathBuf {
     }
 }
 
-fn create_link(server: &Server, identity: &Value) -> reqwest::blocking::Response {
-    client()
-        .post(server.url("/admin/recovery/link"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({ "identity_id": identity["id"] }))
-        .send()
-        .unwrap()
-}
-
 #[test]
 fn a_full_disk_gets_clean_503s_loses_nothing_acknowledged_and_recovers() {
     let disk = Tmpfs::mount("24m");
@@ -90,7 +81,7 @@ fn a_full_disk_gets_clean_503s_loses_nothing_acknowledged_and_recovers() {
         if refused >= 10 {
             break;
         }
-        let response = create_link(&server, &ann);
+        let response = request_link(&server, &ann);
         match response.status().as_u16() {
             200 => acknowledged.push(
                 response.json::<Value>().unwrap()["recovery_link"]
@@ -125,7 +116,7 @@ fn a_full_disk_gets_clean_503s_loses_nothing_acknowledged_and_recovers() {
     // Space returns: the same process serves again, and every link it
     // acknowledged works.
     std::fs::remove_file(filler).unwrap();
-    assert_eq!(create_link(&server, &ann).status(), 200);
+    assert_eq!(request_link(&server, &ann).status(), 200);
     let mut links = acknowledged;
     if !before_redeemed {
         links.push(before);

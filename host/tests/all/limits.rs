@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{ADMIN_TOKEN, Launch, Server, client};
+use crate::common::{ADMIN_TOKEN, Launch, Server, client, request_link};
 
 /// The Prometheus document.
 fn metrics(server: &Server) -> String {
@@ -225,21 +225,13 @@ fn operations_over_the_in_flight_cap_are_answered_503_with_retry_after() {
             .text()
             .unwrap()
     });
-    let link = |server: &Server| {
-        client()
-            .post(server.url("/admin/recovery/link"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&serde_json::json!({ "identity_id": ann["id"] }))
-            .send()
-            .unwrap()
-    };
     // The looping operation holds the one place once the gauge says so.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !metrics(&server).contains("reclaim_operations_in_flight 1\n") {
         assert!(Instant::now() < deadline, "{}", metrics(&server));
         std::thread::sleep(Duration::from_millis(10));
     }
-    let refused = link(&server);
+    let refused = request_link(&server, &ann);
     assert_eq!(refused.status(), 503);
     assert_eq!(refused.headers()["retry-after"], "1");
     let body: Value = refused.json().unwrap();
@@ -253,5 +245,5 @@ fn operations_over_the_in_flight_cap_are_answered_503_with_retry_after() {
     );
     let failed = looping.join().unwrap();
     assert!(failed.contains("failed"), "{failed}");
-    assert_eq!(link(&server).status(), 200);
+    assert_eq!(request_link(&server, &ann).status(), 200);
 }

@@ -233,14 +233,20 @@ pub fn client() -> reqwest::blocking::Client {
         .unwrap()
 }
 
-/// A recovery link for `identity`, from the Kratos admin route.
-pub fn admin_link(server: &Server, identity: &Value) -> String {
-    let response = client()
+/// Asks the Kratos admin route for a recovery link for `identity`; the
+/// answer, whatever it is.
+pub fn request_link(server: &Server, identity: &Value) -> reqwest::blocking::Response {
+    client()
         .post(server.url("/admin/recovery/link"))
         .bearer_auth(ADMIN_TOKEN)
         .json(&serde_json::json!({ "identity_id": identity["id"] }))
         .send()
-        .unwrap();
+        .unwrap()
+}
+
+/// A recovery link for `identity`, from the Kratos admin route.
+pub fn admin_link(server: &Server, identity: &Value) -> String {
+    let response = request_link(server, identity);
     assert_eq!(response.status(), 200);
     response.json::<Value>().unwrap()["recovery_link"]
         .as_str()
