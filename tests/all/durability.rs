@@ -338,53 +338,97 @@ fn a_first_release_database_upgrades_in_place() {
     assert_eq!(columns, ["identity_id", "key", "return_to", "expires_at"]);
 }
 
+/// Before a guest that never returns: an identity holding a live link, what
+/// the database holds, and the `deadline` of guest time to run under.
+struct BeforeADeadline {
+    env: TestEnv,
+    ann: reclaim::Identity,
+    link: reclaim::RecoveryLink,
+    before: Vec<String>,
+    deadline: std::time::Duration,
+}
+
+impl BeforeADeadline {
+    fn new(deadline: std::time::Duration) -> Self {
+        let env = TestEnv::new();
+        let ann = env.identity(Some("ann@example.com"), None);
+        let link = env
+            .reclaim()
+            .create_link(&by_id(&ann), None, None)
+            .wait()
+            .unwrap();
+        let before = env.snapshot();
+        Self {
+            env,
+            ann,
+            link,
+            before,
+            deadline,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            operation_deadline: self.deadline,
+            ..Limits::default()
+        }
+    }
+
+    /// Nothing was written, and the live link still redeems through `reclaim`.
+    fn assert_unharmed(&self, reclaim: &Reclaim) {
+        assert_eq!(
+            self.env.snapshot(),
+            self.before,
+            "nothing of it was written"
+        );
+        assert!(
+            reclaim
+                .redeem_link(&token_of(&self.link.link))
+                .wait()
+                .is_ok()
+        );
+    }
+}
+
+/// Runs `operation` on a thread and asserts that the deadline stopped it.
+/// The two-minute wait is a bound on the test, not a timing claim: without
+/// a deadline the call would never return, and the test would hang.
+fn assert_stopped_at_deadline<T: std::fmt::Debug + Send + 'static>(
+    operation: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) {
+    let (done, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(operation());
+    });
+    match answer.recv_timeout(std::time::Duration::from_secs(120)) {
+        Ok(Err(Error::Failed(e))) => assert!(format!("{e:#}").contains("deadline"), "{e:#}"),
+        other => panic!("expected the deadline to stop the operation, got {other:?}"),
+    }
+}
+
 /// A template override that loops for ever (10^15 iterations) is stopped at
 /// the operation's deadline: the operation fails, writes nothing, and the
 /// runtime goes on serving the next one.
 #[test]
 fn a_looping_template_is_stopped_at_the_deadline_and_writes_nothing() {
-    use std::sync::mpsc;
-    use std::time::Duration;
-
-    let env = TestEnv::new();
-    let ann = env.identity(Some("ann@example.com"), None);
-    let earlier = env
-        .reclaim()
-        .create_link(&by_id(&ann), None, None)
-        .wait()
-        .unwrap();
-    let before = env.snapshot();
-    let limits = Limits {
-        operation_deadline: Duration::from_millis(300),
-        ..Limits::default()
-    };
-    let runtime = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits).unwrap();
-    let mut settings = env.settings(SECRET_A);
+    let at = BeforeADeadline::new(std::time::Duration::from_millis(300));
+    let runtime = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, at.limits()).unwrap();
+    let mut settings = at.env.settings(SECRET_A);
     settings.templates = templates_with_body(
         "{% for i in range(100000) %}{% for j in range(100000) %}\
          {% for k in range(100000) %}{% endfor %}{% endfor %}{% endfor %}{{ link }}",
     );
-    let looping = env.reclaim_on_runtime(runtime.clone(), settings);
-    let who = by_id(&ann);
-    let (done, answer) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(
-            looping
-                .send_recovery_email(&who, &EmailOptions::default())
-                .wait(),
-        );
+    let looping = at.env.reclaim_on_runtime(runtime.clone(), settings);
+    let who = by_id(&at.ann);
+    assert_stopped_at_deadline(move || {
+        looping
+            .send_recovery_email(&who, &EmailOptions::default())
+            .wait()
     });
-    // A bound on the test, not a timing claim: without a deadline the call
-    // would never return.
-    match answer.recv_timeout(Duration::from_secs(120)) {
-        Ok(Err(Error::Failed(e))) => {
-            assert!(format!("{e:#}").contains("deadline"), "{e:#}")
-        }
-        other => panic!("expected the deadline to stop the operation, got {other:?}"),
-    }
-    assert_eq!(env.snapshot(), before, "nothing of it was written");
-    let fine = env.reclaim_on_runtime(runtime, env.settings(SECRET_A));
-    assert!(fine.redeem_link(&token_of(&earlier.link)).wait().is_ok());
+    at.assert_unharmed(
+        &at.env
+            .reclaim_on_runtime(runtime, at.env.settings(SECRET_A)),
+    );
 }
 
 /// The test-only guest whose every export spins in its own code: the
@@ -418,42 +462,15 @@ fn spinning_guest() -> &'static [u8] {
 /// the real engine serves the same storage at once.
 #[test]
 fn a_guest_that_spins_is_stopped_at_the_deadline_and_writes_nothing() {
-    use std::time::Duration;
-
-    let env = TestEnv::new();
-    let ann = env.identity(Some("ann@example.com"), None);
-    let earlier = env
-        .reclaim()
-        .create_link(&by_id(&ann), None, None)
-        .wait()
-        .unwrap();
-    let before = env.snapshot();
-    let limits = Limits {
-        operation_deadline: Duration::from_millis(200),
-        ..Limits::default()
-    };
-    let spinning = env.reclaim_on_runtime(
-        Runtime::new(spinning_guest(), limits).unwrap(),
-        env.settings(SECRET_A),
+    let at = BeforeADeadline::new(std::time::Duration::from_millis(200));
+    let spinning = at.env.reclaim_on_runtime(
+        Runtime::new(spinning_guest(), at.limits()).unwrap(),
+        at.env.settings(SECRET_A),
     );
-    let who = by_id(&ann);
-    let stopped = |result: Result<(), Error>| match result {
-        Err(Error::Failed(e)) => assert!(format!("{e:#}").contains("deadline"), "{e:#}"),
-        other => panic!("expected the deadline to stop the guest, got {other:?}"),
-    };
-    stopped(spinning.create_link(&who, None, None).wait().map(drop));
-    stopped(
-        spinning
-            .redeem_link(&token_of(&earlier.link))
-            .wait()
-            .map(drop),
-    );
-    stopped(spinning.request_recovery("ann@example.com", None).wait());
-    assert_eq!(env.snapshot(), before, "nothing of it was written");
-    assert!(
-        env.reclaim()
-            .redeem_link(&token_of(&earlier.link))
-            .wait()
-            .is_ok()
-    );
+    let (reclaim, who) = (spinning.clone(), by_id(&at.ann));
+    assert_stopped_at_deadline(move || reclaim.create_link(&who, None, None).wait());
+    let (reclaim, token) = (spinning.clone(), token_of(&at.link.link));
+    assert_stopped_at_deadline(move || reclaim.redeem_link(&token).wait());
+    assert_stopped_at_deadline(move || spinning.request_recovery("ann@example.com", None).wait());
+    at.assert_unharmed(&at.env.reclaim());
 }
