@@ -295,22 +295,7 @@ impl Config {
     /// `/donex`). The normalised form is what is stored and redirected to,
     /// so what was checked is what is used.
     pub fn allowed_return_to(&self, return_to: &str) -> Option<String> {
-        let wanted = url::Url::parse(return_to).ok()?;
-        let allowed = self.allowed_return_urls.iter().any(|allowed| {
-            wanted.origin() == allowed.origin()
-                && wanted.username().is_empty()
-                && wanted.password().is_none()
-                && path_within(wanted.path(), allowed.path())
-        });
-        allowed.then(|| wanted.to_string())
-    }
-}
-
-/// Whether `path` is `base` or lies below it, at a `/` boundary.
-fn path_within(path: &str, base: &str) -> bool {
-    match path.strip_prefix(base) {
-        Some(rest) => base.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
-        None => false,
+        reclaim_wire::checks::allowed_return_to(&self.allowed_return_urls, return_to)
     }
 }
 

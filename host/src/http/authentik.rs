@@ -7,162 +7,52 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use reclaim_wire::authentik::{
+    self, AuthentikError, EmailStageQuery, Link, RecoveryOptions, token_duration,
+};
 
-use super::AppState;
+use super::{AppState, request_id};
 use crate::operations::{EmailOptions, Error};
-use crate::wit::{ErrorKind, IdentityRef};
+use crate::wit::IdentityRef;
 
-/// Optional body of both endpoints.
-#[derive(Default, Deserialize, ToSchema)]
-pub struct RecoveryOptions {
-    /// Lifespan of the link: Kratos' `30m` form, or authentik's
-    /// `minutes=30;hours=1` form.
-    token_duration: Option<String>,
-    /// Email stage (its name or UUID); `recovery_email` also takes it as a
-    /// query parameter.
-    email_stage: Option<String>,
-}
+/// An answer in one of authentik's error shapes.
+pub struct Authentik(pub AuthentikError);
 
-/// `?email_stage=`
-#[derive(Deserialize, IntoParams)]
-pub struct EmailStageQuery {
-    email_stage: Option<String>,
-}
-
-/// A recovery link.
-#[derive(Serialize, ToSchema)]
-pub struct Link {
-    link: String,
-}
-
-/// An authentik error response, in whichever of its shapes fits.
-pub enum AuthentikError {
-    /// 400 `{"non_field_errors": [...], "code": "invalid"}`
-    Invalid(String),
-    /// 404 `{"detail": ...}`
-    NotFound,
-    /// 403 `{"detail", "code"}`
-    Forbidden,
-    /// 413, 500 `{"detail", "code"}`
-    Other(StatusCode, String),
-}
-
-impl IntoResponse for AuthentikError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Invalid(message) => (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "non_field_errors": [message], "code": "invalid" })),
-            )
-                .into_response(),
-            Self::NotFound => (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "detail": "No User matches the given query.", "code": "not_found" })),
-            )
-                .into_response(),
-            Self::Forbidden => (
-                StatusCode::FORBIDDEN,
-                Json(json!({
-                    "detail": "Authentication credentials were not provided or are invalid.",
-                    "code": "not_authenticated",
-                })),
-            )
-                .into_response(),
-            Self::Other(status, detail) => {
-                (status, Json(json!({ "detail": detail, "code": "error" }))).into_response()
-            }
-        }
+impl From<AuthentikError> for Authentik {
+    fn from(e: AuthentikError) -> Self {
+        Self(e)
     }
 }
 
-impl From<Error> for AuthentikError {
+impl From<Error> for Authentik {
     fn from(e: Error) -> Self {
-        match e {
-            Error::Refused(refusal) if refusal.kind == ErrorKind::IdentityNotFound => {
-                Self::NotFound
-            }
-            Error::Refused(refusal) => Self::Invalid(refusal.message),
-            Error::Failed(failure) if crate::storage::is_unavailable(&failure) => {
-                tracing::warn!(error = %format!("{failure:#}"), "database unavailable");
-                Self::Other(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The database is not answering; nothing was stored. Try again.".into(),
-                )
-            }
-            Error::Overloaded(_) => Self::Other(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Too many recovery operations are in flight; nothing was stored. Try again.".into(),
-            ),
-            Error::Failed(failure) => {
-                let request = super::request_id();
-                tracing::error!(request = %request, error = %format!("{failure:#}"), "operation failed");
-                Self::Other(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("The recovery engine failed; nothing was stored (request {request})."),
-                )
-            }
-        }
+        Self(AuthentikError::from_outcome(
+            &super::outcome::outcome(&e),
+            &request_id(),
+        ))
+    }
+}
+
+impl IntoResponse for Authentik {
+    fn into_response(self) -> Response {
+        let (status, body) = self.0.reply();
+        (status, Json(body)).into_response()
     }
 }
 
 /// 403 in authentik's shape.
 pub fn forbidden() -> Response {
-    AuthentikError::Forbidden.into_response()
+    Authentik(AuthentikError::Forbidden).into_response()
 }
 
 /// An empty body means no options; anything else must be a JSON object.
-fn options(body: Result<Bytes, BytesRejection>) -> Result<RecoveryOptions, AuthentikError> {
+fn options(body: Result<Bytes, BytesRejection>) -> Result<RecoveryOptions, Authentik> {
     let bytes = body.map_err(|r| AuthentikError::Other(r.status(), r.body_text()))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RecoveryOptions::default());
-    }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| AuthentikError::Invalid(format!("Invalid JSON body: {e}")))
+    Ok(authentik::options(&bytes)?)
 }
 
-fn user(pk: &str) -> Result<IdentityRef, AuthentikError> {
-    pk.parse()
-        .map(IdentityRef::Pk)
-        .map_err(|_| AuthentikError::NotFound)
-}
-
-/// authentik's durations (`minutes=30;hours=1`) in Kratos' grammar; Kratos'
-/// own grammar passes through for the component to judge.
-pub fn token_duration(text: &str) -> Result<String, AuthentikError> {
-    if !text.contains('=') {
-        return Ok(text.to_string());
-    }
-    let mut seconds: u64 = 0;
-    for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-        let parsed = part.split_once('=').and_then(|(unit, value)| {
-            let value: f64 = value
-                .trim()
-                .parse()
-                .ok()
-                .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
-            let scale = match unit.trim() {
-                "weeks" => 604_800.0,
-                "days" => 86_400.0,
-                "hours" => 3_600.0,
-                "minutes" => 60.0,
-                "seconds" => 1.0,
-                _ => return None,
-            };
-            Some((value * scale) as u64)
-        });
-        match parsed {
-            Some(s) => seconds = seconds.saturating_add(s),
-            None => {
-                return Err(AuthentikError::Invalid(format!(
-                    "Invalid token duration {text:?}: use the form \"hours=1;minutes=30\" or \"90m\"."
-                )));
-            }
-        }
-    }
-    Ok(format!("{seconds}s"))
+fn user(pk: &str) -> Result<IdentityRef, Authentik> {
+    Ok(IdentityRef::Pk(authentik::user_pk(pk)?))
 }
 
 /// Create a temporary link that a user can use to recover their account.
@@ -182,7 +72,7 @@ pub async fn recovery(
     State(app): State<AppState>,
     Path(pk): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Link>, AuthentikError> {
+) -> Result<Json<Link>, Authentik> {
     let who = user(&pk)?;
     let options = options(body)?;
     let expires_in = options
@@ -216,7 +106,7 @@ pub async fn recovery_email(
     Path(pk): Path<String>,
     Query(query): Query<EmailStageQuery>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, AuthentikError> {
+) -> Result<StatusCode, Authentik> {
     let who = user(&pk)?;
     let options = options(body)?;
     // authentik's order: the user, their address, then the stage.
@@ -228,9 +118,9 @@ pub async fn recovery_email(
         .map_err(Error::Failed)?
         .ok_or(AuthentikError::NotFound)?;
     if identity.email.as_deref().is_none_or(str::is_empty) {
-        return Err(AuthentikError::Invalid(
-            "User does not have an email address set.".into(),
-        ));
+        return Err(
+            AuthentikError::Invalid("User does not have an email address set.".into()).into(),
+        );
     }
     let stage = query
         .email_stage
@@ -254,18 +144,4 @@ pub async fn recovery_email(
         .await?;
     app.courier.notify_one();
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn authentik_durations_become_seconds_and_kratos_ones_pass_through() {
-        assert_eq!(token_duration("hours=1;minutes=30").ok().unwrap(), "5400s");
-        assert_eq!(token_duration("days=1").ok().unwrap(), "86400s");
-        assert_eq!(token_duration("30m").ok().unwrap(), "30m");
-        assert!(token_duration("fortnights=1").is_err());
-        assert!(token_duration("hours=-1").is_err());
-    }
 }

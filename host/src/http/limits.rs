@@ -9,12 +9,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
-use super::authentik::AuthentikError;
-use super::kratos::ErrorGeneric;
+use reclaim_wire::authentik::AuthentikError;
+use reclaim_wire::kratos::ErrorGeneric;
+use reclaim_wire::{Api, BODY_TOO_LARGE, MAX_BODY_BYTES};
 
-/// Largest request body accepted; recovery requests are a few hundred bytes.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+use super::authentik::Authentik;
+use super::kratos::KratosError;
+use super::{AppState, request_id};
 
 /// Seconds a 503 asks the client to wait: overload and a database restart
 /// both pass in about that.
@@ -28,12 +29,7 @@ pub async fn request_limits(State(app): State<AppState>, request: Request, next:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return refusal(
-            &app,
-            &path,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "The request body is larger than 16 KiB.",
-        );
+        return refusal(&app, &path, StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE);
     }
     let limit = app.config.server.request_timeout;
     let mut response = match tokio::time::timeout(limit, next.run(request)).await {
@@ -60,12 +56,16 @@ pub async fn request_limits(State(app): State<AppState>, request: Request, next:
 /// `errorGeneric` for its routes (and any other JSON), authentik's
 /// `{"detail", "code"}` for its own, a page for the self-service pages.
 pub fn refusal(app: &AppState, path: &str, status: StatusCode, message: &str) -> Response {
-    if path.starts_with("/api/v3/") {
-        AuthentikError::Other(status, message.to_owned()).into_response()
-    } else if path.starts_with("/self-service/") {
-        let title = status.canonical_reason().unwrap_or("Request refused");
-        app.pages.problem(status, title, message)
-    } else {
-        ErrorGeneric::new(status, "The request was refused.", message).into_response()
+    match Api::of(path) {
+        Api::Authentik => {
+            Authentik(AuthentikError::Other(status, message.to_owned())).into_response()
+        }
+        Api::Pages => {
+            let title = status.canonical_reason().unwrap_or("Request refused");
+            app.pages.problem(status, title, message)
+        }
+        Api::Kratos => {
+            KratosError(ErrorGeneric::refused(status, message, &request_id())).into_response()
+        }
     }
 }

@@ -4,10 +4,10 @@
 
 pub mod authentik;
 mod connections;
-pub mod csrf;
 pub mod kratos;
 pub mod limits;
 pub mod observe;
+mod outcome;
 pub mod pages;
 pub mod rate_limit;
 pub mod self_service;
@@ -15,22 +15,19 @@ mod serve;
 mod state;
 
 pub use connections::serve_connections;
-pub use limits::MAX_BODY_BYTES;
 pub use observe::request_id;
+pub use reclaim_wire::MAX_BODY_BYTES;
+pub use reclaim_wire::csrf;
+pub use reclaim_wire::csrf::{cookie, is_hex_256};
 pub use serve::{REQUEST_PACE, serve, serve_queued_requests, shutdown_signal};
 pub use state::{App, AppState};
-use state::{cookie, is_hex_256};
 
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
-    X_FRAME_OPTIONS,
-};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -126,33 +123,16 @@ async fn authentik_auth(State(app): State<AppState>, request: Request, next: Nex
     }
 }
 
-/// Responses carry links, tokens and sessions: none may be cached or leak
-/// through a Referer to another site (`same-origin`: a Referer only ever
-/// goes back to us, which also makes browsers name our origin on our own
-/// form posts, see `self_service::forged`). Pages run no script and load
-/// only our stylesheet; a form may post only to us, or (after a recovery)
-/// redirect to an allowed `return_to`.
+/// The wire crate's security headers (`reclaim_wire::headers`) on every
+/// answer.
 async fn security_headers(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let is_asset = request.uri().path().starts_with("/self-service/assets/");
+    let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    let mut form_action = String::from("'self'");
-    for allowed in &app.config.allowed_return_urls {
-        form_action.push(' ');
-        form_action.push_str(&allowed.origin().ascii_serialization());
-    }
-    let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; \
-         frame-ancestors 'none'; base-uri 'none'"
-    );
-    if let Ok(csp) = HeaderValue::from_str(&csp) {
-        headers.insert(CONTENT_SECURITY_POLICY, csp);
-    }
-    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
-    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if !is_asset {
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for (name, value) in
+        reclaim_wire::headers::security_headers(&path, &app.config.allowed_return_urls)
+    {
+        headers.insert(name, value);
     }
     response
 }
@@ -169,13 +149,7 @@ async fn openapi_document(
 #[utoipa::path(get, path = "/self-service/assets/style.css", tag = "self-service",
     responses((status = 200, content_type = "text/css", description = "The stylesheet")))]
 async fn stylesheet() -> impl IntoResponse {
-    (
-        [
-            (CONTENT_TYPE, "text/css; charset=utf-8"),
-            (CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        pages::STYLESHEET,
-    )
+    (reclaim_wire::headers::STYLESHEET_HEADERS, pages::STYLESHEET)
 }
 
 /// Whether the process is up.

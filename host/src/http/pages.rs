@@ -1,85 +1,37 @@
-//! Server-rendered self-service pages (no JavaScript), auto-escaped.
+//! The self-service pages as axum responses; the templates and what each
+//! problem page says are the wire crate's, shared with the edge.
 
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use minijinja::{AutoEscape, Environment, Value};
+use minijinja::Value;
 
-/// The stylesheet the pages link to (the CSP allows styles from self only).
-pub const STYLESHEET: &str = include_str!("../../templates/pages/style.css");
-
-macro_rules! page {
-    ($name:literal) => {
-        (
-            $name,
-            include_str!(concat!("../../templates/pages/", $name)),
-        )
-    };
-}
-
-const PAGES: [(&str, &str); 8] = [
-    page!("base.html"),
-    page!("request.html"),
-    page!("sent.html"),
-    page!("confirm.html"),
-    page!("code.html"),
-    page!("password.html"),
-    page!("done.html"),
-    page!("error.html"),
-];
+pub use reclaim_wire::pages::STYLESHEET;
 
 /// The page templates, parsed once at start-up.
-pub struct Pages {
-    env: Environment<'static>,
-}
+pub struct Pages(reclaim_wire::pages::Pages);
 
 impl Pages {
     pub fn new() -> anyhow::Result<Self> {
-        let mut env = Environment::new();
-        env.set_auto_escape_callback(|_| AutoEscape::Html);
-        for (name, source) in PAGES {
-            env.add_template(name, source)?;
-        }
-        Ok(Self { env })
+        Ok(Self(reclaim_wire::pages::Pages::new()?))
     }
 
     /// Renders `name` with `ctx` as an HTML response with `status`.
     pub fn render(&self, status: StatusCode, name: &str, ctx: Value) -> Response {
-        match self.env.get_template(name).and_then(|t| t.render(ctx)) {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(e) => {
-                tracing::error!(error = %e, page = name, "page does not render");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
-            }
-        }
+        html(status, name, self.0.render(name, ctx))
     }
 
     /// A problem page that offers to request a new link.
     pub fn problem(&self, status: StatusCode, title: &str, message: &str) -> Response {
-        self.render(status, "error.html", minijinja::context! { title, message })
+        html(status, "error.html", self.0.problem(title, message))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_page_renders_and_escapes_values() {
-        let pages = Pages::new().unwrap();
-        let response = pages.render(
-            StatusCode::OK,
-            "confirm.html",
-            minijinja::context! { flow => "f", token => "\"><script>" },
-        );
-        assert_eq!(response.status(), StatusCode::OK);
-        for (name, _) in PAGES {
-            let env = &pages.env;
-            let html = env
-                .get_template(name)
-                .unwrap()
-                .render(minijinja::context! { error => "<b>" })
-                .unwrap();
-            assert!(!html.contains("<b>"), "{name} escapes values");
+fn html(status: StatusCode, name: &str, rendered: Result<String, minijinja::Error>) -> Response {
+    match rendered {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, page = name, "page does not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
 }

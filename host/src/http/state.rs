@@ -95,18 +95,9 @@ impl AppState {
         path: &str,
         max_age: Option<u64>,
     ) -> HeaderValue {
-        let secure = if self.config.settings.public_url.starts_with("https://") {
-            "; Secure"
-        } else {
-            ""
-        };
-        let max_age = max_age
-            .map(|s| format!("; Max-Age={s}"))
-            .unwrap_or_default();
-        HeaderValue::from_str(&format!(
-            "{name}={value}; Path={path}{max_age}; HttpOnly; SameSite=Strict{secure}"
-        ))
-        .expect("our cookie values are UUIDs and hex")
+        let secure = self.config.settings.public_url.starts_with("https://");
+        HeaderValue::from_str(&csrf::private_cookie(name, value, path, max_age, secure))
+            .expect("our cookie values are UUIDs and hex")
     }
 
     pub fn now_nanos(&self) -> u64 {
@@ -123,23 +114,6 @@ impl AppState {
         !self.admin_token.is_empty()
             && bool::from(presented.as_bytes().ct_eq(self.admin_token.as_bytes()))
     }
-}
-
-/// The value of cookie `name`, if the request carries it.
-pub(super) fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, value)| value.to_string())
-}
-
-/// Whether `value` is what our cookies' secrets are: 256 bits in hex.
-pub(super) fn is_hex_256(value: &str) -> bool {
-    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The credentials of `Authorization: Bearer <token>`; the scheme is

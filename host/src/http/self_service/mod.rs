@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
-use axum::http::header::{ORIGIN, RETRY_AFTER, SET_COOKIE};
+use axum::http::header::{RETRY_AFTER, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use minijinja::context;
@@ -19,10 +19,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
+use reclaim_wire::PAGES_PATH;
+use reclaim_wire::pages::{FORGED, NOT_AN_ADDRESS, UNREADABLE_FORM};
+
 use super::{AppState, csrf, rate_limit};
 use crate::mail::address::check_address;
 use crate::operations::Error;
-use crate::wit::ErrorKind;
 
 /// A posted form, or a 400 page saying what was wrong with it (axum's own
 /// rejections are 415 and 422 in plain text, which no page documents).
@@ -36,15 +38,12 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for PageForm<T> {
             Ok(Form(form)) => Ok(Self(form)),
             Err(rejection) => Err(app.pages.problem(
                 StatusCode::BAD_REQUEST,
-                "This form could not be read",
+                UNREADABLE_FORM,
                 &rejection.body_text(),
             )),
         }
     }
 }
-
-/// Where the pages live: our cookies are sent there alone.
-const PAGES_PATH: &str = "/self-service/recovery";
 
 /// `GET /self-service/recovery` parameters: none (the request form), a flow
 /// (the code form) or a flow and token (the link's confirmation page).
@@ -132,7 +131,7 @@ pub async fn request(
     }
     let email = form.email.trim().to_string();
     if check_address(&email).is_err() {
-        let ctx = context! { error => "Enter a valid email address.", email };
+        let ctx = context! { error => NOT_AN_ADDRESS, email };
         return form_page(&app, &headers, StatusCode::BAD_REQUEST, "request.html", ctx);
     }
     let address: [u8; 32] = Sha256::digest(email.to_lowercase()).into();
@@ -176,43 +175,9 @@ pub async fn request(
 
 /// A page for each way a credential can fail, each offering a new one.
 fn problem_page(app: &AppState, e: &Error) -> Response {
-    let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-    match e {
-        Error::Refused(r) => {
-            let title = match r.kind {
-                ErrorKind::CredentialExpired => "This recovery link has expired",
-                ErrorKind::CredentialUsed => "This recovery link was already used",
-                ErrorKind::CredentialRevoked => "This recovery link is no longer valid",
-                ErrorKind::CredentialUnknown => "This recovery link is not valid",
-                ErrorKind::TooManyAttempts => "Too many wrong codes",
-                ErrorKind::IdentityInactive => "This account is disabled",
-                _ => "Recovery is not possible",
-            };
-            app.pages.problem(status(r.code), title, &r.message)
-        }
-        Error::Failed(failure) if crate::storage::is_unavailable(failure) => {
-            tracing::warn!(error = %format!("{failure:#}"), "database unavailable");
-            app.pages.problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "Nothing was changed. Please try again in a moment.",
-            )
-        }
-        Error::Overloaded(_) => app.pages.problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Temporarily unavailable",
-            "Nothing was changed. Please try again in a moment.",
-        ),
-        Error::Failed(failure) => {
-            let request = crate::http::request_id();
-            tracing::error!(request = %request, error = %format!("{failure:#}"), "self-service step failed");
-            app.pages.problem(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                &format!("Nothing was changed. Please try again (request {request})."),
-            )
-        }
-    }
+    let (status, title, message) =
+        reclaim_wire::pages::problem(&super::outcome::outcome(e), &super::request_id());
+    app.pages.problem(status, title, &message)
 }
 
 /// A page with a form: it carries a CSRF token, and the cookie the token
@@ -242,25 +207,12 @@ fn form_page(
     response
 }
 
-/// Form posts must come from our own pages: they carry the CSRF token of
-/// the browser's cookie, and a browser's `Origin` (when it sends one) must
-/// be ours. `null` is refused: our pages send `Referrer-Policy:
-/// same-origin`, under which browsers name our origin on our own forms, so
-/// only a page that hid where it came from sends `null`. `Sec-Fetch-Site`,
-/// where a browser sends it, must say the post came from our own origin.
+/// Form posts must come from our own pages (`csrf::from_our_pages`), or
+/// get the refusal page.
 fn forged(app: &AppState, headers: &HeaderMap, token: Option<&str>) -> Option<Response> {
-    let origin_ours = headers
-        .get(ORIGIN)
-        .is_none_or(|o| o.to_str().is_ok_and(|o| o == app.public_origin));
-    let fetched_from_us = headers
-        .get("sec-fetch-site")
-        .is_none_or(|v| matches!(v.to_str(), Ok("same-origin" | "none")));
-    if origin_ours && fetched_from_us && app.csrf.verify(headers, token) {
+    if csrf::from_our_pages(&app.csrf, &app.public_origin, headers, token) {
         return None;
     }
-    Some(app.pages.problem(
-        StatusCode::FORBIDDEN,
-        "Request refused",
-        "This form was sent from another site, or the page it came from is out of date. Go back, reload the page and try again.",
-    ))
+    let (status, title, message) = FORGED;
+    Some(app.pages.problem(status, title, message))
 }

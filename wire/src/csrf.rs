@@ -5,8 +5,9 @@
 //! compute the HMAC), and no server-side state is kept, so any replica
 //! sharing the secret accepts it.
 
-use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
+use http::HeaderMap;
+use http::header::{COOKIE, ORIGIN};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -59,14 +60,69 @@ impl Csrf {
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    super::cookie(headers, COOKIE_NAME).filter(|v| super::is_hex_256(v))
+    cookie(headers, COOKIE_NAME).filter(|v| is_hex_256(v))
+}
+
+/// Whether a form post comes from our own pages: it carries the CSRF token
+/// of the browser's cookie, and a browser's `Origin` (when it sends one)
+/// must be `public_origin`. `null` is refused: our pages send
+/// `Referrer-Policy: same-origin`, under which browsers name our origin on
+/// our own forms, so only a page that hid where it came from sends `null`.
+/// `Sec-Fetch-Site`, where a browser sends it, must say the post came from
+/// our own origin.
+pub fn from_our_pages(
+    csrf: &Csrf,
+    public_origin: &str,
+    headers: &HeaderMap,
+    token: Option<&str>,
+) -> bool {
+    let origin_ours = headers
+        .get(ORIGIN)
+        .is_none_or(|o| o.to_str().is_ok_and(|o| o == public_origin));
+    let fetched_from_us = headers
+        .get("sec-fetch-site")
+        .is_none_or(|v| matches!(v.to_str(), Ok("same-origin" | "none")));
+    origin_ours && fetched_from_us && csrf.verify(headers, token)
+}
+
+/// The value of cookie `name`, if the request carries it.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_string())
+}
+
+/// Whether `value` is what our cookies' secrets are: 256 bits in hex.
+pub fn is_hex_256(value: &str) -> bool {
+    value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The `Set-Cookie` value of one of our cookies: for `path` alone,
+/// `HttpOnly`, `SameSite=Strict`, `Secure` when the public URL is https;
+/// with `max_age` in seconds, or for the browser's session.
+pub fn private_cookie(
+    name: &str,
+    value: &str,
+    path: &str,
+    max_age: Option<u64>,
+    secure: bool,
+) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    let max_age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    format!("{name}={value}; Path={path}{max_age}; HttpOnly; SameSite=Strict{secure}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
-    use axum::http::header::COOKIE;
+    use http::HeaderValue;
 
     fn with_cookie(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();

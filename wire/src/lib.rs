@@ -1,0 +1,60 @@
+//! Reclaim's HTTP API on the wire, defined once for both of its servers:
+//! `reclaim serve` (axum, native) and the edge component that `wasmtime
+//! serve` runs (`edge/`). Whatever one of them answers, the other answers
+//! from the same definitions here, so the two can't drift:
+//!
+//! - [`kratos`]: Ory Kratos' admin recovery bodies and `errorGeneric`;
+//! - [`authentik`]: authentik's recovery bodies, its error shapes and its
+//!   `hours=1;minutes=30` durations;
+//! - [`checks`]: identity ids, `return_to` against the allow-list, and
+//!   recipient addresses;
+//! - [`refusal`]: the recovery engine's refusals, as either server sees them;
+//! - [`pages`]: the self-service pages and their problem pages;
+//! - [`csrf`]: the pages' signed double-submit tokens;
+//! - [`headers`]: the security headers every answer carries.
+//!
+//! `expires_in` is judged by the recovery component itself, which both
+//! servers call with the text as sent: one grammar, one set of messages.
+//! Nothing here depends on a web framework: answers are a status and a
+//! body, which each server sends its own way.
+
+pub mod authentik;
+pub mod checks;
+pub mod csrf;
+pub mod headers;
+pub mod kratos;
+pub mod pages;
+pub mod refusal;
+
+/// Largest request body either server reads; a declared `Content-Length`
+/// over it is refused with 413 before a byte is read.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Where the self-service pages live; their cookies are sent there alone.
+pub const PAGES_PATH: &str = "/self-service/recovery";
+
+/// The message of the 413 for a body over [`MAX_BODY_BYTES`].
+pub const BODY_TOO_LARGE: &str = "The request body is larger than 16 KiB.";
+
+/// Which API a path belongs to, and so the shape of its refusals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// authentik's `{"detail", "code"}`.
+    Authentik,
+    /// A problem page.
+    Pages,
+    /// Kratos' `errorGeneric`, for its routes and any other JSON.
+    Kratos,
+}
+
+impl Api {
+    pub fn of(path: &str) -> Self {
+        if path.starts_with("/api/v3/") {
+            Self::Authentik
+        } else if path.starts_with("/self-service/") {
+            Self::Pages
+        } else {
+            Self::Kratos
+        }
+    }
+}
