@@ -1,5 +1,8 @@
-//! Builds the recovery component for `wasm32-wasip2` and hands its path to
-//! the host, which embeds it: `reclaim` runs with no file to copy or locate.
+//! Builds the recovery component, the edge's HTTP front and the filesystem
+//! provider for `wasm32-wasip2`, composes the edge component from the three
+//! (with wac-graph, the library behind `wac plug`), and hands both paths to
+//! the host, which embeds them: `reclaim` runs with no file to copy or
+//! locate, and `reclaim component --edge` writes the composed one.
 //!
 //! The nested cargo uses its own target directory, so it never waits on the
 //! lock that the outer build holds.
@@ -16,18 +19,28 @@ fn main() {
         "component/templates",
         "component/Cargo.toml",
         "component/build.rs",
+        "edge/src",
+        "edge/Cargo.toml",
+        "wire/src",
+        "wire/templates",
+        "wire/Cargo.toml",
+        "providers/filesystem/src",
+        "providers/filesystem/Cargo.toml",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=RECLAIM_COMPONENT_WASM");
+    println!("cargo:rerun-if-env-changed=RECLAIM_EDGE_WASM");
 
-    // Packagers that build the component separately can point at it.
-    if let Some(prebuilt) = std::env::var_os("RECLAIM_COMPONENT_WASM") {
-        println!(
-            "cargo:rustc-env=RECLAIM_COMPONENT_PATH={}",
-            Path::new(&prebuilt).display()
-        );
+    // Packagers that build the components separately can point at them.
+    if let (Some(engine), Some(edge)) = (
+        std::env::var_os("RECLAIM_COMPONENT_WASM"),
+        std::env::var_os("RECLAIM_EDGE_WASM"),
+    ) {
+        let path = |p: &std::ffi::OsStr| Path::new(p).display().to_string();
+        println!("cargo:rustc-env=RECLAIM_COMPONENT_PATH={}", path(&engine));
+        println!("cargo:rustc-env=RECLAIM_EDGE_PATH={}", path(&edge));
         return;
     }
 
@@ -39,6 +52,10 @@ fn main() {
             "build",
             "--package",
             "reclaim-component",
+            "--package",
+            "reclaim-edge",
+            "--package",
+            "reclaim-filesystem-provider",
             "--target",
             "wasm32-wasip2",
             "--release",
@@ -55,10 +72,64 @@ fn main() {
         .expect("could not run cargo to build the recovery component");
     if !status.success() {
         panic!(
-            "building the recovery component failed; is the target installed? \
+            "building the recovery components failed; is the target installed? \
              Run `rustup target add wasm32-wasip2`"
         );
     }
-    let wasm = target_dir.join("wasm32-wasip2/release/reclaim_component.wasm");
-    println!("cargo:rustc-env=RECLAIM_COMPONENT_PATH={}", wasm.display());
+    let release = target_dir.join("wasm32-wasip2/release");
+    let engine = release.join("reclaim_component.wasm");
+    let edge = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("reclaim-edge.wasm");
+    let composed = compose_edge(
+        &read(&engine),
+        &read(&release.join("reclaim_filesystem_provider.wasm")),
+        &read(&release.join("reclaim_edge.wasm")),
+    );
+    std::fs::write(&edge, composed).expect("writing the edge component");
+    println!(
+        "cargo:rustc-env=RECLAIM_COMPONENT_PATH={}",
+        engine.display()
+    );
+    println!("cargo:rustc-env=RECLAIM_EDGE_PATH={}", edge.display());
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The edge component: the engine with the filesystem provider plugged into
+/// its imports, and that plugged into the HTTP front, whose directory import
+/// the provider also satisfies. Only WASI remains imported.
+fn compose_edge(engine: &[u8], provider: &[u8], front: &[u8]) -> Vec<u8> {
+    let engine_on_files = plug(engine, &[("reclaim:provider", provider)]);
+    plug(
+        front,
+        &[
+            ("reclaim:engine", &engine_on_files),
+            ("reclaim:provider", provider),
+        ],
+    )
+}
+
+/// `socket` with each plug's exports wired to the imports they match.
+fn plug(socket: &[u8], plugs: &[(&str, &[u8])]) -> Vec<u8> {
+    use wac_graph::types::Package;
+    use wac_graph::{CompositionGraph, EncodeOptions};
+
+    let mut graph = CompositionGraph::new();
+    let mut register = |name: &str, bytes: &[u8]| {
+        let package = Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut())
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        graph
+            .register_package(package)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"))
+    };
+    let socket = register("reclaim:socket", socket);
+    let plugs = plugs
+        .iter()
+        .map(|(name, bytes)| register(name, bytes))
+        .collect();
+    wac_graph::plug(&mut graph, plugs, socket).unwrap_or_else(|e| panic!("composing: {e:#}"));
+    graph
+        .encode(EncodeOptions::default())
+        .unwrap_or_else(|e| panic!("encoding the composition: {e:#}"))
 }

@@ -23,7 +23,7 @@ pub fn seconds_between(earlier: u64, later: u64) -> u64 {
 
 /// RFC 3339 in UTC with nanoseconds, as Kratos' Go server prints times.
 pub fn rfc3339(nanos: u64) -> String {
-    humantime::format_rfc3339_nanos(UNIX_EPOCH + Duration::from_nanos(nanos)).to_string()
+    reclaim_wire::rfc3339(nanos)
 }
 
 /// The operating system's clock.

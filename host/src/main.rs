@@ -69,6 +69,10 @@ enum Command {
         /// Where to write it
         #[arg(long)]
         out: PathBuf,
+        /// Write the edge component instead: the engine, the HTTP API and
+        /// the filesystem provider in one file, for `wasmtime serve`
+        #[arg(long)]
+        edge: bool,
     },
 }
 
@@ -96,8 +100,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<Value> {
     // Needs no configuration or data directory.
-    if let Command::Component { out } = &cli.command {
-        return cli::write_component(out);
+    if let Command::Component { out, edge } = &cli.command {
+        return cli::write_component(out, *edge);
     }
     let config = Config::resolve(cli.config.as_deref(), cli.options)?;
     let service = cli::Service::open(config)?;

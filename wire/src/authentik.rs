@@ -33,6 +33,17 @@ pub struct Link {
     pub link: String,
 }
 
+/// The email stage every server has: the `recovery-link` templates and a
+/// 30-minute link, as authentik's default recovery flow.
+pub const DEFAULT_STAGE: &str = "default";
+pub const DEFAULT_STAGE_TEMPLATE: &str = "recovery-link";
+pub const DEFAULT_STAGE_TOKEN_EXPIRY: &str = "30m";
+
+/// authentik's words for a user without an address.
+pub const NO_EMAIL: &str = "User does not have an email address set.";
+/// authentik's words for a stage that does not exist (or none named).
+pub const NO_STAGE: &str = "Email stage not found.";
+
 /// An authentik error response, in whichever of its shapes fits.
 #[derive(Debug)]
 pub enum AuthentikError {
@@ -51,6 +62,9 @@ impl AuthentikError {
     pub fn from_outcome(outcome: &Outcome, request: &str) -> Self {
         match outcome {
             Outcome::Refused(r) if r.kind == Kind::IdentityNotFound => Self::NotFound,
+            Outcome::Refused(r) if r.kind == Kind::IdentityWithoutEmail => {
+                Self::Invalid(NO_EMAIL.into())
+            }
             Outcome::Refused(r) => Self::Invalid(r.message.clone()),
             Outcome::Failed(Failure::Unavailable) => Self::Other(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -10,6 +10,23 @@ pub fn identity_id(id: &str) -> Option<String> {
         .map(|_| id.to_ascii_lowercase())
 }
 
+/// Whether an `Authorization` header value presents `admin_token` as a
+/// bearer token (the scheme case-insensitive, RFC 7235), compared in
+/// constant time. An empty `admin_token` admits no one.
+pub fn admin_authorized(authorization: Option<&str>, admin_token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let presented = authorization.and_then(bearer_token).unwrap_or_default();
+    !admin_token.is_empty() && bool::from(presented.as_bytes().ct_eq(admin_token.as_bytes()))
+}
+
+/// The credentials of `Authorization: Bearer <token>`.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 /// `return_to` in its normalised form, if it may be honoured: the same
 /// origin as an allowed URL, no credentials, and a path equal to the
 /// allowed one or below it (`/done` admits `/done` and `/done/x`, not

@@ -33,6 +33,13 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Where the self-service pages live; their cookies are sent there alone.
 pub const PAGES_PATH: &str = "/self-service/recovery";
 
+/// A timestamp (nanoseconds since the Unix epoch) as `expires_at` is
+/// written: RFC 3339 in UTC, with the nanoseconds.
+pub fn rfc3339(nanos: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos);
+    humantime::format_rfc3339_nanos(at).to_string()
+}
+
 /// The message of the 413 for a body over [`MAX_BODY_BYTES`].
 pub const BODY_TOO_LARGE: &str = "The request body is larger than 16 KiB.";
 

@@ -15,7 +15,7 @@ macro_rules! page {
     };
 }
 
-const PAGES: [(&str, &str); 8] = [
+const PAGES: [(&str, &str); 9] = [
     page!("base.html"),
     page!("request.html"),
     page!("sent.html"),
@@ -24,6 +24,7 @@ const PAGES: [(&str, &str); 8] = [
     page!("password.html"),
     page!("done.html"),
     page!("error.html"),
+    page!("recovered.html"),
 ];
 
 /// The page templates, parsed once.

@@ -92,8 +92,12 @@ pub fn error_body(e: &anyhow::Error) -> Value {
 }
 
 /// `reclaim component`: the embedded component, byte for byte.
-pub fn write_component(out: &Path) -> Result<Value> {
-    let wasm = reclaim::runtime::EMBEDDED_COMPONENT;
+pub fn write_component(out: &Path, edge: bool) -> Result<Value> {
+    let wasm = if edge {
+        reclaim::runtime::EMBEDDED_EDGE_COMPONENT
+    } else {
+        reclaim::runtime::EMBEDDED_COMPONENT
+    };
     std::fs::write(out, wasm).with_context(|| format!("writing {}", out.display()))?;
     let sha256 = hex::encode(sha2::Digest::finalize(
         <sha2::Sha256 as sha2::Digest>::new_with_prefix(wasm),

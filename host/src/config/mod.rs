@@ -15,6 +15,8 @@ use crate::storage::{Durability, Location};
 mod options;
 
 use options::merge;
+use reclaim_wire::authentik;
+
 pub use options::{CourierOptions, EmailStageOptions, Options, RateLimitOptions};
 
 /// How mail is delivered.
@@ -218,15 +220,21 @@ impl Config {
             )?,
         };
         let mut stages = o.email_stages;
-        stages.entry("default".into()).or_default();
+        stages
+            .entry(reclaim_wire::authentik::DEFAULT_STAGE.into())
+            .or_default();
         let email_stages = stages
             .into_iter()
             .map(|(name, s)| {
                 Ok(EmailStage {
                     id: s.id,
                     subject: s.subject,
-                    template: s.template.unwrap_or_else(|| "recovery-link".into()),
-                    token_expiry: s.token_expiry.unwrap_or_else(|| "30m".into()),
+                    template: s
+                        .template
+                        .unwrap_or_else(|| authentik::DEFAULT_STAGE_TEMPLATE.into()),
+                    token_expiry: s
+                        .token_expiry
+                        .unwrap_or_else(|| authentik::DEFAULT_STAGE_TOKEN_EXPIRY.into()),
                     from: s.from.as_deref().map(mailbox).transpose()?,
                     name,
                 })

@@ -118,15 +118,13 @@ pub async fn recovery_email(
         .map_err(Error::Failed)?
         .ok_or(AuthentikError::NotFound)?;
     if identity.email.as_deref().is_none_or(str::is_empty) {
-        return Err(
-            AuthentikError::Invalid("User does not have an email address set.".into()).into(),
-        );
+        return Err(AuthentikError::Invalid(authentik::NO_EMAIL.into()).into());
     }
     let stage = query
         .email_stage
         .or(options.email_stage)
         .and_then(|key| app.config.email_stage(&key).cloned())
-        .ok_or_else(|| AuthentikError::Invalid("Email stage not found.".into()))?;
+        .ok_or_else(|| AuthentikError::Invalid(authentik::NO_STAGE.into()))?;
     let expires_in = match options.token_duration.as_deref() {
         Some(text) => token_duration(text)?,
         None => stage.token_expiry.clone(),

@@ -6,7 +6,6 @@ use anyhow::{Context, Result};
 use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::http::header::AUTHORIZATION;
-use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 
 use super::{csrf, pages, rate_limit};
@@ -108,19 +107,7 @@ impl AppState {
         let presented = request
             .headers()
             .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)
-            .unwrap_or_default();
-        !self.admin_token.is_empty()
-            && bool::from(presented.as_bytes().ct_eq(self.admin_token.as_bytes()))
+            .and_then(|v| v.to_str().ok());
+        reclaim_wire::checks::admin_authorized(presented, &self.admin_token)
     }
-}
-
-/// The credentials of `Authorization: Bearer <token>`; the scheme is
-/// case-insensitive (RFC 7235).
-pub(super) fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim_start_matches(' '))
 }

@@ -25,6 +25,11 @@ use crate::wit::{RecoveryEngine, RecoveryEnginePre};
 /// The component this crate was built with (see `build.rs`).
 pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("RECLAIM_COMPONENT_PATH"));
 
+/// The edge component: the same engine composed with the HTTP front
+/// (`edge/`) and the filesystem provider, for `wasmtime serve` and other
+/// `wasi:http` runtimes. This host never runs it; it only hands it out.
+pub const EMBEDDED_EDGE_COMPONENT: &[u8] = include_bytes!(env!("RECLAIM_EDGE_PATH"));
+
 /// Bounds on what one operation may use.
 #[derive(Clone, Debug)]
 pub struct Limits {

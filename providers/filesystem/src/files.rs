@@ -1,9 +1,15 @@
 //! The files under `/data`, read and written whole; a write goes to a
-//! temporary name first and is renamed into place, so a reader never sees
-//! half a file.
+//! temporary name of its own first and is renamed into place, so a reader
+//! never sees half a file.
+//!
+//! Many instances work on the directory at once (`wasmtime serve` starts
+//! one per request, and wasi:filesystem has no locks), so every change that
+//! must not be lost or made twice is one atomic filesystem step: a rename
+//! for a credential's state, an exclusive create for each wrong code, a
+//! hard link for the first settings.
 
 use std::fs;
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -137,10 +143,47 @@ impl Data {
     }
 
     pub fn write(&self, name: &str, bytes: &[u8]) {
-        let path = self.root.join(name);
-        let partial = self.root.join(format!("{name}.partial"));
-        fs::write(&partial, bytes).unwrap_or_else(|e| panic!("writing {name}: {e}"));
-        fs::rename(&partial, &path).unwrap_or_else(|e| panic!("writing {name}: {e}"));
+        let partial = self.partial(name, bytes);
+        fs::rename(&partial, self.root.join(name))
+            .unwrap_or_else(|e| panic!("writing {name}: {e}"));
+    }
+
+    /// Writes `name` only if it does not exist yet: true if this call
+    /// created it. The link is the atomic step; the whole file is in place
+    /// before anyone can see it.
+    fn write_new(&self, name: &str, bytes: &[u8]) -> bool {
+        let partial = self.partial(name, bytes);
+        let created = match fs::hard_link(&partial, self.root.join(name)) {
+            Ok(()) => true,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+            Err(e) => panic!("writing {name}: {e}"),
+        };
+        fs::remove_file(&partial).unwrap_or_else(|e| panic!("writing {name}: {e}"));
+        created
+    }
+
+    /// `bytes` under a temporary name of this writer's own (concurrent
+    /// writers of one file must not share one), synced.
+    fn partial(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let partial = self
+            .root
+            .join(format!("{name}.{}.partial", random_hex::<8>()));
+        let mut file =
+            fs::File::create_new(&partial).unwrap_or_else(|e| panic!("writing {name}: {e}"));
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .unwrap_or_else(|e| panic!("writing {name}: {e}"));
+        partial
+    }
+
+    /// Creates the empty file `name` if it does not exist: true if this
+    /// call created it.
+    fn create_new(&self, name: &str) -> bool {
+        match fs::File::create_new(self.root.join(name)) {
+            Ok(_) => true,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+            Err(e) => panic!("creating {name}: {e}"),
+        }
     }
 
     pub fn write_json(&self, name: &str, value: &impl Serialize) {
@@ -185,10 +228,23 @@ impl Data {
             .collect()
     }
 
+    /// The wrong codes counted against a flow. Each is a file
+    /// `attempts/<flow-id>.<n>`, created exclusively in order, so they form
+    /// an unbroken run from 1.
     pub fn attempts(&self, flow_id: &str) -> u32 {
-        self.read_string(&format!("attempts/{flow_id}"))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+        (1..)
+            .find(|n| !self.exists(&format!("attempts/{flow_id}.{n}")))
+            .map_or(0, |free| free - 1)
+    }
+
+    /// Counts one wrong code against a flow, never past `max`: each caller
+    /// takes the first free place by exclusive create, so concurrent callers
+    /// get distinct counts and no count is lost. Returns the new count, or
+    /// `max` when every place was already taken.
+    pub fn count_failed_attempt(&self, flow_id: &str, max: u32) -> u32 {
+        (1..=max)
+            .find(|n| self.create_new(&format!("attempts/{flow_id}.{n}")))
+            .unwrap_or(max)
     }
 
     pub fn identities(&self) -> Vec<Identity> {
@@ -217,19 +273,22 @@ impl Data {
                 serde_json::from_str(&text).unwrap_or_else(|e| panic!("settings.json: {e}"))
             }
             None => {
-                let mut raw = [0u8; 32];
-                getrandom::fill(&mut raw).expect("wasi:random");
-                let secret = raw.iter().map(|b| format!("{b:02x}")).collect();
                 let fresh = StoredSettings {
                     public_url: "http://127.0.0.1:4433".into(),
-                    secrets: vec![secret],
+                    secrets: vec![random_hex::<32>()],
                     default_lifespan_seconds: default_lifespan(),
                     max_lifespan_seconds: max_lifespan(),
                     revoke_older_links: true,
                     max_code_attempts: max_code_attempts(),
                     notify_unknown_recipients: false,
                 };
-                self.write_json("settings.json", &fresh);
+                // Of instances starting at once, one creates the file and
+                // every other uses it: links hashed under a secret that lost
+                // the race would never redeem.
+                let bytes = serde_json::to_vec_pretty(&fresh).expect("serialisable");
+                if !self.write_new("settings.json", &bytes) {
+                    return self.settings();
+                }
                 fresh
             }
         };
@@ -248,9 +307,7 @@ impl Data {
 
     /// Writes a message to `outbox/` as an RFC 5322 file.
     pub fn queue_mail(&self, message: &Message) {
-        let mut raw = [0u8; 16];
-        getrandom::fill(&mut raw).expect("wasi:random");
-        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let id = random_hex::<16>();
         let to = match &message.to_name {
             Some(name) => format!("\"{}\" <{}>", name.replace('"', ""), message.to),
             None => message.to.clone(),
@@ -278,4 +335,11 @@ impl Data {
         .join("\r\n");
         self.write(&format!("outbox/{id}.eml"), eml.as_bytes());
     }
+}
+
+/// `N` random bytes in hex.
+fn random_hex<const N: usize>() -> String {
+    let mut raw = [0u8; N];
+    getrandom::fill(&mut raw).expect("wasi:random");
+    raw.iter().map(|b| format!("{b:02x}")).collect()
 }

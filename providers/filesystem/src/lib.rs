@@ -9,7 +9,9 @@
 //!   `<key>.used` and revoking to `<key>.revoked`. A rename is atomic, so of
 //!   many processes redeeming one link exactly one wins;
 //! - `flows/<flow-id>`: the key of a code flow's credential, and
-//!   `attempts/<flow-id>` its wrong codes;
+//!   `attempts/<flow-id>.<n>`: its n-th wrong code, created exclusively, so
+//!   that concurrent instances count each wrong code once and stop at the
+//!   limit;
 //! - `outbox/<id>.eml`: queued mail.
 //!
 //! Every failure to read or write traps: the engine then reports the
@@ -140,11 +142,11 @@ impl storage::Guest for Provider {
 
     fn record_failed_attempt(flow_id: String, max_failed_attempts: u32, _now: u64) -> u32 {
         let data = Data::open();
-        let count = data.attempts(&flow_id).saturating_add(1);
-        data.write(&format!("attempts/{flow_id}"), count.to_string().as_bytes());
+        let count = data.count_failed_attempt(&flow_id, max_failed_attempts);
         if count >= max_failed_attempts
             && let Some(key) = data.read_string(&format!("flows/{flow_id}"))
         {
+            // Whoever else got here too finds it renamed already.
             data.rename(
                 &format!("credentials/{key}.json"),
                 &format!("credentials/{key}.revoked"),

@@ -1,0 +1,271 @@
+//! The self-service pages, as `reclaim serve` serves them under
+//! `/self-service/recovery`: the request form, a link's confirmation page
+//! (opening it consumes nothing), the code form, and the posts that redeem.
+//!
+//! What the edge does not do, and says so in the README: it sets no
+//! password (it has no session store), so a redemption ends on the
+//! allowed `return_to` or a page that says recovery was confirmed; it
+//! keeps no rate limits; and a request by address is served at once
+//! rather than from a paced queue, so its bytes are the same for known and
+//! unknown addresses but its timing is not.
+
+use http::StatusCode;
+use http::header::SET_COOKIE;
+use minijinja::context;
+use reclaim_wire::csrf::{self, from_our_pages};
+use reclaim_wire::pages::{FORGED, NOT_AN_ADDRESS, Pages, UNREADABLE_FORM};
+use reclaim_wire::refusal::{Kind, Outcome};
+use reclaim_wire::{PAGES_PATH, checks};
+use serde::Deserialize;
+
+use crate::engine::{self, wired};
+use crate::reply::Reply;
+use crate::request::Request;
+use crate::settings::{self, Settings};
+
+fn pages() -> Pages {
+    Pages::new().expect("the built-in pages parse")
+}
+
+fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Reply {
+    match pages().render(name, ctx) {
+        Ok(html) => Reply::html(status, html),
+        Err(_) => Reply::new(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+/// A problem page that offers to request a new link.
+pub fn problem(status: StatusCode, title: &str, message: &str) -> Reply {
+    match pages().problem(title, message) {
+        Ok(html) => Reply::html(status, html),
+        Err(_) => Reply::new(StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+fn outcome_page(outcome: &Outcome, request: &Request) -> Reply {
+    let (status, title, message) = reclaim_wire::pages::problem(outcome, &request.id);
+    problem(status, title, &message)
+}
+
+/// A page with a form: it carries a CSRF token, and the cookie the token
+/// belongs to is set if the browser has none yet.
+fn form_page(
+    settings: &Settings,
+    request: &Request,
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+) -> Reply {
+    let Ok((token, new_cookie)) = settings.csrf.issue(&request.headers) else {
+        return Reply::new(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let mut reply = render(status, name, context! { csrf_token => token, ..ctx });
+    if let Some(cookie) = new_cookie {
+        let value = csrf::private_cookie(
+            csrf::COOKIE_NAME,
+            &cookie,
+            PAGES_PATH,
+            None,
+            settings.secure_cookies,
+        );
+        if let Ok(value) = value.parse() {
+            reply.headers.push((SET_COOKIE, value));
+        }
+    }
+    reply
+}
+
+/// A posted form, or the 400 page saying what was wrong with it.
+fn form<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, Reply> {
+    let urlencoded = request
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !urlencoded {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            UNREADABLE_FORM,
+            "Expected request with `Content-Type: application/x-www-form-urlencoded`",
+        ));
+    }
+    serde_urlencoded::from_bytes(&request.body).map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            UNREADABLE_FORM,
+            &format!("Failed to deserialize form body: {e}"),
+        )
+    })
+}
+
+/// The refusal page for a post that is not from our own pages.
+fn forged(settings: &Settings, request: &Request, token: Option<&str>) -> Option<Reply> {
+    if from_our_pages(
+        &settings.csrf,
+        &settings.public_origin,
+        &request.headers,
+        token,
+    ) {
+        return None;
+    }
+    let (status, title, message) = FORGED;
+    Some(problem(status, title, message))
+}
+
+#[derive(Deserialize, Default)]
+struct RecoveryQuery {
+    flow: Option<String>,
+    token: Option<String>,
+    return_to: Option<String>,
+}
+
+/// `GET /self-service/recovery`: the request form, a link's confirmation
+/// page (a dead link says so at once), or a flow's code form.
+pub fn show(request: &Request) -> Reply {
+    let q: RecoveryQuery = serde_urlencoded::from_str(&request.query).unwrap_or_default();
+    let settings = Settings::load();
+    match (q.flow, q.token) {
+        (Some(flow), Some(token)) => match wired(engine::check_link(&token)) {
+            Ok(()) => form_page(
+                &settings,
+                request,
+                StatusCode::OK,
+                "confirm.html",
+                context! { flow, token },
+            ),
+            Err(outcome) => outcome_page(&outcome, request),
+        },
+        (Some(flow), None) => form_page(
+            &settings,
+            request,
+            StatusCode::OK,
+            "code.html",
+            context! { flow },
+        ),
+        _ => {
+            let return_to = q
+                .return_to
+                .and_then(|r| checks::allowed_return_to(&settings::allowed_return_urls(), &r));
+            form_page(
+                &settings,
+                request,
+                StatusCode::OK,
+                "request.html",
+                context! { return_to },
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RequestForm {
+    email: String,
+    return_to: Option<String>,
+    csrf_token: Option<String>,
+}
+
+/// `POST /self-service/recovery`: the same page for every address.
+pub fn request(request: &Request) -> Reply {
+    let form: RequestForm = match form(request) {
+        Ok(form) => form,
+        Err(reply) => return reply,
+    };
+    let settings = Settings::load();
+    if let Some(refusal) = forged(&settings, request, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    let email = form.email.trim().to_string();
+    if checks::check_address(&email).is_err() {
+        let ctx = context! { error => NOT_AN_ADDRESS, email };
+        return form_page(
+            &settings,
+            request,
+            StatusCode::BAD_REQUEST,
+            "request.html",
+            ctx,
+        );
+    }
+    let return_to = form
+        .return_to
+        .and_then(|r| checks::allowed_return_to(&settings::allowed_return_urls(), &r));
+    match wired(engine::request_recovery(&email, return_to.as_deref())) {
+        Ok(()) => render(StatusCode::OK, "sent.html", context! {}),
+        Err(outcome) => outcome_page(&outcome, request),
+    }
+}
+
+#[derive(Deserialize)]
+struct ConfirmForm {
+    token: String,
+    csrf_token: Option<String>,
+}
+
+/// `POST /self-service/recovery/confirm`: only now is the link redeemed.
+pub fn confirm(request: &Request) -> Reply {
+    let form: ConfirmForm = match form(request) {
+        Ok(form) => form,
+        Err(reply) => return reply,
+    };
+    let settings = Settings::load();
+    if let Some(refusal) = forged(&settings, request, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    redeemed(request, wired(engine::redeem_link(&form.token)), |_| {
+        unreachable!("links have no code page")
+    })
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    flow: String,
+    code: String,
+    csrf_token: Option<String>,
+}
+
+/// `POST /self-service/recovery/code`: wrong codes count, and the limit
+/// ends the flow.
+pub fn code(request: &Request) -> Reply {
+    let form: CodeForm = match form(request) {
+        Ok(form) => form,
+        Err(reply) => return reply,
+    };
+    let settings = Settings::load();
+    if let Some(refusal) = forged(&settings, request, form.csrf_token.as_deref()) {
+        return refusal;
+    }
+    let outcome = wired(engine::redeem_code(&form.flow, form.code.trim()));
+    redeemed(request, outcome, |message| {
+        form_page(
+            &settings,
+            request,
+            StatusCode::BAD_REQUEST,
+            "code.html",
+            context! { flow => form.flow, error => message },
+        )
+    })
+}
+
+/// After a redemption: on to the allowed `return_to` the credential
+/// carries, or the page that says recovery was confirmed.
+fn redeemed(
+    request: &Request,
+    outcome: Result<engine::Redemption, Outcome>,
+    retry: impl FnOnce(&str) -> Reply,
+) -> Reply {
+    match outcome {
+        Ok(redemption) => {
+            let allowed = settings::allowed_return_urls();
+            match redemption
+                .return_to
+                .and_then(|r| checks::allowed_return_to(&allowed, &r))
+            {
+                Some(url) => Reply::see_other(&url),
+                None => render(StatusCode::OK, "recovered.html", context! {}),
+            }
+        }
+        Err(Outcome::Refused(e))
+            if matches!(e.kind, Kind::CodeIncorrect | Kind::InvalidArgument) =>
+        {
+            retry(&e.message)
+        }
+        Err(outcome) => outcome_page(&outcome, request),
+    }
+}
