@@ -2,7 +2,7 @@
 //! of the engine or the storage is a trap, which ends this instance and
 //! the request with it: the runtime answers 500 itself.
 
-use reclaim_wire::refusal::{Kind, Outcome, Refusal};
+use reclaim_wire::refusal::{Outcome, Refusal};
 
 pub use crate::bindings::reclaim::recovery::recovery::*;
 pub use crate::bindings::reclaim::recovery::types::IdentityRef;
@@ -12,21 +12,7 @@ use crate::bindings::reclaim::recovery::types::{ErrorKind, RecoveryError};
 pub fn wired<T>(result: Result<T, RecoveryError>) -> Result<T, Outcome> {
     result.map_err(|e| {
         Outcome::Refused(Refusal {
-            kind: match e.kind {
-                ErrorKind::InvalidArgument => Kind::InvalidArgument,
-                ErrorKind::IdentityNotFound => Kind::IdentityNotFound,
-                ErrorKind::IdentityInactive => Kind::IdentityInactive,
-                ErrorKind::IdentityWithoutEmail => Kind::IdentityWithoutEmail,
-                ErrorKind::CredentialUnknown => Kind::CredentialUnknown,
-                ErrorKind::CredentialUsed => Kind::CredentialUsed,
-                ErrorKind::CredentialExpired => Kind::CredentialExpired,
-                ErrorKind::CredentialRevoked => Kind::CredentialRevoked,
-                ErrorKind::CodeIncorrect => Kind::CodeIncorrect,
-                ErrorKind::TooManyAttempts => Kind::TooManyAttempts,
-                ErrorKind::MailRejected => Kind::MailRejected,
-                ErrorKind::TemplateInvalid => Kind::TemplateInvalid,
-                ErrorKind::Misconfigured => Kind::Misconfigured,
-            },
+            kind: reclaim_wire::kind_of!(ErrorKind, e.kind),
             code: e.code,
             status: e.status,
             reason: e.reason,

@@ -2,7 +2,7 @@
 //! route's shape (Kratos, authentik, pages) is built from. The cause of a
 //! failure is logged here, once, under the request id the answer names.
 
-use reclaim_wire::refusal::{Failure, Kind, Outcome, Refusal};
+use reclaim_wire::refusal::{Failure, Outcome, Refusal};
 
 use crate::operations::Error;
 use crate::wit::{ErrorKind, RecoveryError};
@@ -25,21 +25,7 @@ pub fn outcome(e: &Error) -> Outcome {
 
 fn refusal_of(e: &RecoveryError) -> Refusal {
     Refusal {
-        kind: match e.kind {
-            ErrorKind::InvalidArgument => Kind::InvalidArgument,
-            ErrorKind::IdentityNotFound => Kind::IdentityNotFound,
-            ErrorKind::IdentityInactive => Kind::IdentityInactive,
-            ErrorKind::IdentityWithoutEmail => Kind::IdentityWithoutEmail,
-            ErrorKind::CredentialUnknown => Kind::CredentialUnknown,
-            ErrorKind::CredentialUsed => Kind::CredentialUsed,
-            ErrorKind::CredentialExpired => Kind::CredentialExpired,
-            ErrorKind::CredentialRevoked => Kind::CredentialRevoked,
-            ErrorKind::CodeIncorrect => Kind::CodeIncorrect,
-            ErrorKind::TooManyAttempts => Kind::TooManyAttempts,
-            ErrorKind::MailRejected => Kind::MailRejected,
-            ErrorKind::TemplateInvalid => Kind::TemplateInvalid,
-            ErrorKind::Misconfigured => Kind::Misconfigured,
-        },
+        kind: reclaim_wire::kind_of!(ErrorKind, e.kind),
         code: e.code,
         status: e.status.clone(),
         reason: e.reason.clone(),

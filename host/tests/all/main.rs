@@ -9,6 +9,7 @@ mod cli;
 mod contract;
 mod courier;
 mod crash;
+mod edge;
 mod full_disk;
 mod http_api;
 mod limits;

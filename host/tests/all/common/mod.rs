@@ -283,7 +283,13 @@ pub struct FormToken {
 impl FormToken {
     /// Opens the request form, as a browser would before posting.
     pub fn fetch(server: &Server) -> Self {
-        let page = reqwest::blocking::get(server.url("/self-service/recovery")).unwrap();
+        Self::fetch_from(&server.base, "/self-service/recovery")
+    }
+
+    /// Opens the form page at `path` of the server at `base`.
+    pub fn fetch_from(base: &str, path: &str) -> Self {
+        let page = reqwest::blocking::get(format!("{base}{path}")).unwrap();
+        assert_eq!(page.status(), 200, "{path}");
         let cookie = page
             .headers()
             .get_all("set-cookie")
@@ -321,12 +327,32 @@ impl FormToken {
         cookie: &str,
         fields: &[(&str, &str)],
     ) -> reqwest::blocking::Response {
+        self.post_to_with_cookie(&server.base, path, cookie, fields)
+    }
+
+    /// [`FormToken::post`] to the server at `base`.
+    pub fn post_to(
+        &self,
+        base: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::blocking::Response {
+        self.post_to_with_cookie(base, path, &self.cookie, fields)
+    }
+
+    fn post_to_with_cookie(
+        &self,
+        base: &str,
+        path: &str,
+        cookie: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::blocking::Response {
         let mut fields = fields.to_vec();
         fields.push(("csrf_token", &self.token));
         client()
-            .post(server.url(path))
+            .post(format!("{base}{path}"))
             .header("cookie", cookie)
-            .header("origin", &server.base)
+            .header("origin", base)
             .form(&fields)
             .send()
             .unwrap()
