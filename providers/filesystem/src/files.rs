@@ -11,6 +11,7 @@
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -123,11 +124,62 @@ impl Data {
         let data = Self {
             root: PathBuf::from(ROOT),
         };
-        for dir in ["credentials", "flows", "attempts", "outbox"] {
+        for dir in ["credentials", "flows", "attempts", "outbox", "by-identity"] {
             fs::create_dir_all(data.root.join(dir))
                 .unwrap_or_else(|e| panic!("{ROOT}/{dir}: {e} (run with --dir DIR::/data)"));
         }
+        data.index_earlier_credentials();
         data
+    }
+
+    /// Directories written before `by-identity/` existed: every credential
+    /// gets its index entry, then `by-identity/.complete` says so. Any
+    /// number of instances may do this at once (each entry is created
+    /// exclusively, and created again is no harm); a credential inserted
+    /// meanwhile indexes itself.
+    fn index_earlier_credentials(&self) {
+        const COMPLETE: &str = "by-identity/.complete";
+        if self.exists(COMPLETE) {
+            return;
+        }
+        let entries = fs::read_dir(self.root.join("credentials"))
+            .unwrap_or_else(|e| panic!("listing credentials: {e}"));
+        for entry in entries {
+            let name = entry
+                .unwrap_or_else(|e| panic!("listing credentials: {e}"))
+                .file_name();
+            let name = name.to_string_lossy();
+            let Some((key, _state)) = name.split_once('.') else {
+                continue;
+            };
+            if let Some(stored) = self.credential(key) {
+                self.index(&stored.identity_id, key);
+            }
+        }
+        self.create_new(COMPLETE);
+    }
+
+    /// Files `key` under its identity, so that revoking an identity's
+    /// credentials reads only theirs.
+    pub fn index(&self, identity_id: &str, key: &str) {
+        let dir = format!("by-identity/{}", path_safe(identity_id));
+        fs::create_dir_all(self.root.join(&dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        self.create_new(&format!("{dir}/{key}"));
+    }
+
+    /// The keys of every credential of an identity, in any state.
+    pub fn keys_of(&self, identity_id: &str) -> Vec<String> {
+        let dir = format!("by-identity/{}", path_safe(identity_id));
+        match fs::read_dir(self.root.join(&dir)) {
+            Ok(entries) => entries
+                .map(|e| {
+                    let entry = e.unwrap_or_else(|e| panic!("listing {dir}: {e}"));
+                    entry.file_name().to_string_lossy().into_owned()
+                })
+                .collect(),
+            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("listing {dir}: {e}"),
+        }
     }
 
     pub fn exists(&self, name: &str) -> bool {
@@ -214,20 +266,6 @@ impl Data {
         })
     }
 
-    /// Every credential still in the active state, with its key.
-    pub fn active_credentials(&self) -> Vec<(String, StoredCredential)> {
-        let entries = fs::read_dir(self.root.join("credentials"))
-            .unwrap_or_else(|e| panic!("listing credentials: {e}"));
-        entries
-            .filter_map(|entry| {
-                let name = entry.ok()?.file_name().into_string().ok()?;
-                let key = name.strip_suffix(".json")?.to_string();
-                let stored = self.credential(&key)?;
-                Some((key, stored))
-            })
-            .collect()
-    }
-
     /// The wrong codes counted against a flow. Each is a file
     /// `attempts/<flow-id>.<n>`, created exclusively in order, so they form
     /// an unbroken run from 1.
@@ -247,23 +285,29 @@ impl Data {
             .unwrap_or(max)
     }
 
-    pub fn identities(&self) -> Vec<Identity> {
-        let text = self
-            .read_string("identities.json")
-            .unwrap_or_else(|| "[]".into());
-        let stored: Vec<StoredIdentity> =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("identities.json: {e}"));
-        stored
-            .into_iter()
-            .map(|i| Identity {
-                id: i.id,
-                pk: i.pk,
-                email: i.email,
-                display_name: i.display_name,
-                locale: i.locale,
-                active: i.active,
-            })
-            .collect()
+    /// The directory. Read once per instance: an edge runtime starts an
+    /// instance per request, so each request sees the file as it is then,
+    /// and one operation's several lookups parse it once.
+    pub fn identities(&self) -> &'static [Identity] {
+        static IDENTITIES: OnceLock<Vec<Identity>> = OnceLock::new();
+        IDENTITIES.get_or_init(|| {
+            let text = self
+                .read_string("identities.json")
+                .unwrap_or_else(|| "[]".into());
+            let stored: Vec<StoredIdentity> =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("identities.json: {e}"));
+            stored
+                .into_iter()
+                .map(|i| Identity {
+                    id: i.id,
+                    pk: i.pk,
+                    email: i.email,
+                    display_name: i.display_name,
+                    locale: i.locale,
+                    active: i.active,
+                })
+                .collect()
+        })
     }
 
     /// The settings; a missing file is created with one fresh secret.
@@ -335,6 +379,17 @@ impl Data {
         .join("\r\n");
         self.write(&format!("outbox/{id}.eml"), eml.as_bytes());
     }
+}
+
+/// `id` as one path segment: ids come from the operator's identities, and
+/// none may name a path outside its directory.
+fn path_safe(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
+            other => format!("%{other:02x}"),
+        })
+        .collect()
 }
 
 /// `N` random bytes in hex.

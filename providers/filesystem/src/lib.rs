@@ -12,6 +12,8 @@
 //!   `attempts/<flow-id>.<n>`: its n-th wrong code, created exclusively, so
 //!   that concurrent instances count each wrong code once and stop at the
 //!   limit;
+//! - `by-identity/<identity-id>/<key>`: an empty file per credential, so
+//!   that revoking an identity's credentials reads theirs alone;
 //! - `outbox/<id>.eml`: queued mail.
 //!
 //! Every failure to read or write traps: the engine then reports the
@@ -39,19 +41,31 @@ struct Provider;
 
 impl directory::Guest for Provider {
     fn get_by_id(id: String) -> Option<Identity> {
-        Data::open().identities().into_iter().find(|i| i.id == id)
+        Data::open()
+            .identities()
+            .iter()
+            .find(|i| i.id == id)
+            .cloned()
     }
 
     fn get_by_pk(pk: i64) -> Option<Identity> {
-        Data::open().identities().into_iter().find(|i| i.pk == pk)
+        Data::open()
+            .identities()
+            .iter()
+            .find(|i| i.pk == pk)
+            .cloned()
     }
 
     fn find_by_email(email: String) -> Option<Identity> {
-        Data::open().identities().into_iter().find(|i| {
-            i.email
-                .as_deref()
-                .is_some_and(|e| e.eq_ignore_ascii_case(&email))
-        })
+        Data::open()
+            .identities()
+            .iter()
+            .find(|i| {
+                i.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(&email))
+            })
+            .cloned()
     }
 }
 
@@ -77,6 +91,8 @@ impl storage::Guest for Provider {
             );
         }
         let key = credential.key.clone();
+        // Indexed first: a credential is never findable but unrevokable.
+        data.index(&credential.identity_id, &key);
         data.write_json(
             &format!("credentials/{key}.json"),
             &StoredCredential::from(credential),
@@ -158,7 +174,10 @@ impl storage::Guest for Provider {
     fn revoke_identity(identity_id: String, kind: Option<CredentialKind>, now: u64) -> u32 {
         let data = Data::open();
         let mut revoked = 0;
-        for (key, stored) in data.active_credentials() {
+        for key in data.keys_of(&identity_id) {
+            let Some(stored) = data.credential(&key) else {
+                continue;
+            };
             if stored.identity_id == identity_id
                 && kind.is_none_or(|k| k == stored.kind())
                 && stored.expires_at > now
