@@ -802,3 +802,29 @@ fn concurrent_wrong_codes_at_the_edge_stop_exactly_at_the_attempt_limit() {
         );
     }
 }
+
+#[test]
+fn a_new_link_revokes_links_from_before_the_identity_index_existed() {
+    let native = Server::start();
+    let ann = native.identity(Some("ann@example.com"));
+    let edge = Edge::start(std::slice::from_ref(&ann));
+    let old = edge_link(&edge, &ann, None);
+    // A directory as earlier providers left it: credentials, no index.
+    std::fs::remove_dir_all(edge.data.path().join("by-identity")).unwrap();
+    let new = edge_link(&edge, &ann, None);
+    let page = client().get(&old).send().unwrap();
+    assert_eq!(page.status(), 410);
+    assert_eq!(
+        heading(&page.text().unwrap()).unwrap(),
+        "This recovery link is no longer valid"
+    );
+    assert_eq!(client().get(&new).send().unwrap().status(), 200);
+    assert!(edge.data.path().join("by-identity/.complete").exists());
+    // The revoked link left the index: a revocation reads live ones only.
+    let indexed = edge
+        .data
+        .path()
+        .join("by-identity")
+        .join(ann["id"].as_str().unwrap());
+    assert_eq!(std::fs::read_dir(indexed).unwrap().count(), 1);
+}

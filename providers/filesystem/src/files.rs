@@ -120,16 +120,22 @@ pub struct Data {
 }
 
 impl Data {
-    pub fn open() -> Self {
-        let data = Self {
-            root: PathBuf::from(ROOT),
-        };
-        for dir in ["credentials", "flows", "attempts", "outbox", "by-identity"] {
-            fs::create_dir_all(data.root.join(dir))
-                .unwrap_or_else(|e| panic!("{ROOT}/{dir}: {e} (run with --dir DIR::/data)"));
-        }
-        data.index_earlier_credentials();
-        data
+    /// The directory, its layout made once per instance (one request at
+    /// the edge): an operation calls several imports, and each used to
+    /// recreate the directories.
+    pub fn open() -> &'static Self {
+        static DATA: OnceLock<Data> = OnceLock::new();
+        DATA.get_or_init(|| {
+            let data = Self {
+                root: PathBuf::from(ROOT),
+            };
+            for dir in ["credentials", "flows", "attempts", "outbox", "by-identity"] {
+                fs::create_dir_all(data.root.join(dir))
+                    .unwrap_or_else(|e| panic!("{ROOT}/{dir}: {e} (run with --dir DIR::/data)"));
+            }
+            data.index_earlier_credentials();
+            data
+        })
     }
 
     /// Directories written before `by-identity/` existed: every credential
@@ -167,7 +173,18 @@ impl Data {
         self.create_new(&format!("{dir}/{key}"));
     }
 
-    /// The keys of every credential of an identity, in any state.
+    /// Drops `key` from its identity's index (gone already is no harm).
+    pub fn unindex(&self, identity_id: &str, key: &str) {
+        let entry = format!("by-identity/{}/{key}", path_safe(identity_id));
+        match fs::remove_file(self.root.join(&entry)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => panic!("removing {entry}: {e}"),
+        }
+    }
+
+    /// The keys of the credentials of an identity that may still be live
+    /// (entries of dead ones are dropped as revocations come across them).
     pub fn keys_of(&self, identity_id: &str) -> Vec<String> {
         let dir = format!("by-identity/{}", path_safe(identity_id));
         match fs::read_dir(self.root.join(&dir)) {

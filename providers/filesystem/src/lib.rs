@@ -12,8 +12,9 @@
 //!   `attempts/<flow-id>.<n>`: its n-th wrong code, created exclusively, so
 //!   that concurrent instances count each wrong code once and stop at the
 //!   limit;
-//! - `by-identity/<identity-id>/<key>`: an empty file per credential, so
-//!   that revoking an identity's credentials reads theirs alone;
+//! - `by-identity/<identity-id>/<key>`: an empty file per credential that
+//!   may still be live, so that revoking an identity's credentials reads
+//!   theirs alone;
 //! - `outbox/<id>.eml`: queued mail.
 //!
 //! Every failure to read or write traps: the engine then reports the
@@ -113,7 +114,7 @@ impl storage::Guest for Provider {
             if stored.kind() != kind {
                 continue;
             }
-            let state = state_of(&data, key, &stored, now);
+            let state = state_of(data, key, &stored, now);
             if state != CredentialState::Active {
                 return ConsumeOutcome::NotActive(state);
             }
@@ -138,7 +139,7 @@ impl storage::Guest for Provider {
         keys.iter().find_map(|key| {
             let stored = data.credential(key).filter(|s| s.kind() == kind)?;
             Some(CredentialStatus {
-                state: state_of(&data, key, &stored, now),
+                state: state_of(data, key, &stored, now),
                 failed_attempts: data.attempts(&stored.flow_id),
                 credential: stored.into_credential(key),
             })
@@ -150,7 +151,7 @@ impl storage::Guest for Provider {
         let key = data.read_string(&format!("flows/{flow_id}"))?;
         let stored = data.credential(&key)?;
         Some(CredentialStatus {
-            state: state_of(&data, &key, &stored, now),
+            state: state_of(data, &key, &stored, now),
             failed_attempts: data.attempts(&flow_id),
             credential: stored.into_credential(&key),
         })
@@ -175,17 +176,26 @@ impl storage::Guest for Provider {
         let data = Data::open();
         let mut revoked = 0;
         for key in data.keys_of(&identity_id) {
+            // Not written yet: its insert indexes before it writes.
             let Some(stored) = data.credential(&key) else {
                 continue;
             };
-            if stored.identity_id == identity_id
-                && kind.is_none_or(|k| k == stored.kind())
+            let live = stored.identity_id == identity_id
                 && stored.expires_at > now
+                && data.exists(&format!("credentials/{key}.json"));
+            if !live {
+                // Used, revoked or expired for good: nothing will ever
+                // revoke it again, so its entry only slows the next call.
+                data.unindex(&identity_id, &key);
+                continue;
+            }
+            if kind.is_none_or(|k| k == stored.kind())
                 && data.rename(
                     &format!("credentials/{key}.json"),
                     &format!("credentials/{key}.revoked"),
                 )
             {
+                data.unindex(&identity_id, &key);
                 revoked += 1;
             }
         }
