@@ -8,9 +8,11 @@
 //! for a credential's state, an exclusive create for each wrong code, a
 //! hard link for the first settings.
 
+use std::cell::RefCell;
 use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -302,29 +304,48 @@ impl Data {
             .unwrap_or(max)
     }
 
-    /// The directory. Read once per instance: an edge runtime starts an
-    /// instance per request, so each request sees the file as it is then,
-    /// and one operation's several lookups parse it once.
-    pub fn identities(&self) -> &'static [Identity] {
-        static IDENTITIES: OnceLock<Vec<Identity>> = OnceLock::new();
-        IDENTITIES.get_or_init(|| {
-            let text = self
-                .read_string("identities.json")
-                .unwrap_or_else(|| "[]".into());
-            let stored: Vec<StoredIdentity> =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("identities.json: {e}"));
-            stored
-                .into_iter()
-                .map(|i| Identity {
-                    id: i.id,
-                    pk: i.pk,
-                    email: i.email,
-                    display_name: i.display_name,
-                    locale: i.locale,
-                    active: i.active,
-                })
-                .collect()
+    /// The directory, parsed again only when `identities.json` changed
+    /// (its length or modification time): an operation's several lookups
+    /// parse it once, and an instance a runtime keeps for more requests
+    /// still sees the file an operator replaced.
+    pub fn identities(&self) -> Rc<Vec<Identity>> {
+        type Stamp = Option<(u64, std::time::SystemTime)>;
+        thread_local! {
+            static PARSED: RefCell<Option<(Stamp, Rc<Vec<Identity>>)>> = const { RefCell::new(None) };
+        }
+        let stamp: Stamp = fs::metadata(self.root.join("identities.json"))
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
+        PARSED.with_borrow_mut(|parsed| {
+            if let Some((seen, identities)) = parsed.as_ref()
+                && stamp.is_some()
+                && *seen == stamp
+            {
+                return identities.clone();
+            }
+            let identities = Rc::new(self.parse_identities());
+            *parsed = Some((stamp, identities.clone()));
+            identities
         })
+    }
+
+    fn parse_identities(&self) -> Vec<Identity> {
+        let text = self
+            .read_string("identities.json")
+            .unwrap_or_else(|| "[]".into());
+        let stored: Vec<StoredIdentity> =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("identities.json: {e}"));
+        stored
+            .into_iter()
+            .map(|i| Identity {
+                id: i.id,
+                pk: i.pk,
+                email: i.email,
+                display_name: i.display_name,
+                locale: i.locale,
+                active: i.active,
+            })
+            .collect()
     }
 
     /// The settings; a missing file is created with one fresh secret.
