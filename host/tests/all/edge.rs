@@ -50,6 +50,11 @@ impl Edge {
     /// the settings `reclaim serve` has by default and the tests' admin
     /// token and allowed return URL.
     pub fn start(identities: &[Value]) -> Self {
+        Self::start_with(identities, &[])
+    }
+
+    /// [`Edge::start`] with more `wasmtime serve` flags.
+    pub fn start_with(identities: &[Value], flags: &[&str]) -> Self {
         let found = Command::new("wasmtime").arg("--version").output();
         assert!(
             found.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("48.0.8")),
@@ -79,6 +84,7 @@ impl Edge {
                 "RECLAIM_ALLOWED_RETURN_URLS=https://app.example.test/",
             ])
             .args(["--addr", base.trim_start_matches("http://")])
+            .args(flags)
             .arg(edge_wasm())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -117,10 +123,14 @@ struct Pair {
 
 impl Pair {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(edge_flags: &[&str]) -> Self {
         let native = Server::start();
         let ann = native.identity(Some("ann@example.com"));
         let bo = native.cli_json(&["identity", "create", "--name", "Bo"]);
-        let edge = Edge::start(&[ann.clone(), bo.clone()]);
+        let edge = Edge::start_with(&[ann.clone(), bo.clone()], edge_flags);
         Self {
             native,
             edge,
@@ -497,7 +507,17 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn every_http_case_gets_the_same_answer_from_wasmtime_serve_and_reclaim_serve() {
-    let pair = Pair::start();
+    same_answers(&Pair::start());
+}
+
+/// Instances that serve many requests (faster, less isolated; see the
+/// README) must answer exactly as fresh ones do.
+#[test]
+fn reused_edge_instances_answer_every_case_as_fresh_ones_do() {
+    same_answers(&Pair::start_with(&["--max-instance-reuse-count", "128"]));
+}
+
+fn same_answers(pair: &Pair) {
     let mut differences = Vec::new();
     for case in cases() {
         let send = |base: &str| observe((case.send)(base, &pair.ann, &pair.bo).send().unwrap());
