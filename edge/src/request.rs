@@ -44,7 +44,9 @@ pub fn read(incoming: IncomingRequest, id: &str) -> Result<Request, (String, Rep
         WasiMethod::Options => Method::OPTIONS,
         WasiMethod::Trace => Method::TRACE,
         WasiMethod::Patch => Method::PATCH,
-        WasiMethod::Other(other) => Method::from_bytes(other.as_bytes()).unwrap_or(Method::GET),
+        // hyper has checked the token already; anything else is no route's.
+        WasiMethod::Other(other) => Method::from_bytes(other.as_bytes())
+            .unwrap_or_else(|_| Method::from_bytes(b"OTHER").expect("a token")),
     };
     let mut headers = HeaderMap::new();
     for (name, value) in incoming.headers().entries() {
