@@ -11,7 +11,8 @@ const reclaim = process.env.RECLAIM_BIN ?? path.resolve(root, '../../target/debu
 mkdirSync(path.join(root, 'gen'), { recursive: true });
 const wasm = path.join(root, 'gen/reclaim.wasm');
 const written = execFileSync(reclaim, ['component', '--out', wasm], { encoding: 'utf8' });
-console.log(`component: ${written.trim()}`);
+// On stderr: `npm pack --json` prints its answer on stdout after this.
+console.error(`component: ${written.trim()}`);
 execFileSync(
   process.execPath,
   [path.join(root, 'node_modules/@bytecodealliance/jco/dist/jco.js'), 'transpile', wasm, '-o', path.join(root, 'gen/reclaim'), '--instantiation', 'async', '--quiet'],

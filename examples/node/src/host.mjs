@@ -1,12 +1,13 @@
 // A Node.js host for the Reclaim recovery component: the component file the
 // Rust host embeds, transpiled by jco, with JavaScript implementations of its
-// imports. Storage is a real SQLite file (sql.js), mail goes to .eml files,
-// and the clock reaches the component through WASI.
+// imports. Storage is a real SQLite file (better-sqlite3: WAL, one
+// transaction per operation, safe across processes), mail goes to .eml
+// files, and the clock reaches the component through WASI.
 
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import initSqlJs from 'sql.js';
+import Database from 'better-sqlite3';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { instantiate } from '../gen/reclaim/reclaim.js';
 
@@ -20,6 +21,7 @@ CREATE TABLE IF NOT EXISTS credentials (
   key TEXT PRIMARY KEY, kind TEXT NOT NULL, identity_id TEXT NOT NULL, flow_id TEXT NOT NULL UNIQUE,
   issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, return_to TEXT,
   used_at INTEGER, revoked_at INTEGER, failed_attempts INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS credentials_by_identity ON credentials (identity_id);
 CREATE TABLE IF NOT EXISTS outbox (
   id TEXT PRIMARY KEY, recipient TEXT NOT NULL, to_name TEXT, subject TEXT NOT NULL,
   text_body TEXT NOT NULL, html_body TEXT NOT NULL, template TEXT NOT NULL,
@@ -74,13 +76,10 @@ function checkMessage(message) {
 /** `?` placeholders for a list. */
 const marks = (n) => Array(n).fill('?').join(', ');
 
-// Nanosecond timestamps pass 2^53: sql.js would round them as numbers, so
-// they are read back as text and turned into BigInts.
-const CREDENTIAL = 'SELECT *, CAST(issued_at AS TEXT) AS issued_text, CAST(expires_at AS TEXT) AS expires_text FROM credentials';
+const CREDENTIAL = 'SELECT * FROM credentials';
 
 export class ReclaimHost {
   #db;
-  #dbPath;
   #outboxDir;
   #modules = new Map();
 
@@ -91,31 +90,29 @@ export class ReclaimHost {
    * `notifyUnknownRecipients`.
    */
   static async open({ dbPath, outboxDir, settings, clock = new SystemClock() }) {
-    const SQL = await initSqlJs();
-    let bytes = null;
-    try {
-      bytes = await readFile(dbPath);
-    } catch (e) {
-      if (e.code !== 'ENOENT') throw e;
-    }
     const host = new ReclaimHost();
-    host.#db = new SQL.Database(bytes);
+    host.#db = new Database(dbPath, { timeout: 30_000 });
+    // Nanosecond timestamps pass 2^53: every integer is read as a BigInt.
+    host.#db.defaultSafeIntegers(true);
+    host.#db.pragma('journal_mode = WAL');
+    host.#db.pragma('synchronous = FULL');
     host.#db.exec(SCHEMA);
-    host.#dbPath = dbPath;
     host.#outboxDir = outboxDir;
     host.settings = settings;
     host.clock = clock;
-    await host.#persist();
     return host;
+  }
+
+  /** Closes the database. */
+  close() {
+    this.#db.close();
   }
 
   /** Adds an identity to the directory; returns it with `id` and `pk`. */
   async createIdentity({ email = null, displayName = null, locale = null, active = true }) {
     const id = randomUUID();
-    this.#db.run('INSERT INTO identities (id, email, display_name, locale, active) VALUES (?, ?, ?, ?, ?)', [
-      id, email, displayName, locale, active ? 1 : 0,
-    ]);
-    await this.#persist();
+    this.#db.prepare('INSERT INTO identities (id, email, display_name, locale, active) VALUES (?, ?, ?, ?, ?)')
+      .run(id, email, displayName, locale, active ? 1 : 0);
     return this.#identity('id = ?', id);
   }
 
@@ -137,6 +134,12 @@ export class ReclaimHost {
   redeemLink(token) {
     return this.#operation((r) => r.redeemLink(token));
   }
+  checkLink(token) {
+    return this.#operation((r) => r.checkLink(token));
+  }
+  notifyPasswordChanged(identity) {
+    return this.#operation((r) => r.notifyPasswordChanged(identity));
+  }
   redeemCode(flowId, code) {
     return this.#operation((r) => r.redeemCode(flowId, code));
   }
@@ -146,12 +149,7 @@ export class ReclaimHost {
 
   /** Rows of a query, for tests and tools. */
   query(sql, params = []) {
-    const stmt = this.#db.prepare(sql);
-    stmt.bind(params);
-    const rows = [];
-    while (stmt.step()) rows.push(stmt.getAsObject());
-    stmt.free();
-    return rows;
+    return this.#db.prepare(sql).all(...params);
   }
 
   /**
@@ -161,6 +159,8 @@ export class ReclaimHost {
    */
   async #operation(call) {
     const exports = await instantiate((name) => this.#core(name), this.#imports());
+    // From BEGIN to COMMIT nothing awaits: operations of one process never
+    // interleave, and other processes wait on SQLite's write lock.
     this.#db.exec('BEGIN IMMEDIATE');
     let result;
     try {
@@ -174,7 +174,6 @@ export class ReclaimHost {
       }
     }
     this.#db.exec('COMMIT');
-    await this.#persist();
     await this.#deliver();
     if (result.error) throw result.error;
     return result.value;
@@ -196,7 +195,7 @@ export class ReclaimHost {
       email: row.email ?? undefined,
       displayName: row.display_name ?? undefined,
       locale: row.locale ?? undefined,
-      active: row.active === 1,
+      active: Number(row.active) === 1,
     };
   }
 
@@ -206,8 +205,8 @@ export class ReclaimHost {
       kind: row.kind,
       identityId: row.identity_id,
       flowId: row.flow_id,
-      issuedAt: BigInt(row.issued_text),
-      expiresAt: BigInt(row.expires_text),
+      issuedAt: BigInt(row.issued_at),
+      expiresAt: BigInt(row.expires_at),
       returnTo: row.return_to ?? undefined,
     };
   }
@@ -215,7 +214,7 @@ export class ReclaimHost {
   #state(row, now) {
     if (row.used_at !== null) return 'used';
     if (row.revoked_at !== null) return 'revoked';
-    if (BigInt(row.expires_text) <= now) return 'expired';
+    if (BigInt(row.expires_at) <= now) return 'expired';
     return 'active';
   }
 
@@ -234,8 +233,8 @@ export class ReclaimHost {
         return { seconds: 0n, nanoseconds: 1 };
       },
     };
-    const sql = (s, p) => db.run(s, p);
-    const changes = () => db.getRowsModified();
+    // The number of rows a statement changed.
+    const sql = (s, p) => db.prepare(s).run(...p).changes;
     const own = {
       'reclaim:recovery/directory': {
         getById: (id) => host.#identity('id = ?', id),
@@ -245,15 +244,14 @@ export class ReclaimHost {
       'reclaim:recovery/storage': {
         insert(c) {
           sql('INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-            c.key, c.kind, c.identityId, c.flowId, String(c.issuedAt), String(c.expiresAt), c.returnTo ?? null,
+            c.key, c.kind, c.identityId, c.flowId, c.issuedAt, c.expiresAt, c.returnTo ?? null,
           ]);
         },
         consume(keys, kind, now, maxFailed) {
           // The guard is in the UPDATE: under the write lock, one caller wins.
-          sql(`UPDATE credentials SET used_at = ? WHERE kind = ? AND used_at IS NULL AND revoked_at IS NULL
+          const won = sql(`UPDATE credentials SET used_at = ? WHERE kind = ? AND used_at IS NULL AND revoked_at IS NULL
                AND expires_at > ? AND failed_attempts < ? AND key IN (${marks(keys.length)})`,
-          [String(now), kind, String(now), maxFailed, ...keys]);
-          const won = changes() === 1;
+          [now, kind, now, maxFailed, ...keys]) === 1;
           const [row] = host.query(`${CREDENTIAL} WHERE kind = ? AND key IN (${marks(keys.length)})`, [kind, ...keys]);
           if (!row) return { tag: 'unknown' };
           if (won) return { tag: 'consumed', val: host.#credential(row) };
@@ -263,24 +261,23 @@ export class ReclaimHost {
         find(keys, kind, now) {
           const [row] = host.query(`${CREDENTIAL} WHERE kind = ? AND key IN (${marks(keys.length)})`, [kind, ...keys]);
           if (!row) return undefined;
-          return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: row.failed_attempts };
+          return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: Number(row.failed_attempts) };
         },
         codeForFlow(flowId, now) {
           const [row] = host.query(`${CREDENTIAL} WHERE flow_id = ? AND kind = 'code'`, [flowId]);
           if (!row) return undefined;
-          return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: row.failed_attempts };
+          return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: Number(row.failed_attempts) };
         },
         recordFailedAttempt(flowId, maxFailed, now) {
           sql(`UPDATE credentials SET failed_attempts = failed_attempts + 1,
                revoked_at = CASE WHEN failed_attempts + 1 >= ? AND revoked_at IS NULL AND used_at IS NULL THEN ? ELSE revoked_at END
-               WHERE flow_id = ? AND kind = 'code'`, [maxFailed, String(now), flowId]);
+               WHERE flow_id = ? AND kind = 'code'`, [maxFailed, now, flowId]);
           const [row] = host.query("SELECT failed_attempts FROM credentials WHERE flow_id = ? AND kind = 'code'", [flowId]);
-          return row ? row.failed_attempts : maxFailed;
+          return row ? Number(row.failed_attempts) : maxFailed;
         },
         revokeIdentity(identityId, kind, now) {
-          sql(`UPDATE credentials SET revoked_at = ? WHERE identity_id = ? AND used_at IS NULL AND revoked_at IS NULL
-               AND expires_at > ? AND (? IS NULL OR kind = ?)`, [String(now), identityId, String(now), kind ?? null, kind ?? null]);
-          return changes();
+          return sql(`UPDATE credentials SET revoked_at = ? WHERE identity_id = ? AND used_at IS NULL AND revoked_at IS NULL
+               AND expires_at > ? AND (? IS NULL OR kind = ?)`, [now, identityId, now, kind ?? null, kind ?? null]);
         },
       },
       'reclaim:recovery/mailer': {
@@ -290,7 +287,7 @@ export class ReclaimHost {
           if (refused) throw refused;
           sql('INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
             randomUUID(), message.to, message.toName ?? null, message.subject, message.textBody, message.htmlBody, message.template,
-            String(clock.nowNanos()),
+            clock.nowNanos(),
           ]);
         },
       },
@@ -318,13 +315,6 @@ export class ReclaimHost {
     return imports;
   }
 
-  /** The database file is rewritten whole, beside and then renamed. */
-  async #persist() {
-    const partial = `${this.#dbPath}.partial`;
-    await writeFile(partial, this.#db.export());
-    await rename(partial, this.#dbPath);
-  }
-
   /** Writes queued mail as .eml files, then marks it sent. */
   async #deliver() {
     if (!this.#outboxDir) return;
@@ -343,8 +333,7 @@ export class ReclaimHost {
       const file = path.join(this.#outboxDir, `${m.id}.eml`);
       await writeFile(`${file}.partial`, eml);
       await rename(`${file}.partial`, file);
-      this.#db.run("UPDATE outbox SET status = 'sent' WHERE id = ?", [m.id]);
+      this.#db.prepare("UPDATE outbox SET status = 'sent' WHERE id = ? AND status = 'queued'").run(m.id);
     }
-    await this.#persist();
   }
 }

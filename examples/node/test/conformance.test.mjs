@@ -93,7 +93,7 @@ async function run(file) {
         host.settings = { ...host.settings, secrets: step.secrets };
         continue;
       case 'expect_mail':
-        assert.equal(host.query('SELECT count(*) AS n FROM outbox')[0].n, step.count, context);
+        assert.equal(Number(host.query('SELECT count(*) AS n FROM outbox')[0].n), step.count, context);
         continue;
       default:
         throw new Error(`unknown op in ${context}`);

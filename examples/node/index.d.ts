@@ -1,0 +1,78 @@
+// Types of the package's API. The records the operations take and return
+// are the ones jco generates from the component's WIT (gen/reclaim/).
+import type {
+  IdentityRef, Identity, ErrorKind,
+} from './gen/reclaim/interfaces/reclaim-recovery-types.js';
+import type {
+  RecoveryLink, RecoveryCode, Mailed, Redemption,
+} from './gen/reclaim/interfaces/reclaim-recovery-recovery.js';
+
+export type { IdentityRef, Identity, ErrorKind, RecoveryLink, RecoveryCode, Mailed, Redemption };
+
+/** What the component sees as `wasi:clocks/wall-clock`. */
+export interface Clock {
+  nowNanos(): bigint;
+}
+
+/** The operating system's clock. */
+export class SystemClock implements Clock {
+  nowNanos(): bigint;
+}
+
+/** A clock that stands still until told to move. */
+export class ManualClock implements Clock {
+  constructor(seconds: number);
+  nowNanos(): bigint;
+  advance(seconds: number): void;
+}
+
+/** The component refused the request; `kind` and `code` say why. */
+export class RecoveryError extends Error {
+  kind: ErrorKind;
+  code: number;
+  status: string;
+  reason: string;
+}
+
+export interface Settings {
+  publicUrl: string;
+  /** Newest first; at least 32 bytes each. */
+  secrets: string[];
+  defaultLifespanSeconds?: number;
+  maxLifespanSeconds?: number;
+  revokeOlderLinks?: boolean;
+  maxCodeAttempts?: number;
+  notifyUnknownRecipients?: boolean;
+}
+
+export interface OpenOptions {
+  /** The SQLite file: created if missing, shared safely between processes. */
+  dbPath: string;
+  /** Where queued mail is written as `.eml` files after each commit. */
+  outboxDir?: string;
+  settings: Settings;
+  clock?: Clock;
+}
+
+/** The recovery component on one SQLite file. */
+export class ReclaimHost {
+  static open(options: OpenOptions): Promise<ReclaimHost>;
+  settings: Settings;
+  clock: Clock;
+  close(): void;
+  createIdentity(identity: {
+    email?: string; displayName?: string; locale?: string; active?: boolean;
+  }): Promise<Identity>;
+  createLink(identity: IdentityRef, expiresIn?: string, returnTo?: string): Promise<RecoveryLink>;
+  createCode(identity: IdentityRef, expiresIn?: string, returnTo?: string): Promise<RecoveryCode>;
+  sendRecoveryEmail(identity: IdentityRef, expiresIn?: string, template?: string, subject?: string): Promise<Mailed>;
+  sendRecoveryCode(identity: IdentityRef, expiresIn?: string): Promise<Mailed>;
+  requestRecovery(email: string, returnTo?: string): Promise<void>;
+  redeemLink(token: string): Promise<Redemption>;
+  checkLink(token: string): Promise<void>;
+  redeemCode(flowId: string, code: string): Promise<Redemption>;
+  revoke(identity: IdentityRef): Promise<number>;
+  notifyPasswordChanged(identity: IdentityRef): Promise<void>;
+  /** Rows of a query, for tools and tests. */
+  query(sql: string, params?: unknown[]): Record<string, unknown>[];
+}
