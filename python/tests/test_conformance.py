@@ -73,7 +73,7 @@ def test_conformance(path: Path, tmp_path: Path):
                     return {"lifespan": lifespan(code.expires_at)}
                 got = outcome(lambda: host.create_code(who(), step.get("expires_in")), saved_code)
             elif op == "send-recovery-email":
-                got = outcome(lambda: host.send_recovery_email(who(), step.get("expires_in")),
+                got = outcome(lambda: host.send_recovery_email(who(), step.get("expires_in"), step.get("template")),
                               lambda m: {"lifespan": lifespan(m.expires_at)})
             elif op == "redeem-link":
                 token = saved[step["token_of"]][0] if "token_of" in step else step["token"]

@@ -66,7 +66,7 @@ async function run(file) {
         });
         break;
       case 'send-recovery-email':
-        got = await outcome(host.sendRecoveryEmail(who(), step.expires_in, undefined, undefined), (mailed) => ({
+        got = await outcome(host.sendRecoveryEmail(who(), step.expires_in, step.template, undefined), (mailed) => ({
           lifespan: lifespan(mailed.expiresAt),
         }));
         break;

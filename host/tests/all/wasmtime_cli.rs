@@ -288,9 +288,10 @@ fn run_scenario(wasm: &Path, file: &Path) {
                 option(&step["expires_in"])
             ),
             "send-recovery-email" => format!(
-                "send-recovery-email({}, {}, none, none)",
+                "send-recovery-email({}, {}, {}, none)",
                 who(),
-                option(&step["expires_in"])
+                option(&step["expires_in"]),
+                option(&step["template"])
             ),
             "redeem-link" => {
                 let token = match step["token_of"].as_str() {
