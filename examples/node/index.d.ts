@@ -52,6 +52,12 @@ export interface OpenOptions {
   outboxDir?: string;
   settings: Settings;
   clock?: Clock;
+  /**
+   * Called after each operation with each phase and its milliseconds:
+   * `instantiate`, `component` (the export, less the imports), `imports`
+   * (this host's callbacks) and `commit`.
+   */
+  observe?: (phase: 'instantiate' | 'component' | 'imports' | 'commit', ms: number) => void;
 }
 
 /** The recovery component on one SQLite file. */

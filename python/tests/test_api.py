@@ -123,3 +123,12 @@ def test_the_directory_can_be_an_existing_users_table(database: Path):
         with pytest.raises(RecoveryError) as refused:
             reclaim.create_link(8)
         assert refused.value.kind == "identity-inactive"
+
+
+def test_observe_sees_every_phase_of_an_operation(database: Path):
+    seen = []
+    with Reclaim(database, SETTINGS, observe=lambda phase, s: seen.append((phase, s))) as reclaim:
+        ann = reclaim.directory.create(email="ann@example.com")
+        reclaim.create_link(ann.id)
+    assert [phase for phase, _ in seen] == ["instantiate", "component", "imports", "commit"]
+    assert all(seconds >= 0 for _, seconds in seen)

@@ -89,8 +89,12 @@ export class ReclaimHost {
    * `maxLifespanSeconds`, `revokeOlderLinks`, `maxCodeAttempts`,
    * `notifyUnknownRecipients`.
    */
-  static async open({ dbPath, outboxDir, settings, clock = new SystemClock() }) {
+  static async open({ dbPath, outboxDir, settings, clock = new SystemClock(), observe }) {
     const host = new ReclaimHost();
+    // Called after each operation with each phase and its milliseconds:
+    // instantiate, component (the export, less the imports), imports (this
+    // host's callbacks: SQLite and the rest), commit.
+    host.observe = observe;
     host.#db = new Database(dbPath, { timeout: 30_000 });
     // Nanosecond timestamps pass 2^53: every integer is read as a BigInt.
     host.#db.defaultSafeIntegers(true);
@@ -157,11 +161,17 @@ export class ReclaimHost {
    * the component returns (ok or a refusal) and rolled back when it traps.
    * Queued mail is written out after the commit.
    */
+  #inImports = 0;
+
   async #operation(call) {
+    const started = performance.now();
     const exports = await instantiate((name) => this.#core(name), this.#imports());
+    const instantiated = performance.now();
+    this.#inImports = 0;
     // From BEGIN to COMMIT nothing awaits: operations of one process never
     // interleave, and other processes wait on SQLite's write lock.
     this.#db.exec('BEGIN IMMEDIATE');
+    const begun = performance.now();
     let result;
     try {
       result = { value: call(exports.recovery) };
@@ -173,7 +183,15 @@ export class ReclaimHost {
         throw e;
       }
     }
+    const called = performance.now();
     this.#db.exec('COMMIT');
+    const committed = performance.now();
+    if (this.observe) {
+      this.observe('instantiate', instantiated - started);
+      this.observe('component', called - begun - this.#inImports);
+      this.observe('imports', this.#inImports);
+      this.observe('commit', (begun - instantiated) + (committed - called));
+    }
     await this.#deliver();
     if (result.error) throw result.error;
     return result.value;
@@ -308,9 +326,17 @@ export class ReclaimHost {
       },
     };
     const imports = { ...wasi };
-    for (const [name, value] of Object.entries(own)) {
-      imports[name] = value;
-      imports[`${name}@0.1.0`] = value;
+    for (const [name, funcs] of Object.entries(own)) {
+      const timed = Object.fromEntries(Object.entries(funcs).map(([f, fn]) => [f, (...args) => {
+        const started = performance.now();
+        try {
+          return fn(...args);
+        } finally {
+          host.#inImports += performance.now() - started;
+        }
+      }]));
+      imports[name] = timed;
+      imports[`${name}@0.1.0`] = timed;
     }
     return imports;
   }

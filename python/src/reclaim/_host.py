@@ -11,6 +11,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar, Union
@@ -100,8 +101,14 @@ class Reclaim:
         mailer: Optional[Mailer] = None,
         clock: Optional[Clock] = None,
         eml_dir: Union[str, os.PathLike, None] = None,
+        observe: Optional[Callable[[str, float], None]] = None,
     ) -> None:
         self.settings = settings
+        #: Called after each operation with each phase and its seconds:
+        #: `instantiate`, `component` (the export, less the imports), `imports`
+        #: (this host's callbacks: SQLite, directory, mailer) and `commit`.
+        self.observe = observe
+        self._in_imports = 0.0
         self._db: sqlite3.Connection = connect(database)
         self._store = CredentialStore(self._db)
         self.directory: Directory = directory if directory is not None else SqliteDirectory(self._db)
@@ -178,6 +185,7 @@ class Reclaim:
 
     def _call(self, name: str, *args: Any) -> Any:
         with self._turn:
+            started = time.perf_counter()
             store = wasmtime.Store(self._compiled.engine)
             wasi = wasmtime.WasiConfig()
             store.set_wasi(wasi)
@@ -187,7 +195,10 @@ class Reclaim:
             func = instance.get_func(store, index) if index is not None else None
             if func is None:
                 raise LookupError(f"the component exports no {name}")
+            instantiated = time.perf_counter()
+            self._in_imports = 0.0
             self._db.execute("BEGIN IMMEDIATE")
+            begun = time.perf_counter()
             try:
                 result = func(store, *args)
             except BaseException:
@@ -196,7 +207,14 @@ class Reclaim:
                 if discard is not None:
                     discard()
                 raise
+            called = time.perf_counter()
             self._db.execute("COMMIT")
+            committed = time.perf_counter()
+        if self.observe is not None:
+            self.observe("instantiate", instantiated - started)
+            self.observe("component", called - begun - self._in_imports)
+            self.observe("imports", self._in_imports)
+            self.observe("commit", (begun - instantiated) + (committed - called))
         self.mailer.deliver()
         return _unwrap(result)
 
@@ -232,11 +250,21 @@ class Reclaim:
             })
         return linker
 
-    @staticmethod
-    def _add(root: Any, interface: str, funcs: dict) -> None:
+    def _add(self, root: Any, interface: str, funcs: dict) -> None:
         with root.add_instance(f"{PACKAGE}/{interface}@{VERSION}") as instance:
             for name, func in funcs.items():
-                instance.add_func(name, _without_store(func))
+                instance.add_func(name, self._timed(func))
+
+    def _timed(self, func: Callable[..., T]) -> Callable[..., T]:
+        """An import as wasmtime calls it (the store first), its time
+        counted as the host's own."""
+        def call(_store: Any, *args: Any) -> T:
+            started = time.perf_counter()
+            try:
+                return func(*args)
+            finally:
+                self._in_imports += time.perf_counter() - started
+        return call
 
     @staticmethod
     def _datetime(ns: int) -> Record:
@@ -277,10 +305,6 @@ class Reclaim:
             "max-code-attempts": s.max_code_attempts,
             "notify-unknown-recipients": s.notify_unknown_recipients,
         }
-
-
-def _without_store(func: Callable[..., T]) -> Callable[..., T]:
-    return lambda _store, *args: func(*args)
 
 
 def _fields(record: Any) -> dict:
