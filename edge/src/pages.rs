@@ -9,6 +9,8 @@
 //! rather than from a paced queue, so its bytes are the same for known and
 //! unknown addresses but its timing is not.
 
+use std::sync::OnceLock;
+
 use http::StatusCode;
 use http::header::SET_COOKIE;
 use minijinja::context;
@@ -23,8 +25,11 @@ use crate::reply::Reply;
 use crate::request::Request;
 use crate::settings::{self, Settings};
 
-fn pages() -> Pages {
-    Pages::new().expect("the built-in pages parse")
+/// The templates, parsed once per instance: a request may render two pages
+/// (a form and its error), and a runtime may keep the instance.
+fn pages() -> &'static Pages {
+    static PAGES: OnceLock<Pages> = OnceLock::new();
+    PAGES.get_or_init(|| Pages::new().expect("the built-in pages parse"))
 }
 
 fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Reply {
@@ -73,6 +78,25 @@ fn form_page(
         }
     }
     reply
+}
+
+/// A form and the CSRF token posted with it.
+#[derive(Deserialize)]
+struct Posted<T> {
+    #[serde(flatten)]
+    fields: T,
+    csrf_token: Option<String>,
+}
+
+/// A form posted from our own pages, with the settings it was checked
+/// against; or the page that refuses it (unreadable: 400; forged: 403).
+fn posted<T: serde::de::DeserializeOwned>(request: &Request) -> Result<(T, Settings), Reply> {
+    let form: Posted<T> = form(request)?;
+    let settings = Settings::load();
+    match forged(&settings, request, form.csrf_token.as_deref()) {
+        Some(refusal) => Err(refusal),
+        None => Ok((form.fields, settings)),
+    }
 }
 
 /// A posted form, or the 400 page saying what was wrong with it.
@@ -159,19 +183,14 @@ pub fn show(request: &Request) -> Reply {
 struct RequestForm {
     email: String,
     return_to: Option<String>,
-    csrf_token: Option<String>,
 }
 
 /// `POST /self-service/recovery`: the same page for every address.
 pub fn request(request: &Request) -> Reply {
-    let form: RequestForm = match form(request) {
-        Ok(form) => form,
+    let (form, settings) = match posted::<RequestForm>(request) {
+        Ok(posted) => posted,
         Err(reply) => return reply,
     };
-    let settings = Settings::load();
-    if let Some(refusal) = forged(&settings, request, form.csrf_token.as_deref()) {
-        return refusal;
-    }
     let email = form.email.trim().to_string();
     if checks::check_address(&email).is_err() {
         let ctx = context! { error => NOT_AN_ADDRESS, email };
@@ -195,19 +214,14 @@ pub fn request(request: &Request) -> Reply {
 #[derive(Deserialize)]
 struct ConfirmForm {
     token: String,
-    csrf_token: Option<String>,
 }
 
 /// `POST /self-service/recovery/confirm`: only now is the link redeemed.
 pub fn confirm(request: &Request) -> Reply {
-    let form: ConfirmForm = match form(request) {
-        Ok(form) => form,
+    let form = match posted::<ConfirmForm>(request) {
+        Ok((form, _)) => form,
         Err(reply) => return reply,
     };
-    let settings = Settings::load();
-    if let Some(refusal) = forged(&settings, request, form.csrf_token.as_deref()) {
-        return refusal;
-    }
     redeemed(request, wired(engine::redeem_link(&form.token)), |_| {
         unreachable!("links have no code page")
     })
@@ -217,20 +231,15 @@ pub fn confirm(request: &Request) -> Reply {
 struct CodeForm {
     flow: String,
     code: String,
-    csrf_token: Option<String>,
 }
 
 /// `POST /self-service/recovery/code`: wrong codes count, and the limit
 /// ends the flow.
 pub fn code(request: &Request) -> Reply {
-    let form: CodeForm = match form(request) {
-        Ok(form) => form,
+    let (form, settings) = match posted::<CodeForm>(request) {
+        Ok(posted) => posted,
         Err(reply) => return reply,
     };
-    let settings = Settings::load();
-    if let Some(refusal) = forged(&settings, request, form.csrf_token.as_deref()) {
-        return refusal;
-    }
     let outcome = wired(engine::redeem_code(&form.flow, form.code.trim()));
     redeemed(request, outcome, |message| {
         form_page(
