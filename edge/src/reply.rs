@@ -5,7 +5,7 @@ use std::io::Write;
 
 use http::StatusCode;
 use http::header::{CONTENT_TYPE, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
-use reclaim_wire::Api;
+use reclaim_wire::LimitRefusal;
 use reclaim_wire::authentik::AuthentikError;
 use reclaim_wire::kratos::ErrorGeneric;
 use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
@@ -68,13 +68,12 @@ impl Reply {
     /// A refusal of the limits in the shape of `path`'s API, as
     /// `reclaim serve` answers it.
     pub fn refusal(path: &str, status: StatusCode, message: &str, request: &str) -> Self {
-        match Api::of(path) {
-            Api::Authentik => Self::authentik(&AuthentikError::Other(status, message.to_owned())),
-            Api::Pages => {
-                let title = status.canonical_reason().unwrap_or("Request refused");
-                crate::pages::problem(status, title, message)
+        match LimitRefusal::new(path, status, message, request) {
+            LimitRefusal::Authentik(e) => Self::authentik(&e),
+            LimitRefusal::Page(status, title, message) => {
+                crate::pages::problem(status, title, &message)
             }
-            Api::Kratos => Self::kratos(&ErrorGeneric::refused(status, message, request)),
+            LimitRefusal::Kratos(e) => Self::kratos(&e),
         }
     }
 

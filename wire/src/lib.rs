@@ -43,25 +43,29 @@ pub fn rfc3339(nanos: u64) -> String {
 /// The message of the 413 for a body over [`MAX_BODY_BYTES`].
 pub const BODY_TOO_LARGE: &str = "The request body is larger than 16 KiB.";
 
-/// Which API a path belongs to, and so the shape of its refusals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Api {
-    /// authentik's `{"detail", "code"}`.
-    Authentik,
-    /// A problem page.
-    Pages,
-    /// Kratos' `errorGeneric`, for its routes and any other JSON.
-    Kratos,
+/// A refusal of the limits (a body too large, a request too slow, an
+/// overload) in the shape of the API its path belongs to.
+#[derive(Debug)]
+pub enum LimitRefusal {
+    /// authentik's `{"detail", "code"}`, under `/api/v3/`.
+    Authentik(authentik::AuthentikError),
+    /// A problem page (status, title, message), under `/self-service/`.
+    Page(http::StatusCode, &'static str, String),
+    /// Kratos' `errorGeneric`, for its routes and any other path.
+    Kratos(kratos::ErrorGeneric),
 }
 
-impl Api {
-    pub fn of(path: &str) -> Self {
+impl LimitRefusal {
+    /// The refusal of a request to `path` with `status` and `message`;
+    /// `request` is the id the server logs the request under.
+    pub fn new(path: &str, status: http::StatusCode, message: &str, request: &str) -> Self {
         if path.starts_with("/api/v3/") {
-            Self::Authentik
+            Self::Authentik(authentik::AuthentikError::Other(status, message.to_owned()))
         } else if path.starts_with("/self-service/") {
-            Self::Pages
+            let title = status.canonical_reason().unwrap_or("Request refused");
+            Self::Page(status, title, message.to_owned())
         } else {
-            Self::Kratos
+            Self::Kratos(kratos::ErrorGeneric::refused(status, message, request))
         }
     }
 }

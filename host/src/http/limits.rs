@@ -9,9 +9,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use reclaim_wire::authentik::AuthentikError;
-use reclaim_wire::kratos::ErrorGeneric;
-use reclaim_wire::{Api, BODY_TOO_LARGE, MAX_BODY_BYTES};
+use reclaim_wire::{BODY_TOO_LARGE, LimitRefusal, MAX_BODY_BYTES};
 
 use super::authentik::Authentik;
 use super::kratos::KratosError;
@@ -56,16 +54,9 @@ pub async fn request_limits(State(app): State<AppState>, request: Request, next:
 /// `errorGeneric` for its routes (and any other JSON), authentik's
 /// `{"detail", "code"}` for its own, a page for the self-service pages.
 pub fn refusal(app: &AppState, path: &str, status: StatusCode, message: &str) -> Response {
-    match Api::of(path) {
-        Api::Authentik => {
-            Authentik(AuthentikError::Other(status, message.to_owned())).into_response()
-        }
-        Api::Pages => {
-            let title = status.canonical_reason().unwrap_or("Request refused");
-            app.pages.problem(status, title, message)
-        }
-        Api::Kratos => {
-            KratosError(ErrorGeneric::refused(status, message, &request_id())).into_response()
-        }
+    match LimitRefusal::new(path, status, message, &request_id()) {
+        LimitRefusal::Authentik(e) => Authentik(e).into_response(),
+        LimitRefusal::Page(status, title, message) => app.pages.problem(status, title, &message),
+        LimitRefusal::Kratos(e) => KratosError(e).into_response(),
     }
 }
