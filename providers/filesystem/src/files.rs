@@ -73,6 +73,16 @@ impl StoredCredential {
     }
 }
 
+/// Which file a credential is in: consuming renames `<key>.json` to
+/// `<key>.used`, revoking to `<key>.revoked`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Filed {
+    /// `<key>.json`: neither used nor revoked (it may have expired).
+    Live,
+    Used,
+    Revoked,
+}
+
 /// An identity in `identities.json`.
 #[derive(Deserialize)]
 struct StoredIdentity {
@@ -160,7 +170,7 @@ impl Data {
             let Some((key, _state)) = name.split_once('.') else {
                 continue;
             };
-            if let Some(stored) = self.credential(key) {
+            if let Some((stored, _)) = self.credential(key) {
                 self.index(&stored.identity_id, key);
             }
         }
@@ -274,14 +284,20 @@ impl Data {
         }
     }
 
-    /// The credential stored under `key`, in any state.
-    pub fn credential(&self, key: &str) -> Option<StoredCredential> {
-        ["json", "used", "revoked"].iter().find_map(|state| {
-            let text = self.read_string(&format!("credentials/{key}.{state}"))?;
-            Some(
-                serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("credentials/{key}.{state}: {e}")),
-            )
+    /// The credential stored under `key`, in any state, and which of its
+    /// files it was read from.
+    pub fn credential(&self, key: &str) -> Option<(StoredCredential, Filed)> {
+        [
+            ("json", Filed::Live),
+            ("used", Filed::Used),
+            ("revoked", Filed::Revoked),
+        ]
+        .into_iter()
+        .find_map(|(suffix, filed)| {
+            let name = format!("credentials/{key}.{suffix}");
+            let text = self.read_string(&name)?;
+            let stored = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            Some((stored, filed))
         })
     }
 

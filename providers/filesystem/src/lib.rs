@@ -35,7 +35,7 @@ mod files;
 
 use bindings::exports::reclaim::recovery::{directory, mailer, settings, storage};
 use bindings::reclaim::recovery::types::Identity;
-use files::{Data, StoredCredential};
+use files::{Data, Filed, StoredCredential};
 use storage::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
 
 struct Provider;
@@ -70,15 +70,12 @@ impl directory::Guest for Provider {
     }
 }
 
-fn state_of(data: &Data, key: &str, stored: &StoredCredential, now: u64) -> CredentialState {
-    if data.exists(&format!("credentials/{key}.used")) {
-        CredentialState::Used
-    } else if data.exists(&format!("credentials/{key}.revoked")) {
-        CredentialState::Revoked
-    } else if stored.expires_at <= now {
-        CredentialState::Expired
-    } else {
-        CredentialState::Active
+fn state_of(filed: Filed, stored: &StoredCredential, now: u64) -> CredentialState {
+    match filed {
+        Filed::Used => CredentialState::Used,
+        Filed::Revoked => CredentialState::Revoked,
+        Filed::Live if stored.expires_at <= now => CredentialState::Expired,
+        Filed::Live => CredentialState::Active,
     }
 }
 
@@ -108,13 +105,13 @@ impl storage::Guest for Provider {
     ) -> ConsumeOutcome {
         let data = Data::open();
         for key in &keys {
-            let Some(stored) = data.credential(key) else {
+            let Some((stored, filed)) = data.credential(key) else {
                 continue;
             };
             if stored.kind() != kind {
                 continue;
             }
-            let state = state_of(data, key, &stored, now);
+            let state = state_of(filed, &stored, now);
             if state != CredentialState::Active {
                 return ConsumeOutcome::NotActive(state);
             }
@@ -137,9 +134,9 @@ impl storage::Guest for Provider {
     fn find(keys: Vec<String>, kind: CredentialKind, now: u64) -> Option<CredentialStatus> {
         let data = Data::open();
         keys.iter().find_map(|key| {
-            let stored = data.credential(key).filter(|s| s.kind() == kind)?;
+            let (stored, filed) = data.credential(key).filter(|(s, _)| s.kind() == kind)?;
             Some(CredentialStatus {
-                state: state_of(data, key, &stored, now),
+                state: state_of(filed, &stored, now),
                 failed_attempts: data.attempts(&stored.flow_id),
                 credential: stored.into_credential(key),
             })
@@ -149,9 +146,9 @@ impl storage::Guest for Provider {
     fn code_for_flow(flow_id: String, now: u64) -> Option<CredentialStatus> {
         let data = Data::open();
         let key = data.read_string(&format!("flows/{flow_id}"))?;
-        let stored = data.credential(&key)?;
+        let (stored, filed) = data.credential(&key)?;
         Some(CredentialStatus {
-            state: state_of(data, &key, &stored, now),
+            state: state_of(filed, &stored, now),
             failed_attempts: data.attempts(&flow_id),
             credential: stored.into_credential(&key),
         })
@@ -177,12 +174,12 @@ impl storage::Guest for Provider {
         let mut revoked = 0;
         for key in data.keys_of(&identity_id) {
             // Not written yet: its insert indexes before it writes.
-            let Some(stored) = data.credential(&key) else {
+            let Some((stored, filed)) = data.credential(&key) else {
                 continue;
             };
             let live = stored.identity_id == identity_id
                 && stored.expires_at > now
-                && data.exists(&format!("credentials/{key}.json"));
+                && filed == Filed::Live;
             if !live {
                 // Used, revoked or expired for good: nothing will ever
                 // revoke it again, so its entry only slows the next call.
