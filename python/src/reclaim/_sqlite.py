@@ -165,11 +165,9 @@ class SqliteDirectory:
 
     DEFAULT_QUERY = "SELECT id, pk, email, display_name, locale, active FROM identities"
 
-    def __init__(self, connection: sqlite3.Connection, query: str = DEFAULT_QUERY, *,
-                 id_column: str = "id", pk_column: str = "pk", email_column: str = "email") -> None:
+    def __init__(self, connection: sqlite3.Connection, query: str = DEFAULT_QUERY) -> None:
         self._db = connection
         self._query = query
-        self._columns = (id_column, pk_column, email_column)
 
     def _one(self, where: str, value) -> Optional[Identity]:
         row = self._db.execute(f"SELECT * FROM ({self._query}) WHERE {where}", (value,)).fetchone()
