@@ -570,44 +570,15 @@ fn the_self_service_steps_before_redemption_answer_alike() {
     // wrong code is counted alike.
     let mut answers = Vec::new();
     for base in [&pair.native.base, &pair.edge.base] {
-        let link = kratos(
-            base,
-            "/admin/recovery/link",
-            json!({ "identity_id": pair.ann["id"] }),
-        )
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap()["recovery_link"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let link = link_from(base, &pair.ann, None);
         let confirm = observe(client().get(&link).send().unwrap());
-        let code = kratos(
-            base,
-            "/admin/recovery/code",
-            json!({ "identity_id": pair.ann["id"] }),
-        )
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
-        let flow = code["recovery_link"]
-            .as_str()
-            .unwrap()
-            .split("flow=")
-            .nth(1)
-            .unwrap();
-        let wrong = if code["recovery_code"] == "000000" {
-            "111111"
-        } else {
-            "000000"
-        };
+        let code = code_from(base, &pair.ann);
+        let flow = code.flow.as_str();
         let form = FormToken::fetch_from(base, &format!("/self-service/recovery?flow={flow}"));
         let wrong = observe(form.post_to(
             base,
             "/self-service/recovery/code",
-            &[("flow", flow), ("code", wrong)],
+            &[("flow", flow), ("code", code.wrong)],
         ));
         answers.push((confirm, wrong));
     }
@@ -615,13 +586,13 @@ fn the_self_service_steps_before_redemption_answer_alike() {
     assert_eq!(answers[1].1.status, 400);
 }
 
-/// A link from the edge's admin route.
-fn edge_link(edge: &Edge, ann: &Value, return_to: Option<&str>) -> String {
+/// A recovery link from the Kratos admin route of the server at `base`.
+fn link_from(base: &str, ann: &Value, return_to: Option<&str>) -> String {
     let path = match return_to {
         Some(url) => format!("/admin/recovery/link?return_to={url}"),
         None => "/admin/recovery/link".into(),
     };
-    let response = kratos(&edge.base, &path, json!({ "identity_id": ann["id"] }))
+    let response = kratos(base, &path, json!({ "identity_id": ann["id"] }))
         .send()
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -631,12 +602,48 @@ fn edge_link(edge: &Edge, ann: &Value, return_to: Option<&str>) -> String {
         .to_string()
 }
 
+/// A recovery code from the Kratos admin route of the server at `base`.
+struct Code {
+    flow: String,
+    right: String,
+    /// A code that is not this one.
+    wrong: &'static str,
+}
+
+fn code_from(base: &str, ann: &Value) -> Code {
+    let response = kratos(
+        base,
+        "/admin/recovery/code",
+        json!({ "identity_id": ann["id"] }),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(response.status(), 201);
+    let code = response.json::<Value>().unwrap();
+    let right = code["recovery_code"].as_str().unwrap().to_string();
+    let flow = code["recovery_link"]
+        .as_str()
+        .unwrap()
+        .split("flow=")
+        .nth(1)
+        .unwrap();
+    Code {
+        flow: flow.to_string(),
+        wrong: if right == "000000" {
+            "111111"
+        } else {
+            "000000"
+        },
+        right,
+    }
+}
+
 #[test]
 fn the_edge_redeems_a_link_once_and_sends_the_person_to_its_return_to() {
     let native = Server::start();
     let ann = native.identity(Some("ann@example.com"));
     let edge = Edge::start(std::slice::from_ref(&ann));
-    let link = edge_link(&edge, &ann, Some(RETURN_URL));
+    let link = link_from(&edge.base, &ann, Some(RETURN_URL));
     // Opening the link consumes nothing, however often.
     for _ in 0..2 {
         let page = client().get(&link).send().unwrap();
@@ -666,7 +673,7 @@ fn the_edge_redeems_a_link_once_and_sends_the_person_to_its_return_to() {
         "This recovery link was already used"
     );
     // Without a return_to, the page that says so.
-    let link = edge_link(&edge, &ann, None);
+    let link = link_from(&edge.base, &ann, None);
     let plain = form.post_to(
         &edge.base,
         "/self-service/recovery/confirm",
@@ -725,7 +732,7 @@ fn of_32_concurrent_redemptions_of_one_link_at_the_edge_exactly_one_wins_100_tim
     let edge = Arc::new(Edge::start(std::slice::from_ref(&ann)));
     let form = Arc::new(FormToken::fetch_from(&edge.base, "/self-service/recovery"));
     for round in 0..100 {
-        let token = token_of(&edge_link(&edge, &ann, Some(RETURN_URL)));
+        let token = token_of(&link_from(&edge.base, &ann, Some(RETURN_URL)));
         let (edge, form) = (edge.clone(), form.clone());
         let statuses: Vec<u16> = at_once(32, move |_| {
             form.post_to(
@@ -749,28 +756,7 @@ fn concurrent_wrong_codes_at_the_edge_stop_exactly_at_the_attempt_limit() {
     let ann = native.identity(Some("ann@example.com"));
     let edge = Arc::new(Edge::start(std::slice::from_ref(&ann)));
     for round in 0..10 {
-        let code = kratos(
-            &edge.base,
-            "/admin/recovery/code",
-            json!({ "identity_id": ann["id"] }),
-        )
-        .send()
-        .unwrap()
-        .json::<Value>()
-        .unwrap();
-        let right = code["recovery_code"].as_str().unwrap().to_string();
-        let wrong = if right == "000000" {
-            "111111"
-        } else {
-            "000000"
-        };
-        let flow = code["recovery_link"]
-            .as_str()
-            .unwrap()
-            .split("flow=")
-            .nth(1)
-            .unwrap()
-            .to_string();
+        let Code { flow, right, wrong } = code_from(&edge.base, &ann);
         let form = Arc::new(FormToken::fetch_from(
             &edge.base,
             &format!("/self-service/recovery?flow={flow}"),
@@ -828,10 +814,10 @@ fn a_new_link_revokes_links_from_before_the_identity_index_existed() {
     let native = Server::start();
     let ann = native.identity(Some("ann@example.com"));
     let edge = Edge::start(std::slice::from_ref(&ann));
-    let old = edge_link(&edge, &ann, None);
+    let old = link_from(&edge.base, &ann, None);
     // A directory as earlier providers left it: credentials, no index.
     std::fs::remove_dir_all(edge.data.path().join("by-identity")).unwrap();
-    let new = edge_link(&edge, &ann, None);
+    let new = link_from(&edge.base, &ann, None);
     let page = client().get(&old).send().unwrap();
     assert_eq!(page.status(), 410);
     assert_eq!(
