@@ -19,7 +19,7 @@ class ComponentHook(BuildHookInterface):
         if not (repository / "host" / "Cargo.toml").exists():
             raise RuntimeError(
                 f"{wasm} is missing and there is no Reclaim checkout around "
-                "{self.root} to build it from: run `reclaim component --out` to it"
+                f"{self.root} to build it from: run `reclaim component --out` to it"
             )
         subprocess.run(
             ["cargo", "run", "--quiet", "--locked", "-p", "reclaim", "--",
