@@ -1,7 +1,7 @@
 // Writes the component embedded in the Rust host's `reclaim` binary (the
 // same bytes) to gen/reclaim.wasm, then transpiles it with jco.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -17,4 +17,20 @@ execFileSync(
   process.execPath,
   [path.join(root, 'node_modules/@bytecodealliance/jco/dist/jco.js'), 'transpile', wasm, '-o', path.join(root, 'gen/reclaim'), '--instantiation', 'async', '--quiet'],
   { stdio: 'inherit' },
+);
+
+// jco's instantiate calls `WebAssembly.promising` (JSPI) on every export
+// and catches the TypeError where Node.js lacks it (Node 20). V8 builds that
+// error's message by reparsing the calling function, here the whole 400 KB
+// instantiation, so each try cost about 6 ms, seven times per instance: most
+// of an operation. The same fallback, without the throw.
+const glue = path.join(root, 'gen/reclaim/reclaim.js');
+const generated = readFileSync(glue, 'utf8');
+writeFileSync(
+  glue,
+  `${generated.replaceAll('WebAssembly.promising(', 'jspiPromising(')}
+function jspiPromising(f) {
+  return typeof WebAssembly.promising === 'function' ? WebAssembly.promising(f) : f;
+}
+`,
 );
