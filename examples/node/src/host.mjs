@@ -357,8 +357,11 @@ export class ReclaimHost {
         `--${boundary}`, 'Content-Type: text/html; charset=utf-8', '', m.html_body, `--${boundary}--`, '',
       ].join('\r\n');
       const file = path.join(this.#outboxDir, `${m.id}.eml`);
-      await writeFile(`${file}.partial`, eml);
-      await rename(`${file}.partial`, file);
+      // Two processes may deliver the same row at once: each writes under a
+      // name of its own, and the second rename puts the same bytes in place.
+      const partial = `${file}.${randomUUID()}.partial`;
+      await writeFile(partial, eml);
+      await rename(partial, file);
       this.#db.prepare("UPDATE outbox SET status = 'sent' WHERE id = ? AND status = 'queued'").run(m.id);
     }
   }
