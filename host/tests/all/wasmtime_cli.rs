@@ -145,12 +145,14 @@ fn wasmtime_run_creates_a_link_that_a_second_run_redeems_once() {
     );
 }
 
-/// Separate `wasmtime run` processes over one directory: the rename that
-/// consumes a credential is the only thing standing between them.
 const RACERS: usize = 32;
 
+/// Separate `wasmtime run` processes over one directory: the rename that
+/// consumes a credential is the only thing standing between them.
 #[test]
 fn of_32_concurrent_wasmtime_processes_exactly_one_redeems() {
+    // Found once, so the racers start as close together as they can.
+    let wasmtime = tool("wasmtime");
     let wasm = composed();
     let data = data_dir();
     let created = invoke(
@@ -167,7 +169,7 @@ fn of_32_concurrent_wasmtime_processes_exactly_one_redeems() {
     let call = format!(r#"redeem-link("{token}")"#);
     let children: Vec<_> = (0..RACERS)
         .map(|_| {
-            Command::new(tool("wasmtime"))
+            Command::new(&wasmtime)
                 .args(["run", "--dir", &mount, "--invoke", &call])
                 .arg(wasm)
                 .stdout(std::process::Stdio::piped())
