@@ -25,6 +25,7 @@ struct Row {
     used: bool,
     revoked: bool,
     failed: u32,
+    last_failed_at: u64,
 }
 
 /// In-process imports, as plain as the host's in-memory storage.
@@ -79,6 +80,7 @@ impl Capabilities for InMemory {
                 used: false,
                 revoked: false,
                 failed: 0,
+                last_failed_at: 0,
             },
         );
     }
@@ -128,17 +130,26 @@ impl Capabilities for InMemory {
             failed_attempts: row.failed,
         })
     }
-    fn record_failed_attempt(&self, flow_id: &str, max_failed: u32, _now: u64) -> u32 {
+    fn record_failed_attempt(&self, flow_id: &str, max_failed: u32, now: u64) -> u32 {
         let key = self.flows.borrow().get(flow_id).cloned();
         let mut rows = self.rows.borrow_mut();
         match key.and_then(|k| rows.get_mut(&k)) {
             Some(row) => {
                 row.failed += 1;
+                row.last_failed_at = now;
                 row.revoked |= row.failed >= max_failed;
                 row.failed
             }
             None => max_failed,
         }
+    }
+    fn identity_failed_attempts(&self, identity_id: &str, since: u64) -> u32 {
+        self.rows
+            .borrow()
+            .values()
+            .filter(|row| row.credential.identity_id == identity_id && row.last_failed_at > since)
+            .map(|row| row.failed)
+            .sum()
     }
     fn revoke_identity(&self, identity_id: &str, kind: Option<CredentialKind>, now: u64) -> u32 {
         let mut rows = self.rows.borrow_mut();
@@ -172,6 +183,8 @@ impl Capabilities for InMemory {
             // The default, as in the host's in-memory benchmark.
             revoke_older_links: true,
             max_code_attempts: 5,
+            max_code_attempts_per_identity: 10,
+            code_attempt_window_ns: 3_600_000_000_000,
             notify_unknown_recipients: false,
         }
     }

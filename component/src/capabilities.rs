@@ -25,6 +25,7 @@ pub trait Capabilities {
     fn find(&self, keys: &[String], kind: CredentialKind, now: u64) -> Option<CredentialStatus>;
     fn code_for_flow(&self, flow_id: &str, now: u64) -> Option<CredentialStatus>;
     fn record_failed_attempt(&self, flow_id: &str, max_failed: u32, now: u64) -> u32;
+    fn identity_failed_attempts(&self, identity_id: &str, since: u64) -> u32;
     fn revoke_identity(&self, identity_id: &str, kind: Option<CredentialKind>, now: u64) -> u32;
     fn queue(&self, message: &Message) -> Result<(), String>;
     fn settings(&self) -> Settings;
@@ -77,6 +78,10 @@ impl Capabilities for WitImports {
 
     fn record_failed_attempt(&self, flow_id: &str, max_failed: u32, now: u64) -> u32 {
         storage::record_failed_attempt(flow_id, max_failed, now)
+    }
+
+    fn identity_failed_attempts(&self, identity_id: &str, since: u64) -> u32 {
+        storage::identity_failed_attempts(identity_id, since)
     }
 
     fn revoke_identity(&self, identity_id: &str, kind: Option<CredentialKind>, now: u64) -> u32 {

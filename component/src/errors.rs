@@ -65,6 +65,23 @@ pub fn too_many_attempts() -> RecoveryError {
     )
 }
 
+/// Past the per-identity cap; the same kind as a flow's, so hosts answer it
+/// alike.
+pub fn too_many_identity_attempts() -> RecoveryError {
+    error(
+        ErrorKind::TooManyAttempts,
+        "Too many wrong codes were submitted for this account. Please try again later.",
+    )
+}
+
+/// A credential issued for an address the identity no longer has.
+pub fn readdressed_credential() -> RecoveryError {
+    error(
+        ErrorKind::CredentialRevoked,
+        "This recovery link or code was sent to an email address the account no longer has. Please request a new one.",
+    )
+}
+
 pub fn inactive_identity() -> RecoveryError {
     error(ErrorKind::IdentityInactive, "This account was disabled.")
 }

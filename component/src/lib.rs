@@ -103,6 +103,13 @@ impl Guest for Component {
     fn notify_password_changed(identity: IdentityRef) -> Result<(), RecoveryError> {
         Recovery::new(&WitImports)?.notify_password_changed(&identity)
     }
+
+    fn notify_address_changed(
+        identity: IdentityRef,
+        old_address: String,
+    ) -> Result<(), RecoveryError> {
+        Recovery::new(&WitImports)?.notify_address_changed(&identity, &old_address)
+    }
 }
 
 // Exported only from the wasm build: a native cdylib can't carry the

@@ -79,6 +79,15 @@ pub fn code_key(secret: &[u8], flow_id: &str, code: &str) -> String {
     )
 }
 
+/// The key of the address a credential was issued for, under one secret:
+/// addresses compare case-insensitively, as the directory looks them up.
+pub fn address_key(secret: &[u8], address: &str) -> String {
+    keyed_hash(
+        secret,
+        &[b"reclaim/address", address.trim().to_lowercase().as_bytes()],
+    )
+}
+
 /// HMAC-SHA256 over NUL-separated parts (none of them contains a NUL), as
 /// lower-case hex.
 fn keyed_hash(secret: &[u8], parts: &[&[u8]]) -> String {

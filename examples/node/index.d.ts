@@ -42,6 +42,10 @@ export interface Settings {
   maxLifespanSeconds?: number;
   revokeOlderLinks?: boolean;
   maxCodeAttempts?: number;
+  /** Wrong codes an identity survives across its flows (default 10). */
+  maxCodeAttemptsPerIdentity?: number;
+  /** The window of `maxCodeAttemptsPerIdentity`, in seconds (default 3600). */
+  codeAttemptWindowSeconds?: number;
   notifyUnknownRecipients?: boolean;
 }
 

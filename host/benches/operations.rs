@@ -107,6 +107,7 @@ fn credential(i: u64, identity: &str) -> Credential {
         issued_at: 0,
         expires_at: u64::MAX / 2,
         return_to: None,
+        address_key: None,
     }
 }
 

@@ -24,14 +24,26 @@ pub trait Directory {
     }
 }
 
-/// A new identity for the built-in directory.
-#[derive(Clone, Debug, Default)]
+/// A new identity for the built-in directory, or every field of one that
+/// replaces it.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewIdentity {
     pub email: Option<String>,
     pub display_name: Option<String>,
     pub locale: Option<String>,
     pub active: bool,
+    /// The platform's own id for this person, unique when set.
+    pub external_id: Option<String>,
+    /// Whether the account has a second factor.
+    pub second_factor: bool,
+    /// Kratos' `metadata_public`, kept as given.
+    pub metadata_public: Option<serde_json::Value>,
+    /// Kratos' `metadata_admin`, without the keys Reclaim owns.
+    pub metadata_admin: Option<serde_json::Value>,
 }
+
+/// Longest external id accepted.
+const MAX_EXTERNAL_ID_CHARS: usize = 256;
 
 /// Longest display name accepted: a name, not a document.
 const MAX_NAME_CHARS: usize = 256;
@@ -60,6 +72,15 @@ impl NewIdentity {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-'))
         {
             anyhow::bail!("the locale {locale:?} is not a BCP 47 language tag");
+        }
+        if let Some(external_id) = &self.external_id
+            && (external_id.is_empty()
+                || external_id.chars().count() > MAX_EXTERNAL_ID_CHARS
+                || external_id.chars().any(char::is_control))
+        {
+            anyhow::bail!(
+                "the external id must be 1 to {MAX_EXTERNAL_ID_CHARS} characters without control characters"
+            );
         }
         Ok(())
     }

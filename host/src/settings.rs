@@ -139,6 +139,11 @@ pub struct Settings {
     pub revoke_older_links: bool,
     /// Wrong codes a code flow survives.
     pub max_code_attempts: u32,
+    /// Wrong codes an identity survives across its flows within
+    /// `code_attempt_window`.
+    pub max_code_attempts_per_identity: u32,
+    /// The window of `max_code_attempts_per_identity`.
+    pub code_attempt_window: Duration,
     /// Whether unknown addresses get an "account access attempted" note.
     pub notify_unknown_recipients: bool,
     /// Mail template overrides.
@@ -146,7 +151,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Kratos' defaults (1 hour links, 5 code attempts) with the given URL and
+    /// Kratos' defaults (1 hour links, 5 code attempts per flow; 10 per
+    /// identity an hour) with the given URL and
     /// secrets; a maximum lifespan of one day.
     pub fn new(public_url: impl Into<String>, secrets: Vec<Secret>) -> Self {
         Self {
@@ -156,6 +162,8 @@ impl Settings {
             secrets,
             revoke_older_links: true,
             max_code_attempts: 5,
+            max_code_attempts_per_identity: 10,
+            code_attempt_window: Duration::from_secs(3600),
             notify_unknown_recipients: false,
             templates: Templates::default(),
         }
@@ -169,6 +177,8 @@ impl Settings {
             secrets: self.secrets.iter().map(|s| s.0.clone()).collect(),
             revoke_older_links: self.revoke_older_links,
             max_code_attempts: self.max_code_attempts,
+            max_code_attempts_per_identity: self.max_code_attempts_per_identity,
+            code_attempt_window_ns: duration_nanos(self.code_attempt_window),
             notify_unknown_recipients: self.notify_unknown_recipients,
         }
     }

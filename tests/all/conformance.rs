@@ -48,6 +48,7 @@ fn run(path: &std::path::Path) {
             display_name: Some(name.clone()),
             locale: spec["locale"].as_str().map(Into::into),
             active: spec["active"].as_bool().unwrap(),
+            ..Default::default()
         });
         ids.insert(name.clone(), identity);
     }

@@ -8,7 +8,10 @@ use anyhow::{Result, bail};
 use reclaim::directory::Directory;
 use reclaim::mail::{Outbox, QueuedMail};
 use reclaim::storage::SqliteStorage;
-use reclaim::storage::{CredentialStore, Job, NewSession, RequestQueue, SessionStore, UnitOfWork};
+use reclaim::storage::{
+    Completed, CredentialStore, IdentityRecord, IdentityStore, Job, NewSession, RequestQueue,
+    SessionStore, UnitOfWork,
+};
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
 use reclaim::{
     EmailOptions, Error, ErrorKind, Identity, Limits, NewIdentity, Reclaim, Runtime, Storage,
@@ -93,6 +96,9 @@ impl CredentialStore for FailingWork {
     fn record_failed_attempt(&mut self, flow_id: &str, max: u32, now: u64) -> Result<u32> {
         self.0.record_failed_attempt(flow_id, max, now)
     }
+    fn identity_failed_attempts(&mut self, identity_id: &str, since: u64) -> Result<u32> {
+        self.0.identity_failed_attempts(identity_id, since)
+    }
     fn revoke_identity(
         &mut self,
         identity_id: &str,
@@ -132,6 +138,39 @@ impl SessionStore for FailingWork {
     }
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
         self.0.end_sessions(identity_id, now)
+    }
+    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+        self.0.session_is_live(identity_id, key, now)
+    }
+    fn complete_session(
+        &mut self,
+        identity_id: &str,
+        key: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<Option<Completed>> {
+        self.0
+            .complete_session(identity_id, key, password_hash, now)
+    }
+}
+
+impl IdentityStore for FailingWork {
+    fn identity_record_in(&mut self, id: &str) -> Result<Option<IdentityRecord>> {
+        self.0.identity_record_in(id)
+    }
+    fn insert_identity(&mut self, id: &str, new: &NewIdentity, now: u64) -> Result<IdentityRecord> {
+        self.0.insert_identity(id, new, now)
+    }
+    fn replace_identity(
+        &mut self,
+        id: &str,
+        new: &NewIdentity,
+        now: u64,
+    ) -> Result<Option<IdentityRecord>> {
+        self.0.replace_identity(id, new, now)
+    }
+    fn delete_identity(&mut self, id: &str) -> Result<bool> {
+        self.0.delete_identity(id)
     }
 }
 
@@ -311,9 +350,10 @@ fn a_first_release_database_upgrades_in_place() {
     let version: i64 = upgraded
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Three migrations: the issue-10 tables, the rate-limit counters, and
-    // request claims.
-    assert_eq!(version, 3, "migrated once, however often opened");
+    // Four migrations: the issue-10 tables, the rate-limit counters,
+    // request claims, and credentials' addresses with the identity admin
+    // API's columns.
+    assert_eq!(version, 4, "migrated once, however often opened");
     let counters: i64 = upgraded
         .query_row("SELECT count(*) FROM rate_limits", [], |r| r.get(0))
         .unwrap();

@@ -21,6 +21,7 @@ fn credential(n: u64) -> Credential {
         issued_at: 0,
         expires_at: u64::MAX / 2,
         return_to: None,
+        address_key: None,
     }
 }
 

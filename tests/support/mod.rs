@@ -90,6 +90,7 @@ impl TestEnv {
             display_name: Some("Ann Example".into()),
             locale: locale.map(Into::into),
             active: true,
+            ..Default::default()
         })
     }
 

@@ -4,6 +4,8 @@
 //! from the same definitions here, so the two can't drift:
 //!
 //! - [`kratos`]: Ory Kratos' admin recovery bodies and `errorGeneric`;
+//! - [`identities`]: Kratos' identity admin bodies (served by `reclaim
+//!   serve` only: the edge reads its directory from a file);
 //! - [`authentik`]: authentik's recovery bodies, its error shapes and its
 //!   `hours=1;minutes=30` durations;
 //! - [`checks`]: identity ids, `return_to` against the allow-list, and
@@ -22,6 +24,7 @@ pub mod authentik;
 pub mod checks;
 pub mod csrf;
 pub mod headers;
+pub mod identities;
 pub mod kratos;
 pub mod pages;
 pub mod refusal;

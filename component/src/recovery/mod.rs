@@ -48,10 +48,10 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
                 "the public URL must be an absolute http(s) URL without query or fragment",
             ));
         }
-        if settings.max_code_attempts == 0 {
+        if settings.max_code_attempts == 0 || settings.max_code_attempts_per_identity == 0 {
             return Err(error(
                 ErrorKind::Misconfigured,
-                "max-code-attempts must be at least 1",
+                "max-code-attempts and max-code-attempts-per-identity must be at least 1",
             ));
         }
         Ok(Self { caps, settings })
@@ -114,8 +114,10 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
     ) -> Credential {
         let flow_id = tokens::draw_flow_id(&mut self.random());
         let now = self.caps.now();
+        let secret = &self.settings.secrets[0];
         Credential {
-            key: key(&self.settings.secrets[0], &flow_id),
+            key: key(secret, &flow_id),
+            address_key: address_of(identity).map(|address| tokens::address_key(secret, address)),
             kind,
             identity_id: identity.id.clone(),
             flow_id,
@@ -135,7 +137,31 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         self.caps.insert(credential);
     }
 
+    /// Whether `identity` still has the address `credential` was issued
+    /// for (under any secret, so rotation keeps outstanding links).
+    pub(super) fn still_addressed(&self, credential: &Credential, identity: &Identity) -> bool {
+        match (&credential.address_key, address_of(identity)) {
+            (None, None) => true,
+            (Some(stored), Some(address)) => {
+                let candidates: Vec<String> = self
+                    .settings
+                    .secrets
+                    .iter()
+                    .map(|s| tokens::address_key(s, address))
+                    .collect();
+                tokens::matches_any(stored, &candidates)
+            }
+            _ => false,
+        }
+    }
+
     pub(super) fn random(&self) -> impl FnMut(&mut [u8]) + '_ {
         |buf| self.caps.fill_random(buf)
     }
+}
+
+/// The identity's address, if it has one: a directory may answer an empty
+/// string for none.
+pub(super) fn address_of(identity: &Identity) -> Option<&str> {
+    identity.email.as_deref().filter(|e| !e.trim().is_empty())
 }

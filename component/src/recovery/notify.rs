@@ -126,6 +126,37 @@ impl<C: Capabilities> Recovery<'_, C> {
             .map_err(mail_rejected)
     }
 
+    pub fn notify_address_changed(&self, who: &IdentityRef, old_address: &str) -> Outcome<()> {
+        let identity = self.identity(who)?;
+        let old_address = old_address.trim();
+        if !looks_like_email(old_address) {
+            return Err(error(
+                ErrorKind::InvalidArgument,
+                "\"old-address\" must be an email address",
+            ));
+        }
+        let ctx = context! {
+            name => identity.display_name,
+            email => old_address,
+            new_email => identity.email,
+        };
+        let mail = self.render(
+            mail_rendering::ADDRESS_CHANGED,
+            identity.locale.as_deref(),
+            &ctx,
+            None,
+        )?;
+        self.caps
+            .queue(&message(
+                old_address,
+                identity.display_name.as_deref(),
+                mail,
+                mail_rendering::ADDRESS_CHANGED,
+                None,
+            ))
+            .map_err(mail_rejected)
+    }
+
     /// Renders and queues the mail first: only once the mailer took it are
     /// older credentials revoked (when `replaces_older`) and the new one
     /// stored, so a refused message leaves nothing behind.

@@ -8,7 +8,8 @@ use crate::bindings::reclaim::recovery::{
 };
 use crate::capabilities::Capabilities;
 use crate::errors::{
-    error, inactive_credential, inactive_identity, too_many_attempts, unknown_credential,
+    error, inactive_credential, inactive_identity, readdressed_credential, too_many_attempts,
+    too_many_identity_attempts, unknown_credential,
 };
 use crate::tokens;
 
@@ -76,6 +77,17 @@ impl<C: Capabilities> Recovery<'_, C> {
         if status.state != CredentialState::Active {
             return Err(inactive_credential(status.state, "code"));
         }
+        // Every code of the identity counts against one cap as well, so that
+        // more flows don't bring more guesses. Checked before the code is: a
+        // right code past the cap would otherwise still tell a guesser it
+        // was right.
+        let identity_max = self.settings.max_code_attempts_per_identity;
+        let since = now.saturating_sub(self.settings.code_attempt_window_ns);
+        let identity_id = status.credential.identity_id.clone();
+        let identity_failed = self.caps.identity_failed_attempts(&identity_id, since);
+        if identity_failed >= identity_max {
+            return Err(too_many_identity_attempts());
+        }
         let keys: Vec<String> = self
             .settings
             .secrets
@@ -87,7 +99,10 @@ impl<C: Capabilities> Recovery<'_, C> {
             if failed >= max {
                 return Err(too_many_attempts());
             }
-            let left = max - failed;
+            if identity_failed + 1 >= identity_max {
+                return Err(too_many_identity_attempts());
+            }
+            let left = (max - failed).min(identity_max - identity_failed - 1);
             return Err(error(
                 ErrorKind::CodeIncorrect,
                 format!(
@@ -120,11 +135,15 @@ impl<C: Capabilities> Recovery<'_, C> {
         credential: Credential,
         now: u64,
     ) -> Outcome<Redemption> {
+        // A credential its holder may no longer use (the account disabled,
+        // or its address changed since) stays used, but takes nothing else
+        // with it: whoever holds an old mailbox must not be able to kill the
+        // links the account's current address was sent.
+        self.holder_may_recover(&credential)?;
         // Whoever holds one credential of an identity now holds the account:
         // every other way in dies with this one.
         self.caps
             .revoke_identity(&credential.identity_id, None, now);
-        self.holder_may_recover(&credential)?;
         Ok(Redemption {
             identity_id: credential.identity_id,
             flow_id: credential.flow_id,
@@ -132,15 +151,18 @@ impl<C: Capabilities> Recovery<'_, C> {
         })
     }
 
-    /// Whether the identity a credential recovers still exists and is
-    /// active.
+    /// Whether the identity a credential recovers still exists, is active
+    /// and still has the address the credential was issued for.
     pub(super) fn holder_may_recover(&self, credential: &Credential) -> Outcome<()> {
         match self
             .caps
             .identity(&IdentityRef::Id(credential.identity_id.clone()))
         {
-            Some(identity) if identity.active => Ok(()),
-            Some(_) => Err(inactive_identity()),
+            Some(identity) if !identity.active => Err(inactive_identity()),
+            Some(identity) if !self.still_addressed(credential, &identity) => {
+                Err(readdressed_credential())
+            }
+            Some(_) => Ok(()),
             None => Err(error(
                 ErrorKind::IdentityNotFound,
                 "The identity of this credential no longer exists.",

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS identities (
 CREATE TABLE IF NOT EXISTS credentials (
   key TEXT PRIMARY KEY, kind TEXT NOT NULL, identity_id TEXT NOT NULL, flow_id TEXT NOT NULL UNIQUE,
   issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, return_to TEXT,
-  used_at INTEGER, revoked_at INTEGER, failed_attempts INTEGER NOT NULL DEFAULT 0);
+  used_at INTEGER, revoked_at INTEGER, failed_attempts INTEGER NOT NULL DEFAULT 0,
+  address_key TEXT, last_failed_at INTEGER);
 CREATE INDEX IF NOT EXISTS credentials_by_identity ON credentials (identity_id);
 CREATE TABLE IF NOT EXISTS outbox (
   id TEXT PRIMARY KEY, recipient TEXT NOT NULL, to_name TEXT, subject TEXT NOT NULL,
@@ -87,6 +88,7 @@ export class ReclaimHost {
    * Opens (or creates) the SQLite file at `dbPath`. `settings`: `publicUrl`,
    * `secrets` (strings, newest first), `defaultLifespanSeconds`,
    * `maxLifespanSeconds`, `revokeOlderLinks`, `maxCodeAttempts`,
+   * `maxCodeAttemptsPerIdentity`, `codeAttemptWindowSeconds`,
    * `notifyUnknownRecipients`.
    */
   static async open({ dbPath, outboxDir, settings, clock = new SystemClock(), observe }) {
@@ -101,6 +103,12 @@ export class ReclaimHost {
     host.#db.pragma('journal_mode = WAL');
     host.#db.pragma('synchronous = FULL');
     host.#db.exec(SCHEMA);
+    // Files made before credentials carried their address and latest wrong
+    // code get the columns in place.
+    const columns = new Set(host.#db.prepare('PRAGMA table_info(credentials)').all().map((c) => c.name));
+    for (const column of ['address_key TEXT', 'last_failed_at INTEGER']) {
+      if (!columns.has(column.split(' ')[0])) host.#db.exec(`ALTER TABLE credentials ADD COLUMN ${column}`);
+    }
     host.#outboxDir = outboxDir;
     host.settings = settings;
     host.clock = clock;
@@ -226,6 +234,7 @@ export class ReclaimHost {
       issuedAt: BigInt(row.issued_at),
       expiresAt: BigInt(row.expires_at),
       returnTo: row.return_to ?? undefined,
+      addressKey: row.address_key ?? undefined,
     };
   }
 
@@ -261,8 +270,8 @@ export class ReclaimHost {
       },
       'reclaim:recovery/storage': {
         insert(c) {
-          sql('INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-            c.key, c.kind, c.identityId, c.flowId, c.issuedAt, c.expiresAt, c.returnTo ?? null,
+          sql('INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to, address_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
+            c.key, c.kind, c.identityId, c.flowId, c.issuedAt, c.expiresAt, c.returnTo ?? null, c.addressKey ?? null,
           ]);
         },
         consume(keys, kind, now, maxFailed) {
@@ -287,11 +296,18 @@ export class ReclaimHost {
           return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: Number(row.failed_attempts) };
         },
         recordFailedAttempt(flowId, maxFailed, now) {
-          sql(`UPDATE credentials SET failed_attempts = failed_attempts + 1,
+          sql(`UPDATE credentials SET failed_attempts = failed_attempts + 1, last_failed_at = ?,
                revoked_at = CASE WHEN failed_attempts + 1 >= ? AND revoked_at IS NULL AND used_at IS NULL THEN ? ELSE revoked_at END
-               WHERE flow_id = ? AND kind = 'code'`, [maxFailed, now, flowId]);
+               WHERE flow_id = ? AND kind = 'code'`, [now, maxFailed, now, flowId]);
           const [row] = host.query("SELECT failed_attempts FROM credentials WHERE flow_id = ? AND kind = 'code'", [flowId]);
           return row ? Number(row.failed_attempts) : maxFailed;
+        },
+        identityFailedAttempts(identityId, since) {
+          // Every operation is one immediate transaction: nothing else
+          // counts for the identity until this one commits.
+          const [row] = host.query(`SELECT coalesce(sum(failed_attempts), 0) AS n FROM credentials
+               WHERE identity_id = ? AND kind = 'code' AND last_failed_at > ?`, [identityId, since]);
+          return Number(row.n);
         },
         revokeIdentity(identityId, kind, now) {
           return sql(`UPDATE credentials SET revoked_at = ? WHERE identity_id = ? AND used_at IS NULL AND revoked_at IS NULL
@@ -319,6 +335,8 @@ export class ReclaimHost {
             secrets: s.secrets.map((secret) => new TextEncoder().encode(secret)),
             revokeOlderLinks: s.revokeOlderLinks ?? true,
             maxCodeAttempts: s.maxCodeAttempts ?? 5,
+            maxCodeAttemptsPerIdentity: s.maxCodeAttemptsPerIdentity ?? 10,
+            codeAttemptWindowNs: BigInt(s.codeAttemptWindowSeconds ?? 3600) * 1_000_000_000n,
             notifyUnknownRecipients: s.notifyUnknownRecipients ?? false,
           };
         },

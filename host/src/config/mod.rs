@@ -183,6 +183,14 @@ impl Config {
         if !(1..=255).contains(&settings.max_code_attempts) {
             bail!("max_code_attempts must be between 1 and 255");
         }
+        settings.max_code_attempts_per_identity = o.max_code_attempts_per_identity.unwrap_or(10);
+        if !(1..=10_000).contains(&settings.max_code_attempts_per_identity) {
+            bail!("max_code_attempts_per_identity must be between 1 and 10000");
+        }
+        settings.code_attempt_window = duration(
+            "code_attempt_window",
+            o.code_attempt_window.as_deref().unwrap_or("1h"),
+        )?;
         settings.notify_unknown_recipients = o.notify_unknown_recipients.unwrap_or(false);
         if let Some(dir) = &o.templates {
             settings.templates = Templates::load(dir)?;

@@ -45,6 +45,13 @@ pub struct Options {
     /// Wrong codes a code flow survives, 1 to 255 [default: 5]
     #[arg(long, env = "RECLAIM_MAX_CODE_ATTEMPTS", global = true)]
     pub max_code_attempts: Option<u32>,
+    /// Wrong codes an identity survives across all its flows within
+    /// `code_attempt_window`, 1 to 10000 [default: 10]
+    #[arg(long, env = "RECLAIM_MAX_CODE_ATTEMPTS_PER_IDENTITY", global = true)]
+    pub max_code_attempts_per_identity: Option<u32>,
+    /// The window of `max_code_attempts_per_identity` [default: 1h]
+    #[arg(long, env = "RECLAIM_CODE_ATTEMPT_WINDOW", global = true)]
+    pub code_attempt_window: Option<String>,
     /// Mail unknown addresses an "account access attempted" note [default: false]
     #[arg(long, env = "RECLAIM_NOTIFY_UNKNOWN_RECIPIENTS", global = true)]
     pub notify_unknown_recipients: Option<bool>,
@@ -198,6 +205,10 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         max_lifespan: over.max_lifespan.or(base.max_lifespan),
         revoke_older_links: over.revoke_older_links.or(base.revoke_older_links),
         max_code_attempts: over.max_code_attempts.or(base.max_code_attempts),
+        max_code_attempts_per_identity: over
+            .max_code_attempts_per_identity
+            .or(base.max_code_attempts_per_identity),
+        code_attempt_window: over.code_attempt_window.or(base.code_attempt_window),
         notify_unknown_recipients: over
             .notify_unknown_recipients
             .or(base.notify_unknown_recipients),

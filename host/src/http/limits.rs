@@ -26,8 +26,16 @@ pub async fn request_limits(State(app): State<AppState>, request: Request, next:
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return refusal(&app, &path, StatusCode::PAYLOAD_TOO_LARGE, BODY_TOO_LARGE);
+    let (max, too_large) = if reclaim_wire::identities::is_identity_admin_path(&path) {
+        (
+            reclaim_wire::identities::MAX_IDENTITY_BODY_BYTES,
+            "The request body is larger than 8 MiB.",
+        )
+    } else {
+        (MAX_BODY_BYTES, BODY_TOO_LARGE)
+    };
+    if declared.is_some_and(|length| length > max as u64) {
+        return refusal(&app, &path, StatusCode::PAYLOAD_TOO_LARGE, too_large);
     }
     let limit = app.config.server.request_timeout;
     let mut response = match tokio::time::timeout(limit, next.run(request)).await {

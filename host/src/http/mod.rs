@@ -1,9 +1,11 @@
-//! `reclaim serve`: the seed systems' HTTP APIs (Kratos' admin recovery,
-//! authentik's user recovery), the self-service pages, health and OpenAPI.
+//! `reclaim serve`: the seed systems' HTTP APIs (Kratos' admin recovery and
+//! identities, authentik's user recovery), the self-service pages, health
+//! and OpenAPI.
 //! Every recovery request goes through the component.
 
 pub mod authentik;
 mod connections;
+pub mod identities;
 pub mod kratos;
 pub mod limits;
 pub mod observe;
@@ -58,9 +60,30 @@ impl utoipa::Modify for AdminToken {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let kratos = || {
+        // The identity routes take batches of a few MiB; the limit is
+        // applied after the token is checked, so only an administrator can
+        // make the server read that much.
+        let identities = OpenApiRouter::new()
+            .routes(routes!(
+                identities::create_identity,
+                identities::list_identities,
+                identities::batch_patch_identities
+            ))
+            .routes(routes!(
+                identities::get_identity,
+                identities::update_identity,
+                identities::patch_identity,
+                identities::delete_identity
+            ))
+            .routes(routes!(identities::get_identity_by_external_id))
+            .routes(routes!(identities::delete_identity_sessions))
+            .layer(DefaultBodyLimit::max(
+                reclaim_wire::identities::MAX_IDENTITY_BODY_BYTES,
+            ));
         OpenApiRouter::new()
             .routes(routes!(kratos::create_recovery_link))
             .routes(routes!(kratos::create_recovery_code))
+            .merge(identities)
             .route_layer(middleware::from_fn_with_state(state.clone(), kratos_auth))
     };
     let authentik = OpenApiRouter::new()
@@ -84,6 +107,7 @@ pub fn router(state: AppState) -> Router {
             self_service::password::set_password
         ))
         .routes(routes!(stylesheet))
+        .routes(routes!(identities::identity_schema))
         .routes(routes!(openapi_document))
         .merge(
             OpenApiRouter::new()

@@ -1,10 +1,14 @@
 //! The recovery operations as a Rust API: each one runs the component once,
 //! inside one unit of work that commits only if the component returned, and
 //! answers with a [`Pending`]: `.wait()` for it on a thread, or `.await` it.
-//! Issuing (`issue`) and redeeming (`redeem`) each have a file.
+//! Issuing (`issue`), redeeming (`redeem`), the sessions a redemption
+//! opens (`sessions`) and the identity admin API's writes (`identities`)
+//! each have a file.
 
+mod identities;
 mod issue;
 mod redeem;
+mod sessions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -234,6 +238,55 @@ impl Reclaim {
             answer
         })
     }
+}
+
+impl Reclaim {
+    /// Runs `work`, a host operation that needs no component call, in a
+    /// unit of work of its own, counted and admitted like the component's
+    /// operations; `work` commits the unit or drops it.
+    fn unit<T: Send + 'static>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce(Box<dyn UnitOfWork>, u64) -> Result<T, Error> + Send + 'static,
+    ) -> Pending<T, Error> {
+        let admitted = match self.admission.admit() {
+            Ok(admitted) => admitted,
+            Err(overloaded) => {
+                count(operation, overloaded.outcome());
+                return Pending::ready(Err(overloaded));
+            }
+        };
+        let now = self.clock.now_nanos();
+        crate::storage::submit(&*self.storage, move |unit| {
+            let _admitted = admitted;
+            let answer = work(unit, now);
+            count(
+                operation,
+                answer.as_ref().err().map_or("ok", Error::outcome),
+            );
+            answer
+        })
+    }
+}
+
+/// A refusal made by the host, in the component's shape.
+pub(crate) fn refusal(
+    kind: crate::ErrorKind,
+    code: u16,
+    reason: &str,
+    message: impl Into<String>,
+) -> Error {
+    let status = axum::http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error");
+    Error::Refused(RecoveryError {
+        kind,
+        code,
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.into(),
+    })
 }
 
 /// Counts one operation's outcome: `reclaim_operations_total` by

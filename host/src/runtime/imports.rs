@@ -171,13 +171,24 @@ impl storage::Host for HostState {
         self.timed(|work| work.record_failed_attempt(&flow_id, max_failed_attempts, now))
     }
 
+    fn identity_failed_attempts(&mut self, identity_id: String, since: u64) -> Result<u32> {
+        self.timed(|work| work.identity_failed_attempts(&identity_id, since))
+    }
+
     fn revoke_identity(
         &mut self,
         identity_id: String,
         kind: Option<CredentialKind>,
         now: u64,
     ) -> Result<u32> {
-        self.timed(|work| work.revoke_identity(&identity_id, kind, now))
+        self.timed(|work| {
+            let revoked = work.revoke_identity(&identity_id, kind, now)?;
+            // The WIT rule: revoking every kind ends the recovery session too.
+            if kind.is_none() {
+                work.end_sessions(&identity_id, now)?;
+            }
+            Ok(revoked)
+        })
     }
 }
 

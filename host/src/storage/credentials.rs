@@ -29,6 +29,10 @@ pub trait CredentialStore {
         max_failed_attempts: u32,
         now: u64,
     ) -> Result<u32>;
+    /// Wrong codes of the identity's code credentials whose latest wrong
+    /// code came after `since` (see the WIT docs: exclusive per identity
+    /// from here to the end of the unit).
+    fn identity_failed_attempts(&mut self, identity_id: &str, since: u64) -> Result<u32>;
     fn revoke_identity(
         &mut self,
         identity_id: &str,
@@ -44,6 +48,8 @@ pub struct CredentialRecord {
     pub used: bool,
     pub revoked: bool,
     pub failed_attempts: u32,
+    /// When its latest wrong code came (0: never).
+    pub last_failed_at: u64,
 }
 
 impl CredentialRecord {
@@ -54,6 +60,7 @@ impl CredentialRecord {
             used: false,
             revoked: false,
             failed_attempts: 0,
+            last_failed_at: 0,
         }
     }
 
@@ -121,6 +128,7 @@ mod tests {
             issued_at: 0,
             expires_at,
             return_to: None,
+            address_key: None,
         })
     }
 

@@ -1,20 +1,66 @@
-//! The built-in identity directory's administration (the component reads
-//! it through [`crate::Directory`], inside a unit of work).
+//! The built-in identity directory's administration: what the identity
+//! admin API and `reclaim identity` read and write. Reads stand alone
+//! ([`Identities`]); writes go through a unit of work ([`IdentityStore`]),
+//! so that what a change ends (credentials, sessions) and the notice it
+//! queues commit with it. The rule of what a change ends is
+//! `operations/identities.rs`; backends only read and write rows.
 
 use anyhow::Result;
 
 use crate::directory::{Identity, NewIdentity};
 use crate::wit::IdentityRef;
 
-/// Identities and their passwords, as `reclaim identity` and the
-/// new-password form keep them.
+/// An identity as the admin API shows it: the directory's view plus what
+/// only administrators see.
+#[derive(Clone, Debug)]
+pub struct IdentityRecord {
+    pub identity: Identity,
+    /// The platform's own id for this person, unique when set.
+    pub external_id: Option<String>,
+    /// Whether the account has a second factor (the hand-off acts on it).
+    pub second_factor: bool,
+    /// Kratos' `metadata_public`, kept as given.
+    pub metadata_public: Option<serde_json::Value>,
+    /// Kratos' `metadata_admin` without the keys Reclaim owns
+    /// (`second_factor`, `pk`), kept as given.
+    pub metadata_admin: Option<serde_json::Value>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub state_changed_at: u64,
+}
+
+/// How the admin API names one identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityKey {
+    Id(String),
+    ExternalId(String),
+}
+
+/// A page of the identity list: identities after `after_pk` in pk order,
+/// at most `limit`, those with `email` only when it is set.
+#[derive(Clone, Debug, Default)]
+pub struct IdentityFilter {
+    pub email: Option<String>,
+    pub after_pk: Option<i64>,
+    pub limit: usize,
+}
+
+/// Identity reads, and the operations the CLI and tests use outside the
+/// recovery operations.
 pub trait Identities {
-    /// Adds an identity that passes [`NewIdentity::check`]; refuses an
-    /// address another identity has, compared case-insensitively.
+    /// Adds an identity that passes [`NewIdentity::check`], in a
+    /// transaction of its own; refuses an address or external id another
+    /// identity has with [`Conflict`].
     fn create_identity(&self, new: &NewIdentity, now: u64) -> Result<Identity>;
 
     /// The identity `by` names.
     fn identity(&self, by: &IdentityRef) -> Result<Option<Identity>>;
+
+    /// The admin record of the identity `key` names.
+    fn identity_record(&self, key: &IdentityKey) -> Result<Option<IdentityRecord>>;
+
+    /// One page of identities, by pk.
+    fn list_identity_records(&self, filter: &IdentityFilter) -> Result<Vec<IdentityRecord>>;
 
     /// Every identity, by pk.
     fn list_identities(&self) -> Result<Vec<Identity>>;
@@ -23,7 +69,85 @@ pub trait Identities {
     fn password_hash(&self, identity_id: &str) -> Result<Option<String>>;
 }
 
-/// The error for an address that is taken, the same from every backend.
+/// Identity writes inside a unit of work.
+pub trait IdentityStore {
+    /// The admin record of the identity with this id, as this unit sees it.
+    fn identity_record_in(&mut self, id: &str) -> Result<Option<IdentityRecord>>;
+    /// Adds a checked identity under `id`; [`Conflict`] for a taken address
+    /// or external id.
+    fn insert_identity(&mut self, id: &str, new: &NewIdentity, now: u64) -> Result<IdentityRecord>;
+    /// Replaces every field of the identity but its id, pk and creation
+    /// time; none when it does not exist; [`Conflict`] as for insert.
+    fn replace_identity(
+        &mut self,
+        id: &str,
+        new: &NewIdentity,
+        now: u64,
+    ) -> Result<Option<IdentityRecord>>;
+    /// Deletes the identity and its password; whether it existed.
+    fn delete_identity(&mut self, id: &str) -> Result<bool>;
+}
+
+/// Another identity already has the address or external id: the same
+/// error from every backend, so the API can answer 409.
+#[derive(Debug, thiserror::Error)]
+#[error("an identity with this {0} already exists")]
+pub struct Conflict(pub &'static str);
+
+/// The conflict for a taken address.
 pub fn address_taken() -> anyhow::Error {
-    anyhow::anyhow!("an identity with this email address already exists")
+    Conflict("email address").into()
+}
+
+/// The conflict for a taken external id.
+pub fn external_id_taken() -> anyhow::Error {
+    Conflict("external id").into()
+}
+
+/// Which of the two unique fields a database's unique violation is about,
+/// by the name of the index it names.
+pub fn conflict_from_index(index: &str) -> anyhow::Error {
+    if index.contains("external") {
+        external_id_taken()
+    } else {
+        address_taken()
+    }
+}
+
+/// What a record's new fields are when `new` replaces `old` at `now`.
+pub fn replaced(old: &IdentityRecord, new: &NewIdentity, now: u64) -> IdentityRecord {
+    IdentityRecord {
+        identity: Identity {
+            id: old.identity.id.clone(),
+            pk: old.identity.pk,
+            email: new.email.clone(),
+            display_name: new.display_name.clone(),
+            locale: new.locale.clone(),
+            active: new.active,
+        },
+        external_id: new.external_id.clone(),
+        second_factor: new.second_factor,
+        metadata_public: new.metadata_public.clone(),
+        metadata_admin: new.metadata_admin.clone(),
+        created_at: old.created_at,
+        updated_at: now,
+        state_changed_at: if old.identity.active == new.active {
+            old.state_changed_at
+        } else {
+            now
+        },
+    }
+}
+
+/// A JSON column's text, or none.
+pub(crate) fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
+    value
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(serde_json::Value::to_string)
+}
+
+/// A JSON column read back; a value that no longer parses reads as none.
+pub(crate) fn json_value(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
 }

@@ -1,7 +1,9 @@
 //! Everything the host keeps, behind one seam. A backend is a [`Backend`]:
-//! units of work for the component's operations ([`Storage`]), and the
-//! host's own keeping around them (identities, sessions, the request queue,
-//! the outbox, rate limits, health). The rest of the host holds an
+//! units of work for the component's operations and the host's writes
+//! around them ([`Storage`]: credentials, the directory and its
+//! administration, sessions, the outbox, the request queue), and the
+//! host's reads and own keeping (identities, the request queue, the
+//! outbox, rate limits, health). The rest of the host holds an
 //! `Arc<dyn Backend>`; [`open`] is the one place that picks a concrete one.
 
 pub mod credentials;
@@ -22,20 +24,22 @@ use crate::directory::Directory;
 use crate::mail::{Outbox, OutboxStore};
 
 pub use credentials::{CredentialRecord, CredentialStore};
-pub use identities::Identities;
+pub use identities::{
+    Conflict, Identities, IdentityFilter, IdentityKey, IdentityRecord, IdentityStore,
+};
 pub use memory::MemoryStorage;
 pub(crate) use pending::settling;
 pub use pending::{OnDurable, Pending, submit, transact};
 pub use postgres::PostgresStorage;
 pub use rate_limits::{Quota, RateLimits};
 pub use requests::{QueuedRequest, RequestQueue, Requests};
-pub use sessions::{NewSession, SessionStore, Sessions};
+pub use sessions::{Completed, NewSession, SessionStore};
 pub use sqlite::{Durability, SqliteStorage};
 
 /// Everything one operation may touch, inside one transaction. Dropping it
 /// without [`UnitOfWork::commit`] discards every write.
 pub trait UnitOfWork:
-    CredentialStore + Directory + Outbox + SessionStore + RequestQueue + Send
+    CredentialStore + Directory + IdentityStore + Outbox + SessionStore + RequestQueue + Send
 {
     /// Keeps this unit's writes. They are durable once the job's
     /// [`OnDurable`] callback hears `Ok`: a backend may commit many units in
@@ -62,7 +66,7 @@ pub trait Storage: Send + Sync {
 /// Methods block unless they return a [`Pending`]; async callers run the
 /// blocking ones on a blocking thread.
 pub trait Backend:
-    Storage + Identities + Sessions + Requests + OutboxStore + RateLimits + Send + Sync
+    Storage + Identities + Requests + OutboxStore + RateLimits + Send + Sync
 {
     /// Whether the backend answers a read and a write: a writer that
     /// stopped would otherwise fail every write while reads still succeed.

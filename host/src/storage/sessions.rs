@@ -29,6 +29,24 @@ pub trait SessionStore {
     /// Ends the identity's session; returns how many were live at `now`
     /// (0 or 1).
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32>;
+
+    /// Whether the identity's session is live at `now` and has `key`.
+    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool>;
+
+    /// Ends the identity's live session with `key` and stores the new
+    /// password hash, revoking its outstanding links and codes in the same
+    /// unit: a new password closes every way in that was opened before it.
+    /// `None` (and nothing written) when the session is not live or the
+    /// identity has no row to take the password. Whether the identity may
+    /// still recover is the caller's to check first, in the same unit
+    /// (`operations/sessions.rs`).
+    fn complete_session(
+        &mut self,
+        identity_id: &str,
+        key: &str,
+        password_hash: &str,
+        now: u64,
+    ) -> Result<Option<Completed>>;
 }
 
 /// A session that ended with a new password.
@@ -36,22 +54,4 @@ pub trait SessionStore {
 pub struct Completed {
     /// Where the person goes next, as the redeemed credential said.
     pub return_to: Option<String>,
-}
-
-/// Sessions as the new-password form uses them.
-pub trait Sessions {
-    /// Whether the identity's session is live at `now` and has `key`.
-    fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> Result<bool>;
-
-    /// Ends the identity's live session with `key` and stores the new
-    /// password hash, in one transaction that also revokes its outstanding
-    /// links and codes: a new password closes every way in that was opened
-    /// before it. `None` when the session is not live.
-    fn complete_session(
-        &self,
-        identity_id: &str,
-        key: &str,
-        password_hash: &str,
-        now: u64,
-    ) -> Result<Option<Completed>>;
 }

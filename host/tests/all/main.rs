@@ -12,6 +12,7 @@ mod crash;
 mod edge;
 mod full_disk;
 mod http_api;
+mod identities;
 mod limits;
 mod observability;
 mod replicas;

@@ -33,6 +33,9 @@ pub struct StoredCredential {
     issued_at: u64,
     pub expires_at: u64,
     return_to: Option<String>,
+    /// Absent in files written before credentials carried it.
+    #[serde(default)]
+    address_key: Option<String>,
 }
 
 impl From<Credential> for StoredCredential {
@@ -47,6 +50,7 @@ impl From<Credential> for StoredCredential {
             issued_at: c.issued_at,
             expires_at: c.expires_at,
             return_to: c.return_to,
+            address_key: c.address_key,
         }
     }
 }
@@ -69,6 +73,7 @@ impl StoredCredential {
             issued_at: self.issued_at,
             expires_at: self.expires_at,
             return_to: self.return_to,
+            address_key: self.address_key,
         }
     }
 }
@@ -114,6 +119,10 @@ struct StoredSettings {
     max_code_attempts: u32,
     #[serde(default)]
     notify_unknown_recipients: bool,
+    #[serde(default = "max_code_attempts_per_identity")]
+    max_code_attempts_per_identity: u32,
+    #[serde(default = "code_attempt_window")]
+    code_attempt_window_seconds: u64,
 }
 
 fn default_lifespan() -> u64 {
@@ -124,6 +133,12 @@ fn max_lifespan() -> u64 {
 }
 fn max_code_attempts() -> u32 {
     5
+}
+fn max_code_attempts_per_identity() -> u32 {
+    10
+}
+fn code_attempt_window() -> u64 {
+    3600
 }
 
 /// The preopened data directory.
@@ -141,7 +156,14 @@ impl Data {
             let data = Self {
                 root: PathBuf::from(ROOT),
             };
-            for dir in ["credentials", "flows", "attempts", "outbox", "by-identity"] {
+            for dir in [
+                "credentials",
+                "flows",
+                "attempts",
+                "outbox",
+                "by-identity",
+                "identity-attempts",
+            ] {
                 fs::create_dir_all(data.root.join(dir))
                     .unwrap_or_else(|e| panic!("{ROOT}/{dir}: {e} (run with --dir DIR::/data)"));
             }
@@ -320,6 +342,42 @@ impl Data {
             .unwrap_or(max)
     }
 
+    /// Logs one wrong code of an identity at `now`: a file of its own under
+    /// `identity-attempts/<identity>/`, named by the time and a random
+    /// suffix, so concurrent instances never write the same one.
+    pub fn log_identity_failure(&self, identity_id: &str, now: u64) {
+        let dir = format!("identity-attempts/{}", path_safe(identity_id));
+        fs::create_dir_all(self.root.join(&dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+        self.create_new(&format!("{dir}/{now:020}-{}", random_hex::<8>()));
+    }
+
+    /// The identity's wrong codes logged after `since`; older entries are
+    /// removed on the way, as nothing counts them again. Without locks
+    /// (wasi:filesystem has none) instances racing on one identity may
+    /// each see the count before the others' guesses: the cap is exact for
+    /// guesses that arrive one after another.
+    pub fn identity_failures_since(&self, identity_id: &str, since: u64) -> u32 {
+        let dir = format!("identity-attempts/{}", path_safe(identity_id));
+        let Ok(entries) = fs::read_dir(self.root.join(&dir)) else {
+            return 0;
+        };
+        let mut count = 0u32;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let at = name
+                .to_string_lossy()
+                .split_once('-')
+                .and_then(|(at, _)| at.parse::<u64>().ok());
+            match at {
+                Some(at) if at > since => count = count.saturating_add(1),
+                _ => {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        count
+    }
+
     /// The directory, parsed again only when `identities.json` changed
     /// (its length or modification time): an operation's several lookups
     /// parse it once, and an instance a runtime keeps for more requests
@@ -379,6 +437,8 @@ impl Data {
                     revoke_older_links: true,
                     max_code_attempts: max_code_attempts(),
                     notify_unknown_recipients: false,
+                    max_code_attempts_per_identity: max_code_attempts_per_identity(),
+                    code_attempt_window_seconds: code_attempt_window(),
                 };
                 // Of instances starting at once, one creates the file and
                 // every other uses it: links hashed under a secret that lost
@@ -399,6 +459,10 @@ impl Data {
             secrets: stored.secrets.into_iter().map(String::into_bytes).collect(),
             revoke_older_links: stored.revoke_older_links,
             max_code_attempts: stored.max_code_attempts,
+            max_code_attempts_per_identity: stored.max_code_attempts_per_identity,
+            code_attempt_window_ns: stored
+                .code_attempt_window_seconds
+                .saturating_mul(1_000_000_000),
             notify_unknown_recipients: stored.notify_unknown_recipients,
         }
     }

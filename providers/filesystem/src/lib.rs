@@ -154,9 +154,13 @@ impl storage::Guest for Provider {
         })
     }
 
-    fn record_failed_attempt(flow_id: String, max_failed_attempts: u32, _now: u64) -> u32 {
+    fn record_failed_attempt(flow_id: String, max_failed_attempts: u32, now: u64) -> u32 {
         let data = Data::open();
         let count = data.count_failed_attempt(&flow_id, max_failed_attempts);
+        let key = data.read_string(&format!("flows/{flow_id}"));
+        if let Some((stored, _)) = key.as_deref().and_then(|key| data.credential(key)) {
+            data.log_identity_failure(&stored.identity_id, now);
+        }
         if count >= max_failed_attempts
             && let Some(key) = data.read_string(&format!("flows/{flow_id}"))
         {
@@ -167,6 +171,10 @@ impl storage::Guest for Provider {
             );
         }
         count
+    }
+
+    fn identity_failed_attempts(identity_id: String, since: u64) -> u32 {
+        Data::open().identity_failures_since(&identity_id, since)
     }
 
     fn revoke_identity(identity_id: String, kind: Option<CredentialKind>, now: u64) -> u32 {

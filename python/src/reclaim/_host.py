@@ -241,6 +241,7 @@ class Reclaim:
                 "find": lambda keys, kind, now: _maybe(store.find(keys, kind, now)),
                 "code-for-flow": lambda flow, now: _maybe(store.code_for_flow(flow, now)),
                 "record-failed-attempt": store.record_failed_attempt,
+                "identity-failed-attempts": store.identity_failed_attempts,
                 "revoke-identity": store.revoke_identity,
             })
             self._add(root, "mailer", {"queue": self._queue})
@@ -303,6 +304,8 @@ class Reclaim:
             "secrets": [x.encode() if isinstance(x, str) else bytes(x) for x in s.secrets],
             "revoke-older-links": s.revoke_older_links,
             "max-code-attempts": s.max_code_attempts,
+            "max-code-attempts-per-identity": s.max_code_attempts_per_identity,
+            "code-attempt-window-ns": s.code_attempt_window * 1_000_000_000,
             "notify-unknown-recipients": s.notify_unknown_recipients,
         }
 

@@ -33,6 +33,10 @@ class Settings:
     revoke_older_links: bool = True
     max_code_attempts: int = 5
     notify_unknown_recipients: bool = False
+    #: Wrong codes an identity survives across its flows within
+    #: `code_attempt_window` seconds.
+    max_code_attempts_per_identity: int = 10
+    code_attempt_window: int = 3600
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS credentials (
     return_to TEXT,
     used_at INTEGER,
     revoked_at INTEGER,
-    failed_attempts INTEGER NOT NULL DEFAULT 0
+    failed_attempts INTEGER NOT NULL DEFAULT 0,
+    address_key TEXT,
+    last_failed_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS credentials_by_identity ON credentials (identity_id);
 CREATE TABLE IF NOT EXISTS identities (
@@ -60,6 +62,12 @@ def connect(path: Union[str, Path]) -> sqlite3.Connection:
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
     connection.executescript(SCHEMA)
+    # Files made before credentials carried their address and latest wrong
+    # code get the columns in place.
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(credentials)")}
+    for column in ("address_key TEXT", "last_failed_at INTEGER"):
+        if column.split()[0] not in columns:
+            connection.execute(f"ALTER TABLE credentials ADD COLUMN {column}")
     return connection
 
 
@@ -73,15 +81,16 @@ class CredentialStore:
 
     def insert(self, c: dict) -> None:
         self._db.execute(
-            "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (c["key"], c["kind"], c["identity-id"], c["flow-id"], c["issued-at"], c["expires-at"], c["return-to"]),
+            "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to, address_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (c["key"], c["kind"], c["identity-id"], c["flow-id"], c["issued-at"], c["expires-at"], c["return-to"],
+             c["address-key"]),
         )
 
     def _row(self, where: str, params: Sequence) -> Optional[sqlite3.Row]:
         cursor = self._db.execute(
             "SELECT key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at,"
-            f" revoked_at, failed_attempts FROM credentials WHERE {where}",
+            f" revoked_at, failed_attempts, address_key FROM credentials WHERE {where}",
             params,
         )
         return cursor.fetchone()
@@ -96,6 +105,7 @@ class CredentialStore:
             "issued-at": row[4],
             "expires-at": row[5],
             "return-to": row[6],
+            "address-key": row[10],
         }
 
     @staticmethod
@@ -139,15 +149,24 @@ class CredentialStore:
 
     def record_failed_attempt(self, flow_id: str, max_failed: int, now: int) -> int:
         self._db.execute(
-            "UPDATE credentials SET failed_attempts = failed_attempts + 1,"
+            "UPDATE credentials SET failed_attempts = failed_attempts + 1, last_failed_at = ?,"
             " revoked_at = CASE WHEN failed_attempts + 1 >= ? AND revoked_at IS NULL AND used_at IS NULL"
             " THEN ? ELSE revoked_at END WHERE flow_id = ? AND kind = 'code'",
-            (max_failed, now, flow_id),
+            (now, max_failed, now, flow_id),
         )
         row = self._db.execute(
             "SELECT failed_attempts FROM credentials WHERE flow_id = ? AND kind = 'code'", (flow_id,)
         ).fetchone()
         return max_failed if row is None else row[0]
+
+    def identity_failed_attempts(self, identity_id: str, since: int) -> int:
+        # Every operation is one BEGIN IMMEDIATE transaction: nothing else
+        # counts for the identity until this one commits.
+        return self._db.execute(
+            "SELECT coalesce(sum(failed_attempts), 0) FROM credentials"
+            " WHERE identity_id = ? AND kind = 'code' AND last_failed_at > ?",
+            (identity_id, since),
+        ).fetchone()[0]
 
     def revoke_identity(self, identity_id: str, kind: Optional[str], now: int) -> int:
         return self._db.execute(

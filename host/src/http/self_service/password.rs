@@ -83,20 +83,25 @@ pub async fn set_password(
             &Error::Failed(anyhow::anyhow!("hashing is shut down")),
         );
     };
-    let backend = app.backend.clone();
-    let now = app.now_nanos();
     let identity_id = cookie.identity_id.clone();
-    let completed = tokio::task::spawn_blocking(move || {
-        let hash = passwords::hash(&form.password)?;
-        backend.complete_session(&cookie.identity_id, &cookie.key(), &hash, now)
-    })
-    .await
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r);
+    let hashed = tokio::task::spawn_blocking(move || passwords::hash(&form.password))
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+    let hash = match hashed {
+        Ok(hash) => hash,
+        Err(e) => return problem_page(&app, &Error::Failed(e)),
+    };
+    // The identity is checked again in the unit that writes the password:
+    // one disabled or deleted since the session opened gets no password.
+    let completed = app
+        .reclaim
+        .complete_recovery(&identity_id, &cookie.key(), &hash)
+        .await;
     let return_to = match completed {
         Ok(Some(completed)) => completed.return_to,
         Ok(None) => return expired_session(&app),
-        Err(e) => return problem_page(&app, &Error::Failed(e)),
+        Err(e) => return problem_page(&app, &e),
     };
     let notice = app
         .reclaim
@@ -129,14 +134,10 @@ async fn live_session(app: &AppState, headers: &HeaderMap) -> Result<Option<Sess
     let Some(cookie) = SessionCookie::of(headers) else {
         return Ok(None);
     };
-    let backend = app.backend.clone();
-    let now = app.now_nanos();
-    let (identity_id, key) = (cookie.identity_id.clone(), cookie.key());
-    let live =
-        tokio::task::spawn_blocking(move || backend.session_is_live(&identity_id, &key, now))
-            .await
-            .map_err(|e| Error::Failed(e.into()))?
-            .map_err(Error::Failed)?;
+    let live = app
+        .reclaim
+        .recovery_session(&cookie.identity_id, &cookie.key())
+        .await?;
     Ok(live.then_some(cookie))
 }
 

@@ -63,7 +63,7 @@ impl CredentialStore for MemoryWork {
             .map(|record| record.clone().status_at(now)))
     }
 
-    fn record_failed_attempt(&mut self, flow_id: &str, max_failed: u32, _now: u64) -> Result<u32> {
+    fn record_failed_attempt(&mut self, flow_id: &str, max_failed: u32, now: u64) -> Result<u32> {
         let key = self.tables().flows.get(flow_id).cloned();
         let Some(key) = key else {
             return Ok(max_failed);
@@ -74,12 +74,23 @@ impl CredentialStore for MemoryWork {
                 return;
             }
             record.failed_attempts += 1;
+            record.last_failed_at = now;
             if record.failed_attempts >= max_failed && !record.used {
                 record.revoked = true;
             }
             count = record.failed_attempts;
         });
         Ok(count)
+    }
+
+    fn identity_failed_attempts(&mut self, identity_id: &str, since: u64) -> Result<u32> {
+        Ok(self
+            .tables()
+            .credentials
+            .values()
+            .filter(|r| r.credential.identity_id == identity_id && r.last_failed_at > since)
+            .map(|r| r.failed_attempts)
+            .sum())
     }
 
     fn revoke_identity(
@@ -139,18 +150,6 @@ fn find(
             .filter(|record| record.credential.kind == kind)
             .map(|record| (key.clone(), record.clone()))
     })
-}
-
-/// Revokes every active credential of the identity, outside any unit of
-/// work (the backend's own writes: a completed session).
-pub(super) fn revoke_all(tables: &mut Tables, identity_id: &str, now: u64) {
-    for record in tables.credentials.values_mut() {
-        if record.credential.identity_id == identity_id
-            && record.state_at(now) == CredentialState::Active
-        {
-            record.revoked = true;
-        }
-    }
 }
 
 /// Revokes the credential of a flow that is still unused (its message was

@@ -16,14 +16,16 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::Result;
 
+use super::identities::IdentityRecord;
 use super::{Backend, CredentialRecord, Job, QueuedRequest, Storage, UnitOfWork};
-use crate::directory::Identity;
 use crate::mail::QueuedMail;
 use outbox::StoredMail;
 
 #[derive(Default)]
 struct Tables {
-    identities: Vec<Identity>,
+    identities: Vec<IdentityRecord>,
+    /// The pk the next identity gets (pks are never reused).
+    next_pk: i64,
     passwords: HashMap<String, String>,
     credentials: HashMap<String, CredentialRecord>,
     flows: HashMap<String, String>,
@@ -51,6 +53,9 @@ enum Undo {
     Session(String, Option<sessions::StoredSession>),
     /// A served request, put back where it was.
     Request(usize, QueuedRequest),
+    /// The identities and passwords as they were before this unit's first
+    /// identity write.
+    Identities(Vec<IdentityRecord>, HashMap<String, String>, i64),
 }
 
 /// The tables, and the turn that units of work take on them.
@@ -145,6 +150,20 @@ impl MemoryWork {
         self.storage.tables()
     }
 
+    /// Keeps what undoes this unit's identity writes, once.
+    fn snapshot_identities(&mut self) {
+        if !self.undo.iter().any(|u| matches!(u, Undo::Identities(..))) {
+            let tables = self.storage.tables();
+            let undo = Undo::Identities(
+                tables.identities.clone(),
+                tables.passwords.clone(),
+                tables.next_pk,
+            );
+            drop(tables);
+            self.undo.push(undo);
+        }
+    }
+
     fn update(&mut self, key: &str, change: impl FnOnce(&mut CredentialRecord)) {
         let mut tables = self.storage.tables();
         if let Some(record) = tables.credentials.get_mut(key) {
@@ -202,6 +221,11 @@ impl Undo {
             }
             Undo::Request(at, request) => {
                 tables.requests.insert(at, request);
+            }
+            Undo::Identities(identities, passwords, next_pk) => {
+                tables.identities = identities;
+                tables.passwords = passwords;
+                tables.next_pk = next_pk;
             }
         }
     }

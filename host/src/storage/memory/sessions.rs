@@ -2,10 +2,9 @@
 
 use anyhow::Result;
 
-use super::credentials::revoke_all;
-use super::{MemoryStorage, MemoryWork, Undo};
+use super::{MemoryWork, Undo};
 use crate::storage::sessions::Completed;
-use crate::storage::{NewSession, SessionStore, Sessions};
+use crate::storage::{CredentialStore, NewSession, SessionStore};
 
 #[derive(Clone)]
 pub(super) struct StoredSession {
@@ -50,10 +49,8 @@ impl SessionStore for MemoryWork {
         }
         Ok(u32::from(live))
     }
-}
 
-impl Sessions for MemoryStorage {
-    fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
         Ok(self
             .tables()
             .sessions
@@ -62,28 +59,35 @@ impl Sessions for MemoryStorage {
     }
 
     fn complete_session(
-        &self,
+        &mut self,
         identity_id: &str,
         key: &str,
         password_hash: &str,
         now: u64,
     ) -> Result<Option<Completed>> {
-        Ok(self.write(|tables| {
-            if !tables
-                .sessions
-                .get(identity_id)
-                .is_some_and(|s| s.is_live(key, now))
-            {
-                return None;
-            }
-            let session = tables.sessions.remove(identity_id)?;
-            tables
-                .passwords
-                .insert(identity_id.to_string(), password_hash.to_string());
-            revoke_all(tables, identity_id, now);
-            Some(Completed {
-                return_to: session.return_to,
-            })
+        let live = self
+            .tables()
+            .sessions
+            .get(identity_id)
+            .is_some_and(|s| s.is_live(key, now));
+        let exists = self
+            .tables()
+            .identities
+            .iter()
+            .any(|r| r.identity.id == identity_id);
+        if !live || !exists {
+            return Ok(None);
+        }
+        self.snapshot_identities();
+        let session = self.tables().sessions.remove(identity_id);
+        self.undo
+            .push(Undo::Session(identity_id.to_string(), session.clone()));
+        self.tables()
+            .passwords
+            .insert(identity_id.to_string(), password_hash.to_string());
+        self.revoke_identity(identity_id, None, now)?;
+        Ok(Some(Completed {
+            return_to: session.and_then(|s| s.return_to),
         }))
     }
 }

@@ -7,7 +7,7 @@ use crate::directory::NewIdentity;
 use crate::mail::QueuedMail;
 use crate::settings::{Settings, parse_secrets};
 use crate::storage::{Identities, Requests};
-use crate::{Error, IdentityRef, Reclaim, Runtime};
+use crate::{Error, Identity, IdentityRef, Reclaim, Runtime};
 
 fn reclaim(storage: &MemoryStorage) -> Reclaim {
     let secrets = parse_secrets("memory-test-secret-0123456789abcdef0123").unwrap();

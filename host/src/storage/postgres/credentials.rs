@@ -12,8 +12,8 @@ impl CredentialStore for PgWork {
     fn insert(&mut self, c: &Credential) -> Result<()> {
         self.conn()?
             .execute(
-                "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to, address_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 &[
                     &c.key,
                     &kind_name(c.kind),
@@ -22,6 +22,7 @@ impl CredentialStore for PgWork {
                     &to_db(c.issued_at),
                     &to_db(c.expires_at),
                     &c.return_to,
+                    &c.address_key,
                 ],
             )
             .context("storing the credential")?;
@@ -50,7 +51,7 @@ impl CredentialStore for PgWork {
                  WHERE key = $4 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL
                    AND expires_at > $1 AND failed_attempts < $3
                  RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
-                           used_at, revoked_at, failed_attempts",
+                           used_at, revoked_at, failed_attempts, address_key, last_failed_at",
                 &[&to_db(now), &kind_name(kind), &max, key],
             )?;
             if let Some(row) = consumed {
@@ -75,7 +76,7 @@ impl CredentialStore for PgWork {
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
         let found = self.conn()?.query_opt(
             "SELECT key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
-                    used_at, revoked_at, failed_attempts
+                    used_at, revoked_at, failed_attempts, address_key, last_failed_at
              FROM credentials WHERE flow_id = $1 AND kind = 'code'",
             &[&flow_id],
         )?;
@@ -92,7 +93,7 @@ impl CredentialStore for PgWork {
         // One atomic UPDATE: concurrent wrong codes each add one, and the
         // one that reaches the limit revokes the flow.
         let count = self.conn()?.query_opt(
-            "UPDATE credentials SET failed_attempts = failed_attempts + 1,
+            "UPDATE credentials SET failed_attempts = failed_attempts + 1, last_failed_at = $2,
                  revoked_at = CASE WHEN failed_attempts + 1 >= $1 AND revoked_at IS NULL AND used_at IS NULL
                                    THEN $2 ELSE revoked_at END
              WHERE flow_id = $3 AND kind = 'code'
@@ -103,6 +104,25 @@ impl CredentialStore for PgWork {
         Ok(count.map_or(max_failed_attempts, |row| {
             u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX)
         }))
+    }
+
+    fn identity_failed_attempts(&mut self, identity_id: &str, since: u64) -> Result<u32> {
+        let mut conn = self.conn()?;
+        // Units on other connections that count for the same identity wait
+        // here until this one commits, so concurrent guesses on any replica
+        // see each other's wrong codes.
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('reclaim/code-attempts/' || $1, 0))",
+            &[&identity_id],
+        )?;
+        let count: i64 = conn
+            .query_opt(
+                "SELECT coalesce(sum(failed_attempts), 0)::BIGINT FROM credentials
+                 WHERE identity_id = $1 AND kind = 'code' AND last_failed_at > $2",
+                &[&identity_id, &to_db(since)],
+            )?
+            .map_or(0, |row| row.get(0));
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     fn revoke_identity(
@@ -123,7 +143,7 @@ fn find_record(
     for key in keys {
         let found = conn.query_opt(
             "SELECT key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
-                    used_at, revoked_at, failed_attempts
+                    used_at, revoked_at, failed_attempts, address_key, last_failed_at
              FROM credentials WHERE key = $1 AND kind = $2",
             &[key, &kind_name(kind)],
         )?;
@@ -165,9 +185,11 @@ fn record(r: &Row) -> CredentialRecord {
             issued_at: from_db(r.get(4)),
             expires_at: from_db(r.get(5)),
             return_to: r.get(6),
+            address_key: r.get(10),
         },
         used: r.get::<_, Option<i64>>(7).is_some(),
         revoked: r.get::<_, Option<i64>>(8).is_some(),
         failed_attempts: u32::try_from(r.get::<_, i32>(9)).unwrap_or(u32::MAX),
+        last_failed_at: r.get::<_, Option<i64>>(11).map_or(0, from_db),
     }
 }

@@ -4,11 +4,26 @@ use anyhow::{Context, Result};
 use postgres::Row;
 use postgres::error::SqlState;
 
-use super::{PgWork, PostgresStorage};
+use super::{Conn, PgWork, PostgresStorage};
 use crate::directory::{Directory, Identity, NewIdentity};
-use crate::storage::identities::address_taken;
-use crate::storage::{Identities, to_db};
+use crate::storage::identities::{
+    IdentityFilter, IdentityKey, IdentityRecord, IdentityStore, conflict_from_index, json_text,
+    json_value,
+};
+use crate::storage::{Identities, from_db, to_db};
 use crate::wit::IdentityRef;
+
+/// The columns of [`record`], in its order.
+macro_rules! record_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, pk, email, display_name, locale, active, external_id, second_factor,
+                    metadata_public, metadata_admin, created_at, updated_at, state_changed_at
+             FROM identities ",
+            $rest
+        )
+    };
+}
 
 impl Identities for PostgresStorage {
     fn create_identity(&self, new: &NewIdentity, now: u64) -> Result<Identity> {
@@ -16,31 +31,7 @@ impl Identities for PostgresStorage {
         let new = new.clone();
         self.call(move |conn| {
             let id = uuid::Uuid::new_v4().hyphenated().to_string();
-            let inserted = conn.query_opt(
-                "INSERT INTO identities (id, email, display_name, locale, active, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 RETURNING id, pk, email, display_name, locale, active",
-                &[
-                    &id,
-                    &new.email,
-                    &new.display_name,
-                    &new.locale,
-                    &new.active,
-                    &to_db(now),
-                ],
-            );
-            match inserted {
-                Err(e)
-                    if e.downcast_ref::<postgres::Error>()
-                        .and_then(postgres::Error::code)
-                        == Some(&SqlState::UNIQUE_VIOLATION) =>
-                {
-                    Err(address_taken())
-                }
-                other => Ok(identity(
-                    &other.context("adding the identity")?.context("no row")?,
-                )),
-            }
+            Ok(insert(conn, &id, &new, now)?.identity)
         })
         .wait()
     }
@@ -59,6 +50,39 @@ impl Identities for PostgresStorage {
                 )?,
             };
             Ok(row.as_ref().map(identity))
+        })
+        .wait()
+    }
+
+    fn identity_record(&self, key: &IdentityKey) -> Result<Option<IdentityRecord>> {
+        let key = key.clone();
+        self.call(move |conn| {
+            let row = match &key {
+                IdentityKey::Id(id) => conn.query_opt(record_select!("WHERE id = $1"), &[id])?,
+                IdentityKey::ExternalId(external) => {
+                    conn.query_opt(record_select!("WHERE external_id = $1"), &[external])?
+                }
+            };
+            Ok(row.as_ref().map(record))
+        })
+        .wait()
+    }
+
+    fn list_identity_records(&self, filter: &IdentityFilter) -> Result<Vec<IdentityRecord>> {
+        let filter = filter.clone();
+        self.call(move |conn| {
+            let rows = conn.query(
+                record_select!(
+                    "WHERE pk > $1 AND ($2::TEXT IS NULL OR lower(email) = lower($2))
+                     ORDER BY pk LIMIT $3"
+                ),
+                &[
+                    &filter.after_pk.unwrap_or(0),
+                    &filter.email,
+                    &i64::try_from(filter.limit).unwrap_or(i64::MAX),
+                ],
+            )?;
+            Ok(rows.iter().map(record).collect())
         })
         .wait()
     }
@@ -114,6 +138,103 @@ impl Directory for PgWork {
     }
 }
 
+impl IdentityStore for PgWork {
+    fn identity_record_in(&mut self, id: &str) -> Result<Option<IdentityRecord>> {
+        let row = self
+            .conn()?
+            .query_opt(record_select!("WHERE id = $1"), &[&id])?;
+        Ok(row.as_ref().map(record))
+    }
+
+    fn insert_identity(&mut self, id: &str, new: &NewIdentity, now: u64) -> Result<IdentityRecord> {
+        insert(&mut *self.conn()?, id, new, now)
+    }
+
+    fn replace_identity(
+        &mut self,
+        id: &str,
+        new: &NewIdentity,
+        now: u64,
+    ) -> Result<Option<IdentityRecord>> {
+        let mut conn = self.conn()?;
+        // A conflict aborts the transaction: the operation answers it and
+        // drops the unit.
+        let updated = conn.execute(
+            "UPDATE identities SET email = $2, display_name = $3, locale = $4,
+                state_changed_at = CASE WHEN active = $5 THEN state_changed_at ELSE $10 END,
+                active = $5, external_id = $6, second_factor = $7,
+                metadata_public = $8, metadata_admin = $9, updated_at = $10
+             WHERE id = $1",
+            &[
+                &id,
+                &new.email,
+                &new.display_name,
+                &new.locale,
+                &new.active,
+                &new.external_id,
+                &new.second_factor,
+                &json_text(&new.metadata_public),
+                &json_text(&new.metadata_admin),
+                &to_db(now),
+            ],
+        );
+        match updated {
+            Err(e) => Err(unique_violation(e.context("changing the identity"))),
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(conn
+                .query_opt(record_select!("WHERE id = $1"), &[&id])?
+                .as_ref()
+                .map(record)),
+        }
+    }
+
+    fn delete_identity(&mut self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn()?
+            .execute("DELETE FROM identities WHERE id = $1", &[&id])?
+            > 0)
+    }
+}
+
+fn insert(conn: &mut Conn, id: &str, new: &NewIdentity, now: u64) -> Result<IdentityRecord> {
+    let inserted = conn.query_opt(
+        "INSERT INTO identities (id, email, display_name, locale, active, external_id,
+             second_factor, metadata_public, metadata_admin, created_at, updated_at, state_changed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
+         RETURNING id, pk, email, display_name, locale, active, external_id, second_factor,
+                   metadata_public, metadata_admin, created_at, updated_at, state_changed_at",
+        &[
+            &id,
+            &new.email,
+            &new.display_name,
+            &new.locale,
+            &new.active,
+            &new.external_id,
+            &new.second_factor,
+            &json_text(&new.metadata_public),
+            &json_text(&new.metadata_admin),
+            &to_db(now),
+        ],
+    );
+    match inserted {
+        Err(e) => Err(unique_violation(e.context("adding the identity"))),
+        Ok(row) => Ok(record(&row.context("no row")?)),
+    }
+}
+
+/// A unique index's refusal as the conflict it is; other errors as they are.
+fn unique_violation(e: anyhow::Error) -> anyhow::Error {
+    let index = e
+        .downcast_ref::<postgres::Error>()
+        .and_then(postgres::Error::as_db_error)
+        .filter(|db| db.code() == &SqlState::UNIQUE_VIOLATION)
+        .map(|db| db.constraint().unwrap_or_default().to_owned());
+    match index {
+        Some(index) => conflict_from_index(&index),
+        None => e,
+    }
+}
+
 fn identity(r: &Row) -> Identity {
     Identity {
         id: r.get(0),
@@ -122,5 +243,19 @@ fn identity(r: &Row) -> Identity {
         display_name: r.get(3),
         locale: r.get(4),
         active: r.get(5),
+    }
+}
+
+fn record(r: &Row) -> IdentityRecord {
+    let created_at = from_db(r.get(10));
+    IdentityRecord {
+        identity: identity(r),
+        external_id: r.get(6),
+        second_factor: r.get(7),
+        metadata_public: json_value(r.get(8)),
+        metadata_admin: json_value(r.get(9)),
+        created_at,
+        updated_at: r.get::<_, Option<i64>>(11).map_or(created_at, from_db),
+        state_changed_at: r.get::<_, Option<i64>>(12).map_or(created_at, from_db),
     }
 }

@@ -99,6 +99,21 @@ CREATE TABLE rate_limits (
 ",
     // 2: a queued request's claim, so that replicas take different requests.
     "ALTER TABLE recovery_requests ADD COLUMN claimed_until BIGINT;",
+    // 3: as the SQLite backend's migration 4: the address a credential was
+    // issued for, each code's latest wrong code, and what the identity
+    // admin API keeps.
+    "ALTER TABLE credentials ADD COLUMN address_key TEXT;
+     ALTER TABLE credentials ADD COLUMN last_failed_at BIGINT;
+     CREATE INDEX credentials_failing ON credentials (identity_id, last_failed_at)
+         WHERE last_failed_at IS NOT NULL;
+     ALTER TABLE identities ADD COLUMN external_id TEXT;
+     CREATE UNIQUE INDEX identities_by_external_id ON identities (external_id)
+         WHERE external_id IS NOT NULL;
+     ALTER TABLE identities ADD COLUMN second_factor BOOLEAN NOT NULL DEFAULT false;
+     ALTER TABLE identities ADD COLUMN metadata_public TEXT;
+     ALTER TABLE identities ADD COLUMN metadata_admin TEXT;
+     ALTER TABLE identities ADD COLUMN updated_at BIGINT;
+     ALTER TABLE identities ADD COLUMN state_changed_at BIGINT;",
 ];
 
 /// Applies the migrations the database has not had, in one transaction.

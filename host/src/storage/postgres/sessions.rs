@@ -2,10 +2,10 @@
 
 use anyhow::{Context, Result};
 
+use super::PgWork;
 use super::credentials::revoke_credentials;
-use super::{PgWork, PostgresStorage};
 use crate::storage::sessions::Completed;
-use crate::storage::{NewSession, SessionStore, Sessions, to_db};
+use crate::storage::{NewSession, SessionStore, to_db};
 
 impl SessionStore for PgWork {
     fn open_session(
@@ -33,54 +33,46 @@ impl SessionStore for PgWork {
         )?;
         Ok(u32::from(live.is_some_and(|row| row.get::<_, bool>(0))))
     }
-}
 
-impl Sessions for PostgresStorage {
-    fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
-        let (identity_id, key) = (identity_id.to_owned(), key.to_owned());
-        self.call(move |conn| {
-            Ok(conn
-                .query_opt(
-                    "SELECT 1 FROM recovery_sessions
-                     WHERE identity_id = $1 AND key = $2 AND expires_at > $3",
-                    &[&identity_id, &key, &to_db(now)],
-                )?
-                .is_some())
-        })
-        .wait()
+    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+        Ok(self
+            .conn()?
+            .query_opt(
+                "SELECT 1 FROM recovery_sessions
+                 WHERE identity_id = $1 AND key = $2 AND expires_at > $3",
+                &[&identity_id, &key, &to_db(now)],
+            )?
+            .is_some())
     }
 
     fn complete_session(
-        &self,
+        &mut self,
         identity_id: &str,
         key: &str,
         password_hash: &str,
         now: u64,
     ) -> Result<Option<Completed>> {
-        let (identity_id, key, password_hash) = (
-            identity_id.to_owned(),
-            key.to_owned(),
-            password_hash.to_owned(),
-        );
-        self.transaction(move |conn| {
-            let ended = conn.query_opt(
-                "DELETE FROM recovery_sessions
-                 WHERE identity_id = $1 AND key = $2 AND expires_at > $3
-                 RETURNING return_to",
-                &[&identity_id, &key, &to_db(now)],
-            )?;
-            let Some(row) = ended else {
-                return Ok(None);
-            };
-            conn.execute(
-                "UPDATE identities SET password_hash = $1 WHERE id = $2",
-                &[&password_hash, &identity_id],
-            )?;
-            revoke_credentials(conn, &identity_id, None, now)?;
-            Ok(Some(Completed {
-                return_to: row.get(0),
-            }))
-        })
-        .wait()
+        let mut conn = self.conn()?;
+        let ended = conn.query_opt(
+            "DELETE FROM recovery_sessions
+             WHERE identity_id = $1 AND key = $2 AND expires_at > $3
+             RETURNING return_to",
+            &[&identity_id, &key, &to_db(now)],
+        )?;
+        let Some(row) = ended else {
+            return Ok(None);
+        };
+        let stored = conn.execute(
+            "UPDATE identities SET password_hash = $1 WHERE id = $2",
+            &[&password_hash, &identity_id],
+        )?;
+        if stored == 0 {
+            // Dropped on `None`: the session's end goes with the unit.
+            return Ok(None);
+        }
+        revoke_credentials(&mut conn, identity_id, None, now)?;
+        Ok(Some(Completed {
+            return_to: row.get(0),
+        }))
     }
 }

@@ -8,14 +8,14 @@ use crate::storage::credentials::kind_name;
 use crate::storage::{CredentialRecord, CredentialStore, from_db, to_db};
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
 
-const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts";
+const CREDENTIAL_COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, used_at, revoked_at, failed_attempts, address_key, last_failed_at";
 
 impl CredentialStore for SqliteWork {
     fn insert(&mut self, c: &Credential) -> Result<()> {
         self.conn()?
             .prepare_cached(
-                "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to, address_key)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 c.key,
@@ -24,7 +24,8 @@ impl CredentialStore for SqliteWork {
                 c.flow_id,
                 to_db(c.issued_at),
                 to_db(c.expires_at),
-                c.return_to
+                c.return_to,
+                c.address_key
             ])
             .context("storing the credential")?;
         Ok(())
@@ -99,7 +100,7 @@ impl CredentialStore for SqliteWork {
         let count: Option<i64> = self
             .conn()?
             .prepare_cached(
-                "UPDATE credentials SET failed_attempts = failed_attempts + 1,
+                "UPDATE credentials SET failed_attempts = failed_attempts + 1, last_failed_at = ?2,
                     revoked_at = CASE WHEN failed_attempts + 1 >= ?1 AND revoked_at IS NULL AND used_at IS NULL
                                       THEN ?2 ELSE revoked_at END
                  WHERE flow_id = ?3 AND kind = 'code'
@@ -111,6 +112,19 @@ impl CredentialStore for SqliteWork {
         Ok(count.map_or(max_failed_attempts, |c| {
             u32::try_from(c).unwrap_or(u32::MAX)
         }))
+    }
+
+    fn identity_failed_attempts(&mut self, identity_id: &str, since: u64) -> Result<u32> {
+        // Every unit of work holds the write lock already: nothing else
+        // counts for the identity until this one commits.
+        let count: i64 = self
+            .conn()?
+            .prepare_cached(
+                "SELECT coalesce(sum(failed_attempts), 0) FROM credentials
+                 WHERE identity_id = ? AND kind = 'code' AND last_failed_at > ?",
+            )?
+            .query_row(params![identity_id, to_db(since)], |r| r.get(0))?;
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
     }
 
     fn revoke_identity(
@@ -174,9 +188,11 @@ fn record_from_row(r: &Row<'_>) -> rusqlite::Result<CredentialRecord> {
             issued_at: from_db(r.get(4)?),
             expires_at: from_db(r.get(5)?),
             return_to: r.get(6)?,
+            address_key: r.get(10)?,
         },
         used: r.get::<_, Option<i64>>(7)?.is_some(),
         revoked: r.get::<_, Option<i64>>(8)?.is_some(),
         failed_attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
+        last_failed_at: r.get::<_, Option<i64>>(11)?.map_or(0, from_db),
     })
 }

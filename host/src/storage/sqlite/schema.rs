@@ -107,6 +107,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 3: a queued request's claim, so that processes sharing the file take
     // different requests.
     "ALTER TABLE recovery_requests ADD COLUMN claimed_until INTEGER;",
+    // 4: the address a credential was issued for (a keyed hash; credentials
+    // issued before have none, so they stop working for identities with an
+    // address), each code's latest wrong code (for the per-identity cap),
+    // and what the identity admin API keeps of an identity.
+    "ALTER TABLE credentials ADD COLUMN address_key TEXT;
+     ALTER TABLE credentials ADD COLUMN last_failed_at INTEGER;
+     CREATE INDEX credentials_failing ON credentials (identity_id, last_failed_at)
+         WHERE last_failed_at IS NOT NULL;
+     ALTER TABLE identities ADD COLUMN external_id TEXT;
+     CREATE UNIQUE INDEX identities_by_external_id ON identities (external_id)
+         WHERE external_id IS NOT NULL;
+     ALTER TABLE identities ADD COLUMN second_factor INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE identities ADD COLUMN metadata_public TEXT;
+     ALTER TABLE identities ADD COLUMN metadata_admin TEXT;
+     ALTER TABLE identities ADD COLUMN updated_at INTEGER;
+     ALTER TABLE identities ADD COLUMN state_changed_at INTEGER;",
 ];
 
 /// Applies the migrations the database has not had, in one transaction:

@@ -3,12 +3,11 @@
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::SqliteStorage;
 use super::credentials::revoke_credentials;
 use super::identities::set_password_hash;
 use super::writer::SqliteWork;
 use crate::storage::sessions::Completed;
-use crate::storage::{NewSession, SessionStore, Sessions, to_db};
+use crate::storage::{NewSession, SessionStore, to_db};
 
 impl SessionStore for SqliteWork {
     fn open_session(
@@ -29,51 +28,46 @@ impl SessionStore for SqliteWork {
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
         end_sessions(&*self.conn()?, identity_id, now)
     }
-}
 
-impl Sessions for SqliteStorage {
-    fn session_is_live(&self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
-        self.with_connection(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT 1 FROM recovery_sessions WHERE identity_id = ? AND key = ? AND expires_at > ?",
-                    params![identity_id, key, to_db(now)],
-                    |_| Ok(()),
-                )
-                .optional()?
-                .is_some())
-        })
+    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+        Ok(self
+            .conn()?
+            .prepare_cached(
+                "SELECT 1 FROM recovery_sessions WHERE identity_id = ? AND key = ? AND expires_at > ?",
+            )?
+            .query_row(params![identity_id, key, to_db(now)], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     fn complete_session(
-        &self,
+        &mut self,
         identity_id: &str,
         key: &str,
         password_hash: &str,
         now: u64,
     ) -> Result<Option<Completed>> {
-        let (identity_id, key, password_hash) = (
-            identity_id.to_owned(),
-            key.to_owned(),
-            password_hash.to_owned(),
-        );
-        self.with_writer(move |conn| {
-            let ended = conn
-                .query_row(
-                    "DELETE FROM recovery_sessions
-                     WHERE identity_id = ?1 AND key = ?2 AND expires_at > ?3
-                     RETURNING return_to",
-                    params![identity_id, key, to_db(now)],
-                    |r| r.get::<_, Option<String>>(0),
-                )
-                .optional()?;
-            let Some(return_to) = ended else {
-                return Ok(None);
-            };
-            set_password_hash(conn, &identity_id, &password_hash)?;
-            revoke_credentials(conn, &identity_id, None, now)?;
-            Ok(Some(Completed { return_to }))
-        })
+        let conn = self.conn()?;
+        let ended = conn
+            .prepare_cached(
+                "DELETE FROM recovery_sessions
+                 WHERE identity_id = ?1 AND key = ?2 AND expires_at > ?3
+                 RETURNING return_to",
+            )?
+            .query_row(params![identity_id, key, to_db(now)], |r| {
+                r.get::<_, Option<String>>(0)
+            })
+            .optional()?;
+        let Some(return_to) = ended else {
+            return Ok(None);
+        };
+        if !set_password_hash(&conn, identity_id, password_hash)? {
+            // The unit is dropped on `None`: the session's end goes with it,
+            // and the caller ends it on its own.
+            return Ok(None);
+        }
+        revoke_credentials(&conn, identity_id, None, now)?;
+        Ok(Some(Completed { return_to }))
     }
 }
 

@@ -79,6 +79,10 @@ impl Guest for Spinning {
         spin()
     }
 
+    fn notify_address_changed(_: IdentityRef, _: String) -> Result<(), RecoveryError> {
+        spin()
+    }
+
     fn notify_password_changed(_: IdentityRef) -> Result<(), RecoveryError> {
         spin()
     }
