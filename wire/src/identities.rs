@@ -48,22 +48,22 @@ pub struct CreateIdentityBody {
     pub schema_id: String,
     /// `{"email", "name"?, "locale"?}`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub traits: Value,
+    pub traits: Map<String, Value>,
     /// `active` (the default) or `inactive`.
     pub state: Option<String>,
     /// The platform's own id for this person; unique.
     pub external_id: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub metadata_public: Option<Value>,
+    pub metadata_public: Option<Map<String, Value>>,
     /// `second_factor` (bool) is Reclaim's; other keys are kept as given.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub metadata_admin: Option<Value>,
+    pub metadata_admin: Option<Map<String, Value>>,
     /// Accepted and ignored: the recovery address is `traits.email`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
-    pub recovery_addresses: Option<Value>,
+    pub recovery_addresses: Option<Vec<Map<String, Value>>>,
     /// Accepted and ignored: Reclaim keeps no login credentials.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub credentials: Option<Value>,
+    pub credentials: Option<Map<String, Value>>,
 }
 
 /// `UpdateIdentityBody` (`PUT`): every field is replaced.
@@ -72,16 +72,16 @@ pub struct CreateIdentityBody {
 pub struct UpdateIdentityBody {
     pub schema_id: String,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
-    pub traits: Value,
+    pub traits: Map<String, Value>,
     /// `active` or `inactive`.
     pub state: String,
     pub external_id: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub metadata_public: Option<Value>,
+    pub metadata_public: Option<Map<String, Value>>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub metadata_admin: Option<Value>,
+    pub metadata_admin: Option<Map<String, Value>>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
-    pub credentials: Option<Value>,
+    pub credentials: Option<Map<String, Value>>,
 }
 
 /// An identity's fields once checked: what the server stores.
@@ -128,20 +128,17 @@ impl UpdateIdentityBody {
 
 fn fields(
     schema_id: &str,
-    traits: &Value,
+    traits: &Map<String, Value>,
     state: &str,
     external_id: &Option<String>,
-    metadata_public: &Option<Value>,
-    metadata_admin: &Option<Value>,
+    metadata_public: &Option<Map<String, Value>>,
+    metadata_admin: &Option<Map<String, Value>>,
 ) -> Result<IdentityFields, String> {
     if schema_id != SCHEMA_ID {
         return Err(format!(
             "The identity schema {schema_id:?} does not exist; the only one is \"{SCHEMA_ID}\"."
         ));
     }
-    let Some(traits) = traits.as_object() else {
-        return Err("\"traits\" must be an object.".into());
-    };
     if let Some(unknown) = traits
         .keys()
         .find(|k| !matches!(k.as_str(), "email" | "name" | "locale"))
@@ -170,16 +167,7 @@ fn fields(
             ));
         }
     };
-    let object =
-        |name: &str, value: &Option<Value>| -> Result<Option<Map<String, Value>>, String> {
-            match value {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::Object(map)) => Ok(Some(map.clone())),
-                Some(_) => Err(format!("\"{name}\" must be an object.")),
-            }
-        };
-    object("metadata_public", metadata_public)?;
-    let mut admin = object("metadata_admin", metadata_admin)?;
+    let mut admin = metadata_admin.clone();
     let second_factor = match admin.as_mut().and_then(|m| m.remove("second_factor")) {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
@@ -195,7 +183,7 @@ fn fields(
         active,
         external_id: external_id.clone().filter(|e| !e.is_empty()),
         second_factor,
-        metadata_public: metadata_public.clone().filter(|v| !v.is_null()),
+        metadata_public: metadata_public.clone().map(Value::Object),
         metadata_admin: admin.filter(|m| !m.is_empty()).map(Value::Object),
     })
 }
@@ -278,15 +266,43 @@ pub struct PatchIdentitiesBody {
     pub identities: Vec<IdentityPatch>,
 }
 
-/// One slot of the batch.
+/// One slot of the batch: a JSON object (serde would take an array too).
+/// A slot whose identity is malformed fails the whole batch, as the
+/// document says; one whose identity is refused (bad traits, a taken
+/// address) is answered in its own slot.
 #[derive(Deserialize, Debug)]
+#[serde(try_from = "Map<String, Value>")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IdentityPatch {
     /// The identity to create (a slot without one is answered as an error).
-    pub create: Option<Value>,
+    pub create: Option<CreateIdentityBody>,
     /// The caller's id of the slot, echoed in its answer.
     #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub patch_id: Option<String>,
+}
+
+impl TryFrom<Map<String, Value>> for IdentityPatch {
+    type Error = serde_json::Error;
+
+    fn try_from(map: Map<String, Value>) -> Result<Self, Self::Error> {
+        #[derive(Deserialize)]
+        struct Slot {
+            create: Option<CreateIdentityBody>,
+            patch_id: Option<String>,
+        }
+        let slot: Slot = serde_json::from_value(Value::Object(map))?;
+        if slot
+            .patch_id
+            .as_deref()
+            .is_some_and(|id| uuid::Uuid::try_parse(id).is_err())
+        {
+            return Err(serde::de::Error::custom("\"patch_id\" must be a UUID"));
+        }
+        Ok(Self {
+            create: slot.create,
+            patch_id: slot.patch_id,
+        })
+    }
 }
 
 /// `BatchPatchIdentitiesResponse`.
@@ -331,10 +347,12 @@ pub fn is_identity_admin_path(path: &str) -> bool {
 /// `GET /admin/identities` query.
 #[derive(Deserialize, Debug, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListIdentitiesQuery {
     /// Only the identity with this address.
     pub credentials_identifier: Option<String>,
     /// 1 to 1000; 250 when absent.
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 1000))]
     pub page_size: Option<i64>,
     /// The `page_token` of the `Link` header's `next` page.
     pub page_token: Option<String>,

@@ -93,7 +93,13 @@ pub fn patched(
         serde_json::to_value(wire_identity(record, public_url)).map_err(|e| e.to_string())?;
     let mut after = before.clone();
     json_patch::patch(&mut after, patch).map_err(|e| format!("The JSON Patch failed: {e}"))?;
-    for fixed in ["id", "created_at", "schema_url", "recovery_addresses"] {
+    for fixed in [
+        "id",
+        "created_at",
+        "state_changed_at",
+        "schema_url",
+        "recovery_addresses",
+    ] {
         if after.get(fixed) != before.get(fixed) {
             return Err(format!("\"{fixed}\" can't be changed."));
         }
@@ -401,10 +407,6 @@ pub async fn batch_patch_identities(
             let fields = slot
                 .create
                 .ok_or_else(|| "The slot has no \"create\".".to_string())
-                .and_then(|create| {
-                    serde_json::from_value::<CreateIdentityBody>(create)
-                        .map_err(|e| format!("The identity could not be decoded: {e}"))
-                })
                 .and_then(|create| create.fields());
             let created = fields.map(|f| app.reclaim.create_identity(new_identity(f)));
             (slot.patch_id, created)

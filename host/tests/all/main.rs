@@ -13,6 +13,7 @@ mod edge;
 mod full_disk;
 mod http_api;
 mod identities;
+mod kratos_sdk;
 mod limits;
 mod observability;
 mod replicas;
