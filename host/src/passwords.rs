@@ -11,9 +11,19 @@ pub const MIN_LENGTH: usize = 8;
 pub const MAX_LENGTH: usize = 1024;
 
 /// Why a new password was refused; the text is shown to the person.
+///
+/// Common and breached passwords are refused with zxcvbn (NIST SP 800-63B
+/// 5.1.1.2 asks for a blocklist): its frequency lists, taken from leaked
+/// password sets and common words and names, ship in the binary, and it also
+/// catches the variations a plain list misses (`P@ssw0rd1`, `qwerty123`,
+/// dates, repeats). A password it estimates at 10^6 guesses or fewer is
+/// refused; anything harder passes, with no composition rules.
 pub fn check_new(password: &str, confirmation: &str) -> Result<(), &'static str> {
     if password != confirmation {
         return Err("The two passwords do not match.");
+    }
+    if password.trim().is_empty() {
+        return Err("The password can't be only spaces.");
     }
     let chars = password.chars().count();
     if chars < MIN_LENGTH {
@@ -21,6 +31,11 @@ pub fn check_new(password: &str, confirmation: &str) -> Result<(), &'static str>
     }
     if chars > MAX_LENGTH {
         return Err("The password must be at most 1024 characters long.");
+    }
+    if zxcvbn::zxcvbn(password, &[]).score() < zxcvbn::Score::Two {
+        return Err(
+            "This password is too common: it is on lists of breached passwords or easy to guess. Choose another.",
+        );
     }
     Ok(())
 }
@@ -63,5 +78,30 @@ mod tests {
         assert!(check_new("long enough", "long enough").is_ok());
         assert!(check_new("short", "short").is_err());
         assert!(check_new("long enough", "long enougH").is_err());
+    }
+
+    #[test]
+    fn whitespace_and_common_passwords_are_refused() {
+        for bad in [
+            "          ",
+            "\t\t\t\t\t\t\t\t",
+            "password",
+            "password123",
+            "P@ssw0rd1",
+            "qwertyuiop",
+            "iloveyou",
+            "12345678",
+            "11111111",
+            "letmein1",
+        ] {
+            assert!(check_new(bad, bad).is_err(), "{bad:?} was accepted");
+        }
+        for good in [
+            "a new password",
+            "correct horse battery staple 7",
+            "Tq8#vLz2mPw",
+        ] {
+            assert_eq!(check_new(good, good), Ok(()), "{good:?}");
+        }
     }
 }

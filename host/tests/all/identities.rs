@@ -604,3 +604,24 @@ fn a_batch_of_a_thousand_is_answered_slot_by_slot() {
         .unwrap();
     assert_eq!(large.status(), 413);
 }
+
+#[test]
+fn common_and_blank_passwords_are_refused_on_the_form_and_the_session_lives_on() {
+    let server = Server::start();
+    let ann = create(&server, json!({ "email": "ann@example.com" }));
+    let form = FormToken::fetch(&server);
+    let cookie = redeem(&server, &form, &admin_link(&server, &ann));
+    for (password, shown) in [
+        ("P@ssw0rd123", "too common"),
+        ("            ", "only spaces"),
+    ] {
+        let refused = set_password(&server, &form, &cookie, password);
+        assert_eq!(refused.status(), 400, "{password:?}");
+        assert!(refused.text().unwrap().contains(shown), "{password:?}");
+    }
+    assert_eq!(
+        set_password(&server, &form, &cookie, NEW_PASSWORD).status(),
+        200
+    );
+    assert!(password_is(&server, &ann, NEW_PASSWORD));
+}
