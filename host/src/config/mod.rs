@@ -10,14 +10,14 @@ use lettre::message::Mailbox;
 
 use crate::mail::RetryPolicy;
 use crate::settings::{self, Settings, Templates};
-use crate::storage::{Durability, Location};
+use crate::storage::{DirectoryQueries, Durability, Location};
 
 mod options;
 
 use options::merge;
 use reclaim_wire::authentik;
 
-pub use options::{CourierOptions, EmailStageOptions, Options, RateLimitOptions};
+pub use options::{CourierOptions, DirectoryOptions, EmailStageOptions, Options, RateLimitOptions};
 
 /// How mail is delivered.
 #[derive(Clone, Debug)]
@@ -85,6 +85,8 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Certificates to trust for PostgreSQL's TLS.
     pub database_ca: Option<PathBuf>,
+    /// The platform's own user table as the directory (PostgreSQL only).
+    pub directory: Option<DirectoryQueries>,
     /// See [`crate::Limits::reuse_instances`].
     pub reuse_instances: usize,
     /// See [`crate::Limits::operation_deadline`].
@@ -99,6 +101,7 @@ impl Config {
             Some(url) => Location::Postgres {
                 url: url.clone(),
                 ca: self.database_ca.clone(),
+                directory: self.directory.clone(),
             },
             None => Location::Sqlite {
                 path: self.data.join("reclaim.db"),
@@ -141,6 +144,14 @@ impl Config {
             .create(&data)
             .with_context(|| format!("creating the data directory {}", data.display()))?;
 
+        let directory = directory_queries(
+            [
+                &o.directory_by_id,
+                &o.directory_by_pk,
+                &o.directory_by_email,
+            ],
+            &o.directory,
+        )?;
         let database_url = o.database_url.filter(|u| !u.is_empty());
         if let Some(url) = &database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
@@ -148,6 +159,12 @@ impl Config {
             bail!("database_url must be a postgres:// or postgresql:// URL");
         }
         let shared_database = database_url.is_some();
+        if directory.is_some() && !shared_database {
+            bail!(
+                "the [directory] queries need PostgreSQL (database_url): with SQLite the \
+                 identities live in Reclaim's own table (see the README)"
+            );
+        }
         let secrets = match o.secrets {
             Some(list) => {
                 settings::parse_secrets(&list.join(",")).context("in the configured secrets")?
@@ -272,6 +289,7 @@ impl Config {
             durability: o.durability.unwrap_or_default(),
             database_url,
             database_ca: o.database_ca,
+            directory,
             reuse_instances: o.reuse_instances.unwrap_or(0),
             operation_timeout: timeout("operation_timeout", o.operation_timeout.as_deref(), "1s")?,
             server: ServerLimits {
@@ -349,3 +367,31 @@ fn mailbox(text: &str) -> Result<Mailbox> {
 
 #[cfg(test)]
 mod tests;
+
+/// The three directory queries, all or none: from the flags and environment
+/// over the file's `[directory]`.
+fn directory_queries(
+    [by_id, by_pk, by_email]: [&Option<String>; 3],
+    file: &DirectoryOptions,
+) -> Result<Option<DirectoryQueries>> {
+    let pick = |over: &Option<String>, file: &Option<String>| {
+        over.clone()
+            .or_else(|| file.clone())
+            .filter(|q| !q.trim().is_empty())
+    };
+    let by_id = pick(by_id, &file.by_id);
+    let by_pk = pick(by_pk, &file.by_pk);
+    let by_email = pick(by_email, &file.by_email);
+    match (by_id, by_pk, by_email) {
+        (None, None, None) => Ok(None),
+        (Some(by_id), Some(by_pk), Some(by_email)) => Ok(Some(DirectoryQueries {
+            by_id,
+            by_pk,
+            by_email,
+        })),
+        _ => bail!(
+            "the directory needs all three queries: by_id, by_pk and by_email \
+             (RECLAIM_DIRECTORY_BY_ID, _BY_PK, _BY_EMAIL)"
+        ),
+    }
+}

@@ -138,6 +138,23 @@ pub struct Options {
     /// fresh instance [default: 0]
     #[arg(long, env = "RECLAIM_REUSE_INSTANCES", global = true)]
     pub reuse_instances: Option<usize>,
+    /// The platform's query of one user by id, for PostgreSQL: the identity
+    /// directory is then the platform's own table [default: Reclaim's own]
+    #[arg(long, env = "RECLAIM_DIRECTORY_BY_ID", global = true)]
+    #[serde(skip)]
+    pub directory_by_id: Option<String>,
+    /// The platform's query of one user by integer pk
+    #[arg(long, env = "RECLAIM_DIRECTORY_BY_PK", global = true)]
+    #[serde(skip)]
+    pub directory_by_pk: Option<String>,
+    /// The platform's query of one user by address, case-insensitively
+    #[arg(long, env = "RECLAIM_DIRECTORY_BY_EMAIL", global = true)]
+    #[serde(skip)]
+    pub directory_by_email: Option<String>,
+    /// `[directory]`: the platform's own user table, by three queries.
+    #[arg(skip)]
+    #[serde(default)]
+    pub directory: DirectoryOptions,
     /// `[courier]`: delivery and retries.
     #[arg(skip)]
     #[serde(default)]
@@ -171,6 +188,16 @@ pub struct CourierOptions {
     pub batch: Option<usize>,
     /// How often an idle courier looks for due mail.
     pub interval: Option<String>,
+}
+
+/// `[directory]` of the file: the platform's queries of one user by id,
+/// pk and address, each with its value as `$1`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryOptions {
+    pub by_id: Option<String>,
+    pub by_pk: Option<String>,
+    pub by_email: Option<String>,
 }
 
 /// `[rate_limit]` of the file.
@@ -226,6 +253,10 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         max_connections: over.max_connections.or(base.max_connections),
         header_timeout: over.header_timeout.or(base.header_timeout),
         request_timeout: over.request_timeout.or(base.request_timeout),
+        directory_by_id: over.directory_by_id.or(base.directory_by_id),
+        directory_by_pk: over.directory_by_pk.or(base.directory_by_pk),
+        directory_by_email: over.directory_by_email.or(base.directory_by_email),
+        directory: base.directory,
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
         trusted_proxies: over.trusted_proxies.or(base.trusted_proxies),

@@ -23,7 +23,7 @@ use super::kratos::KratosError;
 use super::{AppState, request_id};
 use crate::clock::rfc3339;
 use crate::directory::NewIdentity;
-use crate::operations::Error;
+use crate::operations::{Error, identity_storage_error};
 use crate::storage::{IdentityFilter, IdentityKey, IdentityRecord};
 
 /// An identity record in Kratos' `Identity` shape; `public_url` is where
@@ -148,7 +148,7 @@ async fn record(app: &AppState, key: IdentityKey) -> Result<Option<IdentityRecor
     tokio::task::spawn_blocking(move || backend.identity_record(&key))
         .await
         .map_err(|e| Error::Failed(e.into()))?
-        .map_err(|e| KratosError::from(Error::Failed(e)))
+        .map_err(|e| KratosError::from(identity_storage_error(e)))
 }
 
 fn answer(app: &AppState, record: &IdentityRecord) -> Json<Identity> {
@@ -217,7 +217,7 @@ pub async fn list_identities(
     let mut records = tokio::task::spawn_blocking(move || backend.list_identity_records(&filter))
         .await
         .map_err(|e| Error::Failed(e.into()))?
-        .map_err(Error::Failed)?;
+        .map_err(identity_storage_error)?;
     let more = records.len() > usize::try_from(size).unwrap_or(250);
     records.truncate(usize::try_from(size).unwrap_or(250));
     let page: Vec<Identity> = records

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{Error, Reclaim, count, refusal};
 use crate::directory::NewIdentity;
-use crate::storage::identities::Conflict;
+use crate::storage::identities::{Conflict, ManagedByPlatform};
 use crate::storage::{IdentityRecord, Pending, UnitOfWork};
 use crate::wit::IdentityRef;
 use crate::{ErrorKind, Identity};
@@ -142,14 +142,22 @@ fn not_found(id: &str) -> Error {
 
 /// A taken address or external id, or a directory the platform manages,
 /// as the 409 it is; other failures as they are.
-fn conflict(e: anyhow::Error) -> Error {
-    match e.downcast_ref::<Conflict>() {
-        Some(conflict) => refusal(
+pub(crate) fn conflict(e: anyhow::Error) -> Error {
+    if let Some(conflict) = e.downcast_ref::<Conflict>() {
+        return refusal(
             ErrorKind::InvalidArgument,
             409,
             "A resource with this identifier already exists.",
             conflict.to_string(),
-        ),
-        None => Error::Failed(e),
+        );
     }
+    if let Some(managed) = e.downcast_ref::<ManagedByPlatform>() {
+        return refusal(
+            ErrorKind::InvalidArgument,
+            409,
+            "The request could not be executed because of a conflict.",
+            managed.to_string(),
+        );
+    }
+    Error::Failed(e)
 }

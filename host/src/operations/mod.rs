@@ -7,6 +7,12 @@
 
 mod identities;
 mod issue;
+
+/// A storage error as the identity API answers it: a taken address or
+/// external id, or a directory the platform manages, is a 409.
+pub fn identity_storage_error(e: anyhow::Error) -> Error {
+    identities::conflict(e)
+}
 mod redeem;
 mod sessions;
 

@@ -94,6 +94,12 @@ pub trait IdentityStore {
 #[error("an identity with this {0} already exists")]
 pub struct Conflict(pub &'static str);
 
+/// The directory is the platform's own table: Reclaim reads it and never
+/// writes it. The API answers 409.
+#[derive(Debug, thiserror::Error)]
+#[error("identities are managed by the platform: change them in its own user table")]
+pub struct ManagedByPlatform;
+
 /// The conflict for a taken address.
 pub fn address_taken() -> anyhow::Error {
     Conflict("email address").into()

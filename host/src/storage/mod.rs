@@ -26,6 +26,7 @@ use crate::mail::{Outbox, OutboxStore};
 pub use credentials::{CredentialRecord, CredentialStore};
 pub use identities::{
     Conflict, Identities, IdentityFilter, IdentityKey, IdentityRecord, IdentityStore,
+    ManagedByPlatform,
 };
 pub use memory::MemoryStorage;
 pub(crate) use pending::settling;
@@ -88,9 +89,23 @@ pub enum Location {
         /// PEM certificates to trust for TLS (`sslmode=require`), besides
         /// the public roots.
         ca: Option<std::path::PathBuf>,
+        /// The platform's own user table as the directory, in place of
+        /// Reclaim's `identities`.
+        directory: Option<DirectoryQueries>,
     },
     /// Process memory: gone when the process ends (tests, benchmarks).
     Memory,
+}
+
+/// The platform's queries of one user, each taking its value as `$1` and
+/// yielding the columns `id`, `pk`, `email`, `display_name`, `locale`,
+/// `active` and optionally `second_factor`; run inside each operation's own
+/// transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryQueries {
+    pub by_id: String,
+    pub by_pk: String,
+    pub by_email: String,
 }
 
 /// Opens the backend at `location`: the one function that names a
@@ -100,7 +115,11 @@ pub fn open(location: &Location) -> Result<Arc<dyn Backend>> {
         Location::Sqlite { path, durability } => {
             Arc::new(SqliteStorage::open_with(path, *durability)?)
         }
-        Location::Postgres { url, ca } => Arc::new(PostgresStorage::open(url, ca.as_deref())?),
+        Location::Postgres { url, ca, directory } => Arc::new(PostgresStorage::open_with(
+            url,
+            ca.as_deref(),
+            directory.as_ref(),
+        )?),
         Location::Memory => Arc::new(MemoryStorage::new()),
     })
 }

@@ -44,7 +44,12 @@ fn sqlite() -> Fixture {
 fn postgres() -> Fixture {
     let url = crate::common::postgres::server().fresh_database();
     Fixture {
-        backend: storage::open(&Location::Postgres { url, ca: None }).unwrap(),
+        backend: storage::open(&Location::Postgres {
+            url,
+            ca: None,
+            directory: None,
+        })
+        .unwrap(),
         _dir: None,
     }
 }
@@ -86,6 +91,18 @@ fn write<T: Send + 'static>(
         Ok(out)
     })
     .unwrap()
+}
+
+/// [`write`], answering the unit's error rather than failing on it.
+fn try_write<T: Send + 'static>(
+    backend: &dyn Backend,
+    f: impl FnOnce(&mut dyn UnitOfWork) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    transact(backend, move |mut work| {
+        let out = f(&mut *work)?;
+        work.commit()?;
+        Ok(out)
+    })
 }
 
 fn insert(backend: &dyn Backend, credentials: Vec<Credential>) {
@@ -603,6 +620,155 @@ pub fn a_healthy_backend_answers_a_ping(f: Fixture) {
     f.backend.ping().unwrap();
 }
 
+pub fn identity_writes_keep_addresses_and_external_ids_unique_and_undo_with_their_unit(f: Fixture) {
+    let b = &*f.backend;
+    let new = |email: &str, external: Option<&str>| NewIdentity {
+        email: Some(email.into()),
+        active: true,
+        external_id: external.map(Into::into),
+        metadata_admin: Some(serde_json::json!({ "team": "blue" })),
+        ..Default::default()
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let (ann, n) = (id.clone(), new("ann@example.com", Some("ext-1")));
+    let created = write(b, move |work| work.insert_identity(&ann, &n, T0));
+    assert_eq!(created.identity.id, id);
+    assert_eq!(created.external_id.as_deref(), Some("ext-1"));
+    assert_eq!(
+        created.metadata_admin,
+        Some(serde_json::json!({ "team": "blue" }))
+    );
+    for (email, external, taken) in [
+        ("ANN@example.com", None, "email address"),
+        ("bob@example.com", Some("ext-1"), "external id"),
+    ] {
+        let other = uuid::Uuid::new_v4().to_string();
+        let n = new(email, external);
+        let refused = try_write(b, move |work| work.insert_identity(&other, &n, T0)).unwrap_err();
+        let conflict = refused
+            .downcast_ref::<reclaim::storage::Conflict>()
+            .unwrap_or_else(|| panic!("{refused:#}"));
+        assert_eq!(conflict.0, taken);
+    }
+    // A replacement changes every field but id and pk, and its state's time
+    // only when the state changes.
+    let (ann, mut n) = (id.clone(), new("ann@new.example", None));
+    n.active = false;
+    n.second_factor = true;
+    let replaced = write(b, move |work| work.replace_identity(&ann, &n, T0 + SECOND)).unwrap();
+    assert_eq!(replaced.identity.pk, created.identity.pk);
+    assert_eq!(replaced.identity.email.as_deref(), Some("ann@new.example"));
+    assert!(!replaced.identity.active && replaced.second_factor);
+    assert_eq!(replaced.external_id, None);
+    assert_eq!(
+        (replaced.created_at, replaced.updated_at),
+        (T0, T0 + SECOND)
+    );
+    assert_eq!(replaced.state_changed_at, T0 + SECOND);
+    let read = b
+        .identity_record(&reclaim::storage::IdentityKey::Id(id.clone()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.identity.email.as_deref(), Some("ann@new.example"));
+    // The old external id is free again.
+    let (bob, n) = (
+        uuid::Uuid::new_v4().to_string(),
+        new("bob@example.com", Some("ext-1")),
+    );
+    write(b, move |work| work.insert_identity(&bob, &n, T0));
+    let found = b
+        .identity_record(&reclaim::storage::IdentityKey::ExternalId("ext-1".into()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.identity.email.as_deref(), Some("bob@example.com"));
+    // Dropped uncommitted, a unit's identity writes are undone.
+    let ann = id.clone();
+    transact(b, move |mut work| {
+        work.delete_identity(&ann)?;
+        let n = NewIdentity {
+            email: Some("carol@example.com".into()),
+            ..Default::default()
+        };
+        work.insert_identity(&uuid::Uuid::new_v4().to_string(), &n, T0)?;
+        Ok(())
+    })
+    .unwrap();
+    assert!(b.identity(&IdentityRef::Id(id.clone())).unwrap().is_some());
+    assert_eq!(b.list_identities().unwrap().len(), 2);
+    let ann = id.clone();
+    assert!(write(b, move |work| work.delete_identity(&ann)));
+    let ann = id.clone();
+    assert!(!write(b, move |work| work.delete_identity(&ann)));
+    assert!(b.identity(&IdentityRef::Id(id)).unwrap().is_none());
+}
+
+pub fn identities_are_listed_a_page_at_a_time_and_by_address(f: Fixture) {
+    let b = &*f.backend;
+    let all: Vec<_> = (0..5)
+        .map(|i| identity(b, &format!("user{i}@example.com")))
+        .collect();
+    let page = |after_pk, limit| {
+        b.list_identity_records(&reclaim::storage::IdentityFilter {
+            email: None,
+            after_pk,
+            limit,
+        })
+        .unwrap()
+        .into_iter()
+        .map(|r| r.identity.id)
+        .collect::<Vec<_>>()
+    };
+    let first = page(None, 2);
+    assert_eq!(first, vec![all[0].id.clone(), all[1].id.clone()]);
+    assert_eq!(page(Some(all[1].pk), 10).len(), 3);
+    let by_address = b
+        .list_identity_records(&reclaim::storage::IdentityFilter {
+            email: Some("USER3@example.com".into()),
+            after_pk: None,
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(by_address.len(), 1);
+    assert_eq!(by_address[0].identity.id, all[3].id);
+}
+
+pub fn wrong_codes_count_per_identity_across_flows_within_the_window(f: Fixture) {
+    let b = &*f.backend;
+    let ann = identity(b, "ann@example.com");
+    insert(
+        b,
+        vec![
+            credential(&ann.id, "c1", CredentialKind::Code, T0 + 600 * SECOND),
+            credential(&ann.id, "c2", CredentialKind::Code, T0 + 600 * SECOND),
+        ],
+    );
+    let fail = |flow: &str, at: u64| {
+        let flow = flow.to_string();
+        write(b, move |work| work.record_failed_attempt(&flow, 5, at))
+    };
+    let count = |since: u64| {
+        let id = ann.id.clone();
+        write(b, move |work| work.identity_failed_attempts(&id, since))
+    };
+    fail("flow-c1", T0 + SECOND);
+    fail("flow-c1", T0 + 2 * SECOND);
+    fail("flow-c2", T0 + 3 * SECOND);
+    assert_eq!(count(T0), 3, "across flows");
+    // A flow whose latest wrong code is older than the window counts no more.
+    assert_eq!(count(T0 + 2 * SECOND), 1);
+    assert_eq!(
+        count(T0 + 3 * SECOND),
+        0,
+        "the window is exclusive at its start"
+    );
+    let other = identity(b, "bob@example.com");
+    let id = other.id.clone();
+    assert_eq!(
+        write(b, move |work| work.identity_failed_attempts(&id, 0)),
+        0
+    );
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -630,4 +796,7 @@ contract!(
     failed_mail_waits_for_its_retry_and_abandoned_mail_ends_its_credential,
     rate_limits_allow_a_burst_then_one_per_share_of_the_window,
     a_healthy_backend_answers_a_ping,
+    identity_writes_keep_addresses_and_external_ids_unique_and_undo_with_their_unit,
+    identities_are_listed_a_page_at_a_time_and_by_address,
+    wrong_codes_count_per_identity_across_flows_within_the_window,
 );

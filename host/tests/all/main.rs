@@ -16,6 +16,7 @@ mod identities;
 mod kratos_sdk;
 mod limits;
 mod observability;
+mod platform_directory;
 mod replicas;
 mod schema;
 mod security;

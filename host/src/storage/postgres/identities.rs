@@ -4,11 +4,12 @@ use anyhow::{Context, Result};
 use postgres::Row;
 use postgres::error::SqlState;
 
+use super::platform::{Platform, PlatformUser};
 use super::{Conn, PgWork, PostgresStorage};
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::storage::identities::{
-    IdentityFilter, IdentityKey, IdentityRecord, IdentityStore, conflict_from_index, json_text,
-    json_value,
+    IdentityFilter, IdentityKey, IdentityRecord, IdentityStore, ManagedByPlatform,
+    conflict_from_index, json_text, json_value,
 };
 use crate::storage::{Identities, from_db, to_db};
 use crate::wit::IdentityRef;
@@ -25,8 +26,23 @@ macro_rules! record_select {
     };
 }
 
+impl PostgresStorage {
+    /// Runs `f` with the platform's queries on a worker's connection.
+    fn on_platform<T: Send + 'static>(
+        &self,
+        platform: &std::sync::Arc<Platform>,
+        f: impl FnOnce(&Platform, &mut Conn) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let platform = std::sync::Arc::clone(platform);
+        self.call(move |conn| f(&platform, conn)).wait()
+    }
+}
+
 impl Identities for PostgresStorage {
     fn create_identity(&self, new: &NewIdentity, now: u64) -> Result<Identity> {
+        if self.platform.is_some() {
+            return Err(ManagedByPlatform.into());
+        }
         new.check()?;
         let new = new.clone();
         self.call(move |conn| {
@@ -38,6 +54,15 @@ impl Identities for PostgresStorage {
 
     fn identity(&self, by: &IdentityRef) -> Result<Option<Identity>> {
         let by = by.clone();
+        if let Some(platform) = &self.platform {
+            return self.on_platform(platform, move |platform, conn| {
+                let user = match &by {
+                    IdentityRef::Id(id) => platform.by_id(conn, id)?,
+                    IdentityRef::Pk(pk) => platform.by_pk(conn, *pk)?,
+                };
+                Ok(user.map(|u| u.identity))
+            });
+        }
         self.call(move |conn| {
             let row = match &by {
                 IdentityRef::Id(id) => conn.query_opt(
@@ -56,6 +81,14 @@ impl Identities for PostgresStorage {
 
     fn identity_record(&self, key: &IdentityKey) -> Result<Option<IdentityRecord>> {
         let key = key.clone();
+        if let Some(platform) = &self.platform {
+            let IdentityKey::Id(id) = key else {
+                return Err(ManagedByPlatform.into());
+            };
+            return self.on_platform(platform, move |platform, conn| {
+                Ok(platform.by_id(conn, &id)?.map(platform_record))
+            });
+        }
         self.call(move |conn| {
             let row = match &key {
                 IdentityKey::Id(id) => conn.query_opt(record_select!("WHERE id = $1"), &[id])?,
@@ -70,6 +103,19 @@ impl Identities for PostgresStorage {
 
     fn list_identity_records(&self, filter: &IdentityFilter) -> Result<Vec<IdentityRecord>> {
         let filter = filter.clone();
+        if let Some(platform) = &self.platform {
+            // One user per address, and no way to list the platform's table.
+            let (Some(email), None) = (filter.email, filter.after_pk) else {
+                return Err(ManagedByPlatform.into());
+            };
+            return self.on_platform(platform, move |platform, conn| {
+                Ok(platform
+                    .by_email(conn, &email)?
+                    .map(platform_record)
+                    .into_iter()
+                    .collect())
+            });
+        }
         self.call(move |conn| {
             let rows = conn.query(
                 record_select!(
@@ -88,6 +134,9 @@ impl Identities for PostgresStorage {
     }
 
     fn list_identities(&self) -> Result<Vec<Identity>> {
+        if self.platform.is_some() {
+            return Err(ManagedByPlatform.into());
+        }
         self.call(|conn| {
             let rows = conn.query(
                 "SELECT id, pk, email, display_name, locale, active FROM identities ORDER BY pk",
@@ -100,11 +149,19 @@ impl Identities for PostgresStorage {
 
     fn password_hash(&self, identity_id: &str) -> Result<Option<String>> {
         let identity_id = identity_id.to_owned();
+        let platform = self.platform.is_some();
         self.call(move |conn| {
-            let row = conn.query_opt(
-                "SELECT password_hash FROM identities WHERE id = $1",
-                &[&identity_id],
-            )?;
+            let row = if platform {
+                conn.query_opt(
+                    "SELECT password_hash FROM platform_passwords WHERE identity_id = $1",
+                    &[&identity_id],
+                )?
+            } else {
+                conn.query_opt(
+                    "SELECT password_hash FROM identities WHERE id = $1",
+                    &[&identity_id],
+                )?
+            };
             Ok(row.and_then(|r| r.get(0)))
         })
         .wait()
@@ -113,6 +170,9 @@ impl Identities for PostgresStorage {
 
 impl Directory for PgWork {
     fn get_by_id(&mut self, id: &str) -> Result<Option<Identity>> {
+        if let Some(platform) = &self.platform {
+            return Ok(platform.by_id(&mut *self.conn()?, id)?.map(|u| u.identity));
+        }
         let row = self.conn()?.query_opt(
             "SELECT id, pk, email, display_name, locale, active FROM identities WHERE id = $1",
             &[&id],
@@ -121,6 +181,9 @@ impl Directory for PgWork {
     }
 
     fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
+        if let Some(platform) = &self.platform {
+            return Ok(platform.by_pk(&mut *self.conn()?, pk)?.map(|u| u.identity));
+        }
         let row = self.conn()?.query_opt(
             "SELECT id, pk, email, display_name, locale, active FROM identities WHERE pk = $1",
             &[&pk],
@@ -129,6 +192,11 @@ impl Directory for PgWork {
     }
 
     fn find_by_email(&mut self, email: &str) -> Result<Option<Identity>> {
+        if let Some(platform) = &self.platform {
+            return Ok(platform
+                .by_email(&mut *self.conn()?, email)?
+                .map(|u| u.identity));
+        }
         let row = self.conn()?.query_opt(
             "SELECT id, pk, email, display_name, locale, active FROM identities
              WHERE lower(email) = lower($1)",
@@ -140,6 +208,9 @@ impl Directory for PgWork {
 
 impl IdentityStore for PgWork {
     fn identity_record_in(&mut self, id: &str) -> Result<Option<IdentityRecord>> {
+        if let Some(platform) = &self.platform {
+            return Ok(platform.by_id(&mut *self.conn()?, id)?.map(platform_record));
+        }
         let row = self
             .conn()?
             .query_opt(record_select!("WHERE id = $1"), &[&id])?;
@@ -147,6 +218,7 @@ impl IdentityStore for PgWork {
     }
 
     fn insert_identity(&mut self, id: &str, new: &NewIdentity, now: u64) -> Result<IdentityRecord> {
+        self.built_in()?;
         insert(&mut *self.conn()?, id, new, now)
     }
 
@@ -156,6 +228,7 @@ impl IdentityStore for PgWork {
         new: &NewIdentity,
         now: u64,
     ) -> Result<Option<IdentityRecord>> {
+        self.built_in()?;
         let mut conn = self.conn()?;
         // A conflict aborts the transaction: the operation answers it and
         // drops the unit.
@@ -189,6 +262,7 @@ impl IdentityStore for PgWork {
     }
 
     fn delete_identity(&mut self, id: &str) -> Result<bool> {
+        self.built_in()?;
         Ok(self
             .conn()?
             .execute("DELETE FROM identities WHERE id = $1", &[&id])?
@@ -257,5 +331,35 @@ fn record(r: &Row) -> IdentityRecord {
         created_at,
         updated_at: r.get::<_, Option<i64>>(11).map_or(created_at, from_db),
         state_changed_at: r.get::<_, Option<i64>>(12).map_or(created_at, from_db),
+    }
+}
+
+impl PgWork {
+    /// Refuses a write to the directory when it is the platform's.
+    fn built_in(&self) -> Result<()> {
+        match self.platform {
+            Some(_) => Err(ManagedByPlatform.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the directory is the platform's own table.
+    pub(super) fn on_platform(&self) -> bool {
+        self.platform.is_some()
+    }
+}
+
+/// A platform user as the admin API shows it: what the platform's table
+/// says, and nothing Reclaim would keep itself.
+fn platform_record(user: PlatformUser) -> IdentityRecord {
+    IdentityRecord {
+        identity: user.identity,
+        external_id: None,
+        second_factor: user.second_factor,
+        metadata_public: None,
+        metadata_admin: None,
+        created_at: 0,
+        updated_at: 0,
+        state_changed_at: 0,
     }
 }

@@ -21,6 +21,7 @@ mod connection;
 mod credentials;
 mod identities;
 mod outbox;
+mod platform;
 mod rate_limits;
 mod requests;
 mod schema;
@@ -36,6 +37,7 @@ use crate::storage::pending::promise;
 use crate::storage::{Backend, Job, Pending, Storage, UnitOfWork};
 use connection::Conn;
 use connection::{copy_error, tls};
+use platform::Platform;
 
 /// Connections (and worker threads) per process.
 const WORKERS: usize = 16;
@@ -43,6 +45,8 @@ const WORKERS: usize = 16;
 /// PostgreSQL storage.
 pub struct PostgresStorage {
     tasks: Mutex<Option<Sender<Task>>>,
+    /// The platform's own user table, when it is the directory.
+    platform: Option<Arc<Platform>>,
 }
 
 enum Task {
@@ -58,6 +62,17 @@ impl PostgresStorage {
     /// connections use TLS (rustls), and the server's certificate must
     /// chain to a public root or to one of the PEM certificates in `ca`.
     pub fn open(url: &str, ca: Option<&std::path::Path>) -> Result<Self> {
+        Self::open_with(url, ca, None)
+    }
+
+    /// [`Self::open`], with the platform's own user table as the directory
+    /// when `directory` is given: its queries are prepared and checked
+    /// first, and the identity admin API's writes are refused.
+    pub fn open_with(
+        url: &str,
+        ca: Option<&std::path::Path>,
+        directory: Option<&crate::storage::DirectoryQueries>,
+    ) -> Result<Self> {
         let mut config: postgres::Config = url
             .parse()
             .context("the database URL is not a PostgreSQL connection string")?;
@@ -68,17 +83,23 @@ impl PostgresStorage {
         let tls = tls(&config, ca)?;
         let mut first = Conn::new(config.clone(), tls.clone());
         schema::migrate(first.client()?)?;
+        let platform = match directory {
+            Some(queries) => Some(Arc::new(Platform::check(first.client()?, queries)?)),
+            None => None,
+        };
         let (tasks, queue) = channel();
         let queue = Arc::new(Mutex::new(queue));
         for n in 0..WORKERS {
             let (queue, conn) = (Arc::clone(&queue), Conn::new(config.clone(), tls.clone()));
+            let platform = platform.clone();
             std::thread::Builder::new()
                 .name(format!("reclaim-pg-{n}"))
-                .spawn(move || work(&queue, conn))
+                .spawn(move || work(&queue, conn, platform))
                 .context("starting a PostgreSQL worker")?;
         }
         Ok(Self {
             tasks: Mutex::new(Some(tasks)),
+            platform,
         })
     }
 
@@ -134,7 +155,7 @@ impl Drop for PostgresStorage {
     }
 }
 
-fn work(queue: &Mutex<Receiver<Task>>, conn: Conn) {
+fn work(queue: &Mutex<Receiver<Task>>, conn: Conn, platform: Option<Arc<Platform>>) {
     let cell = Arc::new(Mutex::new(UnitCell {
         conn,
         unit: 0,
@@ -152,14 +173,14 @@ fn work(queue: &Mutex<Receiver<Task>>, conn: Conn) {
                     cell.conn.rollback();
                 }
             }
-            Ok(Task::Unit(job)) => run_unit(&cell, job),
+            Ok(Task::Unit(job)) => run_unit(&cell, job, platform.clone()),
         }
     }
 }
 
 /// Runs one job in a transaction of its own and reports whether its
 /// writes were committed.
-fn run_unit(cell: &Arc<Mutex<UnitCell>>, job: Job) {
+fn run_unit(cell: &Arc<Mutex<UnitCell>>, job: Job, platform: Option<Arc<Platform>>) {
     let unit = {
         let mut state = lock(cell);
         let begun = state.conn.batch("BEGIN");
@@ -179,6 +200,7 @@ fn run_unit(cell: &Arc<Mutex<UnitCell>>, job: Job) {
     let work = PgWork {
         cell: Arc::clone(cell),
         unit,
+        platform,
     };
     let on_durable =
         catch_unwind(AssertUnwindSafe(|| job(Ok(Box::new(work))))).unwrap_or_else(|_| {
@@ -226,6 +248,7 @@ fn lock(cell: &Mutex<UnitCell>) -> MutexGuard<'_, UnitCell> {
 pub(super) struct PgWork {
     cell: Arc<Mutex<UnitCell>>,
     unit: u64,
+    platform: Option<Arc<Platform>>,
 }
 
 /// The connection, borrowed by the running unit of work.

@@ -113,7 +113,14 @@ CREATE TABLE rate_limits (
      ALTER TABLE identities ADD COLUMN metadata_public TEXT;
      ALTER TABLE identities ADD COLUMN metadata_admin TEXT;
      ALTER TABLE identities ADD COLUMN updated_at BIGINT;
-     ALTER TABLE identities ADD COLUMN state_changed_at BIGINT;",
+     ALTER TABLE identities ADD COLUMN state_changed_at BIGINT;
+     -- New passwords of the users of a platform's own table (the
+     -- [directory] queries), which Reclaim never writes.
+     CREATE TABLE platform_passwords (
+         identity_id   TEXT PRIMARY KEY,
+         password_hash TEXT NOT NULL,
+         set_at        BIGINT NOT NULL
+     );",
 ];
 
 /// Applies the migrations the database has not had, in one transaction.

@@ -62,10 +62,22 @@ impl SessionStore for PgWork {
         let Some(row) = ended else {
             return Ok(None);
         };
-        let stored = conn.execute(
-            "UPDATE identities SET password_hash = $1 WHERE id = $2",
-            &[&password_hash, &identity_id],
-        )?;
+        // The platform's table is never written: its users' new passwords
+        // are kept beside it (the caller checked the user exists).
+        let stored = if self.on_platform() {
+            conn.execute(
+                "INSERT INTO platform_passwords (identity_id, password_hash, set_at)
+                 VALUES ($2, $1, $3)
+                 ON CONFLICT (identity_id) DO UPDATE
+                 SET password_hash = EXCLUDED.password_hash, set_at = EXCLUDED.set_at",
+                &[&password_hash, &identity_id, &to_db(now)],
+            )?
+        } else {
+            conn.execute(
+                "UPDATE identities SET password_hash = $1 WHERE id = $2",
+                &[&password_hash, &identity_id],
+            )?
+        };
         if stored == 0 {
             // Dropped on `None`: the session's end goes with the unit.
             return Ok(None);

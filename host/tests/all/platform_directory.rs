@@ -1,0 +1,250 @@
+//! A platform's own `app.users` table in a real PostgreSQL as the identity
+//! directory (`[directory]` queries): links and mail for its users by id, pk
+//! and address, its own changes ending recovery, the identity API's writes
+//! refused, and a broken query stopping the start.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::postgres;
+use crate::common::{ADMIN_TOKEN, FormToken, Server, client, link_in, token_of};
+
+const SECRETS: &str = "platform-secret-0123456789abcdef0123456789";
+
+const BY_ID: &str = "SELECT id::text, pk, email, name AS display_name, locale, is_active AS active, has_mfa AS second_factor FROM app.users WHERE id = $1::uuid";
+const BY_PK: &str = "SELECT id::text, pk, email, name AS display_name, locale, is_active AS active, has_mfa AS second_factor FROM app.users WHERE pk = $1";
+const BY_EMAIL: &str = "SELECT id::text, pk, email, name AS display_name, locale, is_active AS active, has_mfa AS second_factor FROM app.users WHERE lower(email) = lower($1)";
+
+/// A fresh database with the platform's table and two users; its URL and
+/// Ann's id and pk.
+fn platform() -> (String, String, i64) {
+    let url = postgres::server().fresh_database();
+    let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    db.batch_execute(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.users (
+             id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+             pk bigserial UNIQUE,
+             email text UNIQUE,
+             name text,
+             locale text,
+             is_active boolean NOT NULL DEFAULT true,
+             has_mfa boolean NOT NULL DEFAULT false
+         );
+         INSERT INTO app.users (email, name, locale) VALUES ('ann@platform.example', 'Ann', 'de');
+         INSERT INTO app.users (email, name) VALUES ('bob@platform.example', 'Bob');",
+    )
+    .unwrap();
+    let row = db
+        .query_one(
+            "SELECT id::text, pk FROM app.users WHERE email = 'ann@platform.example'",
+            &[],
+        )
+        .unwrap();
+    (url, row.get(0), row.get(1))
+}
+
+fn env<'a>(url: &'a str, by_id: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("RECLAIM_DATABASE_URL", url),
+        ("RECLAIM_SECRETS", SECRETS),
+        ("RECLAIM_DIRECTORY_BY_ID", by_id),
+        ("RECLAIM_DIRECTORY_BY_PK", BY_PK),
+        ("RECLAIM_DIRECTORY_BY_EMAIL", BY_EMAIL),
+    ]
+}
+
+fn sql(url: &str, statement: &str) {
+    let mut db = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+    db.batch_execute(statement).unwrap();
+}
+
+fn link_for(server: &Server, id: &str) -> reqwest::blocking::Response {
+    client()
+        .post(server.url("/admin/recovery/link"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "identity_id": id }))
+        .send()
+        .unwrap()
+}
+
+fn confirm(server: &Server, link: &str) -> u16 {
+    FormToken::fetch(server)
+        .post(
+            server,
+            "/self-service/recovery/confirm",
+            &[("token", &token_of(link))],
+        )
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn the_platforms_users_recover_by_id_pk_and_address() {
+    let (url, ann_id, ann_pk) = platform();
+    let server = Server::start_with(&env(&url, BY_ID));
+    // By id: Kratos' admin link.
+    let link = link_for(&server, &ann_id);
+    assert_eq!(link.status(), 200);
+    let link = link.json::<Value>().unwrap()["recovery_link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(confirm(&server, &link), 303);
+    // By pk: authentik's recovery mail, in the user's language.
+    let mailed = client()
+        .post(server.url(&format!(
+            "/api/v3/core/users/{ann_pk}/recovery_email/?email_stage=default"
+        )))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(mailed.status(), 204);
+    // By address: the self-service form.
+    FormToken::fetch(&server).post(
+        &server,
+        "/self-service/recovery",
+        &[("email", "BOB@platform.example")],
+    );
+    let mail = server.mail(2);
+    assert_eq!(mail.len(), 2, "{mail:?}");
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("ann@platform.example") && m.contains("Hallo Ann"))
+    );
+    assert!(mail.iter().any(|m| m.contains("bob@platform.example")));
+    // Reads of the identity API answer from the platform's table.
+    let read: Value = client()
+        .get(server.url(&format!("/admin/identities/{ann_id}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(read["traits"]["email"], "ann@platform.example");
+    assert_eq!(read["metadata_admin"]["pk"], ann_pk);
+    let found: Vec<Value> = client()
+        .get(server.url("/admin/identities?credentials_identifier=ann@platform.example"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+#[test]
+fn a_deactivation_or_new_address_in_the_platforms_table_refuses_the_next_redemption() {
+    let (url, ann_id, _) = platform();
+    let server = Server::start_with(&env(&url, BY_ID));
+    let links: Vec<String> = (0..2)
+        .map(|_| {
+            link_for(&server, &ann_id).json::<Value>().unwrap()["recovery_link"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    sql(
+        &url,
+        "UPDATE app.users SET is_active = false WHERE email = 'ann@platform.example'",
+    );
+    assert_ne!(confirm(&server, &links[1]), 303, "a disabled user's link");
+    sql(
+        &url,
+        "UPDATE app.users SET is_active = true, email = 'ann@elsewhere.example' WHERE email = 'ann@platform.example'",
+    );
+    assert_eq!(
+        confirm(&server, &links[1]),
+        410,
+        "a link sent to the old address"
+    );
+    // Mailed to where the platform now says, it works.
+    FormToken::fetch(&server).post(
+        &server,
+        "/self-service/recovery",
+        &[("email", "ann@elsewhere.example")],
+    );
+    let mail = server.mail(1);
+    let fresh = link_in(&mail[0], &server.base).unwrap();
+    assert_eq!(confirm(&server, &fresh), 303);
+}
+
+#[test]
+fn the_identity_apis_writes_are_refused_and_the_table_is_untouched() {
+    let (url, ann_id, _) = platform();
+    let server = Server::start_with(&env(&url, BY_ID));
+    let attempts = [
+        client()
+            .post(server.url("/admin/identities"))
+            .json(&json!({ "schema_id": "default", "traits": { "email": "new@platform.example" } })),
+        client()
+            .put(server.url(&format!("/admin/identities/{ann_id}")))
+            .json(&json!({ "schema_id": "default", "state": "inactive", "traits": { "email": "ann@platform.example" } })),
+        client().delete(server.url(&format!("/admin/identities/{ann_id}"))),
+    ];
+    for attempt in attempts {
+        let refused = attempt.bearer_auth(ADMIN_TOKEN).send().unwrap();
+        assert_eq!(refused.status(), 409);
+        let body: Value = refused.json().unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("identities are managed by the platform"),
+            "{body}"
+        );
+    }
+    let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let row = db
+        .query_one("SELECT count(*), bool_and(is_active) FROM app.users", &[])
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1)), (2, true));
+}
+
+/// `serve` with `env`: the message it stopped with (within 30 s, or the
+/// test fails).
+fn serve_fails(env: &[(&str, &str)]) -> String {
+    let offline = Server::offline(env);
+    let mut child = offline
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(!status.success());
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            // The CLI's error, in errorGeneric's shape.
+            let error: Value = serde_json::from_str(stderr.trim())
+                .unwrap_or_else(|_| panic!("not an error body: {stderr}"));
+            return error["error"]["message"].as_str().unwrap().to_string();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve started with a broken directory query");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_broken_directory_query_stops_the_start_with_a_clear_message() {
+    let (url, _, _) = platform();
+    let typo = BY_ID.replace("locale,", "loacle AS locale,");
+    let stderr = serve_fails(&env(&url, &typo));
+    assert!(stderr.contains("by_id"), "{stderr}");
+    assert!(stderr.contains("loacle"), "{stderr}");
+    let missing_column = BY_ID.replace("locale, ", "");
+    let stderr = serve_fails(&env(&url, &missing_column));
+    assert!(stderr.contains("no column \"locale\""), "{stderr}");
+    let wrong_type = BY_ID.replace("is_active AS active", "email AS active");
+    let stderr = serve_fails(&env(&url, &wrong_type));
+    assert!(stderr.contains("\"active\" is of type text"), "{stderr}");
+}
