@@ -114,6 +114,77 @@ fn concurrent_wrong_codes_over_replicas_stop_exactly_at_the_limit() {
 }
 
 #[test]
+fn concurrent_wrong_codes_over_three_flows_and_replicas_stop_at_the_identitys_cap() {
+    let replicas = replicas(&[("RECLAIM_REVOKE_OLDER_LINKS", "false")]);
+    let ann = replicas[0].identity(Some("ann@example.com"));
+    // Three live codes: fifteen guesses by the flows' own limits.
+    let flows: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let created: Value = client()
+                .post(replicas[i].url("/admin/recovery/code"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({ "identity_id": ann["id"] }))
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let link = created["recovery_link"].as_str().unwrap();
+            let flow = link.split("flow=").nth(1).unwrap().to_string();
+            (flow, created["recovery_code"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let wrong = |code: &str| format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000);
+    let forms: Vec<FormToken> = replicas.iter().map(FormToken::fetch).collect();
+    let pages: Vec<String> = std::thread::scope(|scope| {
+        let guesses: Vec<_> = (0..15)
+            .map(|i| {
+                let (replica, form) = (&replicas[i % 3], &forms[i % 3]);
+                let (flow, code) = &flows[i % 3];
+                let guess = wrong(code);
+                scope.spawn(move || {
+                    form.post(
+                        replica,
+                        "/self-service/recovery/code",
+                        &[("flow", flow.as_str()), ("code", guess.as_str())],
+                    )
+                    .text()
+                    .unwrap()
+                })
+            })
+            .collect();
+        guesses.into_iter().map(|g| g.join().unwrap()).collect()
+    });
+    let capped = pages
+        .iter()
+        .filter(|p| p.contains("Too many wrong codes were submitted for this account"))
+        .count();
+    // The cap is ten: of fifteen guesses, at most ten were judged (the tenth
+    // is told the cap is reached), and the five after it never were.
+    assert!(capped >= 5, "{capped} guesses were stopped by the cap");
+    let mut db = ::postgres::Client::connect(
+        &replicas[0].env_value("RECLAIM_DATABASE_URL"),
+        ::postgres::NoTls,
+    )
+    .unwrap();
+    let counted: i64 = db
+        .query_one(
+            "SELECT sum(failed_attempts)::BIGINT FROM credentials WHERE identity_id = $1",
+            &[&ann["id"].as_str().unwrap()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(counted, 10, "exactly the cap was counted, across replicas");
+    for (i, (flow, code)) in flows.iter().enumerate() {
+        let right = forms[i].post(
+            &replicas[i],
+            "/self-service/recovery/code",
+            &[("flow", flow), ("code", code)],
+        );
+        assert_ne!(right.status(), 303, "flow {i}: the right code past the cap");
+    }
+}
+
+#[test]
 fn the_per_address_limit_holds_across_replicas() {
     let replicas = replicas(&[]);
     let forms: Vec<FormToken> = replicas.iter().map(FormToken::fetch).collect();

@@ -167,6 +167,15 @@ impl Server {
         command
     }
 
+    /// The value of `name` in this deployment's own environment.
+    pub fn env_value(&self, name: &str) -> String {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} is not set for this server"))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
