@@ -49,6 +49,24 @@ export interface Settings {
   notifyUnknownRecipients?: boolean;
 }
 
+/** A user as a directory answers it. */
+export interface DirectoryUser {
+  /** A UUID. */
+  id: string;
+  pk: number;
+  email?: string;
+  displayName?: string;
+  locale?: string;
+  active: boolean;
+}
+
+/** An embedder's own user store. */
+export interface Directory {
+  getById(id: string): DirectoryUser | null | undefined;
+  getByPk(pk: number): DirectoryUser | null | undefined;
+  findByEmail(email: string): DirectoryUser | null | undefined;
+}
+
 export interface OpenOptions {
   /** The SQLite file: created if missing, shared safely between processes. */
   dbPath: string;
@@ -62,6 +80,11 @@ export interface OpenOptions {
    * (this host's callbacks) and `commit`.
    */
   observe?: (phase: 'instantiate' | 'component' | 'imports' | 'commit', ms: number) => void;
+  /**
+   * Your own users in place of the `identities` table, consulted inside
+   * each operation's transaction; a throw rolls the operation back.
+   */
+  directory?: Directory;
 }
 
 /** The recovery component on one SQLite file. */

@@ -1,12 +1,18 @@
 //! The identity directory: who can recover, and where their mail goes.
+//! Backends look identities up in their own tables ([`Directory`], inside
+//! each unit of work); an embedder's own user store comes in as a
+//! [`UserDirectory`] through [`crate::Reclaim::with_directory`], which is
+//! the one place that puts it in front of the backend's.
+
+use std::sync::Arc;
 
 use anyhow::Result;
 
 pub use crate::wit::Identity;
 use crate::wit::IdentityRef;
 
-/// Looks identities up for the component's `directory` import. An embedder
-/// with its own user store implements this over it.
+/// Looks identities up for the component's `directory` import, inside a
+/// unit of work: each backend implements it over its own tables.
 pub trait Directory {
     /// The identity with this UUID.
     fn get_by_id(&mut self, id: &str) -> Result<Option<Identity>>;
@@ -21,6 +27,49 @@ pub trait Directory {
             IdentityRef::Id(id) => self.get_by_id(id),
             IdentityRef::Pk(pk) => self.get_by_pk(*pk),
         }
+    }
+}
+
+/// An embedder's own user store as the directory: consulted inside every
+/// operation's unit of work (the backend keeps credentials, sessions and
+/// mail; the users are the embedder's). A lookup that fails traps the
+/// operation, which then writes nothing.
+///
+/// ```
+/// use reclaim::{Identity, UserDirectory};
+///
+/// struct Users(Vec<Identity>);
+///
+/// impl UserDirectory for Users {
+///     fn get_by_id(&self, id: &str) -> anyhow::Result<Option<Identity>> {
+///         Ok(self.0.iter().find(|u| u.id == id).cloned())
+///     }
+///     fn get_by_pk(&self, pk: i64) -> anyhow::Result<Option<Identity>> {
+///         Ok(self.0.iter().find(|u| u.pk == pk).cloned())
+///     }
+///     fn find_by_email(&self, email: &str) -> anyhow::Result<Option<Identity>> {
+///         Ok(self.0.iter().find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email))).cloned())
+///     }
+/// }
+/// ```
+pub trait UserDirectory: Send + Sync {
+    /// The user with this UUID.
+    fn get_by_id(&self, id: &str) -> Result<Option<Identity>>;
+    /// The user with this integer key.
+    fn get_by_pk(&self, pk: i64) -> Result<Option<Identity>>;
+    /// The user with this address, compared case-insensitively.
+    fn find_by_email(&self, email: &str) -> Result<Option<Identity>>;
+}
+
+impl<T: UserDirectory + ?Sized> UserDirectory for Arc<T> {
+    fn get_by_id(&self, id: &str) -> Result<Option<Identity>> {
+        (**self).get_by_id(id)
+    }
+    fn get_by_pk(&self, pk: i64) -> Result<Option<Identity>> {
+        (**self).get_by_pk(pk)
+    }
+    fn find_by_email(&self, email: &str) -> Result<Option<Identity>> {
+        (**self).find_by_email(email)
     }
 }
 

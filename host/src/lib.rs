@@ -46,7 +46,7 @@ pub mod storage;
 pub mod wit;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use directory::{Directory, Identity, NewIdentity};
+pub use directory::{Directory, Identity, NewIdentity, UserDirectory};
 pub use operations::{EmailOptions, Error, Reclaim, Revocation};
 pub use runtime::{Limits, Runtime};
 pub use settings::{Secret, Settings, Templates};

@@ -6,6 +6,7 @@
 mod codes;
 mod concurrency;
 mod conformance;
+mod directory;
 mod durability;
 mod expiry;
 mod group_commit;

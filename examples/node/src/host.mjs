@@ -91,12 +91,18 @@ export class ReclaimHost {
    * `maxCodeAttemptsPerIdentity`, `codeAttemptWindowSeconds`,
    * `notifyUnknownRecipients`.
    */
-  static async open({ dbPath, outboxDir, settings, clock = new SystemClock(), observe }) {
+  static async open({ dbPath, outboxDir, settings, clock = new SystemClock(), observe, directory }) {
     const host = new ReclaimHost();
     // Called after each operation with each phase and its milliseconds:
     // instantiate, component (the export, less the imports), imports (this
     // host's callbacks: SQLite and the rest), commit.
     host.observe = observe;
+    // Your own users, in place of the `identities` table: an object with
+    // getById(id), getByPk(pk) and findByEmail(email), each answering
+    // { id, pk, email?, displayName?, locale?, active } or null. It is
+    // consulted inside each operation's transaction; a throw rolls the
+    // operation back.
+    host.directory = directory;
     host.#db = new Database(dbPath, { timeout: 30_000 });
     // Nanosecond timestamps pass 2^53: every integer is read as a BigInt.
     host.#db.defaultSafeIntegers(true);
@@ -212,6 +218,19 @@ export class ReclaimHost {
     return this.#modules.get(name);
   }
 
+  /** A user from the embedder's directory, as the component takes it. */
+  static #fromDirectory(user) {
+    if (user === null || user === undefined) return undefined;
+    return {
+      id: String(user.id),
+      pk: BigInt(user.pk),
+      email: user.email ?? undefined,
+      displayName: user.displayName ?? undefined,
+      locale: user.locale ?? undefined,
+      active: Boolean(user.active),
+    };
+  }
+
   #identity(where, value) {
     const [row] = this.query(`SELECT id, pk, email, display_name, locale, active FROM identities WHERE ${where}`, [value]);
     if (!row) return undefined;
@@ -264,9 +283,15 @@ export class ReclaimHost {
     const sql = (s, p) => db.prepare(s).run(...p).changes;
     const own = {
       'reclaim:recovery/directory': {
-        getById: (id) => host.#identity('id = ?', id),
-        getByPk: (pk) => host.#identity('pk = ?', Number(pk)),
-        findByEmail: (email) => host.#identity('lower(email) = lower(?)', email),
+        getById: (id) => (host.directory
+          ? ReclaimHost.#fromDirectory(host.directory.getById(id))
+          : host.#identity('id = ?', id)),
+        getByPk: (pk) => (host.directory
+          ? ReclaimHost.#fromDirectory(host.directory.getByPk(Number(pk)))
+          : host.#identity('pk = ?', Number(pk))),
+        findByEmail: (email) => (host.directory
+          ? ReclaimHost.#fromDirectory(host.directory.findByEmail(email))
+          : host.#identity('lower(email) = lower(?)', email)),
       },
       'reclaim:recovery/storage': {
         insert(c) {

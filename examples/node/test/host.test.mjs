@@ -65,3 +65,21 @@ test('mailed links arrive as .eml files in the identity\'s language', async () =
   const link = eml.match(/https:\/\/id\.example\.test\/self-service\/recovery\?flow=[^\s"<]+/)[0];
   assert.equal((await host.redeemLink(link.split('token=')[1])).identityId, bea.id);
 });
+
+test('an embedder\'s own directory is consulted, and its changes end recovery', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-node-'));
+  const users = [{ id: '5b0f7e84-2c1a-4d55-9c3e-6a4a1f0d2b77', pk: 41, email: 'ann@embedder.example', displayName: 'Ann', active: true }];
+  const directory = {
+    getById: (id) => users.find((u) => u.id === id) ?? null,
+    getByPk: (pk) => users.find((u) => u.pk === pk) ?? null,
+    findByEmail: (email) => users.find((u) => u.email.toLowerCase() === email.toLowerCase()) ?? null,
+  };
+  const host = await ReclaimHost.open({ dbPath: path.join(dir, 'reclaim.db'), settings, clock: new ManualClock(1_800_000_000), directory });
+  const link = await host.createLink({ tag: 'pk', val: 41n }, undefined, undefined);
+  assert.equal((await host.redeemLink(link.link.split('token=')[1])).identityId, users[0].id);
+  const before = await host.createLink({ tag: 'pk', val: 41n }, undefined, undefined);
+  users[0].email = 'ann@moved.example';
+  await assert.rejects(host.redeemLink(before.link.split('token=')[1]), (e) => e instanceof RecoveryError && e.kind === 'credential-revoked');
+  await assert.rejects(host.createLink({ tag: 'pk', val: 7n }, undefined, undefined), (e) => e.kind === 'identity-not-found');
+  assert.equal(host.query('SELECT count(*) AS n FROM identities', [])[0].n, 0n);
+});

@@ -5,6 +5,7 @@
 //! opens (`sessions`) and the identity admin API's writes (`identities`)
 //! each have a file.
 
+mod directed;
 mod identities;
 mod issue;
 
@@ -24,6 +25,7 @@ use lettre::message::Mailbox;
 use wasmtime::Store;
 
 use crate::clock::{Clock, SystemClock};
+use crate::directory::UserDirectory;
 use crate::runtime::{HostState, Runtime};
 use crate::settings::Settings;
 use crate::storage::{Pending, Storage, UnitOfWork};
@@ -91,6 +93,8 @@ pub struct Reclaim {
     settings: Arc<Settings>,
     clock: Arc<dyn Clock>,
     admission: Arc<Admission>,
+    /// An embedder's own users, in front of the backend's directory.
+    users: Option<Arc<dyn UserDirectory>>,
 }
 
 /// Operations submitted and not yet answered, against how many may be.
@@ -137,6 +141,30 @@ impl Reclaim {
                 in_flight: AtomicUsize::new(0),
                 cap: usize::MAX,
             }),
+            users: None,
+        }
+    }
+
+    /// The same operations with an embedder's own users as the directory:
+    /// every operation looks identities up in `users`, inside its unit of
+    /// work, and the backend keeps only credentials, sessions and mail. The
+    /// identity operations' writes are then refused (the users are yours).
+    pub fn with_directory(mut self, users: impl UserDirectory + 'static) -> Self {
+        self.users = Some(Arc::new(users));
+        self
+    }
+
+    /// `work` with this value's directory in front, if it has one.
+    fn directed(
+        users: &Option<Arc<dyn UserDirectory>>,
+        work: Box<dyn UnitOfWork>,
+    ) -> Box<dyn UnitOfWork> {
+        match users {
+            Some(users) => Box::new(directed::Directed {
+                work,
+                users: Arc::clone(users),
+            }),
+            None => work,
         }
     }
 
@@ -218,8 +246,10 @@ impl Reclaim {
         let runtime = self.runtime.clone();
         let (settings, clock) = (Arc::clone(&self.settings), Arc::clone(&self.clock));
         let started = Instant::now();
+        let users = self.users.clone();
         crate::storage::submit(&*self.storage, move |work| {
             let _admitted = admitted;
+            let work = Self::directed(&users, work);
             let (result, mut work) = runtime.run(work, settings, clock, sender, call);
             let answer = match result {
                 // Commit on the component's answer, discard on a trap: this
@@ -263,8 +293,10 @@ impl Reclaim {
             }
         };
         let now = self.clock.now_nanos();
+        let users = self.users.clone();
         crate::storage::submit(&*self.storage, move |unit| {
             let _admitted = admitted;
+            let unit = Self::directed(&users, unit);
             let answer = work(unit, now);
             count(
                 operation,
