@@ -13,9 +13,20 @@ use crate::common::{ADMIN_TOKEN, FormToken, Server, client, link_in, token_of};
 
 const SECRETS: &str = "platform-secret-0123456789abcdef0123456789";
 
-const BY_ID: &str = "SELECT id::text, pk, email, name AS display_name, locale, is_active AS active, has_mfa AS second_factor FROM app.users WHERE id = $1::uuid";
-const BY_PK: &str = "SELECT id::text, pk, email, name AS display_name, locale, is_active AS active, has_mfa AS second_factor FROM app.users WHERE pk = $1";
-const BY_EMAIL: &str = "SELECT id::text, pk, email, name AS display_name, locale, is_active AS active, has_mfa AS second_factor FROM app.users WHERE lower(email) = lower($1)";
+/// The README's `[directory]` example, exactly as written: the queries
+/// these tests run.
+fn readme_queries() -> [String; 3] {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .find(|block| block.starts_with("[directory]"))
+        .expect("the README has a [directory] example");
+    let parsed: toml::Table = toml::from_str(block).unwrap();
+    let directory = parsed["directory"].as_table().unwrap();
+    ["by_id", "by_pk", "by_email"].map(|q| directory[q].as_str().unwrap().to_string())
+}
 
 /// A fresh database with the platform's table and two users; its URL and
 /// Ann's id and pk.
@@ -46,13 +57,13 @@ fn platform() -> (String, String, i64) {
     (url, row.get(0), row.get(1))
 }
 
-fn env<'a>(url: &'a str, by_id: &'a str) -> Vec<(&'a str, &'a str)> {
+fn env<'a>(url: &'a str, queries: &'a [String; 3]) -> Vec<(&'a str, &'a str)> {
     vec![
         ("RECLAIM_DATABASE_URL", url),
         ("RECLAIM_SECRETS", SECRETS),
-        ("RECLAIM_DIRECTORY_BY_ID", by_id),
-        ("RECLAIM_DIRECTORY_BY_PK", BY_PK),
-        ("RECLAIM_DIRECTORY_BY_EMAIL", BY_EMAIL),
+        ("RECLAIM_DIRECTORY_BY_ID", &queries[0]),
+        ("RECLAIM_DIRECTORY_BY_PK", &queries[1]),
+        ("RECLAIM_DIRECTORY_BY_EMAIL", &queries[2]),
     ]
 }
 
@@ -84,7 +95,8 @@ fn confirm(server: &Server, link: &str) -> u16 {
 #[test]
 fn the_platforms_users_recover_by_id_pk_and_address() {
     let (url, ann_id, ann_pk) = platform();
-    let server = Server::start_with(&env(&url, BY_ID));
+    let queries = readme_queries();
+    let server = Server::start_with(&env(&url, &queries));
     // By id: Kratos' admin link.
     let link = link_for(&server, &ann_id);
     assert_eq!(link.status(), 200);
@@ -138,7 +150,8 @@ fn the_platforms_users_recover_by_id_pk_and_address() {
 #[test]
 fn a_deactivation_or_new_address_in_the_platforms_table_refuses_the_next_redemption() {
     let (url, ann_id, _) = platform();
-    let server = Server::start_with(&env(&url, BY_ID));
+    let queries = readme_queries();
+    let server = Server::start_with(&env(&url, &queries));
     let links: Vec<String> = (0..2)
         .map(|_| {
             link_for(&server, &ann_id).json::<Value>().unwrap()["recovery_link"]
@@ -175,7 +188,8 @@ fn a_deactivation_or_new_address_in_the_platforms_table_refuses_the_next_redempt
 #[test]
 fn the_identity_apis_writes_are_refused_and_the_table_is_untouched() {
     let (url, ann_id, _) = platform();
-    let server = Server::start_with(&env(&url, BY_ID));
+    let queries = readme_queries();
+    let server = Server::start_with(&env(&url, &queries));
     let attempts = [
         client()
             .post(server.url("/admin/identities"))
@@ -237,14 +251,20 @@ fn serve_fails(env: &[(&str, &str)]) -> String {
 #[test]
 fn a_broken_directory_query_stops_the_start_with_a_clear_message() {
     let (url, _, _) = platform();
-    let typo = BY_ID.replace("locale,", "loacle AS locale,");
+    let broken = |from: &str, to: &str| {
+        let mut queries = readme_queries();
+        assert!(queries[0].contains(from));
+        queries[0] = queries[0].replace(from, to);
+        queries
+    };
+    let typo = broken("locale,", "loacle AS locale,");
     let stderr = serve_fails(&env(&url, &typo));
     assert!(stderr.contains("by_id"), "{stderr}");
     assert!(stderr.contains("loacle"), "{stderr}");
-    let missing_column = BY_ID.replace("locale, ", "");
+    let missing_column = broken("locale, ", "");
     let stderr = serve_fails(&env(&url, &missing_column));
     assert!(stderr.contains("no column \"locale\""), "{stderr}");
-    let wrong_type = BY_ID.replace("is_active AS active", "email AS active");
+    let wrong_type = broken("is_active AS active", "email AS active");
     let stderr = serve_fails(&env(&url, &wrong_type));
     assert!(stderr.contains("\"active\" is of type text"), "{stderr}");
 }
