@@ -236,6 +236,33 @@ impl Reclaim {
         + Send
         + 'static,
     ) -> Pending<U, Error> {
+        self.submit_around(
+            operation,
+            sender,
+            |_| Ok(()),
+            call,
+            move |answer, work, ()| finish(answer, work),
+        )
+    }
+
+    /// [`Self::submit_then`] with the host's own writes before the call as
+    /// well (`prepare`), whose result `finish` gets: all in the one unit.
+    fn submit_around<P: Send + 'static, T: Send + 'static, U: Send + 'static>(
+        &self,
+        operation: &'static str,
+        sender: Option<String>,
+        prepare: impl FnOnce(&mut dyn UnitOfWork) -> anyhow::Result<P> + Send + 'static,
+        call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
+        + Send
+        + 'static,
+        finish: impl FnOnce(
+            Result<T, RecoveryError>,
+            &mut dyn UnitOfWork,
+            P,
+        ) -> anyhow::Result<Result<U, RecoveryError>>
+        + Send
+        + 'static,
+    ) -> Pending<U, Error> {
         let admitted = match self.admission.admit() {
             Ok(admitted) => admitted,
             Err(overloaded) => {
@@ -249,7 +276,8 @@ impl Reclaim {
         let users = self.users.clone();
         crate::storage::submit(&*self.storage, move |work| {
             let _admitted = admitted;
-            let work = Self::directed(&users, work);
+            let mut work = Self::directed(&users, work);
+            let prepared = prepare(&mut *work)?;
             let (result, mut work) = runtime.run(work, settings, clock, sender, call);
             let answer = match result {
                 // Commit on the component's answer, discard on a trap: this
@@ -257,7 +285,7 @@ impl Reclaim {
                 // written: the component refuses before its first write, or
                 // after writes that must stand (a wrong code).
                 Ok(answer) => {
-                    let answer = finish(answer, &mut *work)?;
+                    let answer = finish(answer, &mut *work, prepared)?;
                     work.commit()?;
                     answer.map_err(Error::Refused)
                 }

@@ -66,17 +66,19 @@ impl Reclaim {
         let identity = identity.clone();
         let now = self.clock.now_nanos();
         let by = identity.clone();
-        self.submit_then(
+        self.submit_around(
             "revoke",
             None,
+            // Ended here, to be counted: the component's revocation would end
+            // it too (the storage import does), without saying so. A refusal
+            // (no such identity) had no session to end.
+            move |work| match work.get(&by)? {
+                Some(identity) => work.end_sessions(&identity.id, now),
+                None => Ok(0),
+            },
             move |guest, store| guest.call_revoke(store, &identity),
-            move |answer, work| {
+            move |answer, _, sessions| {
                 on_success(answer, |credentials| {
-                    // The component found the identity, so the directory has it.
-                    let sessions = match work.get(&by)? {
-                        Some(identity) => work.end_sessions(&identity.id, now)?,
-                        None => 0,
-                    };
                     Ok(Revocation {
                         credentials,
                         sessions,

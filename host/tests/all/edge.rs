@@ -753,10 +753,14 @@ fn of_32_concurrent_redemptions_of_one_link_at_the_edge_exactly_one_wins_100_tim
 #[test]
 fn concurrent_wrong_codes_at_the_edge_stop_exactly_at_the_attempt_limit() {
     let native = Server::start();
-    let ann = native.identity(Some("ann@example.com"));
-    let edge = Arc::new(Edge::start(std::slice::from_ref(&ann)));
-    for round in 0..10 {
-        let Code { flow, right, wrong } = code_from(&edge.base, &ann);
+    // An identity per round: each round's five wrong codes stay under the
+    // per-identity cap of ten, so only the flow's limit is at work.
+    let people: Vec<Value> = (0..10)
+        .map(|i| native.identity(Some(&format!("ann{i}@example.com"))))
+        .collect();
+    let edge = Arc::new(Edge::start(&people));
+    for (round, ann) in people.iter().enumerate() {
+        let Code { flow, right, wrong } = code_from(&edge.base, ann);
         let form = Arc::new(FormToken::fetch_from(
             &edge.base,
             &format!("/self-service/recovery?flow={flow}"),

@@ -335,11 +335,9 @@ impl Data {
     /// Counts one wrong code against a flow, never past `max`: each caller
     /// takes the first free place by exclusive create, so concurrent callers
     /// get distinct counts and no count is lost. Returns the new count, or
-    /// `max` when every place was already taken.
-    pub fn count_failed_attempt(&self, flow_id: &str, max: u32) -> u32 {
-        (1..=max)
-            .find(|n| self.create_new(&format!("attempts/{flow_id}.{n}")))
-            .unwrap_or(max)
+    /// none when every place was already taken (nothing was counted).
+    pub fn count_failed_attempt(&self, flow_id: &str, max: u32) -> Option<u32> {
+        (1..=max).find(|n| self.create_new(&format!("attempts/{flow_id}.{n}")))
     }
 
     /// Logs one wrong code of an identity at `now`: a file of its own under

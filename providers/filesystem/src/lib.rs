@@ -156,13 +156,18 @@ impl storage::Guest for Provider {
 
     fn record_failed_attempt(flow_id: String, max_failed_attempts: u32, now: u64) -> u32 {
         let data = Data::open();
-        let count = data.count_failed_attempt(&flow_id, max_failed_attempts);
+        let counted = data.count_failed_attempt(&flow_id, max_failed_attempts);
         let key = data.read_string(&format!("flows/{flow_id}"));
-        if let Some((stored, _)) = key.as_deref().and_then(|key| data.credential(key)) {
+        // Only a wrong code the flow counted counts for the identity: one
+        // that found every place taken was not judged.
+        if counted.is_some()
+            && let Some((stored, _)) = key.as_deref().and_then(|key| data.credential(key))
+        {
             data.log_identity_failure(&stored.identity_id, now);
         }
+        let count = counted.unwrap_or(max_failed_attempts);
         if count >= max_failed_attempts
-            && let Some(key) = data.read_string(&format!("flows/{flow_id}"))
+            && let Some(key) = key
         {
             // Whoever else got here too finds it renamed already.
             data.rename(
