@@ -125,6 +125,29 @@ def test_the_directory_can_be_an_existing_users_table(database: Path):
         assert refused.value.kind == "identity-inactive"
 
 
+def test_changes_in_the_users_table_end_recovery_at_the_next_redemption(database: Path):
+    with Reclaim(database, SETTINGS) as reclaim:
+        reclaim.connection.executescript("""
+            CREATE TABLE auth_user (id INTEGER PRIMARY KEY, email TEXT, is_active INTEGER);
+            INSERT INTO auth_user VALUES (7, 'ann@example.com', 1);
+        """)
+        reclaim.directory = SqliteDirectory(
+            reclaim.connection,
+            "SELECT CAST(id AS TEXT) AS id, id AS pk, email, NULL AS display_name,"
+            " NULL AS locale, is_active AS active FROM auth_user",
+        )
+        before = reclaim.create_link(7)
+        reclaim.connection.execute("UPDATE auth_user SET email = 'ann@moved.example'")
+        with pytest.raises(RecoveryError) as refused:
+            reclaim.redeem_link(token_of(before.link))
+        assert refused.value.kind == "credential-revoked"
+        after = reclaim.create_link(7)
+        reclaim.connection.execute("UPDATE auth_user SET is_active = 0")
+        with pytest.raises(RecoveryError) as refused:
+            reclaim.redeem_link(token_of(after.link))
+        assert refused.value.kind == "identity-inactive"
+
+
 def test_observe_sees_every_phase_of_an_operation(database: Path):
     seen = []
     with Reclaim(database, SETTINGS, observe=lambda phase, s: seen.append((phase, s))) as reclaim:
