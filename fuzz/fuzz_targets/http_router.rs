@@ -44,6 +44,9 @@ const ROUTES: &[&str] = &[
     "/health/ready",
     "/metrics",
     "/openapi.json",
+    "/admin/identities",
+    "/iam/identities",
+    "/schemas/default",
 ];
 
 #[derive(Arbitrary, Debug)]
