@@ -20,12 +20,11 @@ impl Reclaim {
         session: Option<NewSession>,
     ) -> Pending<Redemption, Error> {
         let token = token.to_owned();
-        let now = self.clock.now_nanos();
         self.submit_then(
             "redeem_link",
             None,
             move |guest, store| guest.call_redeem_link(store, &token),
-            move |answer, work| on_success(answer, |r| replace_sessions(r, session, work, now)),
+            move |answer, work| on_success(answer, |r| replace_sessions(r, session, work)),
         )
     }
 
@@ -51,12 +50,11 @@ impl Reclaim {
         session: Option<NewSession>,
     ) -> Pending<Redemption, Error> {
         let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
-        let now = self.clock.now_nanos();
         self.submit_then(
             "redeem_code",
             None,
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
-            move |answer, work| on_success(answer, |r| replace_sessions(r, session, work, now)),
+            move |answer, work| on_success(answer, |r| replace_sessions(r, session, work)),
         )
     }
 
@@ -89,15 +87,15 @@ impl Reclaim {
     }
 }
 
-/// After a redemption: the identity's older sessions end, and the new one
-/// (if any) opens.
+/// After a redemption: the new session (if any) opens. The older one has
+/// ended already: a redemption revokes every other credential of the
+/// identity, and the storage import ends the session with them (the WIT's
+/// `revoke-identity`).
 fn replace_sessions(
     redemption: Redemption,
     session: Option<NewSession>,
     work: &mut dyn UnitOfWork,
-    now: u64,
 ) -> anyhow::Result<Redemption> {
-    work.end_sessions(&redemption.identity_id, now)?;
     if let Some(session) = session {
         work.open_session(
             &session,
