@@ -16,10 +16,10 @@ use reclaim_wire::identities::{
     IdentityPatchResponse, ListIdentitiesQuery, PatchIdentitiesBody, RecoveryIdentityAddress,
     UpdateIdentityBody,
 };
-use reclaim_wire::kratos::{self, ErrorGeneric};
+use reclaim_wire::kratos::ErrorGeneric;
 use serde_json::Value;
 
-use super::kratos::KratosError;
+use super::kratos::{KratosError, json_body as body};
 use super::{AppState, request_id};
 use crate::clock::rfc3339;
 use crate::directory::NewIdentity;
@@ -120,21 +120,6 @@ fn not_found(id: &str) -> KratosError {
         format!("Unable to locate the identity {id}."),
         &request_id(),
     ))
-}
-
-fn body<T: serde::de::DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, KratosError> {
-    let request = request_id();
-    let bytes = body.map_err(|rejection| {
-        ErrorGeneric::new(
-            rejection.status(),
-            "The request body could not be read.",
-            rejection.body_text(),
-            &request,
-        )
-    })?;
-    Ok(kratos::json_body(&bytes, &request)?)
 }
 
 /// A path's identity id in its canonical form; anything else names no

@@ -154,6 +154,15 @@ impl Reclaim {
         self
     }
 
+    /// A place among the operations in flight, or the answer of one that
+    /// gets none.
+    fn admit<T>(&self, operation: &'static str) -> Result<Admitted, Pending<T, Error>> {
+        self.admission.admit().map_err(|overloaded| {
+            count(operation, overloaded.outcome());
+            Pending::ready(Err(overloaded))
+        })
+    }
+
     /// `work` with this value's directory in front, if it has one.
     fn directed(
         users: &Option<Arc<dyn UserDirectory>>,
@@ -263,12 +272,9 @@ impl Reclaim {
         + Send
         + 'static,
     ) -> Pending<U, Error> {
-        let admitted = match self.admission.admit() {
+        let admitted = match self.admit(operation) {
             Ok(admitted) => admitted,
-            Err(overloaded) => {
-                count(operation, overloaded.outcome());
-                return Pending::ready(Err(overloaded));
-            }
+            Err(overloaded) => return overloaded,
         };
         let runtime = self.runtime.clone();
         let (settings, clock) = (Arc::clone(&self.settings), Arc::clone(&self.clock));
@@ -313,12 +319,9 @@ impl Reclaim {
         operation: &'static str,
         work: impl FnOnce(Box<dyn UnitOfWork>, u64) -> Result<T, Error> + Send + 'static,
     ) -> Pending<T, Error> {
-        let admitted = match self.admission.admit() {
+        let admitted = match self.admit(operation) {
             Ok(admitted) => admitted,
-            Err(overloaded) => {
-                count(operation, overloaded.outcome());
-                return Pending::ready(Err(overloaded));
-            }
+            Err(overloaded) => return overloaded,
         };
         let now = self.clock.now_nanos();
         let users = self.users.clone();

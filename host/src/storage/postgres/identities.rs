@@ -238,18 +238,7 @@ impl IdentityStore for PgWork {
                 active = $5, external_id = $6, second_factor = $7,
                 metadata_public = $8, metadata_admin = $9, updated_at = $10
              WHERE id = $1",
-            &[
-                &id,
-                &new.email,
-                &new.display_name,
-                &new.locale,
-                &new.active,
-                &new.external_id,
-                &new.second_factor,
-                &json_text(&new.metadata_public),
-                &json_text(&new.metadata_admin),
-                &to_db(now),
-            ],
+            &Columns::of(id, new, now).refs(),
         );
         match updated {
             Err(e) => Err(unique_violation(e.context("changing the identity"))),
@@ -277,22 +266,48 @@ fn insert(conn: &mut Conn, id: &str, new: &NewIdentity, now: u64) -> Result<Iden
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
          RETURNING id, pk, email, display_name, locale, active, external_id, second_factor,
                    metadata_public, metadata_admin, created_at, updated_at, state_changed_at",
-        &[
-            &id,
-            &new.email,
-            &new.display_name,
-            &new.locale,
-            &new.active,
-            &new.external_id,
-            &new.second_factor,
-            &json_text(&new.metadata_public),
-            &json_text(&new.metadata_admin),
-            &to_db(now),
-        ],
+        &Columns::of(id, new, now).refs(),
     );
     match inserted {
         Err(e) => Err(unique_violation(e.context("adding the identity"))),
         Ok(row) => Ok(record(&row.context("no row")?)),
+    }
+}
+
+/// `$1` to `$10` of the insert and the replacement: the id, the fields,
+/// and the time of the write.
+struct Columns<'a> {
+    id: &'a str,
+    new: &'a NewIdentity,
+    metadata_public: Option<String>,
+    metadata_admin: Option<String>,
+    now: i64,
+}
+
+impl<'a> Columns<'a> {
+    fn of(id: &'a str, new: &'a NewIdentity, now: u64) -> Self {
+        Self {
+            id,
+            new,
+            metadata_public: json_text(&new.metadata_public),
+            metadata_admin: json_text(&new.metadata_admin),
+            now: to_db(now),
+        }
+    }
+
+    fn refs(&self) -> [&(dyn postgres::types::ToSql + Sync); 10] {
+        [
+            &self.id,
+            &self.new.email,
+            &self.new.display_name,
+            &self.new.locale,
+            &self.new.active,
+            &self.new.external_id,
+            &self.new.second_factor,
+            &self.metadata_public,
+            &self.metadata_admin,
+            &self.now,
+        ]
     }
 }
 

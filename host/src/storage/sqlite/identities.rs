@@ -2,7 +2,8 @@
 //! import, and its administration.
 
 use anyhow::{Context, Result};
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::SqliteStorage;
 use super::writer::SqliteWork;
@@ -120,18 +121,7 @@ impl IdentityStore for SqliteWork {
                     metadata_public = ?8, metadata_admin = ?9, updated_at = ?10
                  WHERE id = ?1",
             )?
-            .execute(params![
-                id,
-                new.email,
-                new.display_name,
-                new.locale,
-                new.active,
-                new.external_id,
-                new.second_factor,
-                json_text(&new.metadata_public),
-                json_text(&new.metadata_admin),
-                to_db(now),
-            ]);
+            .execute(params_from_iter(columns(id, new, now)));
         match updated {
             Err(e) => Err(unique_violation(e).context("changing the identity")?),
             Ok(0) => Ok(None),
@@ -155,22 +145,29 @@ fn insert(conn: &Connection, id: &str, new: &NewIdentity, now: u64) -> Result<Id
                  second_factor, metadata_public, metadata_admin, created_at, updated_at, state_changed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)",
         )?
-        .execute(params![
-            id,
-            new.email,
-            new.display_name,
-            new.locale,
-            new.active,
-            new.external_id,
-            new.second_factor,
-            json_text(&new.metadata_public),
-            json_text(&new.metadata_admin),
-            to_db(now),
-        ]);
+        .execute(params_from_iter(columns(id, new, now)));
     if let Err(e) = inserted {
         return Err(unique_violation(e).context("adding the identity")?);
     }
     record_where(conn, "id = ?", &id)?.context("the new identity vanished")
+}
+
+/// `?1` to `?10` of the insert and the replacement: the id, the fields,
+/// and the time of the write.
+fn columns(id: &str, new: &NewIdentity, now: u64) -> [Value; 10] {
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+    [
+        Value::Text(id.to_owned()),
+        text(&new.email),
+        text(&new.display_name),
+        text(&new.locale),
+        Value::Integer(new.active.into()),
+        text(&new.external_id),
+        Value::Integer(new.second_factor.into()),
+        text(&json_text(&new.metadata_public)),
+        text(&json_text(&new.metadata_admin)),
+        Value::Integer(to_db(now)),
+    ]
 }
 
 /// A unique index's refusal as the conflict it is; other errors as they are.
