@@ -5,8 +5,7 @@
 //! ([`wire_identity`]).
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::header::LINK;
 use axum::http::{HeaderValue, StatusCode};
@@ -19,7 +18,7 @@ use reclaim_wire::identities::{
 use reclaim_wire::kratos::ErrorGeneric;
 use serde_json::Value;
 
-use super::kratos::{KratosError, json_body as body};
+use super::kratos::KratosError;
 use super::{AppState, request_id};
 use crate::clock::rfc3339;
 use crate::directory::NewIdentity;
@@ -122,6 +121,36 @@ fn not_found(id: &str) -> KratosError {
     ))
 }
 
+/// Reads a JSON body of up to `MAX_IDENTITY_BODY_BYTES` (the router's
+/// limit is the public routes' 16 KiB): read here, once the admin token was
+/// checked, rather than by a router layer of its own, which every request
+/// of the nested routes would pass through.
+async fn body<T: serde::de::DeserializeOwned>(raw: Body) -> Result<T, KratosError> {
+    let request = request_id();
+    let bytes = axum::body::to_bytes(raw, reclaim_wire::identities::MAX_IDENTITY_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ErrorGeneric::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The request body is too large.",
+                    "The request body is larger than 8 MiB.",
+                    &request,
+                )
+            } else {
+                ErrorGeneric::new(
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read.",
+                    e.to_string(),
+                    &request,
+                )
+            }
+        })?;
+    Ok(reclaim_wire::kratos::json_body(&bytes, &request)?)
+}
+
 /// A path's identity id in its canonical form; anything else names no
 /// identity.
 fn identity_id(id: &str) -> Result<String, KratosError> {
@@ -152,9 +181,9 @@ fn answer(app: &AppState, record: &IdentityRecord) -> Json<Identity> {
     ))]
 pub async fn create_identity(
     State(app): State<AppState>,
-    raw: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<(StatusCode, Json<Identity>), KratosError> {
-    let body: CreateIdentityBody = body(raw)?;
+    let body: CreateIdentityBody = body(raw).await?;
     let fields = body.fields().map_err(bad_request)?;
     let record = app.reclaim.create_identity(new_identity(fields)).await?;
     Ok((StatusCode::CREATED, answer(&app, &record)))
@@ -283,10 +312,10 @@ pub async fn get_identity_by_external_id(
 pub async fn update_identity(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    raw: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Json<Identity>, KratosError> {
     let id = identity_id(&id)?;
-    let body: UpdateIdentityBody = body(raw)?;
+    let body: UpdateIdentityBody = body(raw).await?;
     let fields = body.fields().map_err(bad_request)?;
     let record = app
         .reclaim
@@ -310,10 +339,10 @@ pub async fn update_identity(
 pub async fn patch_identity(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    raw: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Json<Identity>, KratosError> {
     let id = identity_id(&id)?;
-    let patch: json_patch::Patch = body(raw)?;
+    let patch: json_patch::Patch = body(raw).await?;
     let current = record(&app, IdentityKey::Id(id.clone()))
         .await?
         .ok_or_else(|| not_found(&id))?;
@@ -374,9 +403,9 @@ pub async fn delete_identity_sessions(
     ))]
 pub async fn batch_patch_identities(
     State(app): State<AppState>,
-    raw: Result<Bytes, BytesRejection>,
+    raw: Body,
 ) -> Result<Json<BatchPatchIdentitiesResponse>, KratosError> {
-    let batch: PatchIdentitiesBody = body(raw)?;
+    let batch: PatchIdentitiesBody = body(raw).await?;
     if batch.identities.len() > wire::MAX_BATCH {
         return Err(bad_request(format!(
             "A batch takes at most {} identities.",

@@ -60,9 +60,10 @@ impl utoipa::Modify for AdminToken {
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let kratos = || {
-        // The identity routes take batches of a few MiB; the limit is
-        // applied after the token is checked, so only an administrator can
-        // make the server read that much.
+        // The identity routes take batches of a few MiB: their handlers
+        // read bodies of up to 8 MiB themselves, after the token is
+        // checked, so only an administrator can make the server read that
+        // much.
         let identities = OpenApiRouter::new()
             .routes(routes!(
                 identities::create_identity,
@@ -76,10 +77,7 @@ pub fn router(state: AppState) -> Router {
                 identities::delete_identity
             ))
             .routes(routes!(identities::get_identity_by_external_id))
-            .routes(routes!(identities::delete_identity_sessions))
-            .layer(DefaultBodyLimit::max(
-                reclaim_wire::identities::MAX_IDENTITY_BODY_BYTES,
-            ));
+            .routes(routes!(identities::delete_identity_sessions));
         OpenApiRouter::new()
             .routes(routes!(kratos::create_recovery_link))
             .routes(routes!(kratos::create_recovery_code))
