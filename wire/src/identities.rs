@@ -341,7 +341,10 @@ pub const MAX_IDENTITY_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub fn is_identity_admin_path(path: &str) -> bool {
     ["/admin/identities", "/iam/identities"]
         .iter()
-        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+        .any(|prefix| {
+            path.strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
 }
 
 /// `GET /admin/identities` query.
