@@ -109,21 +109,7 @@ impl<C: Capabilities> Recovery<'_, C> {
         let identity = self.identity(who)?;
         let email = mail_address(&identity)?;
         let ctx = context! { name => identity.display_name, email => email };
-        let mail = self.render(
-            mail_rendering::PASSWORD_CHANGED,
-            identity.locale.as_deref(),
-            &ctx,
-            None,
-        )?;
-        self.caps
-            .queue(&message(
-                email,
-                identity.display_name.as_deref(),
-                mail,
-                mail_rendering::PASSWORD_CHANGED,
-                None,
-            ))
-            .map_err(mail_rejected)
+        self.notice(&identity, email, mail_rendering::PASSWORD_CHANGED, &ctx)
     }
 
     pub fn notify_address_changed(&self, who: &IdentityRef, old_address: &str) -> Outcome<()> {
@@ -140,18 +126,30 @@ impl<C: Capabilities> Recovery<'_, C> {
             email => old_address,
             new_email => identity.email,
         };
-        let mail = self.render(
+        self.notice(
+            &identity,
+            old_address,
             mail_rendering::ADDRESS_CHANGED,
-            identity.locale.as_deref(),
             &ctx,
-            None,
-        )?;
+        )
+    }
+
+    /// Renders the notice `template` in the identity's language and queues
+    /// it to `to`: a notice carries no link or code, so no flow.
+    fn notice(
+        &self,
+        identity: &Identity,
+        to: &str,
+        template: &str,
+        ctx: &minijinja::Value,
+    ) -> Outcome<()> {
+        let mail = self.render(template, identity.locale.as_deref(), ctx, None)?;
         self.caps
             .queue(&message(
-                old_address,
+                to,
                 identity.display_name.as_deref(),
                 mail,
-                mail_rendering::ADDRESS_CHANGED,
+                template,
                 None,
             ))
             .map_err(mail_rejected)
