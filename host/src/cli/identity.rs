@@ -110,34 +110,16 @@ pub fn run(service: &Service, command: IdentityCommand) -> Result<Value> {
             external_id,
             second_factor,
             active,
-        } => {
-            let current = record(service, &identity)?;
-            let mut new = as_new(&current);
-            new.email = email.or(new.email);
-            new.display_name = name.or(new.display_name);
-            new.locale = locale.or(new.locale);
-            new.external_id = external_id.or(new.external_id);
+        } => update(service, &identity, |new| {
+            new.email = email.or(new.email.take());
+            new.display_name = name.or(new.display_name.take());
+            new.locale = locale.or(new.locale.take());
+            new.external_id = external_id.or(new.external_id.take());
             new.second_factor = second_factor.unwrap_or(new.second_factor);
             new.active = active.unwrap_or(new.active);
-            shown(
-                &service
-                    .reclaim
-                    .update_identity(&current.identity.id, new)
-                    .wait()?,
-            )
-        }
+        })?,
         IdentityCommand::Deactivate { identity } => {
-            let current = record(service, &identity)?;
-            let new = NewIdentity {
-                active: false,
-                ..as_new(&current)
-            };
-            shown(
-                &service
-                    .reclaim
-                    .update_identity(&current.identity.id, new)
-                    .wait()?,
-            )
+            update(service, &identity, |new| new.active = false)?
         }
         IdentityCommand::Delete { identity } => {
             let current = record(service, &identity)?;
@@ -181,6 +163,20 @@ fn record(service: &Service, named: &str) -> Result<IdentityRecord> {
         .backend
         .identity_record(&IdentityKey::Id(found.id))?
         .with_context(|| format!("no identity is {named}"))
+}
+
+/// Changes the identity `named` as `change` says, through the operation
+/// that ends what a change ends; prints it as it is now.
+fn update(service: &Service, named: &str, change: impl FnOnce(&mut NewIdentity)) -> Result<Value> {
+    let current = record(service, named)?;
+    let mut new = as_new(&current);
+    change(&mut new);
+    Ok(shown(
+        &service
+            .reclaim
+            .update_identity(&current.identity.id, new)
+            .wait()?,
+    ))
 }
 
 fn as_new(record: &IdentityRecord) -> NewIdentity {

@@ -40,16 +40,10 @@ impl Directory for Directed {
 
 impl IdentityStore for Directed {
     fn identity_record_in(&mut self, id: &str) -> Result<Option<IdentityRecord>> {
-        Ok(self.users.get_by_id(id)?.map(|identity| IdentityRecord {
-            identity,
-            external_id: None,
-            second_factor: false,
-            metadata_public: None,
-            metadata_admin: None,
-            created_at: 0,
-            updated_at: 0,
-            state_changed_at: 0,
-        }))
+        Ok(self
+            .users
+            .get_by_id(id)?
+            .map(|identity| IdentityRecord::of_directory(identity, false)))
     }
     fn insert_identity(&mut self, _: &str, _: &NewIdentity, _: u64) -> Result<IdentityRecord> {
         Err(ManagedByPlatform.into())

@@ -14,8 +14,7 @@ impl Reclaim {
         let (identity_id, key) = (identity_id.to_owned(), key.to_owned());
         self.unit("recovery_session", move |mut work, now| {
             if !may_recover(work.get_by_id(&identity_id)?) {
-                work.end_sessions(&identity_id, now)?;
-                work.commit()?;
+                end_session(work, &identity_id, now)?;
                 return Ok(false);
             }
             Ok(work.session_is_live(&identity_id, &key, now)?)

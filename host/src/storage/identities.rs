@@ -29,6 +29,24 @@ pub struct IdentityRecord {
     pub state_changed_at: u64,
 }
 
+impl IdentityRecord {
+    /// An identity that only a directory outside Reclaim's table knows (a
+    /// platform's table, an embedder's store): what it says, and nothing
+    /// Reclaim would keep itself.
+    pub fn of_directory(identity: Identity, second_factor: bool) -> Self {
+        Self {
+            identity,
+            external_id: None,
+            second_factor,
+            metadata_public: None,
+            metadata_admin: None,
+            created_at: 0,
+            updated_at: 0,
+            state_changed_at: 0,
+        }
+    }
+}
+
 /// How the admin API names one identity.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdentityKey {

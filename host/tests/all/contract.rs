@@ -85,12 +85,7 @@ fn write<T: Send + 'static>(
     backend: &dyn Backend,
     f: impl FnOnce(&mut dyn UnitOfWork) -> anyhow::Result<T> + Send + 'static,
 ) -> T {
-    transact(backend, move |mut work| {
-        let out = f(&mut *work)?;
-        work.commit()?;
-        Ok(out)
-    })
-    .unwrap()
+    try_write(backend, f).unwrap()
 }
 
 /// [`write`], answering the unit's error rather than failing on it.

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use postgres::Row;
 use postgres::error::SqlState;
 
-use super::platform::{Platform, PlatformUser};
+use super::platform::Platform;
 use super::{Conn, PgWork, PostgresStorage};
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::storage::identities::{
@@ -86,7 +86,9 @@ impl Identities for PostgresStorage {
                 return Err(ManagedByPlatform.into());
             };
             return self.on_platform(platform, move |platform, conn| {
-                Ok(platform.by_id(conn, &id)?.map(platform_record))
+                Ok(platform
+                    .by_id(conn, &id)?
+                    .map(|u| IdentityRecord::of_directory(u.identity, u.second_factor)))
             });
         }
         self.call(move |conn| {
@@ -111,7 +113,7 @@ impl Identities for PostgresStorage {
             return self.on_platform(platform, move |platform, conn| {
                 Ok(platform
                     .by_email(conn, &email)?
-                    .map(platform_record)
+                    .map(|u| IdentityRecord::of_directory(u.identity, u.second_factor))
                     .into_iter()
                     .collect())
             });
@@ -209,7 +211,9 @@ impl Directory for PgWork {
 impl IdentityStore for PgWork {
     fn identity_record_in(&mut self, id: &str) -> Result<Option<IdentityRecord>> {
         if let Some(platform) = &self.platform {
-            return Ok(platform.by_id(&mut *self.conn()?, id)?.map(platform_record));
+            return Ok(platform
+                .by_id(&mut *self.conn()?, id)?
+                .map(|u| IdentityRecord::of_directory(u.identity, u.second_factor)));
         }
         let row = self
             .conn()?
@@ -361,20 +365,5 @@ impl PgWork {
     /// Whether the directory is the platform's own table.
     pub(super) fn on_platform(&self) -> bool {
         self.platform.is_some()
-    }
-}
-
-/// A platform user as the admin API shows it: what the platform's table
-/// says, and nothing Reclaim would keep itself.
-fn platform_record(user: PlatformUser) -> IdentityRecord {
-    IdentityRecord {
-        identity: user.identity,
-        external_id: None,
-        second_factor: user.second_factor,
-        metadata_public: None,
-        metadata_admin: None,
-        created_at: 0,
-        updated_at: 0,
-        state_changed_at: 0,
     }
 }
