@@ -110,6 +110,10 @@ impl Guest for Component {
     ) -> Result<(), RecoveryError> {
         Recovery::new(&WitImports)?.notify_address_changed(&identity, &old_address)
     }
+
+    fn notify_account_recovered(identity: IdentityRef) -> Result<(), RecoveryError> {
+        Recovery::new(&WitImports)?.notify_account_recovered(&identity)
+    }
 }
 
 // Exported only from the wasm build: a native cdylib can't carry the

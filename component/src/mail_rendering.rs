@@ -25,6 +25,7 @@ pub const RECOVERY_CODE: &str = "recovery-code";
 pub const RECOVERY_UNKNOWN: &str = "recovery-unknown";
 pub const PASSWORD_CHANGED: &str = "password-changed";
 pub const ADDRESS_CHANGED: &str = "address-changed";
+pub const ACCOUNT_RECOVERED: &str = "account-recovered";
 
 macro_rules! builtin {
     ($lang:literal, $name:literal) => {
@@ -40,17 +41,19 @@ macro_rules! builtin {
 
 /// The templates that ship inside the component: (language, name, subject,
 /// text, html). English is the fallback for every other language.
-const BUILTIN: [(&str, &str, &str, &str, &str); 10] = [
+const BUILTIN: [(&str, &str, &str, &str, &str); 12] = [
     builtin!("en", "recovery-link"),
     builtin!("en", "recovery-code"),
     builtin!("en", "recovery-unknown"),
     builtin!("en", "password-changed"),
     builtin!("en", "address-changed"),
+    builtin!("en", "account-recovered"),
     builtin!("de", "recovery-link"),
     builtin!("de", "recovery-code"),
     builtin!("de", "recovery-unknown"),
     builtin!("de", "password-changed"),
     builtin!("de", "address-changed"),
+    builtin!("de", "account-recovered"),
 ];
 
 /// Where to look for a template, most specific first: `pt-BR`, `pt`, then the

@@ -1,5 +1,6 @@
 //! Mail: recovery links and codes sent to the identity, self-service
-//! requests by address, and the password-changed notice.
+//! requests by address, and the notices (password changed, account
+//! recovered, address changed).
 
 use minijinja::context;
 
@@ -110,6 +111,13 @@ impl<C: Capabilities> Recovery<'_, C> {
         let email = mail_address(&identity)?;
         let ctx = context! { name => identity.display_name, email => email };
         self.notice(&identity, email, mail_rendering::PASSWORD_CHANGED, &ctx)
+    }
+
+    pub fn notify_account_recovered(&self, who: &IdentityRef) -> Outcome<()> {
+        let identity = self.identity(who)?;
+        let email = mail_address(&identity)?;
+        let ctx = context! { name => identity.display_name, email => email };
+        self.notice(&identity, email, mail_rendering::ACCOUNT_RECOVERED, &ctx)
     }
 
     pub fn notify_address_changed(&self, who: &IdentityRef, old_address: &str) -> Outcome<()> {

@@ -86,6 +86,10 @@ impl Guest for Spinning {
     fn notify_password_changed(_: IdentityRef) -> Result<(), RecoveryError> {
         spin()
     }
+
+    fn notify_account_recovered(_: IdentityRef) -> Result<(), RecoveryError> {
+        spin()
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
