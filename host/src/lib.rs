@@ -36,10 +36,12 @@
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod events;
 pub mod http;
 pub mod mail;
 pub mod operations;
 pub mod passwords;
+pub mod request_context;
 pub mod runtime;
 pub mod settings;
 pub mod storage;

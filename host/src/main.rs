@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use serde_json::Value;
 
 use cli::courier::CourierCommand;
+use cli::events::EventsCommand;
 use cli::identity::IdentityCommand;
 use cli::recovery::{CodeCommand, EmailCommand, LinkCommand, RedeemArgs};
 use reclaim::config::{Config, Options};
@@ -60,9 +61,12 @@ enum Command {
         #[arg(long)]
         identity: String,
     },
-    /// The mail courier
+    /// The mail and webhook courier
     #[command(subcommand)]
     Courier(CourierCommand),
+    /// The audit trail
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Write the embedded recovery component (.wasm), byte for byte, for
     /// other hosts (jco, wasmtime, wac)
     Component {
@@ -110,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<Value> {
         Command::Serve => return cli::serve::serve(service),
         Command::Identity(command) => return cli::identity::run(&service, command),
         Command::Courier(command) => return cli::courier::run(&service, command),
+        Command::Events(command) => return cli::events::run(&service, command),
         Command::Link(command) => cli::recovery::link(&service, command)?,
         Command::Code(command) => cli::recovery::code(&service, command)?,
         Command::Revoke { identity } => cli::recovery::revoke(&service, &identity)?,

@@ -9,8 +9,8 @@ use reclaim::directory::Directory;
 use reclaim::mail::{Outbox, QueuedMail};
 use reclaim::storage::SqliteStorage;
 use reclaim::storage::{
-    Completed, CredentialStore, IdentityRecord, IdentityStore, Job, NewSession, RequestQueue,
-    SessionStore, UnitOfWork,
+    AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, IdentityRecord,
+    IdentityStore, Job, NewAssertion, NewEvent, NewSession, RequestQueue, SessionStore, UnitOfWork,
 };
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
 use reclaim::{
@@ -118,6 +118,27 @@ impl Directory for FailingWork {
     }
     fn find_by_email(&mut self, email: &str) -> Result<Option<Identity>> {
         self.0.find_by_email(email)
+    }
+}
+
+impl AssertionStore for FailingWork {
+    fn open_assertion(&mut self, assertion: &NewAssertion) -> Result<()> {
+        self.0.open_assertion(assertion)
+    }
+    fn use_assertion(&mut self, key: &str, now: u64) -> Result<Option<AssertionRow>> {
+        self.0.use_assertion(key, now)
+    }
+    fn assertion(&mut self, key: &str) -> Result<Option<AssertionRow>> {
+        self.0.assertion(key)
+    }
+    fn purge_assertions(&mut self, before: u64) -> Result<u64> {
+        self.0.purge_assertions(before)
+    }
+}
+
+impl EventLog for FailingWork {
+    fn record_event(&mut self, event: &NewEvent) -> Result<()> {
+        self.0.record_event(event)
     }
 }
 

@@ -1,5 +1,5 @@
-//! `reclaim courier`: delivering mail, and the operator's view of the
-//! outbox.
+//! `reclaim courier`: delivering mail and webhooks, and the operator's
+//! view of the outbox and the endpoints.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,11 +14,12 @@ use reclaim::mail::MailStatus;
 
 #[derive(Subcommand)]
 pub enum CourierCommand {
-    /// Deliver every message that is due now, then exit
+    /// Deliver every message and webhook that is due now, then exit
     Flush,
-    /// Deliver mail as it comes, until SIGINT or SIGTERM
+    /// Deliver mail and webhooks as they come, until SIGINT or SIGTERM
     Watch,
-    /// Counts by status, and the age of the oldest queued message
+    /// Counts by status, the age of the oldest queued message, and each
+    /// webhook endpoint's deliveries (and whether a 410 disabled it)
     Status,
     /// Messages, newest first (no bodies)
     List {
@@ -32,13 +33,23 @@ pub enum CourierCommand {
         /// The message's id
         id: String,
     },
+    /// Resume deliveries to a webhook endpoint that a 410 disabled
+    EnableWebhook {
+        /// The endpoint's URL, as configured
+        url: String,
+    },
 }
 
 pub fn run(service: &Service, command: CourierCommand) -> Result<Value> {
     let now = service.now();
     let outbox = &service.backend;
     Ok(match command {
-        CourierCommand::Flush => serde_json::to_value(service.courier.drain()?)?,
+        CourierCommand::Flush => {
+            // The mail's counts at the top, as before webhooks existed.
+            let mut flushed = serde_json::to_value(service.courier.drain()?)?;
+            flushed["webhooks"] = serde_json::to_value(service.webhooks.drain()?)?;
+            flushed
+        }
         CourierCommand::Watch => {
             let stop = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&stop);
@@ -51,12 +62,18 @@ pub fn run(service: &Service, command: CourierCommand) -> Result<Value> {
                 }
                 flag.store(true, Ordering::Relaxed);
             });
-            service
-                .courier
-                .watch(service.config.courier.interval, &stop);
+            let interval = service.config.courier.interval;
+            std::thread::scope(|scope| {
+                scope.spawn(|| service.webhooks.watch(interval, &stop));
+                service.courier.watch(interval, &stop);
+            });
             json!({ "stopped": true })
         }
-        CourierCommand::Status => serde_json::to_value(outbox.status(now)?)?,
+        CourierCommand::Status => {
+            let mut status = serde_json::to_value(outbox.status(now)?)?;
+            status["webhooks"] = serde_json::to_value(outbox.webhook_status()?)?;
+            status
+        }
         CourierCommand::List { status, limit } => {
             serde_json::to_value(outbox.list(status, limit)?)?
         }
@@ -68,6 +85,12 @@ pub fn run(service: &Service, command: CourierCommand) -> Result<Value> {
                 );
             }
             json!({ "id": id, "status": "queued" })
+        }
+        CourierCommand::EnableWebhook { url } => {
+            if !outbox.enable_endpoint(&url)? {
+                bail!("the webhook endpoint {url} is not disabled");
+            }
+            json!({ "url": url, "enabled": true })
         }
     })
 }

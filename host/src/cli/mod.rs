@@ -2,6 +2,7 @@
 //! the JSON shape of errors.
 
 pub mod courier;
+pub mod events;
 pub mod identity;
 pub mod recovery;
 pub mod serve;
@@ -13,6 +14,8 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use reclaim::config::Config;
+use reclaim::events::Events;
+use reclaim::events::webhooks::{DeliveryPolicy, WebhookCourier};
 use reclaim::mail::{Courier, EmlDirectory, SmtpRelay, Transport};
 use reclaim::{Backend, Error, IdentityRef, Limits, Reclaim, Runtime, SystemClock, storage};
 
@@ -22,6 +25,7 @@ pub struct Service {
     pub reclaim: Reclaim,
     pub backend: Arc<dyn Backend>,
     pub courier: Courier,
+    pub webhooks: WebhookCourier,
 }
 
 impl Service {
@@ -31,13 +35,26 @@ impl Service {
             Some(url) => Box::new(SmtpRelay::from_url(url, config.courier.timeout)?),
             None => Box::new(EmlDirectory::new(config.data.join("outbox"))?),
         };
+        let events = Events::new(config.webhooks.iter().map(|e| e.subscription()).collect());
         let courier = Courier::new(
             backend.clone(),
             transport,
             config.mail_from.clone(),
             Arc::new(SystemClock),
             config.courier.policy.clone(),
-        );
+        )
+        .with_events(events.clone());
+        let webhooks = WebhookCourier::new(
+            backend.clone(),
+            config.webhooks.clone(),
+            Arc::new(SystemClock),
+            DeliveryPolicy {
+                timeout: config.webhook_timeout,
+                lease: config.courier.policy.lease,
+                batch: config.courier.policy.batch,
+                schedule: config.webhook_retry.clone(),
+            },
+        )?;
         let limits = Limits {
             reuse_instances: config.reuse_instances,
             operation_deadline: config.operation_timeout,
@@ -45,17 +62,21 @@ impl Service {
         };
         let runtime = Runtime::new(reclaim::runtime::EMBEDDED_COMPONENT, limits)?;
         let reclaim = Reclaim::new(runtime, backend.clone(), config.settings.clone())
-            .with_max_in_flight(config.server.max_operations);
+            .with_max_in_flight(config.server.max_operations)
+            .with_events(events)
+            .with_completion(config.completion, config.assertion_lifespan);
         Ok(Self {
             config,
             reclaim,
             backend,
             courier,
+            webhooks,
         })
     }
 
     /// Mail a command queued goes out before it exits; what can't stays
-    /// queued for a courier.
+    /// queued for a courier. (Webhook deliveries wait for `serve` or
+    /// `courier flush`: an endpoint that is down must not hold a command.)
     pub fn deliver_queued_mail(&self) {
         if let Err(e) = self.courier.drain() {
             tracing::warn!(error = %format!("{e:#}"), "mail stays queued");

@@ -60,7 +60,7 @@ pub fn serve(service: Service) -> Result<Value> {
             Some(path) => tracing::warn!("admin API token is in {}", path.display()),
             None => tracing::info!("admin API token comes from the configuration"),
         }
-        http::serve(state, service.courier, listener).await
+        http::serve(state, service.courier, service.webhooks, listener).await
     })?;
     Ok(json!({ "stopped": true }))
 }

@@ -17,7 +17,12 @@ mod options;
 use options::merge;
 use reclaim_wire::authentik;
 
-pub use options::{CourierOptions, DirectoryOptions, EmailStageOptions, Options, RateLimitOptions};
+pub use options::{
+    CourierOptions, DirectoryOptions, EmailStageOptions, Options, RateLimitOptions, WebhookOptions,
+};
+
+use crate::events::webhooks::Endpoint;
+use crate::operations::Completion;
 
 /// How mail is delivered.
 #[derive(Clone, Debug)]
@@ -92,6 +97,16 @@ pub struct Config {
     /// See [`crate::Limits::operation_deadline`].
     pub operation_timeout: Duration,
     pub server: ServerLimits,
+    /// How redemptions in the pages end, and where a hand-off goes.
+    pub completion: Completion,
+    pub handoff_url: Option<String>,
+    pub assertion_lifespan: Duration,
+    /// Webhook endpoints, how long one attempt may take, and the waits
+    /// between attempts.
+    pub webhooks: Vec<Endpoint>,
+    pub webhook_timeout: Duration,
+    pub webhook_retry: Vec<Duration>,
+    pub event_retention: Duration,
 }
 
 impl Config {
@@ -285,6 +300,59 @@ impl Config {
         if courier.policy.lease <= courier.timeout * 2 {
             bail!("courier.lease must be more than twice courier.timeout");
         }
+        let completion = o.completion.unwrap_or_default();
+        let handoff_url = o.handoff_url.filter(|u| !u.is_empty());
+        if let Some(url) = &handoff_url {
+            let parsed = url::Url::parse(url)
+                .with_context(|| format!("handoff_url {url:?} is not a URL"))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
+                bail!("handoff_url {url:?} must be an http or https URL");
+            }
+        }
+        if completion == Completion::Handoff && handoff_url.is_none() {
+            bail!(
+                "completion = handoff needs handoff_url (RECLAIM_HANDOFF_URL): where the \
+                 person goes with the assertion when the redemption has no return_to"
+            );
+        }
+        let assertion_lifespan =
+            timeout("assertion_lifespan", o.assertion_lifespan.as_deref(), "5m")?;
+        let event_retention = timeout("event_retention", o.event_retention.as_deref(), "90d")?;
+        let mut hooks = o.webhooks;
+        if let Some(url) = o.webhook_url.filter(|u| !u.is_empty()) {
+            hooks.push(WebhookOptions {
+                url,
+                secrets: o.webhook_secrets.unwrap_or_default(),
+                ..Default::default()
+            });
+        }
+        let webhook_timeout = timeout("webhook_timeout", o.webhook_timeout.as_deref(), "15s")?;
+        if !hooks.is_empty() && courier.policy.lease <= webhook_timeout * 2 {
+            bail!("courier.lease must be more than twice webhook_timeout");
+        }
+        let webhook_retry = match o.webhook_retry {
+            None => crate::events::webhooks::SCHEDULE.to_vec(),
+            Some(steps) => steps
+                .iter()
+                .map(|step| duration("webhook_retry", step.trim()))
+                .collect::<Result<_>>()?,
+        };
+        let webhooks = hooks
+            .iter()
+            .map(|h| {
+                Endpoint::new(
+                    &h.url,
+                    &h.secrets,
+                    h.events.as_deref(),
+                    h.include_password_hash,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut urls: Vec<&str> = webhooks.iter().map(|w| w.url.as_str()).collect();
+        urls.sort_unstable();
+        if urls.windows(2).any(|w| w[0] == w[1]) {
+            bail!("a webhook URL is configured twice");
+        }
         Ok(Self {
             durability: o.durability.unwrap_or_default(),
             database_url,
@@ -299,6 +367,13 @@ impl Config {
                 request_timeout: timeout("request_timeout", o.request_timeout.as_deref(), "30s")?,
             },
             courier,
+            completion,
+            handoff_url,
+            assertion_lifespan,
+            webhooks,
+            webhook_timeout,
+            webhook_retry,
+            event_retention,
             data,
             settings,
             mail_from,

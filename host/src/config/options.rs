@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::operations::Completion;
 use crate::storage::Durability;
 
 /// Options that can come from the file, the environment or a flag. Every
@@ -151,6 +152,52 @@ pub struct Options {
     #[arg(long, env = "RECLAIM_DIRECTORY_BY_EMAIL", global = true)]
     #[serde(skip)]
     pub directory_by_email: Option<String>,
+    /// How a redemption in the pages ends: password (Reclaim's new-password
+    /// form) or handoff (a redirect to the platform with a single-use
+    /// assertion) [default: password]
+    #[arg(long, env = "RECLAIM_COMPLETION", global = true, value_enum)]
+    pub completion: Option<Completion>,
+    /// Where a hand-off sends the person when the redemption has no allowed
+    /// `return_to` (required with completion = handoff)
+    #[arg(long, env = "RECLAIM_HANDOFF_URL", global = true)]
+    pub handoff_url: Option<String>,
+    /// How long a hand-off assertion may wait to be redeemed [default: 5m]
+    #[arg(long, env = "RECLAIM_ASSERTION_LIFESPAN", global = true)]
+    pub assertion_lifespan: Option<String>,
+    /// How long the audit trail keeps events [default: 90d]
+    #[arg(long, env = "RECLAIM_EVENT_RETENTION", global = true)]
+    pub event_retention: Option<String>,
+    /// One webhook endpoint for every event type (the file's `[[webhooks]]`
+    /// configure more)
+    #[arg(long, env = "RECLAIM_WEBHOOK_URL", global = true)]
+    #[serde(skip)]
+    pub webhook_url: Option<String>,
+    /// Its signing secrets, `whsec_...`, newest first, comma-separated
+    #[arg(
+        long,
+        env = "RECLAIM_WEBHOOK_SECRETS",
+        hide_env_values = true,
+        global = true,
+        value_delimiter = ','
+    )]
+    #[serde(skip)]
+    pub webhook_secrets: Option<Vec<String>>,
+    /// How long one webhook delivery attempt may take [default: 15s]
+    #[arg(long, env = "RECLAIM_WEBHOOK_TIMEOUT", global = true)]
+    pub webhook_timeout: Option<String>,
+    /// The waits between webhook attempts, comma-separated [default: the
+    /// Standard Webhooks schedule, 5s,5m,30m,2h,5h,10h,14h,20h,24h]
+    #[arg(
+        long,
+        env = "RECLAIM_WEBHOOK_RETRY",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub webhook_retry: Option<Vec<String>>,
+    /// `[[webhooks]]`: endpoints that get the events, signed.
+    #[arg(skip)]
+    #[serde(default)]
+    pub webhooks: Vec<WebhookOptions>,
     /// `[directory]`: the platform's own user table, by three queries.
     #[arg(skip)]
     #[serde(default)]
@@ -188,6 +235,20 @@ pub struct CourierOptions {
     pub batch: Option<usize>,
     /// How often an idle courier looks for due mail.
     pub interval: Option<String>,
+}
+
+/// `[[webhooks]]` of the file: one endpoint.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookOptions {
+    pub url: String,
+    /// `whsec_...`, newest first: every delivery carries a signature by each.
+    pub secrets: Vec<String>,
+    /// Only these event types; all when absent.
+    pub events: Option<Vec<String>>,
+    /// `recovery.completed` carries the new password's Argon2id PHC string.
+    #[serde(default)]
+    pub include_password_hash: bool,
 }
 
 /// `[directory]` of the file: the platform's queries of one user by id,
@@ -256,6 +317,15 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         directory_by_id: over.directory_by_id.or(base.directory_by_id),
         directory_by_pk: over.directory_by_pk.or(base.directory_by_pk),
         directory_by_email: over.directory_by_email.or(base.directory_by_email),
+        completion: over.completion.or(base.completion),
+        handoff_url: over.handoff_url.or(base.handoff_url),
+        assertion_lifespan: over.assertion_lifespan.or(base.assertion_lifespan),
+        event_retention: over.event_retention.or(base.event_retention),
+        webhook_url: over.webhook_url.or(base.webhook_url),
+        webhook_secrets: over.webhook_secrets.or(base.webhook_secrets),
+        webhook_timeout: over.webhook_timeout.or(base.webhook_timeout),
+        webhook_retry: over.webhook_retry.or(base.webhook_retry),
+        webhooks: base.webhooks,
         directory: base.directory,
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),

@@ -140,3 +140,66 @@ fn server_limits_default_and_refuse_a_zero_timeout() {
         assert!(format!("{e:#}").contains("more than zero"), "{e:#}");
     }
 }
+
+/// The README's `[[webhooks]]` example, exactly as written, is a valid
+/// configuration.
+#[test]
+fn the_readmes_webhook_example_configures_one_endpoint() {
+    let readme = include_str!("../../../README.md");
+    let block = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap())
+        .find(|block| block.starts_with("[[webhooks]]"))
+        .expect("the README has a [[webhooks]] example");
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        data: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let config = Config::resolve_toml(block, options).unwrap();
+    assert_eq!(config.webhooks.len(), 1);
+    let endpoint = &config.webhooks[0];
+    assert_eq!(
+        endpoint.url.as_str(),
+        "https://platform.example.com/hooks/reclaim"
+    );
+    assert_eq!(
+        endpoint.events,
+        Some(vec![crate::events::EventType::Completed])
+    );
+    assert!(!endpoint.include_password_hash);
+    assert_eq!(
+        config.webhook_retry,
+        crate::events::webhooks::SCHEDULE.to_vec()
+    );
+}
+
+#[test]
+fn handoff_needs_a_handoff_url_and_webhooks_need_sound_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options {
+        data: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let refused = Config::resolve_toml("completion = \"handoff\"", options()).unwrap_err();
+    assert!(format!("{refused:#}").contains("handoff_url"));
+    let config = Config::resolve_toml(
+        "completion = \"handoff\"\nhandoff_url = \"https://app.example/recovered\"",
+        options(),
+    )
+    .unwrap();
+    assert_eq!(config.completion, Completion::Handoff);
+    assert_eq!(config.assertion_lifespan, Duration::from_secs(300));
+    for bad in [
+        "[[webhooks]]\nurl = \"http://platform.example/h\"\nsecrets = [\"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"]",
+        "[[webhooks]]\nurl = \"https://platform.example/h\"\nsecrets = []",
+        "[[webhooks]]\nurl = \"https://platform.example/h\"\nsecrets = [\"not-a-secret\"]",
+    ] {
+        let refused = Config::resolve_toml(bad, options()).unwrap_err();
+        assert!(
+            !format!("{refused:#}").contains("C2FV"),
+            "no secret in the error"
+        );
+    }
+}

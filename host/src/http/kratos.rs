@@ -46,7 +46,7 @@ impl IntoResponse for KratosError {
 
 /// Reads a JSON body, turning every failure into a 400 (or the 413 of an
 /// over-long body) in Kratos' shape.
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, KratosError> {
     let request = request_id();

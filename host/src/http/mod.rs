@@ -1,10 +1,11 @@
 //! `reclaim serve`: the seed systems' HTTP APIs (Kratos' admin recovery and
-//! identities, authentik's user recovery), the self-service pages, health
-//! and OpenAPI.
+//! identities, authentik's user recovery), the platform's hand-off and audit
+//! trail, the self-service pages, health and OpenAPI.
 //! Every recovery request goes through the component.
 
 pub mod authentik;
 mod connections;
+pub mod events;
 pub mod identities;
 pub mod kratos;
 pub mod limits;
@@ -81,6 +82,8 @@ pub fn router(state: AppState) -> Router {
         OpenApiRouter::new()
             .routes(routes!(kratos::create_recovery_link))
             .routes(routes!(kratos::create_recovery_code))
+            .routes(routes!(events::redeem_assertion))
+            .routes(routes!(events::list_events))
             .merge(identities)
             .route_layer(middleware::from_fn_with_state(state.clone(), kratos_auth))
     };

@@ -15,15 +15,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use super::AppState;
 use crate::mail::MailStatus;
 
-tokio::task_local! {
-    static REQUEST_ID: Arc<str>;
-}
+use crate::request_context::REQUEST_ID;
 
 /// The id of the request being served (a fresh one outside a request).
 pub fn request_id() -> String {
-    REQUEST_ID
-        .try_with(|id| id.to_string())
-        .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+    crate::request_context::request_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 /// Latency buckets, in seconds: an operation takes about a millisecond.

@@ -1,5 +1,6 @@
-//! `reclaim serve`'s loop: the HTTP server, with the courier, the request
-//! queue and the rate limits' clean-up running alongside.
+//! `reclaim serve`'s loop: the HTTP server, with the mail and webhook
+//! couriers, the request queue, the rate limits' clean-up and the audit
+//! trail's retention running alongside.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,11 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{AppState, rate_limit, router};
+use crate::events::webhooks::WebhookCourier;
 use crate::mail::Courier;
+
+/// How often the audit trail forgets events past their retention.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often queued self-service requests are served: a steady pace that
 /// owes nothing to when any one request came, so the work a known address
@@ -65,6 +70,7 @@ pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
 pub async fn serve(
     state: AppState,
     courier: Courier,
+    webhooks: WebhookCourier,
     listener: tokio::net::TcpListener,
 ) -> Result<()> {
     // Installed before the first request, so that nothing counted is lost.
@@ -83,6 +89,45 @@ pub async fn serve(
                 Ok(Ok(_)) => {}
             }
             let _ = tokio::time::timeout(interval, wake.notified()).await;
+        }
+    });
+    // Webhooks go out on a courier of their own: a slow endpoint delays
+    // no mail. Every operation that records an event wakes it.
+    let wake = state.reclaim.events().planned();
+    let webhooks = Arc::new(webhooks);
+    let webhook_task = tokio::spawn(async move {
+        loop {
+            let pass = Arc::clone(&webhooks);
+            match tokio::task::spawn_blocking(move || pass.drain()).await {
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "webhook pass failed; deliveries stay queued")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook pass panicked; deliveries stay queued")
+                }
+                Ok(Ok(_)) => {}
+            }
+            let _ = tokio::time::timeout(interval, wake.notified()).await;
+        }
+    });
+    let retention = state.config.event_retention;
+    let trail = state.clone();
+    let retention_task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            every.tick().await;
+            let before = trail
+                .now_nanos()
+                .saturating_sub(crate::clock::duration_nanos(retention));
+            let backend = trail.backend.clone();
+            match tokio::task::spawn_blocking(move || backend.purge_events(before)).await {
+                Ok(Ok(purged)) if purged > 0 => tracing::info!(purged, "old events purged"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "purging old events failed")
+                }
+                Err(e) => tracing::warn!(error = %e, "purging old events panicked"),
+            }
         }
     });
     let queue = state.clone();
@@ -114,6 +159,8 @@ pub async fn serve(
     let limits = state.config.server;
     super::serve_connections(listener, router(state), limits, shutdown_signal()).await;
     courier_task.abort();
+    webhook_task.abort();
+    retention_task.abort();
     requests_task.abort();
     forget_task.abort();
     Ok(())

@@ -18,6 +18,8 @@ use super::outbox::{Attempt, OutboxStore};
 use super::{QueuedMail, eml};
 use crate::clock::Clock;
 use crate::clock::duration_nanos;
+use crate::events::{Event, EventType, Events};
+use crate::storage::NewEvent;
 
 /// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +141,7 @@ pub struct Courier {
     from: Mailbox,
     clock: Arc<dyn Clock>,
     policy: RetryPolicy,
+    events: Events,
 }
 
 impl Courier {
@@ -156,7 +159,34 @@ impl Courier {
             from,
             clock,
             policy,
+            events: Events::default(),
         }
+    }
+
+    /// The same courier, planning its `recovery.email.*` events for these
+    /// webhooks (the audit trail keeps them either way).
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The event an attempt on `mail` means, if any: a recovery mail about
+    /// an identity that was delivered or given up on.
+    fn event(&self, mail: &QueuedMail, attempt: &Attempt) -> Option<NewEvent> {
+        let kind = match attempt {
+            Attempt::Sent => EventType::EmailSent,
+            Attempt::Abandon { .. } => EventType::EmailAbandoned,
+            Attempt::Retry { .. } => return None,
+        };
+        let identity_id = mail.identity_id.as_deref()?;
+        let mut event = Event::new(kind, self.now())
+            .identity(identity_id, mail.external_id.clone())
+            .detail("template", mail.template.clone())
+            .detail("mail_id", mail.id.clone());
+        if let Some(flow_id) = &mail.flow_id {
+            event = event.detail("flow_id", flow_id.clone());
+        }
+        Some(self.events.plan(&event))
     }
 
     fn now(&self) -> u64 {
@@ -222,8 +252,9 @@ impl Courier {
                     tracing::error!(id = %mail.id, attempt = mail.attempts + 1, error = %error, "delivery abandoned");
                 }
             }
+            let event = self.event(mail, &attempt);
             self.outbox
-                .record_attempt(&mail.id, &self.id, self.now(), &attempt)?;
+                .record_attempt(&mail.id, &self.id, self.now(), &attempt, event.as_ref())?;
         }
         Ok(report)
     }
@@ -261,7 +292,7 @@ impl Courier {
 
 /// A uniform draw from [0, 1) for retry jitter: spreading retries needs no
 /// cryptographic strength, but the OS source costs nothing here.
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64

@@ -75,6 +75,8 @@ mod tests {
             queued_at: 1_700_000_000_000_000_000,
             attempts: 0,
             flow_id: None,
+            identity_id: None,
+            external_id: None,
         };
         let from: Mailbox = "Reclaim <no-reply@reclaim.test>".parse().unwrap();
         let eml = String::from_utf8(build(&mail, &from).unwrap()).unwrap();

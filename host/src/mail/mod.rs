@@ -38,6 +38,10 @@ pub struct QueuedMail {
     /// The recovery flow whose credential the message carries: revoked if
     /// the message is abandoned.
     pub flow_id: Option<String>,
+    /// The identity the message is about, and its external id, for the
+    /// `recovery.email.*` events.
+    pub identity_id: Option<String>,
+    pub external_id: Option<String>,
 }
 
 /// The outbox side of a unit of work.

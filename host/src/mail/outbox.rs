@@ -5,6 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::QueuedMail;
+use crate::storage::NewEvent;
 
 /// Where a message stands. Kratos' courier has the same four.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -106,8 +107,17 @@ pub trait OutboxStore: Send + Sync {
     fn renew(&self, id: &str, courier: &str, now: u64, lease_until: u64) -> Result<bool>;
 
     /// Records an attempt by `courier` and moves the message on, if `courier`
-    /// still holds its claim; returns whether it did.
-    fn record_attempt(&self, id: &str, courier: &str, now: u64, attempt: &Attempt) -> Result<bool>;
+    /// still holds its claim; returns whether it did. `event` (what the
+    /// attempt means to the audit trail and the webhooks) is recorded in the
+    /// same transaction, if the attempt is.
+    fn record_attempt(
+        &self,
+        id: &str,
+        courier: &str,
+        now: u64,
+        attempt: &Attempt,
+        event: Option<&NewEvent>,
+    ) -> Result<bool>;
 
     /// Counts by status at `now`.
     fn status(&self, now: u64) -> Result<OutboxStatus>;

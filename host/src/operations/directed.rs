@@ -11,7 +11,8 @@ use crate::directory::{Directory, Identity, NewIdentity, UserDirectory};
 use crate::mail::{Outbox, QueuedMail};
 use crate::storage::identities::{IdentityRecord, IdentityStore, ManagedByPlatform};
 use crate::storage::{
-    Completed, CredentialStore, NewSession, RequestQueue, SessionStore, UnitOfWork,
+    AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, NewAssertion, NewEvent,
+    NewSession, RequestQueue, SessionStore, UnitOfWork,
 };
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
 
@@ -137,5 +138,26 @@ impl SessionStore for Directed {
 impl RequestQueue for Directed {
     fn dequeue_request(&mut self, id: i64) -> Result<bool> {
         self.work.dequeue_request(id)
+    }
+}
+
+impl AssertionStore for Directed {
+    fn open_assertion(&mut self, assertion: &NewAssertion) -> Result<()> {
+        self.work.open_assertion(assertion)
+    }
+    fn use_assertion(&mut self, key: &str, now: u64) -> Result<Option<AssertionRow>> {
+        self.work.use_assertion(key, now)
+    }
+    fn assertion(&mut self, key: &str) -> Result<Option<AssertionRow>> {
+        self.work.assertion(key)
+    }
+    fn purge_assertions(&mut self, before: u64) -> Result<u64> {
+        self.work.purge_assertions(before)
+    }
+}
+
+impl EventLog for Directed {
+    fn record_event(&mut self, event: &NewEvent) -> Result<()> {
+        self.work.record_event(event)
     }
 }

@@ -8,8 +8,9 @@
 
 use std::sync::Arc;
 
-use super::{Error, Reclaim, count, refusal};
+use super::{Error, Reclaim, count, record, refusal};
 use crate::directory::NewIdentity;
+use crate::events::{Event, EventType, Events};
 use crate::storage::identities::{Conflict, ManagedByPlatform};
 use crate::storage::{IdentityRecord, Pending, UnitOfWork};
 use crate::wit::IdentityRef;
@@ -18,12 +19,20 @@ use crate::{ErrorKind, Identity};
 impl Reclaim {
     /// Adds an identity (Kratos' `POST /admin/identities`).
     pub fn create_identity(&self, new: NewIdentity) -> Pending<IdentityRecord, Error> {
+        let events = self.events.clone();
         self.unit("create_identity", move |mut work, now| {
             checked(&new)?;
             let id = uuid::Uuid::new_v4().hyphenated().to_string();
-            let record = work.insert_identity(&id, &new, now).map_err(conflict)?;
+            let created = work.insert_identity(&id, &new, now).map_err(conflict)?;
+            changed(
+                &events,
+                &mut *work,
+                EventType::IdentityCreated,
+                &created,
+                now,
+            )?;
             work.commit()?;
-            Ok(record)
+            Ok(created)
         })
     }
 
@@ -36,6 +45,7 @@ impl Reclaim {
             Arc::clone(&self.settings),
             Arc::clone(&self.clock),
         );
+        let events = self.events.clone();
         self.unit("update_identity", move |mut work, now| {
             checked(&new)?;
             let old = work
@@ -50,6 +60,10 @@ impl Reclaim {
             if readdressed || deactivated {
                 end_recovery(&mut *work, &id, now)?;
             }
+            let event = changed_event(EventType::IdentityUpdated, &record, now)
+                .detail("address_changed", readdressed)
+                .detail("active", record.identity.active);
+            super::record(&events, &mut *work, event)?;
             let old_address = old.identity.email.filter(|_| readdressed);
             let Some(old_address) = old_address else {
                 work.commit()?;
@@ -58,7 +72,7 @@ impl Reclaim {
             // The notice is rendered by the component, in the identity's
             // language, and queued in this unit: no change without it.
             let who = IdentityRef::Id(id.clone());
-            let (answer, work) = runtime.run(work, settings, clock, None, |guest, store| {
+            let (answer, work, _) = runtime.run(work, settings, clock, None, |guest, store| {
                 guest.call_notify_address_changed(store, &who, &old_address)
             });
             match answer {
@@ -76,10 +90,15 @@ impl Reclaim {
     /// Deletes an identity, its password, links, codes and session.
     pub fn delete_identity(&self, id: &str) -> Pending<(), Error> {
         let id = id.to_owned();
+        let events = self.events.clone();
         self.unit("delete_identity", move |mut work, now| {
+            let old = work.identity_record_in(&id)?;
             end_recovery(&mut *work, &id, now)?;
             if !work.delete_identity(&id).map_err(conflict)? {
                 return Err(not_found(&id));
+            }
+            if let Some(old) = old {
+                changed(&events, &mut *work, EventType::IdentityDeleted, &old, now)?;
             }
             work.commit()?;
             Ok(())
@@ -99,6 +118,21 @@ impl Reclaim {
             Ok(ended)
         })
     }
+}
+
+/// The `identity.*` event of a change to `identity`.
+fn changed_event(kind: EventType, identity: &IdentityRecord, now: u64) -> Event {
+    Event::new(kind, now).identity(&identity.identity.id, identity.external_id.clone())
+}
+
+fn changed(
+    events: &Events,
+    work: &mut dyn UnitOfWork,
+    kind: EventType,
+    identity: &IdentityRecord,
+    now: u64,
+) -> anyhow::Result<()> {
+    record(events, work, changed_event(kind, identity, now))
 }
 
 /// Every way into the account that is open ends: links, codes, session.

@@ -113,6 +113,15 @@ impl Reclaim {
             guest.call_notify_password_changed(store, &identity)
         })
     }
+
+    /// Queues the "your account was recovered" notice, for a recovery
+    /// handed off to the platform.
+    pub fn notify_account_recovered(&self, identity: &IdentityRef) -> Pending<(), Error> {
+        let identity = identity.clone();
+        self.submit("notify_account_recovered", None, move |guest, store| {
+            guest.call_notify_account_recovered(store, &identity)
+        })
+    }
 }
 
 /// An operation runs on the storage's thread: its arguments move there.

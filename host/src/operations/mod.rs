@@ -2,12 +2,16 @@
 //! inside one unit of work that commits only if the component returned, and
 //! answers with a [`Pending`]: `.wait()` for it on a thread, or `.await` it.
 //! Issuing (`issue`), redeeming (`redeem`), the sessions a redemption
-//! opens (`sessions`) and the identity admin API's writes (`identities`)
-//! each have a file.
+//! opens (`sessions`), the hand-off to the platform (`handoff`) and the
+//! identity admin API's writes (`identities`) each have a file. Every
+//! operation records its events in its own unit of work (`record`).
 
 mod directed;
+mod handoff;
 mod identities;
 mod issue;
+
+pub use handoff::{Assertion, Completion, Redeemed, Step};
 
 /// A storage error as the identity API answers it: a taken address or
 /// external id, or a directory the platform manages, is a 409.
@@ -26,7 +30,8 @@ use wasmtime::Store;
 
 use crate::clock::{Clock, SystemClock};
 use crate::directory::UserDirectory;
-use crate::runtime::{HostState, Runtime};
+use crate::events::{Event, EventType, Events, Method};
+use crate::runtime::{HostState, Issued, Runtime};
 use crate::settings::Settings;
 use crate::storage::{Pending, Storage, UnitOfWork};
 use crate::wit::RecoveryError;
@@ -95,6 +100,11 @@ pub struct Reclaim {
     admission: Arc<Admission>,
     /// An embedder's own users, in front of the backend's directory.
     users: Option<Arc<dyn UserDirectory>>,
+    /// Who hears of what the operations do.
+    events: Events,
+    /// How a redemption in the pages ends.
+    completion: Completion,
+    assertion_lifespan: std::time::Duration,
 }
 
 /// Operations submitted and not yet answered, against how many may be.
@@ -142,7 +152,29 @@ impl Reclaim {
                 cap: usize::MAX,
             }),
             users: None,
+            events: Events::default(),
+            completion: Completion::Password,
+            assertion_lifespan: handoff::ASSERTION_LIFESPAN,
         }
+    }
+
+    /// The same operations, recording their events for these webhooks
+    /// (the audit trail keeps every event either way).
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The same operations, ending redemptions in the pages as
+    /// `completion` says, with assertions that live `assertion_lifespan`.
+    pub fn with_completion(
+        mut self,
+        completion: Completion,
+        assertion_lifespan: std::time::Duration,
+    ) -> Self {
+        self.completion = completion;
+        self.assertion_lifespan = assertion_lifespan;
+        self
     }
 
     /// The same operations with an embedder's own users as the directory:
@@ -207,6 +239,11 @@ impl Reclaim {
     /// The storage backend.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+
+    /// Who hears of what the operations do.
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     /// The settings.
@@ -280,17 +317,20 @@ impl Reclaim {
         let (settings, clock) = (Arc::clone(&self.settings), Arc::clone(&self.clock));
         let started = Instant::now();
         let users = self.users.clone();
-        crate::storage::submit(&*self.storage, move |work| {
+        let events = self.events.clone();
+        let submitted = crate::request_context::carry(move |work| {
             let _admitted = admitted;
             let mut work = Self::directed(&users, work);
             let prepared = prepare(&mut *work)?;
-            let (result, mut work) = runtime.run(work, settings, clock, sender, call);
+            let now = clock.now_nanos();
+            let (result, mut work, issued) = runtime.run(work, settings, clock, sender, call);
             let answer = match result {
                 // Commit on the component's answer, discard on a trap: this
                 // is the one place that decides it. A refusal stands as
                 // written: the component refuses before its first write, or
                 // after writes that must stand (a wrong code).
                 Ok(answer) => {
+                    record_issued(&events, &mut *work, &issued, now)?;
                     let answer = finish(answer, &mut *work, prepared)?;
                     work.commit()?;
                     answer.map_err(Error::Refused)
@@ -306,7 +346,8 @@ impl Reclaim {
             metrics::histogram!("reclaim_operation_duration_seconds", "operation" => operation)
                 .record(started.elapsed().as_secs_f64());
             answer
-        })
+        });
+        crate::storage::submit(&*self.storage, submitted)
     }
 }
 
@@ -325,7 +366,7 @@ impl Reclaim {
         };
         let now = self.clock.now_nanos();
         let users = self.users.clone();
-        crate::storage::submit(&*self.storage, move |unit| {
+        let submitted = crate::request_context::carry(move |unit| {
             let _admitted = admitted;
             let unit = Self::directed(&users, unit);
             let answer = work(unit, now);
@@ -334,8 +375,44 @@ impl Reclaim {
                 answer.as_ref().err().map_or("ok", Error::outcome),
             );
             answer
-        })
+        });
+        crate::storage::submit(&*self.storage, submitted)
     }
+}
+
+/// Records `event` in `work`, for the trail and the endpoints that take it.
+pub(crate) fn record(
+    events: &Events,
+    work: &mut dyn UnitOfWork,
+    event: Event,
+) -> anyhow::Result<()> {
+    work.record_event(&events.plan(&event))
+}
+
+/// `event` about the identity `id`, with its external id as `work` sees it.
+pub(crate) fn about(work: &mut dyn UnitOfWork, event: Event, id: &str) -> anyhow::Result<Event> {
+    let external_id = work.identity_record_in(id)?.and_then(|r| r.external_id);
+    Ok(event.identity(id, external_id))
+}
+
+/// The `recovery.link.created` and `recovery.code.created` events of the
+/// credentials an operation stored.
+fn record_issued(
+    events: &Events,
+    work: &mut dyn UnitOfWork,
+    issued: &[Issued],
+    now: u64,
+) -> anyhow::Result<()> {
+    for credential in issued {
+        let (kind, method) = match credential.kind {
+            crate::wit::CredentialKind::Link => (EventType::LinkCreated, Method::Link),
+            crate::wit::CredentialKind::Code => (EventType::CodeCreated, Method::Code),
+        };
+        let event = Event::new(kind, now).flow(&credential.flow_id, method);
+        let event = about(work, event, &credential.identity_id)?;
+        record(events, work, event)?;
+    }
+    Ok(())
 }
 
 /// A refusal made by the host, in the component's shape.

@@ -1,30 +1,43 @@
-//! Operations that redeem, check or revoke credentials, and the recovery
-//! sessions a redemption opens.
+//! Operations that redeem, check or revoke credentials; what a redemption
+//! in the pages leads to is `handoff`'s rule.
 
-use super::{Error, Reclaim, Revocation, on_success};
-use crate::storage::{NewSession, Pending, UnitOfWork};
+use super::handoff::Redeemed;
+use super::{Error, Reclaim, Revocation, about, on_success, record};
+use crate::events::{Event, EventType, Method};
+use crate::storage::{NewSession, Pending};
 use crate::wit::{IdentityRef, Redemption};
 
 impl Reclaim {
     /// Redeems a link token, once.
     pub fn redeem_link(&self, token: &str) -> Pending<Redemption, Error> {
-        self.redeem_link_into(token, None)
-    }
-
-    /// Redeems a link token and, in the same transaction, opens `session`
-    /// for its identity. Either way every other session of the identity
-    /// ends: whoever redeemed an older credential loses what it gave them.
-    pub fn redeem_link_into(
-        &self,
-        token: &str,
-        session: Option<NewSession>,
-    ) -> Pending<Redemption, Error> {
         let token = token.to_owned();
+        let next = self.continuation();
         self.submit_then(
             "redeem_link",
             None,
             move |guest, store| guest.call_redeem_link(store, &token),
-            move |answer, work| on_success(answer, |r| replace_sessions(r, session, work)),
+            move |answer, work| {
+                on_success(answer, |r| {
+                    Ok(next.after(r, Method::Link, None, work)?.redemption)
+                })
+            },
+        )
+    }
+
+    /// Redeems a link token in the pages and, in the same transaction,
+    /// opens `session` for its identity or hands the recovery off (see
+    /// `handoff`). Either way every other session of the identity ends:
+    /// whoever redeemed an older credential loses what it gave them.
+    pub fn redeem_link_into(&self, token: &str, session: NewSession) -> Pending<Redeemed, Error> {
+        let token = token.to_owned();
+        let next = self.continuation();
+        self.submit_then(
+            "redeem_link",
+            None,
+            move |guest, store| guest.call_redeem_link(store, &token),
+            move |answer, work| {
+                on_success(answer, |r| next.after(r, Method::Link, Some(session), work))
+            },
         )
     }
 
@@ -38,23 +51,37 @@ impl Reclaim {
 
     /// Redeems a flow's code, once; wrong codes count against the flow.
     pub fn redeem_code(&self, flow_id: &str, code: &str) -> Pending<Redemption, Error> {
-        self.redeem_code_into(flow_id, code, None)
+        let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
+        let next = self.continuation();
+        self.submit_then(
+            "redeem_code",
+            None,
+            move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
+            move |answer, work| {
+                on_success(answer, |r| {
+                    Ok(next.after(r, Method::Code, None, work)?.redemption)
+                })
+            },
+        )
     }
 
-    /// Redeems a flow's code and opens `session`, as
+    /// Redeems a flow's code in the pages, as
     /// [`Reclaim::redeem_link_into`] does.
     pub fn redeem_code_into(
         &self,
         flow_id: &str,
         code: &str,
-        session: Option<NewSession>,
-    ) -> Pending<Redemption, Error> {
+        session: NewSession,
+    ) -> Pending<Redeemed, Error> {
         let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
+        let next = self.continuation();
         self.submit_then(
             "redeem_code",
             None,
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
-            move |answer, work| on_success(answer, |r| replace_sessions(r, session, work)),
+            move |answer, work| {
+                on_success(answer, |r| next.after(r, Method::Code, Some(session), work))
+            },
         )
     }
 
@@ -64,6 +91,7 @@ impl Reclaim {
         let identity = identity.clone();
         let now = self.clock.now_nanos();
         let by = identity.clone();
+        let events = self.events.clone();
         self.submit_around(
             "revoke",
             None,
@@ -71,12 +99,21 @@ impl Reclaim {
             // it too (the storage import does), without saying so. A refusal
             // (no such identity) had no session to end.
             move |work| match work.get(&by)? {
-                Some(identity) => work.end_sessions(&identity.id, now),
-                None => Ok(0),
+                Some(identity) => Ok(Some((
+                    identity.id.clone(),
+                    work.end_sessions(&identity.id, now)?,
+                ))),
+                None => Ok(None),
             },
             move |guest, store| guest.call_revoke(store, &identity),
-            move |answer, _, sessions| {
+            move |answer, work, ended| {
                 on_success(answer, |credentials| {
+                    let (id, sessions) = ended.unwrap_or_default();
+                    let event = Event::new(EventType::Revoked, now)
+                        .detail("credentials", credentials)
+                        .detail("sessions", sessions);
+                    let event = about(work, event, &id)?;
+                    record(&events, work, event)?;
                     Ok(Revocation {
                         credentials,
                         sessions,
@@ -85,23 +122,4 @@ impl Reclaim {
             },
         )
     }
-}
-
-/// After a redemption: the new session (if any) opens. The older one has
-/// ended already: a redemption revokes every other credential of the
-/// identity, and the storage import ends the session with them (the WIT's
-/// `revoke-identity`).
-fn replace_sessions(
-    redemption: Redemption,
-    session: Option<NewSession>,
-    work: &mut dyn UnitOfWork,
-) -> anyhow::Result<Redemption> {
-    if let Some(session) = session {
-        work.open_session(
-            &session,
-            &redemption.identity_id,
-            redemption.return_to.as_deref(),
-        )?;
-    }
-    Ok(redemption)
 }

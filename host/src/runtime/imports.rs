@@ -38,6 +38,19 @@ pub(crate) struct HostState {
     /// storage calls took.
     started: Instant,
     host_time: Duration,
+    /// The identity the operation last found in the directory: the one its
+    /// mail is about.
+    found: Option<String>,
+    /// The credentials the operation stored, for its events.
+    issued: Vec<Issued>,
+}
+
+/// A credential an operation stored.
+#[derive(Clone, Debug)]
+pub(crate) struct Issued {
+    pub identity_id: String,
+    pub flow_id: String,
+    pub kind: CredentialKind,
 }
 
 impl HostState {
@@ -59,6 +72,8 @@ impl HostState {
             sender: None,
             started: Instant::now(),
             host_time: Duration::ZERO,
+            found: None,
+            issued: Vec::new(),
         }
     }
 
@@ -79,14 +94,27 @@ impl HostState {
         self.host_time = Duration::ZERO;
         self.settings = settings;
         self.sender = sender;
+        self.found = None;
+        self.issued.clear();
         *self.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
     }
 
-    /// Ends the operation, handing its unit of work back.
-    pub(super) fn end(&mut self) -> Box<dyn UnitOfWork> {
-        self.work
+    /// Ends the operation, handing its unit of work back with the
+    /// credentials it stored.
+    pub(super) fn end(&mut self) -> (Box<dyn UnitOfWork>, Vec<Issued>) {
+        let work = self
+            .work
             .take()
-            .expect("the work stays in the store during the call")
+            .expect("the work stays in the store during the call");
+        (work, std::mem::take(&mut self.issued))
+    }
+
+    /// Notes the identity a directory call found.
+    fn found(&mut self, identity: Result<Option<Identity>>) -> Result<Option<Identity>> {
+        if let Ok(Some(identity)) = &identity {
+            self.found = Some(identity.id.clone());
+        }
+        identity
     }
 
     /// Runs a storage call of the current operation, counting its time as
@@ -122,21 +150,30 @@ impl types::Host for HostState {}
 
 impl directory::Host for HostState {
     fn get_by_id(&mut self, id: String) -> Result<Option<Identity>> {
-        self.timed(|work| work.get_by_id(&id))
+        let found = self.timed(|work| work.get_by_id(&id));
+        self.found(found)
     }
 
     fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
-        self.timed(|work| work.get_by_pk(pk))
+        let found = self.timed(|work| work.get_by_pk(pk));
+        self.found(found)
     }
 
     fn find_by_email(&mut self, email: String) -> Result<Option<Identity>> {
-        self.timed(|work| work.find_by_email(&email))
+        let found = self.timed(|work| work.find_by_email(&email));
+        self.found(found)
     }
 }
 
 impl storage::Host for HostState {
     fn insert(&mut self, credential: Credential) -> Result<()> {
-        self.timed(|work| work.insert(&credential))
+        self.timed(|work| work.insert(&credential))?;
+        self.issued.push(Issued {
+            identity_id: credential.identity_id,
+            flow_id: credential.flow_id,
+            kind: credential.kind,
+        });
+        Ok(())
     }
 
     fn consume(
@@ -214,8 +251,16 @@ impl mailer::Host for HostState {
                 .now_nanos(),
             attempts: 0,
             flow_id: message.flow_id,
+            identity_id: self.found.clone(),
+            external_id: None,
         };
-        self.timed(|work| work.enqueue(&mail))?;
+        let mut mail = mail;
+        self.timed(|work| {
+            if let Some(id) = &mail.identity_id {
+                mail.external_id = work.identity_record_in(id)?.and_then(|r| r.external_id);
+            }
+            work.enqueue(&mail)
+        })?;
         Ok(Ok(()))
     }
 }

@@ -7,7 +7,7 @@ mod cache;
 mod imports;
 
 pub use cache::cache_dir;
-pub(crate) use imports::HostState;
+pub(crate) use imports::{HostState, Issued};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -162,7 +162,7 @@ impl Runtime {
     pub fn warm_up(&self) -> Result<()> {
         let work = crate::storage::scratch_unit()?;
         let settings = Arc::new(Settings::new("http://localhost", Vec::new()));
-        let (result, _) = self.run(work, settings, Arc::new(SystemClock), None, |_, _| Ok(()));
+        let (result, _, _) = self.run(work, settings, Arc::new(SystemClock), None, |_, _| Ok(()));
         result
     }
 
@@ -176,7 +176,7 @@ impl Runtime {
         clock: Arc<dyn Clock>,
         sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
-    ) -> (Result<T>, Box<dyn UnitOfWork>) {
+    ) -> (Result<T>, Box<dyn UnitOfWork>, Vec<Issued>) {
         let warm = if self.0.limits.reuse_instances > 0 {
             self.0.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
         } else {
@@ -194,7 +194,7 @@ impl Runtime {
                     .map(|value| (value, instance))
             })
             .map_err(anyhow::Error::from);
-        let work = store.data_mut().end();
+        let (work, issued) = store.data_mut().end();
         let result = result.map(|(value, instance)| {
             let mut warm = self.0.warm.lock().unwrap_or_else(|e| e.into_inner());
             if warm.len() < self.0.limits.reuse_instances {
@@ -202,7 +202,7 @@ impl Runtime {
             }
             value
         });
-        (result, work)
+        (result, work, issued)
     }
 
     /// The operation deadline in epoch ticks.

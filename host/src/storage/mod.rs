@@ -1,12 +1,15 @@
 //! Everything the host keeps, behind one seam. A backend is a [`Backend`]:
 //! units of work for the component's operations and the host's writes
 //! around them ([`Storage`]: credentials, the directory and its
-//! administration, sessions, the outbox, the request queue), and the
-//! host's reads and own keeping (identities, the request queue, the
-//! outbox, rate limits, health). The rest of the host holds an
+//! administration, sessions, hand-off assertions, events, the outbox, the
+//! request queue), and the host's reads and own keeping (identities, the
+//! request queue, the outbox, webhook deliveries and the audit trail, rate
+//! limits, health). The rest of the host holds an
 //! `Arc<dyn Backend>`; [`open`] is the one place that picks a concrete one.
 
+pub mod assertions;
 pub mod credentials;
+pub mod events;
 pub mod identities;
 pub mod memory;
 mod pending;
@@ -23,7 +26,9 @@ use anyhow::Result;
 use crate::directory::Directory;
 use crate::mail::{Outbox, OutboxStore};
 
+pub use assertions::{AssertionRow, AssertionStore, NewAssertion, Taken};
 pub use credentials::{CredentialRecord, CredentialStore};
+pub use events::{EventLog, EventStore, NewEvent};
 pub use identities::{
     Conflict, Identities, IdentityFilter, IdentityKey, IdentityRecord, IdentityStore,
     ManagedByPlatform,
@@ -40,7 +45,15 @@ pub use sqlite::{Durability, SqliteStorage};
 /// Everything one operation may touch, inside one transaction. Dropping it
 /// without [`UnitOfWork::commit`] discards every write.
 pub trait UnitOfWork:
-    CredentialStore + Directory + IdentityStore + Outbox + SessionStore + RequestQueue + Send
+    CredentialStore
+    + Directory
+    + IdentityStore
+    + Outbox
+    + SessionStore
+    + AssertionStore
+    + EventLog
+    + RequestQueue
+    + Send
 {
     /// Keeps this unit's writes. They are durable once the job's
     /// [`OnDurable`] callback hears `Ok`: a backend may commit many units in
@@ -67,7 +80,7 @@ pub trait Storage: Send + Sync {
 /// Methods block unless they return a [`Pending`]; async callers run the
 /// blocking ones on a blocking thread.
 pub trait Backend:
-    Storage + Identities + Requests + OutboxStore + RateLimits + Send + Sync
+    Storage + Identities + Requests + OutboxStore + EventStore + RateLimits + Send + Sync
 {
     /// Whether the backend answers a read and a write: a writer that
     /// stopped would otherwise fail every write while reads still succeed.

@@ -7,8 +7,12 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use anyhow::Result;
+use reclaim::events::Method;
 use reclaim::mail::{Attempt, MailStatus, QueuedMail};
-use reclaim::storage::{self, Backend, Location, NewSession, Quota, UnitOfWork, transact};
+use reclaim::storage::events::{EventFilter, NewDelivery};
+use reclaim::storage::{
+    self, Backend, Location, NewAssertion, NewEvent, NewSession, Quota, Taken, UnitOfWork, transact,
+};
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState};
 use reclaim::{IdentityRef, NewIdentity};
 
@@ -140,6 +144,8 @@ fn mail(id: &str, queued_at: u64, flow_id: Option<&str>) -> QueuedMail {
         queued_at,
         attempts: 0,
         flow_id: flow_id.map(Into::into),
+        identity_id: None,
+        external_id: None,
     }
 }
 
@@ -513,9 +519,15 @@ pub fn mail_is_claimed_by_one_courier_at_a_time_under_a_lease(f: Fixture) {
     let taken = b.claim("c2", 1, lease, lease + 30 * SECOND).unwrap();
     assert_eq!(taken[0].id, "m1");
     assert!(!b.renew("m1", "c1", lease, lease + SECOND).unwrap());
-    assert!(!b.record_attempt("m1", "c1", lease, &Attempt::Sent).unwrap());
+    assert!(
+        !b.record_attempt("m1", "c1", lease, &Attempt::Sent, None)
+            .unwrap()
+    );
     assert!(b.renew("m1", "c2", lease, lease + 60 * SECOND).unwrap());
-    assert!(b.record_attempt("m1", "c2", lease, &Attempt::Sent).unwrap());
+    assert!(
+        b.record_attempt("m1", "c2", lease, &Attempt::Sent, None)
+            .unwrap()
+    );
     let status = b.status(lease).unwrap();
     assert_eq!((status.sent, status.processing), (1, 1));
     let sent = b.list(Some(MailStatus::Sent), 10).unwrap();
@@ -543,11 +555,11 @@ pub fn failed_mail_waits_for_its_retry_and_abandoned_mail_ends_its_credential(f:
         error: "421 busy".into(),
         retry_at: T0 + 60 * SECOND,
     };
-    assert!(b.record_attempt("plain", "c", T0, &retry).unwrap());
+    assert!(b.record_attempt("plain", "c", T0, &retry, None).unwrap());
     let abandon = Attempt::Abandon {
         error: "550 no such user".into(),
     };
-    assert!(b.record_attempt("link", "c", T0, &abandon).unwrap());
+    assert!(b.record_attempt("link", "c", T0, &abandon, None).unwrap());
     assert!(
         b.claim("c", 10, T0 + 59 * SECOND, lease)
             .unwrap()
@@ -568,7 +580,7 @@ pub fn failed_mail_waits_for_its_retry_and_abandoned_mail_ends_its_credential(f:
     );
     let abandoned = b.list(Some(MailStatus::Abandoned), 10).unwrap();
     assert_eq!(abandoned[0].last_error.as_deref(), Some("550 no such user"));
-    assert!(b.record_attempt("plain", "c", T0, &abandon).unwrap());
+    assert!(b.record_attempt("plain", "c", T0, &abandon, None).unwrap());
     assert!(b.retry("plain", T0).unwrap());
     assert_eq!(b.status(T0).unwrap().queued, 1);
     assert_eq!(
@@ -764,6 +776,263 @@ pub fn wrong_codes_count_per_identity_across_flows_within_the_window(f: Fixture)
     );
 }
 
+fn assertion(key: &str, identity_id: &str, expires_at: u64) -> NewAssertion {
+    NewAssertion {
+        key: key.into(),
+        identity_id: identity_id.into(),
+        method: Method::Code,
+        flow_id: format!("flow-{key}"),
+        redeemed_at: T0,
+        expires_at,
+    }
+}
+
+fn take(b: &dyn Backend, key: &str, now: u64) -> Taken {
+    let keys = vec!["no-such-key".to_string(), key.to_string()];
+    write(b, move |work| storage::assertions::take(work, &keys, now))
+}
+
+pub fn an_assertion_is_redeemed_once_under_concurrent_redeemers_then_used_or_expired(f: Fixture) {
+    let b = &f.backend;
+    write(&**b, |work| {
+        work.open_assertion(&assertion("a", "ann", T0 + 300 * SECOND))?;
+        work.open_assertion(&assertion("late", "ann", T0 + 300 * SECOND))
+    });
+    let barrier = Arc::new(Barrier::new(8));
+    let winners: usize = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let (b, barrier) = (Arc::clone(b), Arc::clone(&barrier));
+                scope.spawn(move || {
+                    barrier.wait();
+                    matches!(take(&*b, "a", T0 + SECOND), Taken::Redeemed(_))
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|r| usize::from(r.join().unwrap()))
+            .sum()
+    });
+    assert_eq!(winners, 1);
+    assert_eq!(take(&**b, "a", T0 + 2 * SECOND), Taken::Used);
+    assert_eq!(
+        take(&**b, "late", T0 + 300 * SECOND),
+        Taken::Expired,
+        "expiry is exclusive"
+    );
+    assert_eq!(take(&**b, "nothing", T0), Taken::Unknown);
+    match take(&**b, "late", T0) {
+        Taken::Redeemed(row) => {
+            assert_eq!(
+                (row.identity_id.as_str(), row.method),
+                ("ann", Method::Code)
+            );
+            assert_eq!((row.flow_id.as_str(), row.redeemed_at), ("flow-late", T0));
+        }
+        other => panic!("{other:?}"),
+    }
+    // An uncommitted unit's assertion is gone with it.
+    let _ = transact(&**b, |mut work| {
+        work.open_assertion(&assertion("dropped", "ann", T0 + 300 * SECOND))
+    });
+    assert_eq!(take(&**b, "dropped", T0), Taken::Unknown);
+    assert_eq!(
+        write(&**b, |work| work.purge_assertions(T0 + 301 * SECOND)),
+        2
+    );
+}
+
+fn event(id: &str, identity: &str, at: u64, endpoints: &[&str]) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        kind: "recovery.link.created".into(),
+        identity_id: Some(identity.into()),
+        occurred_at: at,
+        request_id: Some(format!("req-{id}")),
+        body: format!("{{\"type\":\"recovery.link.created\",\"n\":\"{id}\"}}"),
+        deliveries: endpoints
+            .iter()
+            .map(|e| NewDelivery {
+                endpoint: (*e).into(),
+                body: format!("body-{id}-{e}"),
+            })
+            .collect(),
+    }
+}
+
+pub fn events_commit_with_their_unit_and_are_listed_by_identity_and_time(f: Fixture) {
+    let b = &*f.backend;
+    write(b, |work| {
+        work.record_event(&event("e1", "ann", T0, &["https://a.test/"]))?;
+        work.record_event(&event("e2", "bob", T0 + SECOND, &[]))?;
+        work.record_event(&event("e3", "ann", T0 + 2 * SECOND, &[]))
+    });
+    let _ = transact(b, |mut work| {
+        work.record_event(&event("rolled-back", "ann", T0, &["https://a.test/"]))
+    });
+    let all = b
+        .list_events(&EventFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e1", "e2", "e3"]
+    );
+    assert_eq!(all[0].request_id.as_deref(), Some("req-e1"));
+    assert!(all[0].body.contains("\"n\":\"e1\""));
+    let anns = b
+        .list_events(&EventFilter {
+            identity_id: Some("ann".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        anns.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e1", "e3"]
+    );
+    let page = b
+        .list_events(&EventFilter {
+            after_seq: Some(all[0].seq),
+            since: Some(T0 + 2 * SECOND),
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e3"]
+    );
+    // One delivery, of the committed event only.
+    let claimed = b.claim_deliveries("c", 10, T0, T0 + 30 * SECOND).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].body, "body-e1-https://a.test/");
+}
+
+pub fn deliveries_are_claimed_under_a_lease_retried_when_due_and_stop_at_a_disabled_endpoint(
+    f: Fixture,
+) {
+    let b = &*f.backend;
+    let (a, z) = ("https://a.test/", "https://z.test/");
+    write(b, move |work| {
+        work.record_event(&event("e1", "ann", T0, &[a, z]))?;
+        work.record_event(&event("e2", "ann", T0 + 1, &[a]))
+    });
+    let lease = T0 + 30 * SECOND;
+    assert_eq!(b.claim_deliveries("c1", 10, T0, lease).unwrap().len(), 3);
+    assert!(
+        b.claim_deliveries("c2", 10, T0, lease).unwrap().is_empty(),
+        "claimed by c1"
+    );
+    // c1 dies; c2 takes over one once the lease runs out.
+    let taken = b
+        .claim_deliveries("c2", 1, lease, lease + 30 * SECOND)
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let (id, endpoint) = (taken[0].event_id.clone(), taken[0].endpoint.clone());
+    assert!(
+        !b.renew_delivery(&id, &endpoint, "c1", lease, lease + SECOND)
+            .unwrap()
+    );
+    assert!(
+        !b.record_delivery(&id, &endpoint, "c1", lease, &Attempt::Sent)
+            .unwrap()
+    );
+    assert!(
+        b.renew_delivery(&id, &endpoint, "c2", lease, lease + 60 * SECOND)
+            .unwrap()
+    );
+    let retry = Attempt::Retry {
+        error: "503 Service Unavailable".into(),
+        retry_at: lease + 5 * SECOND,
+    };
+    assert!(
+        b.record_delivery(&id, &endpoint, "c2", lease, &retry)
+            .unwrap()
+    );
+    let others = b
+        .claim_deliveries("c2", 10, lease + 4 * SECOND, lease + 60 * SECOND)
+        .unwrap();
+    assert_eq!(
+        others.len(),
+        2,
+        "c1's other claims ran out; the retry is not due yet"
+    );
+    assert!(
+        others
+            .iter()
+            .all(|d| !(d.event_id == id && d.endpoint == endpoint))
+    );
+    let later = lease + 90 * SECOND;
+    let again = b
+        .claim_deliveries("c3", 10, later, later + 30 * SECOND)
+        .unwrap();
+    let retried = again
+        .iter()
+        .find(|d| d.event_id == id && d.endpoint == endpoint)
+        .unwrap();
+    assert_eq!(retried.attempts, 1);
+    assert!(!retried.body.is_empty(), "kept for the retry");
+    for d in &again {
+        assert!(
+            b.record_delivery(&d.event_id, &d.endpoint, "c3", later, &Attempt::Sent)
+                .unwrap()
+        );
+    }
+    let status = b.webhook_status().unwrap();
+    let delivered: u64 = status.iter().map(|s| s.delivered).sum();
+    assert_eq!(delivered, 3);
+    // A 410 stops the endpoint's deliveries until it is enabled again.
+    write(b, move |work| {
+        work.record_event(&event("e3", "ann", later, &[a, z]))
+    });
+    b.disable_endpoint(a, later, "the endpoint answered 410 Gone")
+        .unwrap();
+    let due = b
+        .claim_deliveries("c4", 10, later, later + 30 * SECOND)
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|d| d.endpoint.as_str()).collect::<Vec<_>>(),
+        [z]
+    );
+    let status = b.webhook_status().unwrap();
+    let disabled = status.iter().find(|s| s.url == a).unwrap();
+    assert!(disabled.disabled_at.is_some());
+    assert_eq!(disabled.queued, 1);
+    assert!(b.enable_endpoint(a).unwrap());
+    assert!(!b.enable_endpoint(a).unwrap());
+    let resumed = b
+        .claim_deliveries("c4", 10, later, later + 30 * SECOND)
+        .unwrap();
+    assert_eq!(
+        resumed
+            .iter()
+            .map(|d| d.endpoint.as_str())
+            .collect::<Vec<_>>(),
+        [a]
+    );
+    // Retention forgets old events whose deliveries are finished.
+    let abandon = Attempt::Abandon {
+        error: "gone".into(),
+    };
+    assert!(b.record_delivery("e3", a, "c4", later, &abandon).unwrap());
+    assert!(b.purge_events(later + SECOND).unwrap() >= 2);
+    let left = b
+        .list_events(&EventFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+        ["e3"],
+        "e3's delivery to z is pending"
+    );
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -794,4 +1063,7 @@ contract!(
     identity_writes_keep_addresses_and_external_ids_unique_and_undo_with_their_unit,
     identities_are_listed_a_page_at_a_time_and_by_address,
     wrong_codes_count_per_identity_across_flows_within_the_window,
+    an_assertion_is_redeemed_once_under_concurrent_redeemers_then_used_or_expired,
+    events_commit_with_their_unit_and_are_listed_by_identity_and_time,
+    deliveries_are_claimed_under_a_lease_retried_when_due_and_stop_at_a_disabled_endpoint,
 );

@@ -5,7 +5,10 @@
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
-use crate::common::{ADMIN_TOKEN, FormToken, Server, admin_link, client, link_in, token_of};
+use crate::common::{
+    ADMIN_TOKEN, FormToken, NEW_PASSWORD, Server, admin_link, client, link_in, password_form,
+    password_is, redeem, set_password, token_of,
+};
 
 fn admin(
     server: &Server,
@@ -53,60 +56,6 @@ fn behind_the_back(server: &Server, sql: &str, id: &str) {
     db.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
     assert_eq!(db.execute(sql, [id]).unwrap(), 1, "{sql}");
 }
-
-/// Redeems `link` through the confirmation page; the cookie header that
-/// carries the CSRF cookie and the recovery session.
-fn redeem(server: &Server, form: &FormToken, link: &str) -> String {
-    let confirmed = form.post(
-        server,
-        "/self-service/recovery/confirm",
-        &[("token", &token_of(link))],
-    );
-    assert_eq!(confirmed.status(), 303);
-    let session = confirmed.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    format!("{}; {session}", form.cookie)
-}
-
-fn set_password(server: &Server, form: &FormToken, cookie: &str, password: &str) -> Response {
-    form.post_with_cookie(
-        server,
-        "/self-service/recovery/password",
-        cookie,
-        &[("password", password), ("password_confirm", password)],
-    )
-}
-
-fn password_form(server: &Server, cookie: &str) -> u16 {
-    client()
-        .get(server.url("/self-service/recovery/password"))
-        .header("cookie", cookie)
-        .send()
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-fn password_is(server: &Server, identity: &Value, password: &str) -> bool {
-    server
-        .cli(&[
-            "identity",
-            "check-password",
-            "--identity",
-            identity["id"].as_str().unwrap(),
-            "--password",
-            password,
-        ])
-        .status
-        .success()
-}
-
-const NEW_PASSWORD: &str = "correct horse battery staple 7";
 
 #[test]
 fn a_session_opened_before_deactivation_cannot_set_the_password() {

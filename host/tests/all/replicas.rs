@@ -435,3 +435,57 @@ fn tls_to_postgres_is_verified_against_the_configured_ca() {
     let error = String::from_utf8_lossy(&unverified.stderr);
     assert!(error.to_lowercase().contains("certificate"), "{error}");
 }
+
+#[test]
+fn a_hand_off_assertion_is_redeemed_once_by_concurrent_requests_spread_over_replicas() {
+    let replicas = replicas(&[
+        ("RECLAIM_COMPLETION", "handoff"),
+        (
+            "RECLAIM_HANDOFF_URL",
+            "https://platform.example.test/recovered",
+        ),
+    ]);
+    let ann = replicas[0].identity(Some("ann@example.com"));
+    for round in 0..10 {
+        let link = crate::common::admin_link(&replicas[round % 3], &ann);
+        let redeemed = FormToken::fetch(&replicas[(round + 1) % 3]).post(
+            &replicas[(round + 1) % 3],
+            "/self-service/recovery/confirm",
+            &[("token", &token_of(&link))],
+        );
+        assert_eq!(redeemed.status(), 303);
+        let location = redeemed.headers()["location"].to_str().unwrap().to_string();
+        let assertion = location
+            .split("recovery_assertion=")
+            .nth(1)
+            .unwrap()
+            .to_string();
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..32)
+                .map(|i| {
+                    let (replica, assertion) = (&replicas[i % 3], &assertion);
+                    scope.spawn(move || {
+                        client()
+                            .post(replica.url("/admin/recovery/assertions"))
+                            .bearer_auth(ADMIN_TOKEN)
+                            .json(&json!({ "assertion": assertion }))
+                            .send()
+                            .unwrap()
+                            .status()
+                            .as_u16()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 410),
+            "{statuses:?}"
+        );
+    }
+}

@@ -5,7 +5,9 @@ use crate::common;
 
 use std::thread;
 
-use common::{ADMIN_TOKEN, FormToken, Server, SmtpSink, admin_link, client, link_in, token_of};
+use common::{
+    ADMIN_TOKEN, FormToken, Server, SmtpSink, admin_link, client, link_in, password_is, token_of,
+};
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
@@ -33,20 +35,6 @@ fn set_password(server: &Server, form: &FormToken, session: &str, password: &str
         &format!("{}; {session}", form.cookie),
         &[("password", password), ("password_confirm", password)],
     )
-}
-
-fn password_is(server: &Server, identity: &Value, password: &str) -> bool {
-    server
-        .cli(&[
-            "identity",
-            "check-password",
-            "--identity",
-            identity["id"].as_str().unwrap(),
-            "--password",
-            password,
-        ])
-        .status
-        .success()
 }
 
 /// Finding 1: a session opened by an intercepted link died with nothing.

@@ -1,5 +1,6 @@
 //! Redeeming a link (after the person confirms) or a code: either opens a
-//! recovery session, in the redemption's own transaction.
+//! recovery session or hands the recovery off to the platform (the
+//! operation's `handoff` rule picks), in the redemption's own transaction.
 
 use axum::extract::State;
 use axum::http::header::{LOCATION, SET_COOKIE};
@@ -11,9 +12,9 @@ use utoipa::ToSchema;
 
 use super::password::{SESSION_LIFESPAN, SessionCookie, session_cookie, session_key};
 use super::{AppState, PageForm, forged, form_page, problem_page};
-use crate::operations::Error;
+use crate::operations::{Error, Redeemed, Step};
 use crate::storage::NewSession;
-use crate::wit::{ErrorKind, Redemption};
+use crate::wit::{ErrorKind, IdentityRef};
 
 #[derive(Deserialize, ToSchema)]
 pub struct ConfirmForm {
@@ -25,7 +26,7 @@ pub struct ConfirmForm {
 #[utoipa::path(post, path = "/self-service/recovery/confirm", tag = "self-service",
     request_body(content = ConfirmForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Redeemed: on to the new-password form, with a session cookie"),
+        (status = 303, description = "Redeemed: on to the new-password form with a session cookie, or handed off to the platform with `recovery_assertion`"),
         (status = 400, content_type = "text/html", description = "The form could not be read"),
         (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
         (status = 404, content_type = "text/html", description = "Unknown link"),
@@ -43,13 +44,11 @@ pub async fn confirm(
         Ok(drawn) => drawn,
         Err(e) => return problem_page(&app, &e),
     };
-    let outcome = app
-        .reclaim
-        .redeem_link_into(&form.token, Some(session))
-        .await;
+    let outcome = app.reclaim.redeem_link_into(&form.token, session).await;
     redeemed(&app, outcome, &secret, |_| {
         unreachable!("links have no code page")
     })
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -63,7 +62,7 @@ pub struct CodeForm {
 #[utoipa::path(post, path = "/self-service/recovery/code", tag = "self-service",
     request_body(content = CodeForm, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Redeemed: on to the new-password form, with a session cookie"),
+        (status = 303, description = "Redeemed: on to the new-password form with a session cookie, or handed off to the platform with `recovery_assertion`"),
         (status = 400, content_type = "text/html", description = "Wrong code (attempts left), or too many"),
         (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
         (status = 404, content_type = "text/html", description = "Unknown flow"),
@@ -83,7 +82,7 @@ pub async fn code(
     };
     let outcome = app
         .reclaim
-        .redeem_code_into(&form.flow, form.code.trim(), Some(session))
+        .redeem_code_into(&form.flow, form.code.trim(), session)
         .await;
     redeemed(&app, outcome, &secret, |message| {
         form_page(
@@ -94,6 +93,7 @@ pub async fn code(
             context! { flow => form.flow, error => message },
         )
     })
+    .await
 }
 
 /// A session's secret, and the session to open under its hash if the
@@ -112,19 +112,17 @@ fn new_session(app: &AppState) -> Result<(String, NewSession), Error> {
     Ok((secret, session))
 }
 
-/// After a redemption, which opened the session in its own transaction: the
-/// cookie leads to the new-password form; the token itself goes no further.
-fn redeemed(
+/// After a redemption, which opened the session or the assertion in its own
+/// transaction: the cookie leads to the new-password form, or the person
+/// goes to the platform with the assertion; the token itself goes no further.
+async fn redeemed(
     app: &AppState,
-    outcome: Result<Redemption, Error>,
+    outcome: Result<Redeemed, Error>,
     secret: &str,
     retry: impl FnOnce(&str) -> Response,
 ) -> Response {
-    let cookie = match outcome {
-        Ok(redemption) => SessionCookie {
-            identity_id: redemption.identity_id,
-            secret: secret.to_string(),
-        },
+    let redeemed = match outcome {
+        Ok(redeemed) => redeemed,
         Err(Error::Refused(e))
             if matches!(
                 e.kind,
@@ -135,15 +133,65 @@ fn redeemed(
         }
         Err(e) => return problem_page(app, &e),
     };
+    let assertion = match redeemed.step {
+        Step::HandedOff { assertion } => assertion,
+        Step::Session => {
+            let cookie = SessionCookie {
+                identity_id: redeemed.redemption.identity_id,
+                secret: secret.to_string(),
+            };
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                LOCATION,
+                HeaderValue::from_static("/self-service/recovery/password"),
+            );
+            headers.insert(
+                SET_COOKIE,
+                session_cookie(app, &cookie.value(), SESSION_LIFESPAN.as_secs()),
+            );
+            return response;
+        }
+    };
+    // The owner hears of every recovery: here there is no password change
+    // to tell of. The recovery stands either way.
+    let who = IdentityRef::Id(redeemed.redemption.identity_id.clone());
+    match app.reclaim.notify_account_recovered(&who).await {
+        Ok(()) => app.courier.notify_one(),
+        Err(e) => tracing::warn!(error = %e, "account-recovered notice not queued"),
+    }
+    handed_off(app, redeemed.redemption.return_to.as_deref(), &assertion)
+}
+
+/// The redirect to the platform: the redemption's allowed `return_to`, or
+/// the configured `handoff_url`, with `recovery_assertion` added.
+fn handed_off(app: &AppState, return_to: Option<&str>, assertion: &str) -> Response {
+    let target = return_to
+        .and_then(|r| app.config.allowed_return_to(r))
+        .or_else(|| app.config.handoff_url.clone())
+        .and_then(|t| url::Url::parse(&t).ok());
+    let Some(mut target) = target else {
+        // Only in password mode, for an identity with a second factor and
+        // no place configured to hand it to: it still gets no password form.
+        return app.pages.problem(
+            StatusCode::FORBIDDEN,
+            "Recovery continues elsewhere",
+            "This account is protected by a second factor, so its password can't be reset \
+             here. Ask your administrator to finish the recovery.",
+        );
+    };
+    target
+        .query_pairs_mut()
+        .append_pair("recovery_assertion", assertion);
+    let Ok(location) = HeaderValue::from_str(target.as_str()) else {
+        return problem_page(
+            app,
+            &Error::Failed(anyhow::anyhow!("the hand-off URL is not a header value")),
+        );
+    };
+    // No cache keeps the redirect (the security headers say `no-store`),
+    // and `Referrer-Policy: same-origin` sends the platform no referrer.
     let mut response = StatusCode::SEE_OTHER.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        LOCATION,
-        HeaderValue::from_static("/self-service/recovery/password"),
-    );
-    headers.insert(
-        SET_COOKIE,
-        session_cookie(app, &cookie.value(), SESSION_LIFESPAN.as_secs()),
-    );
+    response.headers_mut().insert(LOCATION, location);
     response
 }

@@ -5,6 +5,7 @@
 //! backend's own writes (claims, sessions, counters) wait their turn too.
 
 mod credentials;
+mod events;
 mod identities;
 mod outbox;
 mod rate_limits;
@@ -16,6 +17,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::Result;
 
+use super::AssertionRow;
+use super::events::EventRecord;
 use super::identities::IdentityRecord;
 use super::{Backend, CredentialRecord, Job, QueuedRequest, Storage, UnitOfWork};
 use crate::mail::QueuedMail;
@@ -41,6 +44,14 @@ struct Tables {
     next_request: i64,
     /// Rate-limit keys and their theoretical arrival times.
     rate_limits: HashMap<String, u64>,
+    /// Hand-off assertions by key.
+    assertions: HashMap<String, AssertionRow>,
+    /// The audit trail, oldest first, and the seq of its newest event.
+    events: Vec<EventRecord>,
+    next_event_seq: i64,
+    deliveries: Vec<events::StoredDelivery>,
+    /// Endpoints that answered 410: when, and why.
+    disabled_endpoints: HashMap<String, (u64, String)>,
 }
 
 /// What undoes one write.
@@ -56,6 +67,10 @@ enum Undo {
     /// The identities and passwords as they were before this unit's first
     /// identity write.
     Identities(Vec<IdentityRecord>, HashMap<String, String>, i64),
+    /// An assertion as it was before (none: it did not exist).
+    Assertion(String, Option<AssertionRow>),
+    /// An event, with this many deliveries.
+    Event(usize),
 }
 
 /// The tables, and the turn that units of work take on them.
@@ -226,6 +241,17 @@ impl Undo {
                 tables.identities = identities;
                 tables.passwords = passwords;
                 tables.next_pk = next_pk;
+            }
+            Undo::Assertion(key, Some(row)) => {
+                tables.assertions.insert(key, row);
+            }
+            Undo::Assertion(key, None) => {
+                tables.assertions.remove(&key);
+            }
+            Undo::Event(deliveries) => {
+                tables.events.pop();
+                let kept = tables.deliveries.len().saturating_sub(deliveries);
+                tables.deliveries.truncate(kept);
             }
         }
     }

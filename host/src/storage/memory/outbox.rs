@@ -8,6 +8,7 @@ use super::{MemoryStorage, MemoryWork, Undo};
 use crate::mail::{
     Attempt, MailStatus, MailSummary, Outbox, OutboxStatus, OutboxStore, QueuedMail,
 };
+use crate::storage::NewEvent;
 
 /// A message and where its delivery stands.
 #[derive(Clone)]
@@ -87,7 +88,14 @@ impl OutboxStore for MemoryStorage {
         ))
     }
 
-    fn record_attempt(&self, id: &str, courier: &str, now: u64, attempt: &Attempt) -> Result<bool> {
+    fn record_attempt(
+        &self,
+        id: &str,
+        courier: &str,
+        now: u64,
+        attempt: &Attempt,
+        event: Option<&NewEvent>,
+    ) -> Result<bool> {
         Ok(self.write(|tables| {
             let Some(m) = tables
                 .outbox
@@ -129,6 +137,9 @@ impl OutboxStore for MemoryStorage {
             };
             if let Some(flow_id) = abandoned_flow {
                 revoke_flow(tables, &flow_id);
+            }
+            if let Some(event) = event {
+                super::events::insert_event(tables, event);
             }
             true
         }))

@@ -94,6 +94,8 @@ fn uncommitted_work_is_undone() {
             queued_at: 0,
             attempts: 0,
             flow_id: None,
+            identity_id: None,
+            external_id: None,
         })
         .unwrap();
     }

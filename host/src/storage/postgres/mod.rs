@@ -19,6 +19,7 @@
 
 mod connection;
 mod credentials;
+mod events;
 mod identities;
 mod outbox;
 mod platform;

@@ -10,7 +10,7 @@ use crate::clock::{rfc3339, seconds_between};
 use crate::mail::{
     Attempt, MailStatus, MailSummary, Outbox, OutboxStatus, OutboxStore, QueuedMail,
 };
-use crate::storage::{from_db, to_db};
+use crate::storage::{NewEvent, from_db, to_db};
 
 fn mail(r: &Row) -> QueuedMail {
     QueuedMail {
@@ -25,6 +25,8 @@ fn mail(r: &Row) -> QueuedMail {
         queued_at: from_db(r.get(8)),
         attempts: u32::try_from(r.get::<_, i32>(9)).unwrap_or(u32::MAX),
         flow_id: r.get(10),
+        identity_id: r.get(11),
+        external_id: r.get(12),
     }
 }
 
@@ -32,11 +34,12 @@ impl Outbox for PgWork {
     fn enqueue(&mut self, m: &QueuedMail) -> Result<()> {
         self.conn()?
             .execute(
-                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, flow_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, flow_id, identity_id, external_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 &[
                     &m.id, &m.to, &m.to_name, &m.subject, &m.text_body, &m.html_body,
                     &m.template, &m.sender, &to_db(m.queued_at), &m.flow_id,
+                    &m.identity_id, &m.external_id,
                 ],
             )
             .context("queueing the message")?;
@@ -64,7 +67,7 @@ impl OutboxStore for PostgresStorage {
                      ORDER BY queued_at, id LIMIT $4
                      FOR UPDATE SKIP LOCKED)
                  RETURNING id, recipient, to_name, subject, text_body, html_body, template, sender,
-                           queued_at, attempts, flow_id",
+                           queued_at, attempts, flow_id, identity_id, external_id",
                 &[&courier, &to_db(lease_until), &to_db(now), &limit],
             )?;
             let mut claimed: Vec<QueuedMail> = rows.iter().map(mail).collect();
@@ -87,8 +90,16 @@ impl OutboxStore for PostgresStorage {
         .wait()
     }
 
-    fn record_attempt(&self, id: &str, courier: &str, now: u64, attempt: &Attempt) -> Result<bool> {
+    fn record_attempt(
+        &self,
+        id: &str,
+        courier: &str,
+        now: u64,
+        attempt: &Attempt,
+        event: Option<&NewEvent>,
+    ) -> Result<bool> {
         let (id, courier, attempt) = (id.to_owned(), courier.to_owned(), attempt.clone());
+        let event = event.cloned();
         self.transaction(move |conn| {
             let (status, error, next) = match &attempt {
                 Attempt::Sent => ("sent", None, None),
@@ -125,6 +136,9 @@ impl OutboxStore for PostgresStorage {
                  VALUES ($1, $2, $3, $4, $5, $6)",
                 &[&id, &attempts, &to_db(now), &courier, &status, &error],
             )?;
+            if let Some(event) = &event {
+                super::events::insert_event(conn, event)?;
+            }
             Ok(true)
         })
         .wait()

@@ -121,6 +121,52 @@ CREATE TABLE rate_limits (
          password_hash TEXT NOT NULL,
          set_at        BIGINT NOT NULL
      );",
+    // 4: as the SQLite backend's migration 5: the hand-off, the audit trail
+    // and webhook deliveries, and the identity a message is about.
+    "CREATE TABLE recovery_assertions (
+         key         TEXT PRIMARY KEY,
+         identity_id TEXT NOT NULL,
+         method      TEXT NOT NULL CHECK (method IN ('link', 'code')),
+         flow_id     TEXT NOT NULL,
+         redeemed_at BIGINT NOT NULL,
+         expires_at  BIGINT NOT NULL,
+         used_at     BIGINT
+     );
+     CREATE TABLE events (
+         seq         BIGSERIAL PRIMARY KEY,
+         id          TEXT NOT NULL UNIQUE,
+         type        TEXT NOT NULL,
+         identity_id TEXT,
+         occurred_at BIGINT NOT NULL,
+         request_id  TEXT,
+         body        TEXT NOT NULL
+     );
+     CREATE INDEX events_by_identity ON events (identity_id, seq);
+     CREATE INDEX events_by_time ON events (occurred_at);
+     CREATE TABLE webhook_deliveries (
+         event_id        TEXT NOT NULL,
+         endpoint        TEXT NOT NULL,
+         body            TEXT NOT NULL,
+         status          TEXT NOT NULL DEFAULT 'queued'
+                         CHECK (status IN ('queued', 'processing', 'delivered', 'abandoned')),
+         queued_at       BIGINT NOT NULL,
+         attempts        INTEGER NOT NULL DEFAULT 0,
+         last_error      TEXT,
+         next_attempt_at BIGINT,
+         claimed_by      TEXT,
+         lease_until     BIGINT,
+         delivered_at    BIGINT,
+         PRIMARY KEY (event_id, endpoint)
+     );
+     CREATE INDEX due_deliveries ON webhook_deliveries (queued_at)
+         WHERE status IN ('queued', 'processing');
+     CREATE TABLE webhook_endpoints (
+         url         TEXT PRIMARY KEY,
+         disabled_at BIGINT NOT NULL,
+         reason      TEXT NOT NULL
+     );
+     ALTER TABLE outbox ADD COLUMN identity_id TEXT;
+     ALTER TABLE outbox ADD COLUMN external_id TEXT;",
 ];
 
 /// Applies the migrations the database has not had, in one transaction.

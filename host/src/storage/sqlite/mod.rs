@@ -5,6 +5,7 @@
 
 mod checkpointer;
 mod credentials;
+mod events;
 mod identities;
 mod outbox;
 mod rate_limits;

@@ -10,9 +10,9 @@ use crate::clock::seconds_between;
 use crate::mail::{
     Attempt, MailStatus, MailSummary, Outbox, OutboxStatus, OutboxStore, QueuedMail,
 };
-use crate::storage::{from_db, to_db};
+use crate::storage::{NewEvent, from_db, to_db};
 
-const MAIL_COLUMNS: &str = "id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, attempts, flow_id";
+const MAIL_COLUMNS: &str = "id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, attempts, flow_id, identity_id, external_id";
 
 fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<QueuedMail> {
     Ok(QueuedMail {
@@ -27,6 +27,8 @@ fn mail_from_row(r: &Row<'_>) -> rusqlite::Result<QueuedMail> {
         queued_at: from_db(r.get(8)?),
         attempts: u32::try_from(r.get::<_, i64>(9)?).unwrap_or(u32::MAX),
         flow_id: r.get(10)?,
+        identity_id: r.get(11)?,
+        external_id: r.get(12)?,
     })
 }
 
@@ -78,8 +80,16 @@ impl OutboxStore for SqliteStorage {
         })
     }
 
-    fn record_attempt(&self, id: &str, courier: &str, now: u64, attempt: &Attempt) -> Result<bool> {
+    fn record_attempt(
+        &self,
+        id: &str,
+        courier: &str,
+        now: u64,
+        attempt: &Attempt,
+        event: Option<&NewEvent>,
+    ) -> Result<bool> {
         let (id, courier, attempt) = (id.to_owned(), courier.to_owned(), attempt.clone());
+        let event = event.cloned();
         self.with_writer(move |conn| {
             let (status, error, next) = match &attempt {
                 Attempt::Sent => ("sent", None, None),
@@ -116,6 +126,9 @@ impl OutboxStore for SqliteStorage {
                 "INSERT INTO outbox_attempts (mail_id, attempt, at, courier, outcome, error) VALUES (?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![id, attempts, to_db(now), courier, status, error])?;
+            if let Some(event) = &event {
+                super::events::insert_event(conn, event)?;
+            }
             Ok(true)
         })
     }
@@ -193,8 +206,8 @@ impl Outbox for SqliteWork {
     fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
         self.conn()?
             .prepare_cached(
-                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, flow_id)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, flow_id, identity_id, external_id)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 mail.id,
@@ -206,7 +219,9 @@ impl Outbox for SqliteWork {
                 mail.template,
                 mail.sender,
                 to_db(mail.queued_at),
-                mail.flow_id
+                mail.flow_id,
+                mail.identity_id,
+                mail.external_id
             ])
             .context("queueing the message")?;
         Ok(())

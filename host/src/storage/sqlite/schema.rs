@@ -123,6 +123,58 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ALTER TABLE identities ADD COLUMN metadata_admin TEXT;
      ALTER TABLE identities ADD COLUMN updated_at INTEGER;
      ALTER TABLE identities ADD COLUMN state_changed_at INTEGER;",
+    // 5: the hand-off, the audit trail and webhook deliveries (the
+    // PostgreSQL schema's migration 4 has the same tables), and the
+    // identity a message is about.
+    "CREATE TABLE recovery_assertions (
+         -- HMAC-SHA256 of the assertion under the hashing secret: the
+         -- database never holds a usable one.
+         key         TEXT PRIMARY KEY,
+         identity_id TEXT NOT NULL,
+         method      TEXT NOT NULL CHECK (method IN ('link', 'code')),
+         flow_id     TEXT NOT NULL,
+         redeemed_at INTEGER NOT NULL,
+         expires_at  INTEGER NOT NULL,
+         used_at     INTEGER
+     ) WITHOUT ROWID;
+     CREATE TABLE events (
+         seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+         id          TEXT NOT NULL UNIQUE,
+         type        TEXT NOT NULL,
+         identity_id TEXT,
+         occurred_at INTEGER NOT NULL,
+         request_id  TEXT,
+         body        TEXT NOT NULL
+     );
+     CREATE INDEX events_by_identity ON events (identity_id, seq);
+     CREATE INDEX events_by_time ON events (occurred_at);
+     -- One per event and endpoint; the body is blanked once delivered or
+     -- abandoned (it may carry a password hash).
+     CREATE TABLE webhook_deliveries (
+         event_id        TEXT NOT NULL,
+         endpoint        TEXT NOT NULL,
+         body            TEXT NOT NULL,
+         status          TEXT NOT NULL DEFAULT 'queued'
+                         CHECK (status IN ('queued', 'processing', 'delivered', 'abandoned')),
+         queued_at       INTEGER NOT NULL,
+         attempts        INTEGER NOT NULL DEFAULT 0,
+         last_error      TEXT,
+         next_attempt_at INTEGER,
+         claimed_by      TEXT,
+         lease_until     INTEGER,
+         delivered_at    INTEGER,
+         PRIMARY KEY (event_id, endpoint)
+     ) WITHOUT ROWID;
+     CREATE INDEX due_deliveries ON webhook_deliveries (queued_at)
+         WHERE status IN ('queued', 'processing');
+     -- Endpoints that answered 410 Gone.
+     CREATE TABLE webhook_endpoints (
+         url         TEXT PRIMARY KEY,
+         disabled_at INTEGER NOT NULL,
+         reason      TEXT NOT NULL
+     ) WITHOUT ROWID;
+     ALTER TABLE outbox ADD COLUMN identity_id TEXT;
+     ALTER TABLE outbox ADD COLUMN external_id TEXT;",
 ];
 
 /// Applies the migrations the database has not had, in one transaction:

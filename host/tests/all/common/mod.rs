@@ -491,3 +491,63 @@ fn base_env(data: &Path, base: &str) -> Vec<(String, String)> {
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
+
+/// Redeems `link` through the confirmation page; the cookie header that
+/// carries the CSRF cookie and the recovery session.
+pub fn redeem(server: &Server, form: &FormToken, link: &str) -> String {
+    let confirmed = form.post(
+        server,
+        "/self-service/recovery/confirm",
+        &[("token", &token_of(link))],
+    );
+    assert_eq!(confirmed.status(), 303);
+    let session = confirmed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    format!("{}; {session}", form.cookie)
+}
+
+pub fn set_password(
+    server: &Server,
+    form: &FormToken,
+    cookie: &str,
+    password: &str,
+) -> reqwest::blocking::Response {
+    form.post_with_cookie(
+        server,
+        "/self-service/recovery/password",
+        cookie,
+        &[("password", password), ("password_confirm", password)],
+    )
+}
+
+pub fn password_form(server: &Server, cookie: &str) -> u16 {
+    client()
+        .get(server.url("/self-service/recovery/password"))
+        .header("cookie", cookie)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+pub fn password_is(server: &Server, identity: &Value, password: &str) -> bool {
+    server
+        .cli(&[
+            "identity",
+            "check-password",
+            "--identity",
+            identity["id"].as_str().unwrap(),
+            "--password",
+            password,
+        ])
+        .status
+        .success()
+}
+
+/// A password the strength check accepts.
+pub const NEW_PASSWORD: &str = "correct horse battery staple 7";

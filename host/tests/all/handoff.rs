@@ -1,0 +1,252 @@
+//! The hand-off through the real pages: a redemption that ends in the
+//! platform with a single-use assertion, redeemed once by its server, and
+//! identities with a second factor that never see Reclaim's password form.
+
+use reqwest::blocking::Response;
+use serde_json::{Value, json};
+
+use crate::common::{
+    ADMIN_TOKEN, FormToken, NEW_PASSWORD, RETURN_URL, Server, admin_link, client, password_form,
+    password_is, redeem, set_password, token_of,
+};
+
+const HANDOFF_URL: &str = "https://platform.example.test/recovered";
+
+fn handoff_server(extra: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("RECLAIM_COMPLETION", "handoff"),
+        ("RECLAIM_HANDOFF_URL", HANDOFF_URL),
+        ("RECLAIM_ALLOWED_RETURN_URLS", RETURN_URL),
+    ];
+    env.extend_from_slice(extra);
+    Server::start_with(&env)
+}
+
+/// Confirms `link` in the pages; the answer.
+fn confirm(server: &Server, link: &str) -> Response {
+    FormToken::fetch(server).post(
+        server,
+        "/self-service/recovery/confirm",
+        &[("token", &token_of(link))],
+    )
+}
+
+/// The assertion a hand-off redirect carries, after checking where it goes.
+fn assertion_of(response: &Response, target: &str) -> String {
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!("{target}?recovery_assertion=")),
+        "{location}"
+    );
+    assert!(
+        response.headers().get("set-cookie").is_none()
+            || !response.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("reclaim_recovery_session"),
+        "a hand-off opens no session"
+    );
+    assert_eq!(response.headers()["referrer-policy"], "same-origin");
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "recovery_assertion")
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+fn redeem_assertion(base: &str, assertion: &str) -> Response {
+    client()
+        .post(format!("{base}/admin/recovery/assertions"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "assertion": assertion }))
+        .send()
+        .unwrap()
+}
+
+/// An identity created through the admin API, with the platform's own id.
+fn platform_user(server: &Server, email: &str, second_factor: bool) -> Value {
+    let created = client()
+        .post(server.url("/admin/identities"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "schema_id": "default",
+            "traits": { "email": email, "name": "Ann Example" },
+            "external_id": format!("platform-{email}"),
+            "metadata_admin": { "second_factor": second_factor },
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    created.json().unwrap()
+}
+
+#[test]
+fn a_handed_off_link_is_redeemed_once_by_the_platform_and_the_owner_is_told() {
+    let server = handoff_server(&[]);
+    let ann = platform_user(&server, "ann@example.com", false);
+    let redeemed = confirm(&server, &admin_link(&server, &ann));
+    let assertion = assertion_of(&redeemed, HANDOFF_URL);
+    assert_eq!(assertion.len(), 64);
+    let first = redeem_assertion(&server.base, &assertion);
+    assert_eq!(first.status(), 200);
+    let body: Value = first.json().unwrap();
+    assert_eq!(body["identity_id"], ann["id"]);
+    assert_eq!(body["external_id"], "platform-ann@example.com");
+    assert_eq!(body["method"], "link");
+    assert_eq!(body["second_factor"], false);
+    assert!(body["flow_id"].as_str().is_some_and(|f| !f.is_empty()));
+    assert!(body["redeemed_at"].as_str().unwrap().contains('T'));
+    let again = redeem_assertion(&server.base, &assertion);
+    assert_eq!(again.status(), 410);
+    assert_eq!(again.json::<Value>().unwrap()["error"]["code"], 410);
+    let made_up = redeem_assertion(&server.base, &"0".repeat(64));
+    assert_eq!(made_up.status(), 404);
+    assert_eq!(made_up.json::<Value>().unwrap()["error"]["code"], 404);
+    let anonymous = client()
+        .post(server.url("/admin/recovery/assertions"))
+        .json(&json!({ "assertion": assertion }))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    // The trail has both halves of the hand-off, and never the assertion.
+    let trail = server.cli_json(&["events", "list"]);
+    let types: Vec<&str> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"recovery.redeemed") && types.contains(&"recovery.handed_off"));
+    assert!(!trail.to_string().contains(&assertion));
+    // No password form in this mode, and the owner hears of the recovery.
+    assert_eq!(password_form(&server, ""), 401);
+    let mail = server.mail(1);
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("Your account was recovered")),
+        "{mail:?}"
+    );
+}
+
+#[test]
+fn a_handed_off_code_goes_to_the_allowed_return_to() {
+    let server = handoff_server(&[]);
+    let ann = server.identity(Some("ann@example.com"));
+    let created: Value = client()
+        .post(server.url(&format!("/admin/recovery/code?return_to={RETURN_URL}")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "identity_id": ann["id"] }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let link = created["recovery_link"].as_str().unwrap();
+    let flow = link
+        .split("flow=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let redeemed = FormToken::fetch(&server).post(
+        &server,
+        "/self-service/recovery/code",
+        &[
+            ("flow", flow),
+            ("code", created["recovery_code"].as_str().unwrap()),
+        ],
+    );
+    let assertion = assertion_of(&redeemed, RETURN_URL);
+    let body: Value = redeem_assertion(&server.base, &assertion).json().unwrap();
+    assert_eq!(body["method"], "code");
+    assert_eq!(body["flow_id"], flow);
+}
+
+#[test]
+fn an_assertion_expires_at_its_lifespan() {
+    let server = handoff_server(&[("RECLAIM_ASSERTION_LIFESPAN", "1s")]);
+    let ann = server.identity(Some("ann@example.com"));
+    let assertion = assertion_of(&confirm(&server, &admin_link(&server, &ann)), HANDOFF_URL);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let late = redeem_assertion(&server.base, &assertion);
+    assert_eq!(late.status(), 410);
+    assert!(
+        late.json::<Value>().unwrap()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+}
+
+#[test]
+fn of_32_concurrent_redemptions_of_an_assertion_exactly_one_wins() {
+    let server = handoff_server(&[]);
+    let ann = server.identity(Some("ann@example.com"));
+    for round in 0..5 {
+        let assertion = assertion_of(&confirm(&server, &admin_link(&server, &ann)), HANDOFF_URL);
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..32)
+                .map(|_| {
+                    let (base, assertion) = (&server.base, &assertion);
+                    scope.spawn(move || redeem_assertion(base, assertion).status().as_u16())
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "round {round}: {statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 410),
+            "{statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn a_second_factor_account_is_handed_off_in_password_mode_and_never_gets_a_password_form() {
+    let server = Server::start_with(&[("RECLAIM_HANDOFF_URL", HANDOFF_URL)]);
+    let ann = platform_user(&server, "ann@example.com", true);
+    let redeemed = confirm(&server, &admin_link(&server, &ann));
+    let assertion = assertion_of(&redeemed, HANDOFF_URL);
+    let body: Value = redeem_assertion(&server.base, &assertion).json().unwrap();
+    assert_eq!(body["second_factor"], true);
+    // Without a hand-off URL there is nowhere to hand it, and still no form.
+    let plain = Server::start();
+    let bob = platform_user(&plain, "bob@example.com", true);
+    let refused = confirm(&plain, &admin_link(&plain, &bob));
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().unwrap().contains("second factor"));
+}
+
+#[test]
+fn a_session_opened_before_a_second_factor_was_enabled_cannot_set_the_password() {
+    let server = Server::start();
+    let ann = platform_user(&server, "ann@example.com", false);
+    let form = FormToken::fetch(&server);
+    let cookie = redeem(&server, &form, &admin_link(&server, &ann));
+    assert_eq!(password_form(&server, &cookie), 200);
+    let patched = client()
+        .patch(server.url(&format!(
+            "/admin/identities/{}",
+            ann["id"].as_str().unwrap()
+        )))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!([{ "op": "replace", "path": "/metadata_admin/second_factor", "value": true }]))
+        .send()
+        .unwrap();
+    assert_eq!(patched.status(), 200, "{}", patched.text().unwrap());
+    // The form and a forged POST with the same session are both refused.
+    assert_eq!(password_form(&server, &cookie), 401);
+    assert_eq!(
+        set_password(&server, &form, &cookie, NEW_PASSWORD).status(),
+        401
+    );
+    assert!(!password_is(&server, &ann, NEW_PASSWORD));
+}
