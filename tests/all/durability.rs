@@ -371,10 +371,10 @@ fn a_first_release_database_upgrades_in_place() {
     let version: i64 = upgraded
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Four migrations: the issue-10 tables, the rate-limit counters,
-    // request claims, and credentials' addresses with the identity admin
-    // API's columns.
-    assert_eq!(version, 4, "migrated once, however often opened");
+    // Five migrations: the issue-10 tables, the rate-limit counters,
+    // request claims, credentials' addresses with the identity admin API's
+    // columns, and the hand-off, events and webhook deliveries.
+    assert_eq!(version, 5, "migrated once, however often opened");
     let counters: i64 = upgraded
         .query_row("SELECT count(*) FROM rate_limits", [], |r| r.get(0))
         .unwrap();
@@ -389,6 +389,10 @@ fn a_first_release_database_upgrades_in_place() {
         .query_row("SELECT count(*) FROM recovery_requests", [], |r| r.get(0))
         .unwrap();
     assert_eq!(queued, 0);
+    let events: i64 = upgraded
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 0);
     let columns: Vec<String> = upgraded
         .prepare("SELECT name FROM pragma_table_info('recovery_sessions') ORDER BY cid")
         .unwrap()

@@ -231,7 +231,8 @@ impl Events {
             self.planned.notify_one();
         }
         NewEvent {
-            id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
+            // Time-ordered, so the deliveries' key grows at one end.
+            id: format!("msg_{}", uuid::Uuid::now_v7().simple()),
             kind: event.kind.as_str().to_string(),
             identity_id: event.identity_id.clone(),
             occurred_at: event.at,

@@ -13,6 +13,7 @@ use sha2::Sha256;
 use super::{Error, Reclaim, record, refusal};
 use crate::ErrorKind;
 use crate::events::{Event, EventType, Events, Method};
+use crate::runtime::Observed;
 use crate::settings::Settings;
 use crate::storage::assertions::{self, Taken};
 use crate::storage::{IdentityRecord, NewAssertion, NewSession, UnitOfWork};
@@ -109,8 +110,14 @@ impl Continuation {
         method: Method,
         session: Option<NewSession>,
         work: &mut dyn UnitOfWork,
+        observed: &Observed,
     ) -> anyhow::Result<Redeemed> {
-        let identity = work.identity_record_in(&redemption.identity_id)?;
+        // The component read the identity to check it; what it read is
+        // what this redemption stands on.
+        let identity = match observed.record_of(&redemption.identity_id) {
+            Some(record) => Some(record.clone()),
+            None => work.identity_record_in(&redemption.identity_id)?,
+        };
         let event = Event::new(EventType::Redeemed, self.now)
             .flow(&redemption.flow_id, method)
             .identity(

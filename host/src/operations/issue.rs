@@ -95,7 +95,7 @@ impl Reclaim {
             "serve_queued_request",
             None,
             move |guest, store| guest.call_request_recovery(store, &email, return_to.as_deref()),
-            move |answer, work| {
+            move |answer, work, _| {
                 // Another process sharing the store served it first: this
                 // unit's mail must not go out a second time.
                 if !work.dequeue_request(id)? {

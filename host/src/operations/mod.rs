@@ -31,7 +31,7 @@ use wasmtime::Store;
 use crate::clock::{Clock, SystemClock};
 use crate::directory::UserDirectory;
 use crate::events::{Event, EventType, Events, Method};
-use crate::runtime::{HostState, Issued, Runtime};
+use crate::runtime::{HostState, Observed, Runtime};
 use crate::settings::Settings;
 use crate::storage::{Pending, Storage, UnitOfWork};
 use crate::wit::RecoveryError;
@@ -262,12 +262,12 @@ impl Reclaim {
         + Send
         + 'static,
     ) -> Pending<T, Error> {
-        self.submit_then(operation, sender, call, |answer, _| Ok(answer))
+        self.submit_then(operation, sender, call, |answer, _, _| Ok(answer))
     }
 
-    /// [`Self::submit`], then `finish` with the component's answer, in the
-    /// same unit of work: the host's own writes (sessions, the request
-    /// queue) stand or fall with the component's.
+    /// [`Self::submit`], then `finish` with the component's answer and what
+    /// the call observed, in the same unit of work: the host's own writes
+    /// (sessions, the request queue) stand or fall with the component's.
     fn submit_then<T: Send + 'static, U: Send + 'static>(
         &self,
         operation: &'static str,
@@ -278,6 +278,7 @@ impl Reclaim {
         finish: impl FnOnce(
             Result<T, RecoveryError>,
             &mut dyn UnitOfWork,
+            &Observed,
         ) -> anyhow::Result<Result<U, RecoveryError>>
         + Send
         + 'static,
@@ -287,7 +288,7 @@ impl Reclaim {
             sender,
             |_| Ok(()),
             call,
-            move |answer, work, ()| finish(answer, work),
+            move |answer, work, (), observed| finish(answer, work, observed),
         )
     }
 
@@ -305,6 +306,7 @@ impl Reclaim {
             Result<T, RecoveryError>,
             &mut dyn UnitOfWork,
             P,
+            &Observed,
         ) -> anyhow::Result<Result<U, RecoveryError>>
         + Send
         + 'static,
@@ -323,15 +325,15 @@ impl Reclaim {
             let mut work = Self::directed(&users, work);
             let prepared = prepare(&mut *work)?;
             let now = clock.now_nanos();
-            let (result, mut work, issued) = runtime.run(work, settings, clock, sender, call);
+            let (result, mut work, observed) = runtime.run(work, settings, clock, sender, call);
             let answer = match result {
                 // Commit on the component's answer, discard on a trap: this
                 // is the one place that decides it. A refusal stands as
                 // written: the component refuses before its first write, or
                 // after writes that must stand (a wrong code).
                 Ok(answer) => {
-                    record_issued(&events, &mut *work, &issued, now)?;
-                    let answer = finish(answer, &mut *work, prepared)?;
+                    record_issued(&events, &mut *work, &observed, now)?;
+                    let answer = finish(answer, &mut *work, prepared, &observed)?;
                     work.commit()?;
                     answer.map_err(Error::Refused)
                 }
@@ -389,9 +391,18 @@ pub(crate) fn record(
     work.record_event(&events.plan(&event))
 }
 
-/// `event` about the identity `id`, with its external id as `work` sees it.
-pub(crate) fn about(work: &mut dyn UnitOfWork, event: Event, id: &str) -> anyhow::Result<Event> {
-    let external_id = work.identity_record_in(id)?.and_then(|r| r.external_id);
+/// `event` about the identity `id`, with its external id: as the
+/// operation read it, or as `work` sees it.
+pub(crate) fn about(
+    work: &mut dyn UnitOfWork,
+    observed: &Observed,
+    event: Event,
+    id: &str,
+) -> anyhow::Result<Event> {
+    let external_id = match observed.record_of(id) {
+        Some(record) => record.external_id.clone(),
+        None => work.identity_record_in(id)?.and_then(|r| r.external_id),
+    };
     Ok(event.identity(id, external_id))
 }
 
@@ -400,16 +411,16 @@ pub(crate) fn about(work: &mut dyn UnitOfWork, event: Event, id: &str) -> anyhow
 fn record_issued(
     events: &Events,
     work: &mut dyn UnitOfWork,
-    issued: &[Issued],
+    observed: &Observed,
     now: u64,
 ) -> anyhow::Result<()> {
-    for credential in issued {
+    for credential in &observed.issued {
         let (kind, method) = match credential.kind {
             crate::wit::CredentialKind::Link => (EventType::LinkCreated, Method::Link),
             crate::wit::CredentialKind::Code => (EventType::CodeCreated, Method::Code),
         };
         let event = Event::new(kind, now).flow(&credential.flow_id, method);
-        let event = about(work, event, &credential.identity_id)?;
+        let event = about(work, observed, event, &credential.identity_id)?;
         record(events, work, event)?;
     }
     Ok(())

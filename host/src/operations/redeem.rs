@@ -16,9 +16,11 @@ impl Reclaim {
             "redeem_link",
             None,
             move |guest, store| guest.call_redeem_link(store, &token),
-            move |answer, work| {
+            move |answer, work, observed| {
                 on_success(answer, |r| {
-                    Ok(next.after(r, Method::Link, None, work)?.redemption)
+                    Ok(next
+                        .after(r, Method::Link, None, work, observed)?
+                        .redemption)
                 })
             },
         )
@@ -35,8 +37,10 @@ impl Reclaim {
             "redeem_link",
             None,
             move |guest, store| guest.call_redeem_link(store, &token),
-            move |answer, work| {
-                on_success(answer, |r| next.after(r, Method::Link, Some(session), work))
+            move |answer, work, observed| {
+                on_success(answer, |r| {
+                    next.after(r, Method::Link, Some(session), work, observed)
+                })
             },
         )
     }
@@ -57,9 +61,11 @@ impl Reclaim {
             "redeem_code",
             None,
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
-            move |answer, work| {
+            move |answer, work, observed| {
                 on_success(answer, |r| {
-                    Ok(next.after(r, Method::Code, None, work)?.redemption)
+                    Ok(next
+                        .after(r, Method::Code, None, work, observed)?
+                        .redemption)
                 })
             },
         )
@@ -79,8 +85,10 @@ impl Reclaim {
             "redeem_code",
             None,
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
-            move |answer, work| {
-                on_success(answer, |r| next.after(r, Method::Code, Some(session), work))
+            move |answer, work, observed| {
+                on_success(answer, |r| {
+                    next.after(r, Method::Code, Some(session), work, observed)
+                })
             },
         )
     }
@@ -106,13 +114,13 @@ impl Reclaim {
                 None => Ok(None),
             },
             move |guest, store| guest.call_revoke(store, &identity),
-            move |answer, work, ended| {
+            move |answer, work, ended, observed| {
                 on_success(answer, |credentials| {
                     let (id, sessions) = ended.unwrap_or_default();
                     let event = Event::new(EventType::Revoked, now)
                         .detail("credentials", credentials)
                         .detail("sessions", sessions);
-                    let event = about(work, event, &id)?;
+                    let event = about(work, observed, event, &id)?;
                     record(&events, work, event)?;
                     Ok(Revocation {
                         credentials,

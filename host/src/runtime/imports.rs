@@ -14,7 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use crate::clock::{Clock, SystemClock, WasiWallClock};
 use crate::mail::{self, QueuedMail};
 use crate::settings::Settings;
-use crate::storage::UnitOfWork;
+use crate::storage::{IdentityRecord, UnitOfWork};
 use crate::wit::reclaim::recovery::{directory, mailer, settings, storage, types};
 use crate::wit::{
     ConsumeOutcome, Credential, CredentialKind, CredentialStatus, Identity, MailTemplate, Message,
@@ -41,8 +41,27 @@ pub(crate) struct HostState {
     /// The identity the operation last found in the directory: the one its
     /// mail is about.
     found: Option<String>,
-    /// The credentials the operation stored, for its events.
-    issued: Vec<Issued>,
+    /// What the operation did and found that its events and the host's
+    /// steps after it need.
+    observed: Observed,
+}
+
+/// What one operation stored and found, beyond its answer.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    /// The credentials it stored, for their events.
+    pub issued: Vec<Issued>,
+    /// The whole record of the identity it last looked up by id (the
+    /// component's usual lookup), read in the same query: its external id
+    /// and second factor then cost no second read.
+    pub record: Option<IdentityRecord>,
+}
+
+impl Observed {
+    /// The identity's record, if this operation read it.
+    pub fn record_of(&self, id: &str) -> Option<&IdentityRecord> {
+        self.record.as_ref().filter(|r| r.identity.id == id)
+    }
 }
 
 /// A credential an operation stored.
@@ -73,7 +92,7 @@ impl HostState {
             started: Instant::now(),
             host_time: Duration::ZERO,
             found: None,
-            issued: Vec::new(),
+            observed: Observed::default(),
         }
     }
 
@@ -95,18 +114,18 @@ impl HostState {
         self.settings = settings;
         self.sender = sender;
         self.found = None;
-        self.issued.clear();
+        self.observed = Observed::default();
         *self.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
     }
 
-    /// Ends the operation, handing its unit of work back with the
-    /// credentials it stored.
-    pub(super) fn end(&mut self) -> (Box<dyn UnitOfWork>, Vec<Issued>) {
+    /// Ends the operation, handing its unit of work back with what it
+    /// stored and found.
+    pub(super) fn end(&mut self) -> (Box<dyn UnitOfWork>, Observed) {
         let work = self
             .work
             .take()
             .expect("the work stays in the store during the call");
-        (work, std::mem::take(&mut self.issued))
+        (work, std::mem::take(&mut self.observed))
     }
 
     /// Notes the identity a directory call found.
@@ -150,8 +169,11 @@ impl types::Host for HostState {}
 
 impl directory::Host for HostState {
     fn get_by_id(&mut self, id: String) -> Result<Option<Identity>> {
-        let found = self.timed(|work| work.get_by_id(&id));
-        self.found(found)
+        // The same one read as the directory's, of the whole record.
+        let record = self.timed(|work| work.identity_record_in(&id))?;
+        let identity = record.as_ref().map(|r| r.identity.clone());
+        self.observed.record = record;
+        self.found(Ok(identity))
     }
 
     fn get_by_pk(&mut self, pk: i64) -> Result<Option<Identity>> {
@@ -168,7 +190,7 @@ impl directory::Host for HostState {
 impl storage::Host for HostState {
     fn insert(&mut self, credential: Credential) -> Result<()> {
         self.timed(|work| work.insert(&credential))?;
-        self.issued.push(Issued {
+        self.observed.issued.push(Issued {
             identity_id: credential.identity_id,
             flow_id: credential.flow_id,
             kind: credential.kind,
@@ -254,11 +276,17 @@ impl mailer::Host for HostState {
             identity_id: self.found.clone(),
             external_id: None,
         };
+        let known = mail
+            .identity_id
+            .as_deref()
+            .map(|id| self.observed.record_of(id).map(|r| r.external_id.clone()));
         let mut mail = mail;
         self.timed(|work| {
-            if let Some(id) = &mail.identity_id {
-                mail.external_id = work.identity_record_in(id)?.and_then(|r| r.external_id);
-            }
+            mail.external_id = match (known, &mail.identity_id) {
+                (Some(Some(external_id)), _) => external_id,
+                (_, Some(id)) => work.identity_record_in(id)?.and_then(|r| r.external_id),
+                _ => None,
+            };
             work.enqueue(&mail)
         })?;
         Ok(Ok(()))

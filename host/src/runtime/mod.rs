@@ -7,7 +7,7 @@ mod cache;
 mod imports;
 
 pub use cache::cache_dir;
-pub(crate) use imports::{HostState, Issued};
+pub(crate) use imports::{HostState, Observed};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -176,7 +176,7 @@ impl Runtime {
         clock: Arc<dyn Clock>,
         sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
-    ) -> (Result<T>, Box<dyn UnitOfWork>, Vec<Issued>) {
+    ) -> (Result<T>, Box<dyn UnitOfWork>, Observed) {
         let warm = if self.0.limits.reuse_instances > 0 {
             self.0.warm.lock().unwrap_or_else(|e| e.into_inner()).pop()
         } else {
@@ -194,7 +194,7 @@ impl Runtime {
                     .map(|value| (value, instance))
             })
             .map_err(anyhow::Error::from);
-        let (work, issued) = store.data_mut().end();
+        let (work, observed) = store.data_mut().end();
         let result = result.map(|(value, instance)| {
             let mut warm = self.0.warm.lock().unwrap_or_else(|e| e.into_inner());
             if warm.len() < self.0.limits.reuse_instances {
@@ -202,7 +202,7 @@ impl Runtime {
             }
             value
         });
-        (result, work, issued)
+        (result, work, observed)
     }
 
     /// The operation deadline in epoch ticks.

@@ -134,7 +134,9 @@ CREATE TABLE rate_limits (
      );
      CREATE TABLE events (
          seq         BIGSERIAL PRIMARY KEY,
-         id          TEXT NOT NULL UNIQUE,
+         -- msg_ and a UUIDv7: time-ordered, so every index on it grows
+         -- at one end.
+         id          TEXT NOT NULL,
          type        TEXT NOT NULL,
          identity_id TEXT,
          occurred_at BIGINT NOT NULL,

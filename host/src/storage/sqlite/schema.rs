@@ -139,7 +139,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
      ) WITHOUT ROWID;
      CREATE TABLE events (
          seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-         id          TEXT NOT NULL UNIQUE,
+         -- msg_ and a UUIDv7: time-ordered, so every index on it grows
+         -- at one end.
+         id          TEXT NOT NULL,
          type        TEXT NOT NULL,
          identity_id TEXT,
          occurred_at INTEGER NOT NULL,
