@@ -35,6 +35,9 @@ fn admin_token(config: &Config) -> Result<(String, Option<PathBuf>)> {
     Ok((token.trim().to_string(), Some(path)))
 }
 
+/// How long a stopping `serve` waits for the couriers' work in progress.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 pub fn serve(service: Service) -> Result<Value> {
     let (token, token_file) = admin_token(&service.config)?;
     let listen = service.config.listen;
@@ -62,5 +65,7 @@ pub fn serve(service: Service) -> Result<Value> {
         }
         http::serve(state, service.courier, service.webhooks, listener).await
     })?;
+    // A delivery in flight finishes or times out; nothing waits longer.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
     Ok(json!({ "stopped": true }))
 }

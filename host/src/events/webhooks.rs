@@ -342,13 +342,21 @@ impl WebhookCourier {
 
     /// Runs passes until nothing is due; returns the totals.
     pub fn drain(&self) -> Result<PassReport> {
+        self.drain_within(Duration::MAX)
+    }
+
+    /// [`Self::drain`], stopping after the pass that outlasts `budget`, so
+    /// that a backlog (an endpoint down for hours) never holds up a
+    /// shutdown or starves the process; the rest waits for the next call.
+    pub fn drain_within(&self, budget: Duration) -> Result<PassReport> {
         let mut total = PassReport::default();
         if !self.is_configured() {
             return Ok(total);
         }
+        let started = std::time::Instant::now();
         loop {
             let pass = self.pass()?;
-            if pass == PassReport::default() {
+            if pass == PassReport::default() || started.elapsed() >= budget {
                 return Ok(total);
             }
             total.delivered += pass.delivered;

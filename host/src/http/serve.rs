@@ -13,6 +13,9 @@ use crate::mail::Courier;
 
 /// How often the audit trail forgets events past their retention.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// How long one turn of a courier may deliver: a shutdown waits for the
+/// turn in progress.
+const DRAIN_BUDGET: Duration = Duration::from_secs(2);
 
 /// How often queued self-service requests are served: a steady pace that
 /// owes nothing to when any one request came, so the work a known address
@@ -81,7 +84,7 @@ pub async fn serve(
     let courier_task = tokio::spawn(async move {
         loop {
             let pass = Arc::clone(&courier);
-            match tokio::task::spawn_blocking(move || pass.drain()).await {
+            match tokio::task::spawn_blocking(move || pass.drain_within(DRAIN_BUDGET)).await {
                 Ok(Err(e)) => {
                     tracing::warn!(error = %format!("{e:#}"), "courier pass failed; mail stays queued")
                 }
@@ -98,7 +101,7 @@ pub async fn serve(
     let webhook_task = tokio::spawn(async move {
         loop {
             let pass = Arc::clone(&webhooks);
-            match tokio::task::spawn_blocking(move || pass.drain()).await {
+            match tokio::task::spawn_blocking(move || pass.drain_within(DRAIN_BUDGET)).await {
                 Ok(Err(e)) => {
                     tracing::warn!(error = %format!("{e:#}"), "webhook pass failed; deliveries stay queued")
                 }

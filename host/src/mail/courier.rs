@@ -261,10 +261,18 @@ impl Courier {
 
     /// Runs passes until nothing is due; returns the totals.
     pub fn drain(&self) -> Result<PassReport> {
+        self.drain_within(Duration::MAX)
+    }
+
+    /// [`Self::drain`], stopping after the pass that outlasts `budget`, so
+    /// that a backlog never holds up a shutdown; the rest waits for the
+    /// next call.
+    pub fn drain_within(&self, budget: Duration) -> Result<PassReport> {
         let mut total = PassReport::default();
+        let started = std::time::Instant::now();
         loop {
             let pass = self.pass()?;
-            if pass == PassReport::default() {
+            if pass == PassReport::default() || started.elapsed() >= budget {
                 if total.sent > 0 {
                     self.outbox.checkpoint()?;
                 }
