@@ -133,6 +133,27 @@ pub async fn metrics_document(State(app): State<AppState>) -> Response {
         }
         _ => tracing::warn!("the outbox could not be counted for /metrics"),
     }
+    // Webhook deliveries by endpoint and status, and the endpoints a 410
+    // disabled (1 while disabled), from the same shared database.
+    let backend = app.backend.clone();
+    match tokio::task::spawn_blocking(move || backend.webhook_status()).await {
+        Ok(Ok(endpoints)) => {
+            for e in endpoints {
+                for (status, count) in [
+                    ("queued", e.queued),
+                    ("processing", e.processing),
+                    ("delivered", e.delivered),
+                    ("abandoned", e.abandoned),
+                ] {
+                    metrics::gauge!("reclaim_webhook_deliveries", "endpoint" => e.url.clone(), "status" => status)
+                        .set(count as f64);
+                }
+                metrics::gauge!("reclaim_webhook_endpoint_disabled", "endpoint" => e.url.clone())
+                    .set(if e.disabled_at.is_some() { 1.0 } else { 0.0 });
+            }
+        }
+        _ => tracing::warn!("webhook deliveries could not be counted for /metrics"),
+    }
     (
         StatusCode::OK,
         [(

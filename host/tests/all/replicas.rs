@@ -489,3 +489,37 @@ fn a_hand_off_assertion_is_redeemed_once_by_concurrent_requests_spread_over_repl
         );
     }
 }
+
+#[test]
+fn every_event_is_delivered_once_with_a_webhook_courier_in_every_replica() {
+    let receiver = crate::webhooks::Receiver::start("");
+    let url = receiver.url("/hooks");
+    let replicas = replicas(&[
+        ("RECLAIM_WEBHOOK_URL", url.as_str()),
+        ("RECLAIM_WEBHOOK_SECRETS", crate::webhooks::SECRET),
+    ]);
+    let ann = replicas[0].identity(Some("ann@example.com"));
+    for i in 0..30 {
+        crate::common::admin_link(&replicas[i % 3], &ann);
+    }
+    let links = |requests: &[Value]| -> Vec<String> {
+        requests
+            .iter()
+            .filter(|r| crate::webhooks::body(r)["type"] == "recovery.link.created")
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    receiver.wait_for(|r| links(r).len() >= 30);
+    // Time for a second delivery of any of them to show.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let requests = receiver.requests();
+    let delivered = links(&requests);
+    let distinct: HashSet<&String> = delivered.iter().collect();
+    assert_eq!(distinct.len(), 30, "{requests:#?}");
+    assert_eq!(
+        delivered.len(),
+        30,
+        "each once, whichever replica's courier took it"
+    );
+    assert!(requests.iter().all(|r| r["verified"] == true));
+}

@@ -15,10 +15,10 @@ use crate::common::{
 };
 
 /// The specification's test secret.
-const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+pub const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 /// The platform's endpoint: a Python process verifying with the library.
-struct Receiver {
+pub struct Receiver {
     child: Child,
     port: u16,
     log: PathBuf,
@@ -26,7 +26,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start(answers: &str) -> Self {
+    pub fn start(answers: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("deliveries.jsonl");
         Self::start_at(free_port(), log, answers, dir)
@@ -58,12 +58,12 @@ impl Receiver {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     /// Every request it got, in order.
-    fn requests(&self) -> Vec<Value> {
+    pub fn requests(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
@@ -72,7 +72,7 @@ impl Receiver {
     }
 
     /// Waits up to 30 seconds until `done` holds of the requests.
-    fn wait_for(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub fn wait_for(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let requests = self.requests();
@@ -141,7 +141,7 @@ fn of_type<'a>(requests: &'a [Value], kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-fn body(request: &Value) -> Value {
+pub fn body(request: &Value) -> Value {
     serde_json::from_str(request["body"].as_str().unwrap()).unwrap()
 }
 
@@ -312,6 +312,21 @@ fn a_410_disables_the_endpoint_until_it_is_enabled_again() {
     assert_eq!(endpoint["url"], url.as_str());
     assert!(endpoint["disabled_at"].is_string(), "{status}");
     assert_eq!(endpoint["queued"], 2);
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("reclaim_webhook_endpoint_disabled{")
+                && l.contains(&url)
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
     server.cli_json(&["courier", "enable-webhook", &url]);
     let requests = receiver.wait_for(|r| r.len() >= 3);
     assert_eq!(requests.len(), 3, "{requests:#?}");
