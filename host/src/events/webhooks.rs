@@ -16,7 +16,7 @@ use sha2::Sha256;
 use super::{EventType, Subscription};
 use crate::clock::{Clock, duration_nanos};
 use crate::mail::Attempt;
-use crate::storage::events::{EventStore, QueuedDelivery};
+use crate::storage::events::{DeliveryAttempt, EventStore, QueuedDelivery};
 
 /// A configured endpoint.
 #[derive(Clone)]
@@ -260,20 +260,24 @@ impl WebhookCourier {
     /// Claims one batch of due deliveries and tries each once.
     pub fn pass(&self) -> Result<PassReport> {
         let mut report = PassReport::default();
-        let batch = self.store.claim_deliveries(
-            &self.id,
-            self.policy.batch,
-            self.now(),
-            self.lease_until(),
-        )?;
+        let claimed_until = self.lease_until();
+        let batch =
+            self.store
+                .claim_deliveries(&self.id, self.policy.batch, self.now(), claimed_until)?;
+        // One attempt fits in a lease with room to spare: a claim is renewed
+        // (one more write) only once what is left of it might not.
+        let room = duration_nanos(self.policy.timeout).saturating_mul(2);
+        let mut attempts = Vec::with_capacity(batch.len());
         for delivery in &batch {
-            if !self.store.renew_delivery(
-                &delivery.event_id,
-                &delivery.endpoint,
-                &self.id,
-                self.now(),
-                self.lease_until(),
-            )? {
+            if claimed_until.saturating_sub(self.now()) < room
+                && !self.store.renew_delivery(
+                    &delivery.event_id,
+                    &delivery.endpoint,
+                    &self.id,
+                    self.now(),
+                    self.lease_until(),
+                )?
+            {
                 continue;
             }
             let attempt = match self.endpoint(&delivery.endpoint) {
@@ -329,13 +333,17 @@ impl WebhookCourier {
                 }
             };
             metrics::counter!("reclaim_webhook_attempts_total", "outcome" => outcome).increment(1);
-            self.store.record_delivery(
-                &delivery.event_id,
-                &delivery.endpoint,
-                &self.id,
-                self.now(),
-                &attempt,
-            )?;
+            attempts.push(DeliveryAttempt {
+                event_id: delivery.event_id.clone(),
+                endpoint: delivery.endpoint.clone(),
+                attempt,
+            });
+        }
+        // The pass's attempts in one write. A crash before it sends them
+        // again once the claims run out, under the same `webhook-id`.
+        if !attempts.is_empty() {
+            self.store
+                .record_deliveries(&self.id, self.now(), &attempts)?;
         }
         Ok(report)
     }

@@ -45,6 +45,30 @@ pub struct QueuedDelivery {
     pub attempts: u32,
 }
 
+/// What came of one attempt at a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub event_id: String,
+    pub endpoint: String,
+    pub attempt: Attempt,
+}
+
+impl DeliveryAttempt {
+    /// The columns the attempt sets: status, error, next attempt.
+    pub fn columns(&self) -> (&'static str, Option<String>, Option<i64>) {
+        let status = DeliveryStatus::after(&self.attempt).as_str();
+        match &self.attempt {
+            Attempt::Sent => (status, None, None),
+            Attempt::Retry { error, retry_at } => (
+                status,
+                Some(error.clone()),
+                Some(crate::storage::to_db(*retry_at)),
+            ),
+            Attempt::Abandon { error } => (status, Some(error.clone()), None),
+        }
+    }
+}
+
 /// Where a delivery stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -187,9 +211,18 @@ pub trait EventStore: Send + Sync {
         lease_until: u64,
     ) -> Result<bool>;
 
-    /// Moves the delivery on by `attempt`, if `courier` still holds it. A
-    /// delivered or abandoned one's body is blanked (it may carry a
+    /// Moves each delivery on by its attempt, if `courier` still holds it,
+    /// in one transaction (a courier records a pass at once); how many it
+    /// held. A delivered or abandoned one's body is blanked (it may carry a
     /// password hash); the trail keeps its own copy.
+    fn record_deliveries(
+        &self,
+        courier: &str,
+        now: u64,
+        attempts: &[DeliveryAttempt],
+    ) -> Result<usize>;
+
+    /// [`Self::record_deliveries`] of one.
     fn record_delivery(
         &self,
         event_id: &str,
@@ -197,7 +230,14 @@ pub trait EventStore: Send + Sync {
         courier: &str,
         now: u64,
         attempt: &Attempt,
-    ) -> Result<bool>;
+    ) -> Result<bool> {
+        let one = DeliveryAttempt {
+            event_id: event_id.to_string(),
+            endpoint: endpoint.to_string(),
+            attempt: attempt.clone(),
+        };
+        Ok(self.record_deliveries(courier, now, &[one])? == 1)
+    }
 
     /// Stops deliveries to `url` (it answered 410) until it is enabled.
     fn disable_endpoint(&self, url: &str, now: u64, reason: &str) -> Result<()>;

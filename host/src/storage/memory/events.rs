@@ -8,8 +8,8 @@ use anyhow::Result;
 use super::{MemoryStorage, MemoryWork, Tables, Undo};
 use crate::mail::Attempt;
 use crate::storage::events::{
-    DeliveryStatus, EndpointStatus, EventFilter, EventLog, EventRecord, EventStore, NewEvent,
-    QueuedDelivery, endpoint_statuses,
+    DeliveryAttempt, DeliveryStatus, EndpointStatus, EventFilter, EventLog, EventRecord,
+    EventStore, NewEvent, QueuedDelivery, endpoint_statuses,
 };
 use crate::storage::{AssertionRow, AssertionStore, NewAssertion};
 
@@ -183,31 +183,33 @@ impl EventStore for MemoryStorage {
         }))
     }
 
-    fn record_delivery(
+    fn record_deliveries(
         &self,
-        event_id: &str,
-        endpoint: &str,
         courier: &str,
         _now: u64,
-        attempt: &Attempt,
-    ) -> Result<bool> {
+        attempts: &[DeliveryAttempt],
+    ) -> Result<usize> {
         Ok(self.write(|tables| {
-            let Some(d) = tables
-                .deliveries
-                .iter_mut()
-                .find(|d| d.is(event_id, endpoint) && d.is_claimed_by(courier))
-            else {
-                return false;
-            };
-            d.queued.attempts += 1;
-            d.claimed_by = None;
-            d.status = DeliveryStatus::after(attempt);
-            if let Attempt::Retry { retry_at, .. } = attempt {
-                d.next_attempt_at = *retry_at;
-            } else {
-                d.queued.body.clear();
+            let mut recorded = 0;
+            for a in attempts {
+                let Some(d) = tables
+                    .deliveries
+                    .iter_mut()
+                    .find(|d| d.is(&a.event_id, &a.endpoint) && d.is_claimed_by(courier))
+                else {
+                    continue;
+                };
+                d.queued.attempts += 1;
+                d.claimed_by = None;
+                d.status = DeliveryStatus::after(&a.attempt);
+                if let Attempt::Retry { retry_at, .. } = &a.attempt {
+                    d.next_attempt_at = *retry_at;
+                } else {
+                    d.queued.body.clear();
+                }
+                recorded += 1;
             }
-            true
+            recorded
         }))
     }
 

@@ -7,10 +7,9 @@ use postgres::Row;
 
 use super::{Conn, PgWork, PostgresStorage};
 use crate::events::Method;
-use crate::mail::Attempt;
 use crate::storage::events::{
-    DeliveryStatus, EndpointStatus, EventFilter, EventLog, EventRecord, EventStore, NewEvent,
-    QueuedDelivery, endpoint_statuses,
+    DeliveryAttempt, DeliveryStatus, EndpointStatus, EventFilter, EventLog, EventRecord,
+    EventStore, NewEvent, QueuedDelivery, endpoint_statuses,
 };
 use crate::storage::{AssertionRow, AssertionStore, NewAssertion, from_db, to_db};
 
@@ -173,33 +172,28 @@ impl EventStore for PostgresStorage {
         .wait()
     }
 
-    fn record_delivery(
+    fn record_deliveries(
         &self,
-        event_id: &str,
-        endpoint: &str,
         courier: &str,
         now: u64,
-        attempt: &Attempt,
-    ) -> Result<bool> {
-        let (event_id, endpoint, courier) =
-            (event_id.to_owned(), endpoint.to_owned(), courier.to_owned());
-        let status = DeliveryStatus::after(attempt).as_str();
-        let (error, next) = match attempt {
-            Attempt::Sent => (None, None),
-            Attempt::Retry { error, retry_at } => (Some(error.clone()), Some(to_db(*retry_at))),
-            Attempt::Abandon { error } => (Some(error.clone()), None),
-        };
-        self.call(move |conn| {
-            let recorded = conn.execute(
-                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,
-                     last_error = coalesce($2, last_error), next_attempt_at = $3,
-                     claimed_by = NULL, lease_until = NULL,
-                     delivered_at = CASE WHEN $1 = 'delivered' THEN $4 ELSE delivered_at END,
-                     body = CASE WHEN $1 = 'queued' THEN body ELSE '' END
-                 WHERE event_id = $5 AND endpoint = $6 AND claimed_by = $7 AND status = 'processing'",
-                &[&status, &error, &next, &to_db(now), &event_id, &endpoint, &courier],
-            )?;
-            Ok(recorded == 1)
+        attempts: &[DeliveryAttempt],
+    ) -> Result<usize> {
+        let (courier, attempts) = (courier.to_owned(), attempts.to_vec());
+        self.transaction(move |conn| {
+            let mut recorded = 0;
+            for a in &attempts {
+                let (status, error, next) = a.columns();
+                recorded += conn.execute(
+                    "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,
+                         last_error = coalesce($2, last_error), next_attempt_at = $3,
+                         claimed_by = NULL, lease_until = NULL,
+                         delivered_at = CASE WHEN $1 = 'delivered' THEN $4 ELSE delivered_at END,
+                         body = CASE WHEN $1 = 'queued' THEN body ELSE '' END
+                     WHERE event_id = $5 AND endpoint = $6 AND claimed_by = $7 AND status = 'processing'",
+                    &[&status, &error, &next, &to_db(now), &a.event_id, &a.endpoint, &courier],
+                )?;
+            }
+            Ok(usize::try_from(recorded).unwrap_or(usize::MAX))
         })
         .wait()
     }
