@@ -6,8 +6,8 @@ use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
 use crate::common::{
-    ADMIN_TOKEN, FormToken, NEW_PASSWORD, RETURN_URL, Server, admin_link, client, password_form,
-    password_is, redeem, set_password, token_of,
+    ADMIN_TOKEN, FormToken, Launch, NEW_PASSWORD, RETURN_URL, Server, admin_link, client,
+    password_form, password_is, redeem, set_password, token_of,
 };
 
 const HANDOFF_URL: &str = "https://platform.example.test/recovered";
@@ -19,7 +19,12 @@ fn handoff_server(extra: &[(&str, &str)]) -> Server {
         ("RECLAIM_ALLOWED_RETURN_URLS", RETURN_URL),
     ];
     env.extend_from_slice(extra);
-    Server::start_with(&env)
+    // The log is kept, to be searched for the assertions.
+    let launch = Launch {
+        log_to_file: true,
+        ..Launch::default()
+    };
+    Server::launch(&env, launch)
 }
 
 /// Confirms `link` in the pages; the answer.
@@ -122,6 +127,10 @@ fn a_handed_off_link_is_redeemed_once_by_the_platform_and_the_owner_is_told() {
         .collect();
     assert!(types.contains(&"recovery.redeemed") && types.contains(&"recovery.handed_off"));
     assert!(!trail.to_string().contains(&assertion));
+    assert!(
+        !server.log().contains(&assertion),
+        "no assertion in the log"
+    );
     // No password form in this mode, and the owner hears of the recovery.
     assert_eq!(password_form(&server, ""), 401);
     let mail = server.mail(1);

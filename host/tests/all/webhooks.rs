@@ -239,6 +239,29 @@ fn a_recovery_reaches_the_platform_as_verified_events_that_never_carry_a_secret(
             .iter()
             .all(|e| e["request_id"].is_string() || e["type"] == "recovery.email.sent")
     );
+    // A page at a time, the `Link` header naming the next.
+    let mut paged = Vec::new();
+    let mut next = Some(format!(
+        "/admin/recovery/events?identity_id={}&page_size=2",
+        ann["id"].as_str().unwrap()
+    ));
+    while let Some(path) = next.take() {
+        let page = client()
+            .get(server.url(&path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap();
+        next = page.headers()["link"]
+            .to_str()
+            .unwrap()
+            .split(',')
+            .find(|l| l.ends_with("rel=\"next\""))
+            .map(|l| l.split(['<', '>']).nth(1).unwrap().to_string());
+        let events: Vec<Value> = page.json().unwrap();
+        assert!(events.len() <= 2);
+        paged.extend(events);
+    }
+    assert_eq!(&paged, trail);
     let cli = server.cli_json(&["events", "list", "--identity", ann["id"].as_str().unwrap()]);
     assert_eq!(cli.as_array().unwrap().len(), trail.len());
     // No secret anywhere: not in a delivery, the trail, or the log.
