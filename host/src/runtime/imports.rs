@@ -257,7 +257,7 @@ impl mailer::Host for HostState {
             Ok(fitted) => fitted,
             Err(reason) => return Ok(Err(reason)),
         };
-        let mail = QueuedMail {
+        let mut mail = QueuedMail {
             id: uuid::Uuid::new_v4().hyphenated().to_string(),
             to: message.to,
             to_name,
@@ -280,7 +280,6 @@ impl mailer::Host for HostState {
             .identity_id
             .as_deref()
             .map(|id| self.observed.record_of(id).map(|r| r.external_id.clone()));
-        let mut mail = mail;
         self.timed(|work| {
             mail.external_id = match (known, &mail.identity_id) {
                 (Some(Some(external_id)), _) => external_id,
