@@ -120,6 +120,9 @@ impl SessionStore for Directed {
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
         self.work.end_sessions(identity_id, now)
     }
+    fn end_sessions_quietly(&mut self, identity_id: &str, now: u64) -> Result<()> {
+        self.work.end_sessions_quietly(identity_id, now)
+    }
     fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
         self.work.session_is_live(identity_id, key, now)
     }

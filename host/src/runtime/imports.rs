@@ -244,7 +244,7 @@ impl storage::Host for HostState {
             let revoked = work.revoke_identity(&identity_id, kind, now)?;
             // The WIT rule: revoking every kind ends the recovery session too.
             if kind.is_none() {
-                work.end_sessions(&identity_id, now)?;
+                work.end_sessions_quietly(&identity_id, now)?;
             }
             Ok(revoked)
         })

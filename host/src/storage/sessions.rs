@@ -30,6 +30,12 @@ pub trait SessionStore {
     /// (0 or 1).
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32>;
 
+    /// [`Self::end_sessions`] for a caller that does not need the count,
+    /// which lets a backend send it without waiting for its answer.
+    fn end_sessions_quietly(&mut self, identity_id: &str, now: u64) -> Result<()> {
+        self.end_sessions(identity_id, now).map(drop)
+    }
+
     /// Whether the identity's session is live at `now` and has `key`.
     fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool>;
 

@@ -19,6 +19,7 @@ mod limits;
 mod observability;
 mod platform_directory;
 mod replicas;
+mod round_trips;
 mod schema;
 mod security;
 mod self_service;

@@ -411,6 +411,65 @@ fn a_database_restart_under_load_fails_cleanly_and_loses_nothing_acknowledged() 
 }
 
 #[test]
+fn a_database_restart_goes_unnoticed_once_the_database_answers_again() {
+    let database = postgres::PgServer::start();
+    let url = database.fresh_database();
+    let replicas: Vec<Server> = (0..3)
+        .map(|_| {
+            Server::start_with(&[
+                ("RECLAIM_DATABASE_URL", url.as_str()),
+                ("RECLAIM_SECRETS", SECRETS),
+            ])
+        })
+        .collect();
+    let ann = replicas[0].identity(Some("ann@example.com"));
+    let statuses = |replica: &Server, requests: usize| -> Vec<u16> {
+        (0..requests)
+            .map(|_| crate::common::request_link(replica, &ann).status().as_u16())
+            .collect()
+    };
+    // Every connection of every replica's pool opened, and then cut off by
+    // the restart.
+    std::thread::scope(|scope| {
+        for replica in &replicas {
+            for _ in 0..24 {
+                scope.spawn(|| assert!(statuses(replica, 10).iter().all(|s| *s == 200)));
+            }
+        }
+    });
+    database.stop();
+    database.resume();
+    for replica in &replicas {
+        let ready = client().get(replica.url("/health/ready")).send().unwrap();
+        assert_eq!(ready.status(), 200, "ready as soon as the database answers");
+    }
+    // A link page opened on one replica, redeemed on another.
+    let form = FormToken::fetch(&replicas[1]);
+    let link = crate::common::admin_link(&replicas[0], &ann);
+    crate::common::redeem(&replicas[2], &form, &link);
+    for replica in &replicas {
+        let after = statuses(replica, 40);
+        assert!(
+            after.iter().all(|s| *s == 200),
+            "no request after the restart fails: {after:?}"
+        );
+    }
+    // And concurrently, as a restart under load meets them.
+    database.stop();
+    database.resume();
+    std::thread::scope(|scope| {
+        for replica in &replicas {
+            for _ in 0..24 {
+                scope.spawn(|| {
+                    let after = statuses(replica, 5);
+                    assert!(after.iter().all(|s| *s == 200), "{after:?}");
+                });
+            }
+        }
+    });
+}
+
+#[test]
 fn tls_to_postgres_is_verified_against_the_configured_ca() {
     let (database, ca) = postgres::PgServer::start_tls();
     let url = database.fresh_database();

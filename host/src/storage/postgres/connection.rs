@@ -1,75 +1,242 @@
-//! A worker's connection: reconnected when lost, with its prepared
-//! statements, TLS when the URL asks for it, and errors sorted into "the
-//! database is out of reach" and faults.
+//! A worker's connection: a unit of work's statements pipelined into as few
+//! round trips as its answers allow, a connection lost before anything of a
+//! transaction was answered replaced and the transaction sent again, its
+//! prepared statements, TLS when the URL asks for it, and errors sorted into
+//! "the database is out of reach" and faults. [`Conn::round_trip`] is the
+//! one place statements are sent.
+//!
+//! Pipelining: `BEGIN` goes out with the transaction's first statement, and
+//! a write whose answer nobody reads ([`Conn::defer`]) goes out with the
+//! next statement that needs one, or with `COMMIT`. tokio-postgres writes
+//! every request issued before it is polled in one flush, so each of these
+//! groups costs one round trip. The statements still run in the order they
+//! were issued, so every read sees the unit's own earlier writes.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use postgres::config::SslMode;
-use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Statement};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::storage::Unavailable;
 
+/// A value a deferred write owns until it is sent.
+pub(super) type Param = Box<dyn ToSql + Sync + Send>;
+
+/// Connections of one pool found lost, counted: a worker whose connection
+/// has not been checked since the latest loss checks it (one `Sync`
+/// message) before its next task, so that a database restart costs the
+/// pool's other connections nothing a request would notice.
+#[derive(Default)]
+pub(super) struct Losses(AtomicU64);
+
+/// A write sent with the next round trip.
+struct Deferred {
+    sql: &'static str,
+    params: Vec<Param>,
+    what: &'static str,
+}
+
+/// The transaction the connection is in, if any.
+#[derive(Default)]
+struct Transaction {
+    /// Between [`Conn::begin`] and its commit or rollback.
+    open: bool,
+    /// `BEGIN` reached this connection.
+    sent: bool,
+    /// A round trip of it was answered: the unit has seen what the
+    /// database said, so it can't be sent again.
+    answered: bool,
+    deferred: Vec<Deferred>,
+}
+
+/// What the last statement of a round trip is.
+enum Last<'a> {
+    Rows(&'static str, &'a [&'a (dyn ToSql + Sync)]),
+    Count(&'static str, &'a [&'a (dyn ToSql + Sync)]),
+    Commit,
+}
+
+/// What one statement answered.
+enum Answer {
+    Rows(Vec<Row>),
+    Count(u64),
+}
+
+type Call<'a> = Pin<Box<dyn Future<Output = Result<Answer, tokio_postgres::Error>> + 'a>>;
+
 /// A connection that reconnects when it was lost, with its prepared
 /// statements (each is prepared once per connection: a statement sent as
-/// text costs a second round trip every time).
+/// text costs a second round trip every time). It runs on a runtime of its
+/// own, on its worker's thread: the component drives storage synchronously.
 pub(crate) struct Conn {
-    config: postgres::Config,
+    config: Config,
     tls: Option<MakeRustlsConnect>,
+    runtime: tokio::runtime::Runtime,
     client: Option<Client>,
     statements: HashMap<&'static str, Statement>,
+    losses: Arc<Losses>,
+    /// The count of losses this connection was checked after.
+    checked: u64,
+    transaction: Transaction,
 }
 
 impl Conn {
-    pub(super) fn new(config: postgres::Config, tls: Option<MakeRustlsConnect>) -> Self {
-        Self {
+    pub(super) fn new(
+        config: Config,
+        tls: Option<MakeRustlsConnect>,
+        losses: Arc<Losses>,
+    ) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting a PostgreSQL connection's runtime")?;
+        let checked = losses.0.load(Ordering::Relaxed);
+        Ok(Self {
             config,
             tls,
+            runtime,
             client: None,
             statements: HashMap::new(),
-        }
+            losses,
+            checked,
+            transaction: Transaction::default(),
+        })
     }
 
     /// The client, connecting first if there is none or it was lost.
-    pub(super) fn client(&mut self) -> Result<&mut Client> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
-            self.statements.clear();
-            let connected = match &self.tls {
-                Some(tls) => self.config.connect(tls.clone()),
-                None => self.config.connect(NoTls),
-            };
-            let client = connected
-                .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
-                .context("connecting to PostgreSQL")?;
-            self.client = Some(client);
+    fn connect(&mut self) -> Result<()> {
+        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(());
         }
-        Ok(self.client.as_mut().expect("just connected"))
+        self.forget_client();
+        let config = self.config.clone();
+        let tls = self.tls.clone();
+        // The connection's task runs whenever this runtime waits for an
+        // answer, which is the only time it has anything to do.
+        let client = self.runtime.block_on(async move {
+            match tls {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls).await?;
+                    tokio::spawn(connection);
+                    Ok(client)
+                }
+                None => {
+                    let (client, connection) = config.connect(NoTls).await?;
+                    tokio::spawn(connection);
+                    Ok::<_, tokio_postgres::Error>(client)
+                }
+            }
+        });
+        let client = client
+            .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
+            .context("connecting to PostgreSQL")?;
+        self.client = Some(client);
+        Ok(())
     }
 
-    /// Runs statements with no parameters and no rows (BEGIN, COMMIT).
-    pub(super) fn batch(&mut self, sql: &str) -> Result<()> {
-        self.client()?.batch_execute(sql).map_err(failure)
+    /// Drops the client (and with it any transaction it was in).
+    fn forget_client(&mut self) {
+        self.client = None;
+        self.statements.clear();
+        self.transaction.sent = false;
     }
 
-    pub(super) fn rollback(&mut self) {
-        if let Some(client) = self.client.as_mut()
-            && client.batch_execute("ROLLBACK").is_err()
+    /// Checks the connection when another was lost since it was last
+    /// checked: a dead one is replaced before a task finds out.
+    pub(super) fn check_after_losses(&mut self) {
+        let losses = self.losses.0.load(Ordering::Relaxed);
+        if losses == self.checked {
+            return;
+        }
+        self.checked = losses;
+        if let Some(client) = &self.client
+            && (client.is_closed() || self.runtime.block_on(client.check_connection()).is_err())
         {
-            // A connection that can't roll back is of no further use.
-            self.client = None;
+            self.forget_client();
         }
     }
 
-    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
+    /// Whether the database answers, on a fresh connection if this one was
+    /// lost.
+    pub(super) fn ping(&mut self) -> Result<()> {
+        for _ in 0..2 {
+            self.connect()?;
+            let client = self.client.as_ref().expect("just connected");
+            match self.runtime.block_on(client.check_connection()) {
+                Ok(()) => return Ok(()),
+                Err(e) if is_lost(&e) => self.lost(),
+                Err(e) => return Err(failure(e)),
+            }
         }
-        let statement = self.client()?.prepare(sql).map_err(failure)?;
-        self.statements.insert(sql, statement.clone());
-        Ok(statement)
+        Err(anyhow::Error::new(Unavailable(
+            "the connection was lost again".into(),
+        )))
+    }
+
+    /// Starts a transaction. Nothing is sent until its first statement.
+    pub(super) fn begin(&mut self) {
+        self.transaction = Transaction {
+            open: true,
+            ..Transaction::default()
+        };
+    }
+
+    /// Commits the transaction, with the writes still deferred, in one
+    /// round trip. A connection lost on the way leaves the outcome
+    /// unknown, so it is reported, never sent again.
+    pub(super) fn commit(&mut self) -> Result<()> {
+        if !self.transaction.sent && self.transaction.deferred.is_empty() {
+            // Nothing of it reached the database.
+            self.transaction = Transaction::default();
+            return Ok(());
+        }
+        let committed = self.round_trip(&Last::Commit).map(drop);
+        self.transaction = Transaction::default();
+        committed
+    }
+
+    /// Ends the transaction, undoing it. A connection that can't roll back
+    /// is of no further use.
+    pub(super) fn rollback(&mut self) {
+        let sent = self.transaction.sent || !self.transaction.open;
+        self.transaction = Transaction::default();
+        if !sent {
+            return;
+        }
+        if let Some(client) = &self.client
+            && self
+                .runtime
+                .block_on(client.batch_execute("ROLLBACK"))
+                .is_err()
+        {
+            self.forget_client();
+        }
+    }
+
+    /// Queues a write whose answer the caller does not need: it goes with
+    /// the transaction's next round trip, and a failure fails that one.
+    /// Outside a transaction it runs now.
+    pub(super) fn defer(
+        &mut self,
+        what: &'static str,
+        sql: &'static str,
+        params: Vec<Param>,
+    ) -> Result<()> {
+        if !self.transaction.open {
+            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as _).collect();
+            return self.execute(sql, &refs).context(what).map(drop);
+        }
+        self.transaction
+            .deferred
+            .push(Deferred { sql, params, what });
+        Ok(())
     }
 
     pub(super) fn query(
@@ -77,8 +244,10 @@ impl Conn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
-        let statement = self.statement(sql)?;
-        self.client()?.query(&statement, params).map_err(failure)
+        match self.round_trip(&Last::Rows(sql, params))? {
+            Answer::Rows(rows) => Ok(rows),
+            Answer::Count(_) => Err(anyhow!("rows expected")),
+        }
     }
 
     pub(super) fn query_opt(
@@ -94,33 +263,185 @@ impl Conn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64> {
-        let statement = self.statement(sql)?;
-        self.client()?.execute(&statement, params).map_err(failure)
+        match self.round_trip(&Last::Count(sql, params))? {
+            Answer::Count(count) => Ok(count),
+            Answer::Rows(_) => Err(anyhow!("a row count expected")),
+        }
     }
+
+    /// Sends what the transaction has waiting (`BEGIN`, deferred writes)
+    /// and `last` in one round trip, and returns `last`'s answer. If the
+    /// connection turns out lost before any round trip of the transaction
+    /// was answered and `last` is not its `COMMIT`, nothing of it took
+    /// effect (the database undoes a transaction whose session ends), so
+    /// it is sent again, once, on a fresh connection.
+    fn round_trip(&mut self, last: &Last<'_>) -> Result<Answer> {
+        let replayable =
+            self.transaction.open && !self.transaction.answered && !matches!(last, Last::Commit);
+        let mut attempts = if replayable { 2 } else { 1 };
+        loop {
+            attempts -= 1;
+            match self.send(last) {
+                Ok(answer) => return Ok(answer),
+                Err(Sent { error, lost }) => {
+                    if lost {
+                        self.lost();
+                    }
+                    if !(lost && attempts > 0) {
+                        self.transaction.answered = true;
+                        self.transaction.deferred.clear();
+                        return Err(error);
+                    }
+                    tracing::info!(
+                        "a PostgreSQL connection was lost; its transaction is sent again"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records that this connection was lost, so that the others check.
+    fn lost(&mut self) {
+        self.forget_client();
+        let losses = self.losses.0.fetch_add(1, Ordering::Relaxed) + 1;
+        self.checked = losses;
+    }
+
+    /// One round trip: the statements are prepared first where they are
+    /// new to this connection (all together, once per connection).
+    fn send(&mut self, last: &Last<'_>) -> std::result::Result<Answer, Sent> {
+        self.connect()
+            .map_err(|error| Sent { error, lost: false })?;
+        let last_sql = match last {
+            Last::Rows(sql, _) | Last::Count(sql, _) => Some(*sql),
+            Last::Commit => None,
+        };
+        let new: Vec<&'static str> = {
+            let mut new: Vec<&'static str> = (self.transaction.deferred.iter().map(|d| d.sql))
+                .chain(last_sql)
+                .filter(|sql| !self.statements.contains_key(sql))
+                .collect();
+            new.dedup();
+            new
+        };
+        let client = self.client.as_ref().expect("just connected");
+        if !new.is_empty() {
+            let prepared = self.runtime.block_on(futures_util::future::join_all(
+                new.iter().map(|sql| client.prepare(sql)),
+            ));
+            for (sql, statement) in new.iter().zip(prepared) {
+                let statement = statement.map_err(Sent::of)?;
+                self.statements.insert(sql, statement);
+            }
+        }
+        let statements = &self.statements;
+        let begin = self.transaction.open && !self.transaction.sent;
+        let mut calls: Vec<Call<'_>> = Vec::new();
+        // What each call is, for the error of the first that failed.
+        let mut whats: Vec<&'static str> = Vec::new();
+        if begin {
+            calls.push(Box::pin(async move {
+                client
+                    .batch_execute("BEGIN")
+                    .await
+                    .map(|()| Answer::Count(0))
+            }));
+            whats.push("starting a transaction");
+        }
+        for deferred in &self.transaction.deferred {
+            let statement = &statements[deferred.sql];
+            calls.push(Box::pin(async move {
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    deferred.params.iter().map(|p| &**p as _).collect();
+                client.execute(statement, &params).await.map(Answer::Count)
+            }));
+            whats.push(deferred.what);
+        }
+        match last {
+            Last::Rows(sql, params) => {
+                let statement = &statements[sql];
+                calls.push(Box::pin(async move {
+                    client.query(statement, params).await.map(Answer::Rows)
+                }));
+            }
+            Last::Count(sql, params) => {
+                let statement = &statements[sql];
+                calls.push(Box::pin(async move {
+                    client.execute(statement, params).await.map(Answer::Count)
+                }));
+            }
+            Last::Commit => calls.push(Box::pin(async move {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map(|()| Answer::Count(0))
+            })),
+        }
+        whats.push(if matches!(last, Last::Commit) {
+            "committing"
+        } else {
+            "a statement"
+        });
+        let answers = self.runtime.block_on(futures_util::future::join_all(calls));
+        if begin {
+            self.transaction.sent = true;
+        }
+        let mut last_answer = None;
+        for (answer, what) in answers.into_iter().zip(whats) {
+            match answer {
+                Ok(answer) => last_answer = Some(answer),
+                // The first failure is the cause; the rest failed because
+                // the transaction was aborted by it.
+                Err(e) => {
+                    let lost = is_lost(&e);
+                    let mut error = failure(e);
+                    if what != "a statement" {
+                        error = error.context(what);
+                    }
+                    return Err(Sent { error, lost });
+                }
+            }
+        }
+        self.transaction.deferred.clear();
+        self.transaction.answered |= self.transaction.open;
+        Ok(last_answer.expect("a round trip has a last statement"))
+    }
+}
+
+/// A round trip that failed, and whether because the connection was lost.
+struct Sent {
+    error: anyhow::Error,
+    lost: bool,
+}
+
+impl Sent {
+    fn of(e: tokio_postgres::Error) -> Self {
+        Self {
+            lost: is_lost(&e),
+            error: failure(e),
+        }
+    }
+}
+
+/// Whether the connection is gone (or being shut down by the server), as
+/// opposed to a statement that failed on a live one.
+fn is_lost(e: &tokio_postgres::Error) -> bool {
+    let io = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+    // SQLSTATE classes 08 (connection exception) and 57 (operator
+    // intervention: an administrator's or a crash's shutdown).
+    let class = e.code().map(|c| &c.code()[..2]);
+    e.is_closed() || io || matches!(class, Some("08" | "57"))
 }
 
 /// A PostgreSQL error as the host reports it: a lost connection or a server
 /// that is shutting down or out of connections is [`Unavailable`] (the
 /// caller answers 503); anything else is a fault.
-fn failure(e: postgres::Error) -> anyhow::Error {
-    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-    // SQLSTATE classes 08 (connection exception), 53 (insufficient
-    // resources) and 57 (operator intervention: admin shutdown).
-    let class = e.code().map(|c| &c.code()[..2]);
-    if e.is_closed() || io || matches!(class, Some("08" | "53" | "57")) {
+fn failure(e: tokio_postgres::Error) -> anyhow::Error {
+    let out_of_resources = e.code().is_some_and(|c| c.code().starts_with("53"));
+    if is_lost(&e) || out_of_resources {
         anyhow::Error::new(Unavailable(Box::new(e)))
     } else {
         e.into()
-    }
-}
-
-/// The same failure again, as text, still marked [`Unavailable`] if it was.
-pub(super) fn copy_error(e: &anyhow::Error) -> anyhow::Error {
-    let text = format!("{e:#}");
-    if crate::storage::is_unavailable(e) {
-        anyhow::Error::new(Unavailable(text.into()))
-    } else {
-        anyhow!(text)
     }
 }
 
@@ -130,7 +451,7 @@ pub(super) fn copy_error(e: &anyhow::Error) -> anyhow::Error {
 /// having). `prefer`, the URL default, stays plain: a fallback an attacker
 /// can force is no protection.
 pub(super) fn tls(
-    config: &postgres::Config,
+    config: &Config,
     ca: Option<&std::path::Path>,
 ) -> Result<Option<MakeRustlsConnect>> {
     if config.get_ssl_mode() != SslMode::Require {
@@ -153,4 +474,20 @@ pub(super) fn tls(
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Some(MakeRustlsConnect::new(client)))
+}
+
+/// A blocking client for what runs once at start (migrations, checking the
+/// platform's queries).
+pub(super) fn connect_once(
+    config: &Config,
+    tls: Option<&MakeRustlsConnect>,
+) -> Result<postgres::Client> {
+    let config = postgres::Config::from(config.clone());
+    let connected = match tls {
+        Some(tls) => config.connect(tls.clone()),
+        None => config.connect(NoTls),
+    };
+    connected
+        .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
+        .context("connecting to PostgreSQL")
 }

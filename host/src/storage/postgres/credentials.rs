@@ -1,7 +1,8 @@
 //! Credentials in PostgreSQL: the component's `storage` import.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use postgres::Row;
+use postgres::types::ToSql;
 
 use super::{Conn, PgWork};
 use crate::storage::credentials::kind_name;
@@ -10,23 +11,22 @@ use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
 
 impl CredentialStore for PgWork {
     fn insert(&mut self, c: &Credential) -> Result<()> {
-        self.conn()?
-            .execute(
-                "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to, address_key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[
-                    &c.key,
-                    &kind_name(c.kind),
-                    &c.identity_id,
-                    &c.flow_id,
-                    &to_db(c.issued_at),
-                    &to_db(c.expires_at),
-                    &c.return_to,
-                    &c.address_key,
-                ],
-            )
-            .context("storing the credential")?;
-        Ok(())
+        // Nothing reads its answer: it goes with the next round trip.
+        self.conn()?.defer(
+            "storing the credential",
+            "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to, address_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            vec![
+                Box::new(c.key.clone()),
+                Box::new(kind_name(c.kind)),
+                Box::new(c.identity_id.clone()),
+                Box::new(c.flow_id.clone()),
+                Box::new(to_db(c.issued_at)),
+                Box::new(to_db(c.expires_at)),
+                Box::new(c.return_to.clone()),
+                Box::new(c.address_key.clone()),
+            ],
+        )
     }
 
     fn consume(
@@ -37,6 +37,7 @@ impl CredentialStore for PgWork {
         max_failed_attempts: u32,
     ) -> Result<ConsumeOutcome> {
         let max = i32::try_from(max_failed_attempts).unwrap_or(i32::MAX);
+        let on_platform = self.on_platform();
         let mut conn = self.conn()?;
         // One guarded statement: of concurrent consumers in any process,
         // the one whose UPDATE reaches the row first wins; the others wait
@@ -45,17 +46,49 @@ impl CredentialStore for PgWork {
         // One key at a time (one per hashing secret, newest first, so
         // usually one statement): an equality on the primary key, the plan
         // PostgreSQL picks even before it has statistics on the table.
+        // The built-in directory's record of the credential's identity
+        // comes in the same statement, for the component's next question.
+        let (now_db, kind_db) = (to_db(now), kind_name(kind));
+        let params = |key| [&now_db as &(dyn ToSql + Sync), &kind_db, &max, key];
         for key in keys {
+            if on_platform {
+                let consumed = conn.query_opt(
+                    "UPDATE credentials SET used_at = $1
+                     WHERE key = $4 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL
+                       AND expires_at > $1 AND failed_attempts < $3
+                     RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
+                               used_at, revoked_at, failed_attempts, address_key, last_failed_at",
+                    &params(key),
+                )?;
+                if let Some(row) = consumed {
+                    return Ok(ConsumeOutcome::Consumed(record(&row).credential));
+                }
+                continue;
+            }
             let consumed = conn.query_opt(
-                "UPDATE credentials SET used_at = $1
-                 WHERE key = $4 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL
-                   AND expires_at > $1 AND failed_attempts < $3
-                 RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
-                           used_at, revoked_at, failed_attempts, address_key, last_failed_at",
-                &[&to_db(now), &kind_name(kind), &max, key],
+                "WITH consumed AS (
+                     UPDATE credentials SET used_at = $1
+                     WHERE key = $4 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL
+                       AND expires_at > $1 AND failed_attempts < $3
+                     RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
+                               used_at, revoked_at, failed_attempts, address_key, last_failed_at)
+                 SELECT c.key, c.kind, c.identity_id, c.flow_id, c.issued_at, c.expires_at,
+                        c.return_to, c.used_at, c.revoked_at, c.failed_attempts, c.address_key,
+                        c.last_failed_at,
+                        i.id, i.pk, i.email, i.display_name, i.locale, i.active, i.external_id,
+                        i.second_factor, i.metadata_public, i.metadata_admin, i.created_at,
+                        i.updated_at, i.state_changed_at
+                 FROM consumed c LEFT JOIN identities i ON i.id = c.identity_id",
+                &params(key),
             )?;
             if let Some(row) = consumed {
-                return Ok(ConsumeOutcome::Consumed(record(&row).credential));
+                let credential = record(&row).credential;
+                let identity = row
+                    .get::<_, Option<String>>(IDENTITY_AT)
+                    .map(|_| super::identities::record_at(&row, IDENTITY_AT));
+                drop(conn);
+                self.prefetched = Some((credential.identity_id.clone(), identity));
+                return Ok(ConsumeOutcome::Consumed(credential));
             }
         }
         Ok(match find_record(&mut conn, keys, kind)? {
@@ -134,6 +167,9 @@ impl CredentialStore for PgWork {
         revoke_credentials(&mut *self.conn()?, identity_id, kind, now)
     }
 }
+
+/// Where the identity's columns start in the consuming statement's row.
+const IDENTITY_AT: usize = 12;
 
 fn find_record(
     conn: &mut Conn,

@@ -14,27 +14,34 @@ use crate::storage::events::{
 use crate::storage::{AssertionRow, AssertionStore, NewAssertion, from_db, to_db};
 
 /// Adds an event and its deliveries, in the caller's transaction.
+/// Records `event` and its deliveries with the transaction's next round
+/// trip: nothing is read back.
 pub(super) fn insert_event(conn: &mut Conn, event: &NewEvent) -> Result<()> {
-    conn.execute(
+    conn.defer(
+        "recording the event",
         "INSERT INTO events (id, type, identity_id, occurred_at, request_id, body)
          VALUES ($1, $2, $3, $4, $5, $6)",
-        &[
-            &event.id,
-            &event.kind,
-            &event.identity_id,
-            &to_db(event.occurred_at),
-            &event.request_id,
-            &event.body,
+        vec![
+            Box::new(event.id.clone()),
+            Box::new(event.kind.clone()),
+            Box::new(event.identity_id.clone()),
+            Box::new(to_db(event.occurred_at)),
+            Box::new(event.request_id.clone()),
+            Box::new(event.body.clone()),
         ],
-    )
-    .context("recording the event")?;
+    )?;
     for d in &event.deliveries {
-        conn.execute(
+        conn.defer(
+            "queueing the webhook delivery",
             "INSERT INTO webhook_deliveries (event_id, endpoint, body, queued_at)
              VALUES ($1, $2, $3, $4)",
-            &[&event.id, &d.endpoint, &d.body, &to_db(event.occurred_at)],
-        )
-        .context("queueing the webhook delivery")?;
+            vec![
+                Box::new(event.id.clone()),
+                Box::new(d.endpoint.clone()),
+                Box::new(d.body.clone()),
+                Box::new(to_db(event.occurred_at)),
+            ],
+        )?;
     }
     Ok(())
 }

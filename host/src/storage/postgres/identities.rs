@@ -215,6 +215,12 @@ impl IdentityStore for PgWork {
                 .by_id(&mut *self.conn()?, id)?
                 .map(|u| IdentityRecord::of_directory(u.identity, u.second_factor)));
         }
+        // Read with the credential the unit consumed, a statement ago.
+        if let Some((read, record)) = self.prefetched.take()
+            && read == id
+        {
+            return Ok(record);
+        }
         let row = self
             .conn()?
             .query_opt(record_select!("WHERE id = $1"), &[&id])?;
@@ -223,6 +229,7 @@ impl IdentityStore for PgWork {
 
     fn insert_identity(&mut self, id: &str, new: &NewIdentity, now: u64) -> Result<IdentityRecord> {
         self.built_in()?;
+        self.prefetched = None;
         insert(&mut *self.conn()?, id, new, now)
     }
 
@@ -233,6 +240,7 @@ impl IdentityStore for PgWork {
         now: u64,
     ) -> Result<Option<IdentityRecord>> {
         self.built_in()?;
+        self.prefetched = None;
         let mut conn = self.conn()?;
         // A conflict aborts the transaction: the operation answers it and
         // drops the unit.
@@ -256,6 +264,7 @@ impl IdentityStore for PgWork {
 
     fn delete_identity(&mut self, id: &str) -> Result<bool> {
         self.built_in()?;
+        self.prefetched = None;
         Ok(self
             .conn()?
             .execute("DELETE FROM identities WHERE id = $1", &[&id])?
@@ -329,27 +338,36 @@ fn unique_violation(e: anyhow::Error) -> anyhow::Error {
 }
 
 fn identity(r: &Row) -> Identity {
+    identity_at(r, 0)
+}
+
+fn identity_at(r: &Row, at: usize) -> Identity {
     Identity {
-        id: r.get(0),
-        pk: r.get(1),
-        email: r.get(2),
-        display_name: r.get(3),
-        locale: r.get(4),
-        active: r.get(5),
+        id: r.get(at),
+        pk: r.get(at + 1),
+        email: r.get(at + 2),
+        display_name: r.get(at + 3),
+        locale: r.get(at + 4),
+        active: r.get(at + 5),
     }
 }
 
 fn record(r: &Row) -> IdentityRecord {
-    let created_at = from_db(r.get(10));
+    record_at(r, 0)
+}
+
+/// The record in `r`'s columns from `at` on, in `record_select!`'s order.
+pub(super) fn record_at(r: &Row, at: usize) -> IdentityRecord {
+    let created_at = from_db(r.get(at + 10));
     IdentityRecord {
-        identity: identity(r),
-        external_id: r.get(6),
-        second_factor: r.get(7),
-        metadata_public: json_value(r.get(8)),
-        metadata_admin: json_value(r.get(9)),
+        identity: identity_at(r, at),
+        external_id: r.get(at + 6),
+        second_factor: r.get(at + 7),
+        metadata_public: json_value(r.get(at + 8)),
+        metadata_admin: json_value(r.get(at + 9)),
         created_at,
-        updated_at: r.get::<_, Option<i64>>(11).map_or(created_at, from_db),
-        state_changed_at: r.get::<_, Option<i64>>(12).map_or(created_at, from_db),
+        updated_at: r.get::<_, Option<i64>>(at + 11).map_or(created_at, from_db),
+        state_changed_at: r.get::<_, Option<i64>>(at + 12).map_or(created_at, from_db),
     }
 }
 

@@ -36,8 +36,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::storage::pending::promise;
 use crate::storage::{Backend, Job, Pending, Storage, UnitOfWork};
-use connection::Conn;
-use connection::{copy_error, tls};
+use connection::{Conn, Losses, connect_once, tls};
 use platform::Platform;
 
 /// Connections (and worker threads) per process.
@@ -74,7 +73,7 @@ impl PostgresStorage {
         ca: Option<&std::path::Path>,
         directory: Option<&crate::storage::DirectoryQueries>,
     ) -> Result<Self> {
-        let mut config: postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .context("the database URL is not a PostgreSQL connection string")?;
         // An unreachable host fails the request rather than holding a worker.
@@ -82,16 +81,19 @@ impl PostgresStorage {
             config.connect_timeout(std::time::Duration::from_secs(5));
         }
         let tls = tls(&config, ca)?;
-        let mut first = Conn::new(config.clone(), tls.clone());
-        schema::migrate(first.client()?)?;
+        let mut first = connect_once(&config, tls.as_ref())?;
+        schema::migrate(&mut first)?;
         let platform = match directory {
-            Some(queries) => Some(Arc::new(Platform::check(first.client()?, queries)?)),
+            Some(queries) => Some(Arc::new(Platform::check(&mut first, queries)?)),
             None => None,
         };
+        drop(first);
         let (tasks, queue) = channel();
         let queue = Arc::new(Mutex::new(queue));
+        let losses = Arc::new(Losses::default());
         for n in 0..WORKERS {
-            let (queue, conn) = (Arc::clone(&queue), Conn::new(config.clone(), tls.clone()));
+            let conn = Conn::new(config.clone(), tls.clone(), Arc::clone(&losses))?;
+            let queue = Arc::clone(&queue);
             let platform = platform.clone();
             std::thread::Builder::new()
                 .name(format!("reclaim-pg-{n}"))
@@ -134,10 +136,10 @@ impl PostgresStorage {
         f: impl FnOnce(&mut Conn) -> Result<T> + Send + 'static,
     ) -> Pending<T> {
         self.call(move |conn| {
-            conn.batch("BEGIN")?;
+            conn.begin();
             match f(conn) {
                 Ok(out) => {
-                    conn.batch("COMMIT")?;
+                    conn.commit()?;
                     Ok(out)
                 }
                 Err(e) => {
@@ -165,6 +167,9 @@ fn work(queue: &Mutex<Receiver<Task>>, conn: Conn, platform: Option<Arc<Platform
     }));
     loop {
         let task = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        if task.is_ok() {
+            lock(&cell).conn.check_after_losses();
+        }
         match task {
             Err(_) => return,
             Ok(Task::Call(f)) => {
@@ -184,15 +189,8 @@ fn work(queue: &Mutex<Receiver<Task>>, conn: Conn, platform: Option<Arc<Platform
 fn run_unit(cell: &Arc<Mutex<UnitCell>>, job: Job, platform: Option<Arc<Platform>>) {
     let unit = {
         let mut state = lock(cell);
-        let begun = state.conn.batch("BEGIN");
-        if let Err(e) = begun {
-            drop(state);
-            // The job and its callback each need the error: a copy keeps
-            // whether the database was out of reach.
-            let copy = copy_error(&e);
-            job(Err(e.context("starting a transaction")))(Err(copy));
-            return;
-        }
+        // Sent with the unit's first statement.
+        state.conn.begin();
         state.unit += 1;
         state.open = true;
         state.keep = false;
@@ -202,6 +200,7 @@ fn run_unit(cell: &Arc<Mutex<UnitCell>>, job: Job, platform: Option<Arc<Platform
         cell: Arc::clone(cell),
         unit,
         platform,
+        prefetched: None,
     };
     let on_durable =
         catch_unwind(AssertUnwindSafe(|| job(Ok(Box::new(work))))).unwrap_or_else(|_| {
@@ -216,12 +215,12 @@ fn run_unit(cell: &Arc<Mutex<UnitCell>>, job: Job, platform: Option<Arc<Platform
         on_durable(Ok(()));
         return;
     }
-    let committed = state.conn.batch("COMMIT");
+    let committed = state.conn.commit();
     if committed.is_err() {
         state.conn.rollback();
     }
     drop(state);
-    on_durable(committed.context("committing"));
+    on_durable(committed);
 }
 
 /// A worker's connection and the unit of work on it.
@@ -250,6 +249,10 @@ pub(super) struct PgWork {
     cell: Arc<Mutex<UnitCell>>,
     unit: u64,
     platform: Option<Arc<Platform>>,
+    /// The record of the identity whose credential this unit consumed, read
+    /// in the same statement: the component asks for it next, and this
+    /// saves that round trip.
+    prefetched: Option<(String, Option<crate::storage::IdentityRecord>)>,
 }
 
 /// The connection, borrowed by the running unit of work.
@@ -308,10 +311,6 @@ impl Storage for PostgresStorage {
 
 impl Backend for PostgresStorage {
     fn ping(&self) -> Result<()> {
-        self.call(|conn| {
-            conn.query_opt("SELECT 1", &[])?;
-            Ok(())
-        })
-        .wait()
+        self.call(Conn::ping).wait()
     }
 }

@@ -2,7 +2,7 @@
 //! `FOR UPDATE SKIP LOCKED` under a lease, so each message goes to one
 //! courier at a time, and one that dies leaves its claims to expire.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use postgres::Row;
 
 use super::{PgWork, PostgresStorage};
@@ -32,18 +32,18 @@ fn mail(r: &Row) -> QueuedMail {
 
 impl Outbox for PgWork {
     fn enqueue(&mut self, m: &QueuedMail) -> Result<()> {
-        self.conn()?
-            .execute(
-                "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, flow_id, identity_id, external_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                &[
-                    &m.id, &m.to, &m.to_name, &m.subject, &m.text_body, &m.html_body,
-                    &m.template, &m.sender, &to_db(m.queued_at), &m.flow_id,
-                    &m.identity_id, &m.external_id,
-                ],
-            )
-            .context("queueing the message")?;
-        Ok(())
+        let m = m.clone();
+        self.conn()?.defer(
+            "queueing the message",
+            "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, sender, queued_at, flow_id, identity_id, external_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            vec![
+                Box::new(m.id), Box::new(m.to), Box::new(m.to_name), Box::new(m.subject),
+                Box::new(m.text_body), Box::new(m.html_body), Box::new(m.template),
+                Box::new(m.sender), Box::new(to_db(m.queued_at)), Box::new(m.flow_id),
+                Box::new(m.identity_id), Box::new(m.external_id),
+            ],
+        )
     }
 }
 

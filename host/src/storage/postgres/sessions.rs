@@ -1,6 +1,6 @@
 //! Recovery sessions in PostgreSQL.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::PgWork;
 use super::credentials::revoke_credentials;
@@ -14,16 +14,27 @@ impl SessionStore for PgWork {
         identity_id: &str,
         return_to: Option<&str>,
     ) -> Result<()> {
-        self.conn()?
-            .execute(
-                "INSERT INTO recovery_sessions (identity_id, key, return_to, expires_at)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (identity_id) DO UPDATE
-                 SET key = EXCLUDED.key, return_to = EXCLUDED.return_to, expires_at = EXCLUDED.expires_at",
-                &[&identity_id, &session.key, &return_to, &to_db(session.expires_at)],
-            )
-            .context("opening the recovery session")?;
-        Ok(())
+        self.conn()?.defer(
+            "opening the recovery session",
+            "INSERT INTO recovery_sessions (identity_id, key, return_to, expires_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (identity_id) DO UPDATE
+             SET key = EXCLUDED.key, return_to = EXCLUDED.return_to, expires_at = EXCLUDED.expires_at",
+            vec![
+                Box::new(identity_id.to_owned()),
+                Box::new(session.key.clone()),
+                Box::new(return_to.map(str::to_owned)),
+                Box::new(to_db(session.expires_at)),
+            ],
+        )
+    }
+
+    fn end_sessions_quietly(&mut self, identity_id: &str, _now: u64) -> Result<()> {
+        self.conn()?.defer(
+            "ending the recovery session",
+            "DELETE FROM recovery_sessions WHERE identity_id = $1",
+            vec![Box::new(identity_id.to_owned())],
+        )
     }
 
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod postgres;
+pub mod round_trips;
 
 #[path = "../../../../tests/support/mail_text.rs"]
 mod mail_text;
