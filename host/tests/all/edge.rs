@@ -517,6 +517,33 @@ fn reused_edge_instances_answer_every_case_as_fresh_ones_do() {
     same_answers(&Pair::start_with(&["--max-instance-reuse-count", "128"]));
 }
 
+/// The README's recommended `wasmtime serve` flags ("Faster instances"),
+/// read from it as written.
+fn readme_pooling_flags() -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let command = readme
+        .split("```sh\n")
+        .find(|block| block.contains("pooling-allocator=y"))
+        .and_then(|block| block.split("```").next())
+        .expect("the README's pooling flags");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let flags: Vec<String> = words
+        .windows(2)
+        .filter(|pair| pair[0] == "-O")
+        .flat_map(|pair| ["-O".to_string(), pair[1].to_string()])
+        .collect();
+    assert_eq!(flags.len(), 8, "four -O options: {command}");
+    flags
+}
+
+#[test]
+fn pooled_edge_instances_on_the_readmes_flags_answer_every_case_as_the_defaults_do() {
+    let flags = readme_pooling_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    same_answers(&Pair::start_with(&flags));
+}
+
 fn same_answers(pair: &Pair) {
     let mut differences = Vec::new();
     for case in cases() {

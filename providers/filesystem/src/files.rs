@@ -23,6 +23,8 @@ use crate::bindings::exports::reclaim::recovery::storage::{Credential, Credentia
 use crate::bindings::reclaim::recovery::types::Identity;
 
 const ROOT: &str = "/data";
+/// Made once the layout exists and every credential is indexed.
+const COMPLETE: &str = "by-identity/.complete";
 
 /// A credential as stored in `credentials/<key>.json` (the key is the name).
 #[derive(Serialize, Deserialize)]
@@ -149,13 +151,17 @@ pub struct Data {
 impl Data {
     /// The directory, its layout made once per instance (one request at
     /// the edge): an operation calls several imports, and each used to
-    /// recreate the directories.
+    /// recreate the directories. Once `by-identity/.complete` exists (it is
+    /// made after the layout), one `stat` says the layout is there.
     pub fn open() -> &'static Self {
         static DATA: OnceLock<Data> = OnceLock::new();
         DATA.get_or_init(|| {
             let data = Self {
                 root: PathBuf::from(ROOT),
             };
+            if data.exists(COMPLETE) {
+                return data;
+            }
             for dir in [
                 "credentials",
                 "flows",
@@ -178,10 +184,6 @@ impl Data {
     /// exclusively, and created again is no harm); a credential inserted
     /// meanwhile indexes itself.
     fn index_earlier_credentials(&self) {
-        const COMPLETE: &str = "by-identity/.complete";
-        if self.exists(COMPLETE) {
-            return;
-        }
         let entries = fs::read_dir(self.root.join("credentials"))
             .unwrap_or_else(|e| panic!("listing credentials: {e}"));
         for entry in entries {
@@ -200,11 +202,39 @@ impl Data {
     }
 
     /// Files `key` under its identity, so that revoking an identity's
-    /// credentials reads only theirs.
+    /// credentials reads only theirs (used where no file of the credential
+    /// is at hand: indexing a directory written before the index).
     pub fn index(&self, identity_id: &str, key: &str) {
         let dir = format!("by-identity/{}", path_safe(identity_id));
         fs::create_dir_all(self.root.join(&dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
         self.create_new(&format!("{dir}/{key}"));
+    }
+
+    /// Writes a new credential: its file synced under a temporary name,
+    /// indexed under its identity as a second name of that same file (a
+    /// hard link: no inode of its own to allocate, nor to free when the
+    /// entry goes), then renamed into `credentials/`. Indexed first: a
+    /// credential is never findable but unrevokable.
+    pub fn insert_credential(&self, identity_id: &str, key: &str, bytes: &[u8]) {
+        let name = format!("credentials/{key}.json");
+        let partial = self.partial(&name, bytes);
+        let dir = format!("by-identity/{}", path_safe(identity_id));
+        let entry = self.root.join(format!("{dir}/{key}"));
+        let linked = match fs::hard_link(&partial, &entry) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // The identity's first credential: its directory first.
+                fs::create_dir_all(self.root.join(&dir)).unwrap_or_else(|e| panic!("{dir}: {e}"));
+                fs::hard_link(&partial, &entry)
+            }
+            linked => linked,
+        };
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => panic!("indexing {name}: {e}"),
+        }
+        fs::rename(&partial, self.root.join(&name))
+            .unwrap_or_else(|e| panic!("writing {name}: {e}"));
     }
 
     /// Drops `key` from its identity's index (gone already is no harm).
@@ -287,13 +317,6 @@ impl Data {
             Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
             Err(e) => panic!("creating {name}: {e}"),
         }
-    }
-
-    pub fn write_json(&self, name: &str, value: &impl Serialize) {
-        self.write(
-            name,
-            &serde_json::to_vec_pretty(value).expect("serialisable"),
-        );
     }
 
     /// Renames `from` to `to`; false when `from` is gone (another process

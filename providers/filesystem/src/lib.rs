@@ -88,13 +88,10 @@ impl storage::Guest for Provider {
                 credential.key.as_bytes(),
             );
         }
-        let key = credential.key.clone();
-        // Indexed first: a credential is never findable but unrevokable.
-        data.index(&credential.identity_id, &key);
-        data.write_json(
-            &format!("credentials/{key}.json"),
-            &StoredCredential::from(credential),
-        );
+        let (key, identity_id) = (credential.key.clone(), credential.identity_id.clone());
+        let stored =
+            serde_json::to_vec_pretty(&StoredCredential::from(credential)).expect("serialisable");
+        data.insert_credential(&identity_id, &key, &stored);
     }
 
     fn consume(
