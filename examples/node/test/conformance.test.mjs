@@ -1,9 +1,9 @@
 // The host-neutral scenarios of tests/conformance/, run through this Node.js
 // host. The Rust host runs the same files; both must agree on every step.
 import { test } from 'node:test';
+import { scratch } from './scratch.mjs';
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManualClock, ReclaimHost, RecoveryError } from '../src/host.mjs';
@@ -21,7 +21,7 @@ async function outcome(promise, onOk) {
 
 async function run(file) {
   const scenario = JSON.parse(await readFile(path.join(scenarios, file), 'utf8'));
-  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-conformance-'));
+  const dir = await scratch('reclaim-conformance-');
   const clock = new ManualClock(scenario.clock);
   const s = scenario.settings;
   const host = await ReclaimHost.open({

@@ -1,11 +1,11 @@
 // The Node.js host itself: the same component bytes as the Rust host, a
 // SQLite file that survives a restart, mail as .eml files.
 import { test } from 'node:test';
+import { scratch } from './scratch.mjs';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManualClock, ReclaimHost, RecoveryError } from '../src/host.mjs';
@@ -15,7 +15,7 @@ const settings = { publicUrl: 'https://id.example.test', secrets: ['node-host-se
 
 test('the transpiled component is the Rust host\'s, byte for byte', async () => {
   const reclaim = process.env.RECLAIM_BIN ?? path.resolve(root, '../../target/debug/reclaim');
-  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-bytes-'));
+  const dir = await scratch('reclaim-bytes-');
   const fresh = path.join(dir, 'embedded.wasm');
   const reported = JSON.parse(execFileSync(reclaim, ['component', '--out', fresh], { encoding: 'utf8' }));
   const sha = (bytes) => createHash('sha256').update(bytes).digest('hex');
@@ -25,7 +25,7 @@ test('the transpiled component is the Rust host\'s, byte for byte', async () => 
 });
 
 test('links survive a restart of the host and redeem once', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-node-'));
+  const dir = await scratch('reclaim-node-');
   const dbPath = path.join(dir, 'reclaim.db');
   const clock = new ManualClock(1_800_000_000);
   const first = await ReclaimHost.open({ dbPath, settings, clock });
@@ -40,7 +40,7 @@ test('links survive a restart of the host and redeem once', async () => {
 });
 
 test('the raw token never reaches the SQLite file', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-node-'));
+  const dir = await scratch('reclaim-node-');
   const dbPath = path.join(dir, 'reclaim.db');
   const host = await ReclaimHost.open({ dbPath, settings, clock: new ManualClock(1_800_000_000) });
   const ann = await host.createIdentity({ email: 'ann@example.com' });
@@ -52,7 +52,7 @@ test('the raw token never reaches the SQLite file', async () => {
 });
 
 test('mailed links arrive as .eml files in the identity\'s language', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-node-'));
+  const dir = await scratch('reclaim-node-');
   const outboxDir = path.join(dir, 'outbox');
   const host = await ReclaimHost.open({ dbPath: path.join(dir, 'reclaim.db'), outboxDir, settings, clock: new ManualClock(1_800_000_000) });
   const bea = await host.createIdentity({ email: 'bea@example.com', displayName: 'Bea', locale: 'de' });
@@ -67,7 +67,7 @@ test('mailed links arrive as .eml files in the identity\'s language', async () =
 });
 
 test('an embedder\'s own directory is consulted, and its changes end recovery', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-node-'));
+  const dir = await scratch('reclaim-node-');
   const users = [{ id: '5b0f7e84-2c1a-4d55-9c3e-6a4a1f0d2b77', pk: 41, email: 'ann@embedder.example', displayName: 'Ann', active: true }];
   const directory = {
     getById: (id) => users.find((u) => u.id === id) ?? null,

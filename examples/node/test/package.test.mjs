@@ -1,10 +1,10 @@
 // The package as a platform gets it: `npm pack`, the tarball installed into
 // an empty project, and the smallest embedding run there.
 import { test } from 'node:test';
+import { scratch } from './scratch.mjs';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,7 +12,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const npm = (args, cwd) => execFileSync('npm', [...args, '--no-audit', '--no-fund'], { cwd, encoding: 'utf8' });
 
 test('the packed tarball installs into an empty project and recovers an account there', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-pack-'));
+  const dir = await scratch('reclaim-pack-');
   const [packed] = JSON.parse(npm(['pack', '--json', '--pack-destination', dir], root));
   const files = packed.files.map((f) => f.path);
   for (const needed of ['index.d.ts', 'src/host.mjs', 'gen/reclaim/reclaim.js', 'gen/reclaim/reclaim.core.wasm']) {

@@ -2,11 +2,10 @@
 // SQLite file, redeem one link at once. SQLite's write lock and the guarded
 // UPDATE must leave exactly one winner, round after round.
 import { test } from 'node:test';
+import { scratch } from './scratch.mjs';
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
 import { once } from 'node:events';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ReclaimHost } from '../src/host.mjs';
@@ -17,7 +16,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const settings = { publicUrl: 'https://id.example.test', secrets: ['node-race-secret-0123456789abcdef0123456'] };
 
 test('of 32 processes redeeming one link, exactly one wins', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-race-'));
+  const dir = await scratch('reclaim-race-');
   const dbPath = path.join(dir, 'reclaim.db');
   const host = await ReclaimHost.open({ dbPath, settings });
   const ann = await host.createIdentity({ email: 'ann@example.com' });
