@@ -14,7 +14,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const settings = { publicUrl: 'https://id.example.test', secrets: ['node-host-secret-0123456789abcdef0123456'] };
 
 test('the transpiled component is the Rust host\'s, byte for byte', async () => {
-  const reclaim = process.env.RECLAIM_BIN ?? path.resolve(root, '../../target/debug/reclaim');
+  const reclaim = process.env.RECLAIM_BIN ?? path.resolve(root, '../target/debug/reclaim');
   const dir = await scratch('reclaim-bytes-');
   const fresh = path.join(dir, 'embedded.wasm');
   const reported = JSON.parse(execFileSync(reclaim, ['component', '--out', fresh], { encoding: 'utf8' }));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManualClock, ReclaimHost, RecoveryError } from '../src/host.mjs';
 
-const scenarios = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../tests/conformance');
+const scenarios = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tests/conformance');
 
 async function outcome(promise, onOk) {
   try {

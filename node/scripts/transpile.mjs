@@ -7,7 +7,7 @@ import path from 'node:path';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
-const reclaim = process.env.RECLAIM_BIN ?? path.resolve(root, '../../target/debug/reclaim');
+const reclaim = process.env.RECLAIM_BIN ?? path.resolve(root, '../target/debug/reclaim');
 mkdirSync(path.join(root, 'gen'), { recursive: true });
 const wasm = path.join(root, 'gen/reclaim.wasm');
 const written = execFileSync(reclaim, ['component', '--out', wasm], { encoding: 'utf8' });
