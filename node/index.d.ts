@@ -1,13 +1,52 @@
-// Types of the package's API. The records the operations take and return
-// are the ones jco generates from the component's WIT (gen/reclaim/).
-import type {
-  IdentityRef, Identity, ErrorKind,
-} from './gen/reclaim/interfaces/reclaim-recovery-types.js';
-import type {
-  RecoveryLink, RecoveryCode, Mailed, Redemption,
-} from './gen/reclaim/interfaces/reclaim-recovery-recovery.js';
+// Types of the package's API: plain strings and numbers in and out.
+import type { ErrorKind } from './gen/reclaim/interfaces/reclaim-recovery-types.js';
 
-export type { IdentityRef, Identity, ErrorKind, RecoveryLink, RecoveryCode, Mailed, Redemption };
+export type { ErrorKind };
+
+/** An identity: its id, or its integer pk. */
+export type IdentityRef = string | number;
+
+/** An identity of the directory. */
+export interface Identity {
+  /** A UUID. */
+  id: string;
+  pk: number;
+  email: string | null;
+  displayName: string | null;
+  locale: string | null;
+  active: boolean;
+}
+
+export interface RecoveryLink {
+  link: string;
+  flowId: string;
+  /** Milliseconds since the epoch, as `Date.now()`. */
+  expiresAt: number;
+}
+
+export interface RecoveryCode {
+  /** The flow's page, where the code is entered. */
+  link: string;
+  /** Six digits. */
+  code: string;
+  flowId: string;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+}
+
+/** A message queued for the identity. */
+export interface Mailed {
+  flowId: string;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+}
+
+export interface Redemption {
+  identityId: string;
+  flowId: string;
+  /** The allowed `return_to` the credential was issued with. */
+  returnTo: string | null;
+}
 
 /** What the component sees as `wasi:clocks/wall-clock`. */
 export interface Clock {
@@ -96,14 +135,18 @@ export class ReclaimHost {
   createIdentity(identity: {
     email?: string; displayName?: string; locale?: string; active?: boolean;
   }): Promise<Identity>;
-  createLink(identity: IdentityRef, expiresIn?: string, returnTo?: string): Promise<RecoveryLink>;
-  createCode(identity: IdentityRef, expiresIn?: string, returnTo?: string): Promise<RecoveryCode>;
-  sendRecoveryEmail(identity: IdentityRef, expiresIn?: string, template?: string, subject?: string): Promise<Mailed>;
-  sendRecoveryCode(identity: IdentityRef, expiresIn?: string): Promise<Mailed>;
-  requestRecovery(email: string, returnTo?: string): Promise<void>;
+  createLink(identity: IdentityRef, options?: { expiresIn?: string; returnTo?: string }): Promise<RecoveryLink>;
+  createCode(identity: IdentityRef, options?: { expiresIn?: string; returnTo?: string }): Promise<RecoveryCode>;
+  sendRecoveryEmail(
+    identity: IdentityRef,
+    options?: { expiresIn?: string; template?: string; subject?: string },
+  ): Promise<Mailed>;
+  sendRecoveryCode(identity: IdentityRef, options?: { expiresIn?: string }): Promise<Mailed>;
+  requestRecovery(email: string, options?: { returnTo?: string }): Promise<void>;
   redeemLink(token: string): Promise<Redemption>;
   checkLink(token: string): Promise<void>;
   redeemCode(flowId: string, code: string): Promise<Redemption>;
+  /** How many links and codes were revoked. */
   revoke(identity: IdentityRef): Promise<number>;
   notifyPasswordChanged(identity: IdentityRef): Promise<void>;
   /** Rows of a query, for tools and tests. */

@@ -16,7 +16,7 @@ const host = await ReclaimHost.open({
 });
 const ann = await host.createIdentity({ email: 'ann@example.com' });
 const pair = async () => {
-  const { link } = await host.createLink({ tag: 'id', val: ann.id });
+  const { link } = await host.createLink(ann.id);
   await host.redeemLink(link.split('token=')[1]);
 };
 for (let i = 0; i < 50; i++) await pair();

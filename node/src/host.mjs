@@ -57,6 +57,30 @@ export class RecoveryError extends Error {
   }
 }
 
+/** `identity` as the component takes it: an id (string) or a pk (integer). */
+function identityRef(identity) {
+  if (typeof identity === 'string') return { tag: 'id', val: identity };
+  if (typeof identity === 'bigint') return { tag: 'pk', val: identity };
+  if (Number.isSafeInteger(identity)) return { tag: 'pk', val: BigInt(identity) };
+  throw new TypeError(`an identity is its id (a string) or its pk (an integer), not ${typeof identity}`);
+}
+
+/** Nanoseconds since the epoch (the component's timestamps) in milliseconds. */
+const millis = (nanos) => Number(nanos / 1_000_000n);
+
+const mailed = (r) => ({ flowId: r.flowId, expiresAt: millis(r.expiresAt) });
+const redemption = (r) => ({ identityId: r.identityId, flowId: r.flowId, returnTo: r.returnTo ?? null });
+
+/** An identity as the package answers it: plain numbers, absent values null. */
+const plainIdentity = (i) => i && ({
+  id: i.id,
+  pk: Number(i.pk),
+  email: i.email ?? null,
+  displayName: i.displayName ?? null,
+  locale: i.locale ?? null,
+  active: i.active,
+});
+
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** The mailer's checks, as the Rust host makes them: no header injection. */
@@ -131,38 +155,54 @@ export class ReclaimHost {
     const id = randomUUID();
     this.#db.prepare('INSERT INTO identities (id, email, display_name, locale, active) VALUES (?, ?, ?, ?, ?)')
       .run(id, email, displayName, locale, active ? 1 : 0);
-    return this.#identity('id = ?', id);
+    return plainIdentity(this.#identity('id = ?', id));
   }
 
-  createLink(identity, expiresIn, returnTo) {
-    return this.#operation((r) => r.createLink(identity, expiresIn, returnTo));
+  // The operations. `identity` is its id (a string) or its pk (an
+  // integer); options are named; answers are plain strings and numbers,
+  // times in milliseconds since the epoch, as `Date.now()` gives them.
+
+  /** A recovery link, as Kratos' `POST /admin/recovery/link`. */
+  async createLink(identity, { expiresIn, returnTo } = {}) {
+    const r = await this.#operation((e) => e.createLink(identityRef(identity), expiresIn, returnTo));
+    return { link: r.link, flowId: r.flowId, expiresAt: millis(r.expiresAt) };
   }
-  createCode(identity, expiresIn, returnTo) {
-    return this.#operation((r) => r.createCode(identity, expiresIn, returnTo));
+  /** A six-digit code and the link of its flow, as Kratos' `POST /admin/recovery/code`. */
+  async createCode(identity, { expiresIn, returnTo } = {}) {
+    const r = await this.#operation((e) => e.createCode(identityRef(identity), expiresIn, returnTo));
+    return { link: r.link, code: r.code, flowId: r.flowId, expiresAt: millis(r.expiresAt) };
   }
-  sendRecoveryEmail(identity, expiresIn, template, subject) {
-    return this.#operation((r) => r.sendRecoveryEmail(identity, expiresIn, template, subject));
+  /** Mails a recovery link, as authentik's `recovery_email`. */
+  async sendRecoveryEmail(identity, { expiresIn, template, subject } = {}) {
+    return mailed(await this.#operation((e) => e.sendRecoveryEmail(identityRef(identity), expiresIn, template, subject)));
   }
-  sendRecoveryCode(identity, expiresIn) {
-    return this.#operation((r) => r.sendRecoveryCode(identity, expiresIn));
+  /** Mails a recovery code. */
+  async sendRecoveryCode(identity, { expiresIn } = {}) {
+    return mailed(await this.#operation((e) => e.sendRecoveryCode(identityRef(identity), expiresIn)));
   }
-  requestRecovery(email, returnTo) {
-    return this.#operation((r) => r.requestRecovery(email, returnTo));
+  /** A self-service request by address: the same answer for every address. */
+  async requestRecovery(email, { returnTo } = {}) {
+    await this.#operation((e) => e.requestRecovery(email, returnTo));
   }
-  redeemLink(token) {
-    return this.#operation((r) => r.redeemLink(token));
+  /** Redeems a link's token, once. */
+  async redeemLink(token) {
+    return redemption(await this.#operation((e) => e.redeemLink(token)));
   }
-  checkLink(token) {
-    return this.#operation((r) => r.checkLink(token));
+  /** Throws what `redeemLink` would, consuming nothing. */
+  async checkLink(token) {
+    await this.#operation((e) => e.checkLink(token));
   }
-  notifyPasswordChanged(identity) {
-    return this.#operation((r) => r.notifyPasswordChanged(identity));
+  /** Redeems a flow's code, once; wrong codes count against the flow. */
+  async redeemCode(flowId, code) {
+    return redemption(await this.#operation((e) => e.redeemCode(flowId, code)));
   }
-  redeemCode(flowId, code) {
-    return this.#operation((r) => r.redeemCode(flowId, code));
+  /** Tells the identity its password was changed. */
+  async notifyPasswordChanged(identity) {
+    await this.#operation((e) => e.notifyPasswordChanged(identityRef(identity)));
   }
-  revoke(identity) {
-    return this.#operation((r) => r.revoke(identity));
+  /** Revokes every outstanding link and code; returns how many. */
+  async revoke(identity) {
+    return this.#operation((e) => e.revoke(identityRef(identity)));
   }
 
   /** Rows of a query, for tests and tools. */

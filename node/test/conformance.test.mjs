@@ -45,28 +45,26 @@ async function run(file) {
   for (const [i, step] of scenario.steps.entries()) {
     const context = `${file} step ${i}: ${JSON.stringify(step)}`;
     const who = () => step.identity !== undefined
-      ? { tag: 'id', val: ids[step.identity].id }
-      : step.identity_id !== undefined
-        ? { tag: 'id', val: step.identity_id }
-        : { tag: 'pk', val: BigInt(step.identity_pk) };
-    const now = clock.nowNanos();
-    const lifespan = (expiresAt) => Number((expiresAt - now) / 1_000_000_000n);
+      ? ids[step.identity].id
+      : step.identity_id !== undefined ? step.identity_id : step.identity_pk;
+    const now = Number(clock.nowNanos() / 1_000_000n);
+    const lifespan = (expiresAt) => (expiresAt - now) / 1000;
     let got;
     switch (step.op) {
       case 'create-link':
-        got = await outcome(host.createLink(who(), step.expires_in, undefined), (link) => {
+        got = await outcome(host.createLink(who(), { expiresIn: step.expires_in }), (link) => {
           if (step.as) saved[step.as] = [link.link.split('token=')[1], link.flowId];
           return { lifespan: lifespan(link.expiresAt) };
         });
         break;
       case 'create-code':
-        got = await outcome(host.createCode(who(), step.expires_in, undefined), (code) => {
+        got = await outcome(host.createCode(who(), { expiresIn: step.expires_in }), (code) => {
           if (step.as) saved[step.as] = [code.code, code.flowId];
           return { lifespan: lifespan(code.expiresAt) };
         });
         break;
       case 'send-recovery-email':
-        got = await outcome(host.sendRecoveryEmail(who(), step.expires_in, step.template, undefined), (mailed) => ({
+        got = await outcome(host.sendRecoveryEmail(who(), { expiresIn: step.expires_in, template: step.template }), (mailed) => ({
           lifespan: lifespan(mailed.expiresAt),
         }));
         break;

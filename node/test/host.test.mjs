@@ -30,7 +30,7 @@ test('links survive a restart of the host and redeem once', async () => {
   const clock = new ManualClock(1_800_000_000);
   const first = await ReclaimHost.open({ dbPath, settings, clock });
   const ann = await first.createIdentity({ email: 'ann@example.com', displayName: 'Ann' });
-  const link = await first.createLink({ tag: 'pk', val: ann.pk }, '30m', undefined);
+  const link = await first.createLink(ann.pk, { expiresIn: '30m' });
   assert.match(link.link, /^https:\/\/id\.example\.test\/self-service\/recovery\?flow=[0-9a-f-]{36}&token=[A-Za-z0-9_-]{43}$/);
 
   const second = await ReclaimHost.open({ dbPath, settings, clock });
@@ -44,7 +44,7 @@ test('the raw token never reaches the SQLite file', async () => {
   const dbPath = path.join(dir, 'reclaim.db');
   const host = await ReclaimHost.open({ dbPath, settings, clock: new ManualClock(1_800_000_000) });
   const ann = await host.createIdentity({ email: 'ann@example.com' });
-  const link = await host.createLink({ tag: 'id', val: ann.id }, undefined, undefined);
+  const link = await host.createLink(ann.id);
   // The WAL holds what is not yet checkpointed into the file.
   const bytes = Buffer.concat([await readFile(dbPath), await readFile(`${dbPath}-wal`)]);
   assert.ok(bytes.includes(Buffer.from(ann.id)));
@@ -56,7 +56,7 @@ test('mailed links arrive as .eml files in the identity\'s language', async () =
   const outboxDir = path.join(dir, 'outbox');
   const host = await ReclaimHost.open({ dbPath: path.join(dir, 'reclaim.db'), outboxDir, settings, clock: new ManualClock(1_800_000_000) });
   const bea = await host.createIdentity({ email: 'bea@example.com', displayName: 'Bea', locale: 'de' });
-  await host.sendRecoveryEmail({ tag: 'id', val: bea.id }, undefined, undefined, undefined);
+  await host.sendRecoveryEmail(bea.id);
   const files = await readdir(outboxDir);
   assert.equal(files.length, 1);
   const eml = await readFile(path.join(outboxDir, files[0]), 'utf8');
@@ -75,11 +75,11 @@ test('an embedder\'s own directory is consulted, and its changes end recovery', 
     findByEmail: (email) => users.find((u) => u.email.toLowerCase() === email.toLowerCase()) ?? null,
   };
   const host = await ReclaimHost.open({ dbPath: path.join(dir, 'reclaim.db'), settings, clock: new ManualClock(1_800_000_000), directory });
-  const link = await host.createLink({ tag: 'pk', val: 41n }, undefined, undefined);
+  const link = await host.createLink(41);
   assert.equal((await host.redeemLink(link.link.split('token=')[1])).identityId, users[0].id);
-  const before = await host.createLink({ tag: 'pk', val: 41n }, undefined, undefined);
+  const before = await host.createLink(41);
   users[0].email = 'ann@moved.example';
   await assert.rejects(host.redeemLink(before.link.split('token=')[1]), (e) => e instanceof RecoveryError && e.kind === 'credential-revoked');
-  await assert.rejects(host.createLink({ tag: 'pk', val: 7n }, undefined, undefined), (e) => e.kind === 'identity-not-found');
+  await assert.rejects(host.createLink(7), (e) => e.kind === 'identity-not-found');
   assert.equal(host.query('SELECT count(*) AS n FROM identities', [])[0].n, 0n);
 });

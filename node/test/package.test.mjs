@@ -1,10 +1,10 @@
 // The package as a platform gets it: `npm pack`, the tarball installed into
-// an empty project, and the smallest embedding run there.
+// an empty project, and the README's smallest embedding run there.
 import { test } from 'node:test';
 import { scratch } from './scratch.mjs';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,18 +27,10 @@ test('the packed tarball installs into an empty project and recovers an account 
     name: 'consumer', private: true, type: 'module', allowScripts: { 'better-sqlite3': true },
   }));
   npm(['install', path.join(dir, packed.filename)], project);
-  await writeFile(path.join(project, 'index.mjs'), `
-import { ReclaimHost } from 'reclaim-recovery';
-
-const host = await ReclaimHost.open({
-  dbPath: 'reclaim.db',
-  settings: { publicUrl: 'https://id.example.com', secrets: ['a-hashing-secret-of-at-least-32-bytes!'] },
-});
-const ann = await host.createIdentity({ email: 'ann@example.com', displayName: 'Ann' });
-const { link } = await host.createLink({ tag: 'id', val: ann.id }, '30m');
-const { identityId } = await host.redeemLink(link.split('token=')[1]);
-console.log(identityId === ann.id ? 'recovered' : 'wrong identity');
-`);
+  // The README's smallest embedding, exactly as written.
+  const readme = await readFile(path.join(root, 'README.md'), 'utf8');
+  const [, example] = readme.match(/## The smallest embedding\n\n```js\n([\s\S]*?)```/);
+  await writeFile(path.join(project, 'index.mjs'), example);
   const out = execFileSync(process.execPath, ['index.mjs'], { cwd: project, encoding: 'utf8' });
-  assert.equal(out.trim(), 'recovered');
+  assert.equal(out.trim(), 'true true');
 });

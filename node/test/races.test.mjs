@@ -25,7 +25,7 @@ test('of 32 processes redeeming one link, exactly one wins', async () => {
   try {
     await Promise.all(workers.map((w) => once(w, 'message')));
     for (let round = 0; round < ROUNDS; round++) {
-      const { link } = await host.createLink({ tag: 'id', val: ann.id });
+      const { link } = await host.createLink(ann.id);
       const token = link.split('token=')[1];
       const answers = workers.map((w) => once(w, 'message').then(([m]) => m));
       for (const w of workers) w.send(token);
