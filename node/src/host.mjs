@@ -83,7 +83,11 @@ const plainIdentity = (i) => i && ({
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-/** The mailer's checks, as the Rust host makes them: no header injection. */
+/**
+ * The mailer's checks against header injection. Not the Rust host's
+ * (`host/src/mail/mod.rs`, `check`), which also parses the address as
+ * RFC 5321 and caps the subject's length.
+ */
 function checkMessage(message) {
   const at = message.to.split('@');
   if (at.length !== 2 || !at[0] || !at[1] || /\s/.test(message.to) || CONTROL.test(message.to)) {

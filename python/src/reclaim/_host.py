@@ -331,7 +331,9 @@ _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 
 
 def _refusal(message: Message) -> Optional[str]:
-    """The mailer's checks, as every host makes them: no header injection."""
+    """The mailer's checks against header injection. Not the Rust host's
+    (`host/src/mail/mod.rs`, `check`), which also parses the address as
+    RFC 5321 and caps the subject's length."""
     local, _, domain = message.to.partition("@")
     if not local or not domain or "@" in domain or any(c.isspace() or c in _CONTROL for c in message.to):
         return "the recipient is not a deliverable email address"
