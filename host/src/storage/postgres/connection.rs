@@ -321,6 +321,7 @@ impl Conn {
                 .chain(last_sql)
                 .filter(|sql| !self.statements.contains_key(sql))
                 .collect();
+            new.sort_unstable();
             new.dedup();
             new
         };
