@@ -62,6 +62,42 @@ fn a_link_is_redeemed_once_by_concurrent_requests_spread_over_replicas() {
 }
 
 #[test]
+fn two_links_of_one_identity_redeemed_at_once_on_two_replicas_give_one_winner_and_a_410() {
+    // Each redemption revokes the identity's other credentials: without an
+    // order, each holds its own link's row and waits for the other's, and
+    // PostgreSQL breaks the deadlock after a second with a 500.
+    let replicas = replicas(&[("RECLAIM_REVOKE_OLDER_LINKS", "false")]);
+    let ann = replicas[0].identity(Some("ann@example.com"));
+    let forms: Vec<FormToken> = replicas.iter().map(FormToken::fetch).collect();
+    for round in 0..30 {
+        let links = [
+            crate::common::admin_link(&replicas[0], &ann),
+            crate::common::admin_link(&replicas[1], &ann),
+        ];
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (replica, form, token) = (&replicas[i], &forms[i], token_of(&links[i]));
+                    scope.spawn(move || {
+                        form.post(
+                            replica,
+                            "/self-service/recovery/confirm",
+                            &[("token", &token)],
+                        )
+                        .status()
+                        .as_u16()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let mut sorted = statuses.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [303, 410], "round {round}: {statuses:?}");
+    }
+}
+
+#[test]
 fn concurrent_wrong_codes_over_replicas_stop_exactly_at_the_limit() {
     let replicas = replicas(&[]);
     let ann = replicas[0].identity(Some("ann@example.com"));

@@ -39,6 +39,7 @@ impl CredentialStore for PgWork {
         let max = i32::try_from(max_failed_attempts).unwrap_or(i32::MAX);
         let on_platform = self.on_platform();
         let mut conn = self.conn()?;
+        lock_identity_of(&mut conn, keys, kind)?;
         // One guarded statement: of concurrent consumers in any process,
         // the one whose UPDATE reaches the row first wins; the others wait
         // for its commit, re-check the guard on the new row and match
@@ -144,10 +145,7 @@ impl CredentialStore for PgWork {
         // Units on other connections that count for the same identity wait
         // here until this one commits, so concurrent guesses on any replica
         // see each other's wrong codes.
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended('reclaim/code-attempts/' || $1, 0))",
-            &[&identity_id],
-        )?;
+        lock_identity(&mut conn, identity_id)?;
         let count: i64 = conn
             .query_opt(
                 "SELECT coalesce(sum(failed_attempts), 0)::BIGINT FROM credentials
@@ -190,6 +188,35 @@ fn find_record(
     Ok(None)
 }
 
+/// The order in which units of work take an identity's rows: a unit that
+/// consumes or revokes its credentials, completes its session or changes
+/// its record first takes the identity's transaction lock. Without it a
+/// redemption (which holds its credential's row, then revokes the others)
+/// and a second redemption, a new admin link or a new password would each
+/// hold a row the other waits for, and PostgreSQL would end the deadlock
+/// after a second by failing one of them with a 500. Sent with the unit's
+/// next statement: nothing reads its answer. The key is the one the
+/// per-identity count of wrong codes has always taken, so replicas of the
+/// release before keep counting under it.
+pub(super) fn lock_identity(conn: &mut Conn, identity_id: &str) -> Result<()> {
+    conn.defer(
+        "ordering the identity's units",
+        "SELECT pg_advisory_xact_lock(hashtextextended('reclaim/code-attempts/' || $1, 0))",
+        vec![Box::new(identity_id.to_owned())],
+    )
+}
+
+/// [`lock_identity`] for the identity a credential key belongs to, known
+/// only to the database.
+fn lock_identity_of(conn: &mut Conn, keys: &[String], kind: CredentialKind) -> Result<()> {
+    conn.defer(
+        "ordering the identity's units",
+        "SELECT pg_advisory_xact_lock(hashtextextended('reclaim/code-attempts/' || identity_id, 0))
+         FROM credentials WHERE key = ANY($1) AND kind = $2",
+        vec![Box::new(keys.to_vec()), Box::new(kind_name(kind))],
+    )
+}
+
 /// Revokes the identity's active credentials (of one kind, or all).
 pub(super) fn revoke_credentials(
     conn: &mut Conn,
@@ -197,6 +224,7 @@ pub(super) fn revoke_credentials(
     kind: Option<CredentialKind>,
     now: u64,
 ) -> Result<u32> {
+    lock_identity(conn, identity_id)?;
     let revoked = conn.execute(
         "UPDATE credentials SET revoked_at = $1
          WHERE identity_id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1

@@ -242,6 +242,7 @@ impl IdentityStore for PgWork {
         self.built_in()?;
         self.prefetched = None;
         let mut conn = self.conn()?;
+        super::credentials::lock_identity(&mut conn, id)?;
         // A conflict aborts the transaction: the operation answers it and
         // drops the unit.
         let updated = conn.execute(
@@ -265,10 +266,9 @@ impl IdentityStore for PgWork {
     fn delete_identity(&mut self, id: &str) -> Result<bool> {
         self.built_in()?;
         self.prefetched = None;
-        Ok(self
-            .conn()?
-            .execute("DELETE FROM identities WHERE id = $1", &[&id])?
-            > 0)
+        let mut conn = self.conn()?;
+        super::credentials::lock_identity(&mut conn, id)?;
+        Ok(conn.execute("DELETE FROM identities WHERE id = $1", &[&id])? > 0)
     }
 }
 

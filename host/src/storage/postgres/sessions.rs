@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::PgWork;
-use super::credentials::revoke_credentials;
+use super::credentials::{lock_identity, revoke_credentials};
 use crate::storage::sessions::Completed;
 use crate::storage::{NewSession, SessionStore, to_db};
 
@@ -64,6 +64,9 @@ impl SessionStore for PgWork {
         now: u64,
     ) -> Result<Option<Completed>> {
         let mut conn = self.conn()?;
+        // Before the session's row: this unit revokes the identity's
+        // credentials below, in the order every such unit keeps.
+        lock_identity(&mut conn, identity_id)?;
         let ended = conn.query_opt(
             "DELETE FROM recovery_sessions
              WHERE identity_id = $1 AND key = $2 AND expires_at > $3
