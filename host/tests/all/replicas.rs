@@ -506,6 +506,49 @@ fn a_database_restart_goes_unnoticed_once_the_database_answers_again() {
 }
 
 #[test]
+fn a_database_that_stops_answering_gets_a_503_in_bounded_time_and_service_resumes_after() {
+    use std::time::{Duration, Instant};
+
+    let database = postgres::PgServer::start();
+    let url = database.fresh_database();
+    let replica = Server::start_with(&[
+        ("RECLAIM_DATABASE_URL", url.as_str()),
+        ("RECLAIM_SECRETS", SECRETS),
+    ]);
+    let ann = replica.identity(Some("ann@example.com"));
+    let create = || {
+        client()
+            .post(replica.url("/admin/recovery/link"))
+            .bearer_auth(ADMIN_TOKEN)
+            .timeout(Duration::from_secs(120))
+            .json(&json!({ "identity_id": ann["id"] }))
+            .send()
+            .expect("answered")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(create(), 200);
+    // No reset, no close: the host froze (or vanished in a failover).
+    database.freeze();
+    let started = Instant::now();
+    let frozen = create();
+    let waited = started.elapsed();
+    database.thaw();
+    assert_eq!(
+        frozen, 503,
+        "a database that does not answer is out of reach"
+    );
+    // A bound, not a speed: without one the request waited forever.
+    assert!(
+        waited < Duration::from_secs(60),
+        "answered after {waited:?}"
+    );
+    for _ in 0..20 {
+        assert_eq!(create(), 200, "served again once the database answers");
+    }
+}
+
+#[test]
 fn tls_to_postgres_is_verified_against_the_configured_ca() {
     let (database, ca) = postgres::PgServer::start_tls();
     let url = database.fresh_database();

@@ -26,6 +26,29 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::storage::Unavailable;
 
+/// How long a round trip (or connecting) may wait for the database. Every
+/// unit's statements are short and wait only on other units' short locks,
+/// so no answer after this long means the server is gone or frozen (a
+/// failover whose old host vanished sends no reset): the connection is
+/// then treated as lost, like one the server closed, and a transaction not
+/// yet answered is sent again on a fresh one.
+const ROUND_TRIP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `future`'s output, or `None` when the database took longer than
+/// [`ROUND_TRIP_TIMEOUT`].
+fn answered<F: Future>(runtime: &tokio::runtime::Runtime, future: F) -> Option<F::Output> {
+    // The timer is made inside the runtime, which drives it.
+    runtime
+        .block_on(async { tokio::time::timeout(ROUND_TRIP_TIMEOUT, future).await })
+        .ok()
+}
+
+fn unanswered() -> anyhow::Error {
+    anyhow::Error::new(Unavailable(
+        format!("PostgreSQL did not answer within {ROUND_TRIP_TIMEOUT:?}").into(),
+    ))
+}
+
 /// A value a deferred write owns until it is sent.
 pub(super) type Param = Box<dyn ToSql + Sync + Send>;
 
@@ -120,7 +143,7 @@ impl Conn {
         let tls = self.tls.clone();
         // The connection's task runs whenever this runtime waits for an
         // answer, which is the only time it has anything to do.
-        let client = self.runtime.block_on(async move {
+        let client = answered(&self.runtime, async move {
             match tls {
                 Some(tls) => {
                     let (client, connection) = config.connect(tls).await?;
@@ -133,7 +156,9 @@ impl Conn {
                     Ok::<_, tokio_postgres::Error>(client)
                 }
             }
-        });
+        })
+        .ok_or_else(unanswered)
+        .context("connecting to PostgreSQL")?;
         let client = client
             .map_err(|e| anyhow::Error::new(Unavailable(Box::new(e))))
             .context("connecting to PostgreSQL")?;
@@ -157,7 +182,11 @@ impl Conn {
         }
         self.checked = losses;
         if let Some(client) = &self.client
-            && (client.is_closed() || self.runtime.block_on(client.check_connection()).is_err())
+            && (client.is_closed()
+                || !matches!(
+                    answered(&self.runtime, client.check_connection()),
+                    Some(Ok(()))
+                ))
         {
             self.forget_client();
         }
@@ -169,10 +198,10 @@ impl Conn {
         for _ in 0..2 {
             self.connect()?;
             let client = self.client.as_ref().expect("just connected");
-            match self.runtime.block_on(client.check_connection()) {
-                Ok(()) => return Ok(()),
-                Err(e) if is_lost(&e) => self.lost(),
-                Err(e) => return Err(failure(e)),
+            match answered(&self.runtime, client.check_connection()) {
+                Some(Ok(())) => return Ok(()),
+                Some(Err(e)) if !is_lost(&e) => return Err(failure(e)),
+                Some(Err(_)) | None => self.lost(),
             }
         }
         Err(anyhow::Error::new(Unavailable(
@@ -211,10 +240,10 @@ impl Conn {
             return;
         }
         if let Some(client) = &self.client
-            && self
-                .runtime
-                .block_on(client.batch_execute("ROLLBACK"))
-                .is_err()
+            && !matches!(
+                answered(&self.runtime, client.batch_execute("ROLLBACK")),
+                Some(Ok(()))
+            )
         {
             self.forget_client();
         }
@@ -327,9 +356,11 @@ impl Conn {
         };
         let client = self.client.as_ref().expect("just connected");
         if !new.is_empty() {
-            let prepared = self.runtime.block_on(futures_util::future::join_all(
-                new.iter().map(|sql| client.prepare(sql)),
-            ));
+            let prepared = answered(
+                &self.runtime,
+                futures_util::future::join_all(new.iter().map(|sql| client.prepare(sql))),
+            )
+            .ok_or_else(Sent::unanswered)?;
             for (sql, statement) in new.iter().zip(prepared) {
                 let statement = statement.map_err(Sent::of)?;
                 self.statements.insert(sql, statement);
@@ -383,7 +414,8 @@ impl Conn {
         } else {
             "a statement"
         });
-        let answers = self.runtime.block_on(futures_util::future::join_all(calls));
+        let answers = answered(&self.runtime, futures_util::future::join_all(calls))
+            .ok_or_else(Sent::unanswered)?;
         if begin {
             self.transaction.sent = true;
         }
@@ -416,6 +448,14 @@ struct Sent {
 }
 
 impl Sent {
+    /// No answer in time: the connection is as good as lost.
+    fn unanswered() -> Self {
+        Self {
+            error: unanswered(),
+            lost: true,
+        }
+    }
+
     fn of(e: tokio_postgres::Error) -> Self {
         Self {
             lost: is_lost(&e),

@@ -177,6 +177,31 @@ impl PgServer {
         }
     }
 
+    /// Freezes the server and its sessions (SIGSTOP), as a host that stops
+    /// answering without closing anything does; [`Self::thaw`] resumes it.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap();
+        let pid = pid.lines().next().unwrap().trim().to_string();
+        let children = Command::new("pkill")
+            .args([&format!("-{signal}"), "-P", &pid])
+            .status()
+            .unwrap();
+        assert!(children.success(), "pkill -{signal} -P {pid}");
+        let parent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(parent.success(), "kill -{signal} {pid}");
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
