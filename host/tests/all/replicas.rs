@@ -14,17 +14,26 @@ const SECRETS: &str = "replica-secret-0123456789abcdef0123456789";
 /// Three replicas sharing a fresh database and the hashing secrets; each
 /// has its own port and data directory.
 fn replicas(extra: &[(&str, &str)]) -> Vec<Server> {
-    let url = postgres::server().fresh_database();
-    (0..3)
+    replicas_on(&postgres::server().fresh_database(), 3, extra)
+}
+
+/// `count` replicas of the database at `url`, sharing the hashing secrets.
+fn replicas_on(url: &str, count: usize, extra: &[(&str, &str)]) -> Vec<Server> {
+    (0..count)
         .map(|_| {
-            let mut env = vec![
-                ("RECLAIM_DATABASE_URL", url.as_str()),
-                ("RECLAIM_SECRETS", SECRETS),
-            ];
+            let mut env = vec![("RECLAIM_DATABASE_URL", url), ("RECLAIM_SECRETS", SECRETS)];
             env.extend_from_slice(extra);
             Server::start_with(&env)
         })
         .collect()
+}
+
+/// A PostgreSQL server of the test's own, which it may stop or freeze,
+/// and `count` replicas on a database of it.
+fn replicas_of_own_server(count: usize) -> (postgres::PgServer, Vec<Server>) {
+    let database = postgres::PgServer::start();
+    let replicas = replicas_on(&database.fresh_database(), count, &[]);
+    (database, replicas)
 }
 
 #[test]
@@ -349,12 +358,8 @@ fn a_database_restart_under_load_fails_cleanly_and_loses_nothing_acknowledged() 
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
-    let database = postgres::PgServer::start();
-    let url = database.fresh_database();
-    let replica = Server::start_with(&[
-        ("RECLAIM_DATABASE_URL", url.as_str()),
-        ("RECLAIM_SECRETS", SECRETS),
-    ]);
+    let (database, mut replicas) = replicas_of_own_server(1);
+    let replica = replicas.remove(0);
     let ann = replica.identity(Some("ann@example.com"));
     let stop = AtomicBool::new(false);
     let create = || {
@@ -431,6 +436,7 @@ fn a_database_restart_under_load_fails_cleanly_and_loses_nothing_acknowledged() 
     );
     // Recovered without a restart of ours, and every acknowledged link is there.
     assert_eq!(create().0, 200);
+    let url = replica.env_value("RECLAIM_DATABASE_URL");
     let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
     let stored: i64 = db
         .query_one(
@@ -448,16 +454,7 @@ fn a_database_restart_under_load_fails_cleanly_and_loses_nothing_acknowledged() 
 
 #[test]
 fn a_database_restart_goes_unnoticed_once_the_database_answers_again() {
-    let database = postgres::PgServer::start();
-    let url = database.fresh_database();
-    let replicas: Vec<Server> = (0..3)
-        .map(|_| {
-            Server::start_with(&[
-                ("RECLAIM_DATABASE_URL", url.as_str()),
-                ("RECLAIM_SECRETS", SECRETS),
-            ])
-        })
-        .collect();
+    let (database, replicas) = replicas_of_own_server(3);
     let ann = replicas[0].identity(Some("ann@example.com"));
     let statuses = |replica: &Server, requests: usize| -> Vec<u16> {
         (0..requests)
@@ -509,12 +506,8 @@ fn a_database_restart_goes_unnoticed_once_the_database_answers_again() {
 fn a_database_that_stops_answering_gets_a_503_in_bounded_time_and_service_resumes_after() {
     use std::time::{Duration, Instant};
 
-    let database = postgres::PgServer::start();
-    let url = database.fresh_database();
-    let replica = Server::start_with(&[
-        ("RECLAIM_DATABASE_URL", url.as_str()),
-        ("RECLAIM_SECRETS", SECRETS),
-    ]);
+    let (database, mut replicas) = replicas_of_own_server(1);
+    let replica = replicas.remove(0);
     let ann = replica.identity(Some("ann@example.com"));
     let create = || {
         client()
