@@ -48,47 +48,35 @@ impl CredentialStore for PgWork {
         // usually one statement): an equality on the primary key, the plan
         // PostgreSQL picks even before it has statistics on the table.
         // The built-in directory's record of the credential's identity
-        // comes in the same statement, for the component's next question.
+        // comes in the same statement, for the component's next question
+        // (on the platform's table the join finds nothing and is not read).
         let (now_db, kind_db) = (to_db(now), kind_name(kind));
         let params = |key| [&now_db as &(dyn ToSql + Sync), &kind_db, &max, key];
         for key in keys {
-            if on_platform {
-                let consumed = conn.query_opt(
-                    "UPDATE credentials SET used_at = $1
-                     WHERE key = $4 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL
-                       AND expires_at > $1 AND failed_attempts < $3
-                     RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
-                               used_at, revoked_at, failed_attempts, address_key, last_failed_at",
-                    &params(key),
-                )?;
-                if let Some(row) = consumed {
-                    return Ok(ConsumeOutcome::Consumed(record(&row).credential));
-                }
-                continue;
-            }
             let consumed = conn.query_opt(
-                "WITH consumed AS (
-                     UPDATE credentials SET used_at = $1
-                     WHERE key = $4 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL
-                       AND expires_at > $1 AND failed_attempts < $3
-                     RETURNING key, kind, identity_id, flow_id, issued_at, expires_at, return_to,
-                               used_at, revoked_at, failed_attempts, address_key, last_failed_at)
-                 SELECT c.key, c.kind, c.identity_id, c.flow_id, c.issued_at, c.expires_at,
-                        c.return_to, c.used_at, c.revoked_at, c.failed_attempts, c.address_key,
-                        c.last_failed_at,
-                        i.id, i.pk, i.email, i.display_name, i.locale, i.active, i.external_id,
-                        i.second_factor, i.metadata_public, i.metadata_admin, i.created_at,
-                        i.updated_at, i.state_changed_at
-                 FROM consumed c LEFT JOIN identities i ON i.id = c.identity_id",
+                concat!(
+                    "WITH consumed AS (
+                         UPDATE credentials SET used_at = $1
+                         WHERE key = $4 AND kind = $2 AND used_at IS NULL AND revoked_at IS NULL
+                           AND expires_at > $1 AND failed_attempts < $3
+                         RETURNING key, kind, identity_id, flow_id, issued_at, expires_at,
+                                   return_to, used_at, revoked_at, failed_attempts, address_key,
+                                   last_failed_at)
+                     SELECT c.*, i.* FROM consumed c LEFT JOIN LATERAL (",
+                    record_select!("WHERE id = c.identity_id"),
+                    ") i ON TRUE"
+                ),
                 &params(key),
             )?;
             if let Some(row) = consumed {
                 let credential = record(&row).credential;
-                let identity = row
-                    .get::<_, Option<String>>(IDENTITY_AT)
-                    .map(|_| super::identities::record_at(&row, IDENTITY_AT));
-                drop(conn);
-                self.prefetched = Some((credential.identity_id.clone(), identity));
+                if !on_platform {
+                    let identity = row
+                        .get::<_, Option<String>>(IDENTITY_AT)
+                        .map(|_| super::identities::record_at(&row, IDENTITY_AT));
+                    drop(conn);
+                    self.prefetched = Some((credential.identity_id.clone(), identity));
+                }
                 return Ok(ConsumeOutcome::Consumed(credential));
             }
         }

@@ -14,18 +14,6 @@ use crate::storage::identities::{
 use crate::storage::{Identities, from_db, to_db};
 use crate::wit::IdentityRef;
 
-/// The columns of [`record`], in its order.
-macro_rules! record_select {
-    ($rest:literal) => {
-        concat!(
-            "SELECT id, pk, email, display_name, locale, active, external_id, second_factor,
-                    metadata_public, metadata_admin, created_at, updated_at, state_changed_at
-             FROM identities ",
-            $rest
-        )
-    };
-}
-
 impl PostgresStorage {
     /// Runs `f` with the platform's queries on a worker's connection.
     fn on_platform<T: Send + 'static>(

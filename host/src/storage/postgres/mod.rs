@@ -17,6 +17,19 @@
 //! a pool crate because each worker must own its connection for a whole
 //! unit of work, which the component drives synchronously.
 
+/// An identity's record from `identities`, its columns in the order
+/// `identities::record_at` reads them; `$rest` filters.
+macro_rules! record_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, pk, email, display_name, locale, active, external_id, second_factor,
+                    metadata_public, metadata_admin, created_at, updated_at, state_changed_at
+             FROM identities ",
+            $rest
+        )
+    };
+}
+
 mod connection;
 mod credentials;
 mod events;
