@@ -20,8 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use postgres::config::SslMode;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{Client, Config, NoTls, Row, Socket, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::storage::Unavailable;
@@ -145,16 +146,8 @@ impl Conn {
         // answer, which is the only time it has anything to do.
         let client = answered(&self.runtime, async move {
             match tls {
-                Some(tls) => {
-                    let (client, connection) = config.connect(tls).await?;
-                    tokio::spawn(connection);
-                    Ok(client)
-                }
-                None => {
-                    let (client, connection) = config.connect(NoTls).await?;
-                    tokio::spawn(connection);
-                    Ok::<_, tokio_postgres::Error>(client)
-                }
+                Some(tls) => open_client(&config, tls).await,
+                None => open_client(&config, NoTls).await,
             }
         })
         .ok_or_else(unanswered)
@@ -369,8 +362,9 @@ impl Conn {
         let statements = &self.statements;
         let begin = self.transaction.open && !self.transaction.sent;
         let mut calls: Vec<Call<'_>> = Vec::new();
-        // What each call is, for the error of the first that failed.
-        let mut whats: Vec<&'static str> = Vec::new();
+        // What each call is, for the error of the first that failed (the
+        // caller says what its own statement was).
+        let mut whats: Vec<Option<&'static str>> = Vec::new();
         if begin {
             calls.push(Box::pin(async move {
                 client
@@ -378,7 +372,7 @@ impl Conn {
                     .await
                     .map(|()| Answer::Count(0))
             }));
-            whats.push("starting a transaction");
+            whats.push(Some("starting a transaction"));
         }
         for deferred in &self.transaction.deferred {
             let statement = &statements[deferred.sql];
@@ -387,7 +381,7 @@ impl Conn {
                     deferred.params.iter().map(|p| &**p as _).collect();
                 client.execute(statement, &params).await.map(Answer::Count)
             }));
-            whats.push(deferred.what);
+            whats.push(Some(deferred.what));
         }
         match last {
             Last::Rows(sql, params) => {
@@ -409,11 +403,7 @@ impl Conn {
                     .map(|()| Answer::Count(0))
             })),
         }
-        whats.push(if matches!(last, Last::Commit) {
-            "committing"
-        } else {
-            "a statement"
-        });
+        whats.push(matches!(last, Last::Commit).then_some("committing"));
         let answers = answered(&self.runtime, futures_util::future::join_all(calls))
             .ok_or_else(Sent::unanswered)?;
         if begin {
@@ -427,10 +417,11 @@ impl Conn {
                 // the transaction was aborted by it.
                 Err(e) => {
                     let lost = is_lost(&e);
-                    let mut error = failure(e);
-                    if what != "a statement" {
-                        error = error.context(what);
-                    }
+                    let error = failure(e);
+                    let error = match what {
+                        Some(what) => error.context(what),
+                        None => error,
+                    };
                     return Err(Sent { error, lost });
                 }
             }
@@ -439,6 +430,18 @@ impl Conn {
         self.transaction.answered |= self.transaction.open;
         Ok(last_answer.expect("a round trip has a last statement"))
     }
+}
+
+/// A client over `tls`, its connection's task spawned on the current
+/// runtime.
+async fn open_client<T>(config: &Config, tls: T) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// A round trip that failed, and whether because the connection was lost.

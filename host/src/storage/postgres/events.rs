@@ -13,9 +13,8 @@ use crate::storage::events::{
 };
 use crate::storage::{AssertionRow, AssertionStore, NewAssertion, from_db, to_db};
 
-/// Adds an event and its deliveries, in the caller's transaction.
-/// Records `event` and its deliveries with the transaction's next round
-/// trip: nothing is read back.
+/// Adds an event and its deliveries in the caller's transaction, sent with
+/// its next round trip: nothing is read back.
 pub(super) fn insert_event(conn: &mut Conn, event: &NewEvent) -> Result<()> {
     conn.defer(
         "recording the event",
