@@ -3,19 +3,12 @@ stops working fails here, not in a newcomer's first ten minutes."""
 
 import contextlib
 import io
-import re
 import sqlite3
 from pathlib import Path
 
 from reclaim import Reclaim, Settings
 
-from conftest import SECRET
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+from conftest import SECRET, python_blocks
 
 
 def test_the_first_example_redeems_a_link_once_and_mails_the_first(tmp_path, monkeypatch):

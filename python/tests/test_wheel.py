@@ -2,14 +2,13 @@
 installed into an empty virtual environment, and the README's example run
 there."""
 
-import re
 import subprocess
 import sys
 import venv
 import zipfile
 from pathlib import Path
 
-from conftest import SECRET
+from conftest import SECRET, python_blocks
 
 PACKAGE = Path(__file__).resolve().parents[1]
 
@@ -33,8 +32,7 @@ def test_the_wheel_is_pure_python_carries_the_component_and_runs_the_readme(tmp_
         [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(wheel)],
         check=True,
     )
-    readme = (PACKAGE / "README.md").read_text()
-    example = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    example = python_blocks()[0]
     ran = subprocess.run(
         [python, "-c", f"secret = {SECRET!r}\n{example}"],
         cwd=empty, check=True, capture_output=True, text=True,
