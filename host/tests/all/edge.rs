@@ -736,6 +736,27 @@ fn the_edge_mails_through_the_outbox_of_its_data_directory() {
     assert_eq!(page.status(), 200);
 }
 
+#[test]
+fn the_edge_mails_again_after_a_relay_moved_its_outbox_away() {
+    let native = Server::start();
+    let ann = native.identity(Some("ann@example.com"));
+    let edge = Edge::start(std::slice::from_ref(&ann));
+    let send = || {
+        authentik(
+            &edge.base,
+            &format!("{}/recovery_email/?email_stage=default", ann["pk"]),
+        )
+        .send()
+        .unwrap()
+        .status()
+    };
+    assert_eq!(send(), 204);
+    let outbox = edge.data.path().join("outbox");
+    std::fs::rename(&outbox, edge.data.path().join("relaying")).unwrap();
+    assert_eq!(send(), 204, "the next request makes the outbox again");
+    assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 1);
+}
+
 /// `n` requests sent at once (after a barrier), their answers in order.
 fn at_once(n: usize, send: impl Fn(usize) -> Response + Send + Sync + 'static) -> Vec<Response> {
     let barrier = Arc::new(Barrier::new(n));

@@ -23,8 +23,6 @@ use crate::bindings::exports::reclaim::recovery::storage::{Credential, Credentia
 use crate::bindings::reclaim::recovery::types::Identity;
 
 const ROOT: &str = "/data";
-/// Made once the layout exists and every credential is indexed.
-const COMPLETE: &str = "by-identity/.complete";
 
 /// A credential as stored in `credentials/<key>.json` (the key is the name).
 #[derive(Serialize, Deserialize)]
@@ -151,17 +149,14 @@ pub struct Data {
 impl Data {
     /// The directory, its layout made once per instance (one request at
     /// the edge): an operation calls several imports, and each used to
-    /// recreate the directories. Once `by-identity/.complete` exists (it is
-    /// made after the layout), one `stat` says the layout is there.
+    /// recreate the directories. Made by every instance still: an operator
+    /// may move `outbox/` away to relay its mail.
     pub fn open() -> &'static Self {
         static DATA: OnceLock<Data> = OnceLock::new();
         DATA.get_or_init(|| {
             let data = Self {
                 root: PathBuf::from(ROOT),
             };
-            if data.exists(COMPLETE) {
-                return data;
-            }
             for dir in [
                 "credentials",
                 "flows",
@@ -184,6 +179,10 @@ impl Data {
     /// exclusively, and created again is no harm); a credential inserted
     /// meanwhile indexes itself.
     fn index_earlier_credentials(&self) {
+        const COMPLETE: &str = "by-identity/.complete";
+        if self.exists(COMPLETE) {
+            return;
+        }
         let entries = fs::read_dir(self.root.join("credentials"))
             .unwrap_or_else(|e| panic!("listing credentials: {e}"));
         for entry in entries {
