@@ -81,6 +81,16 @@ pub fn duration_nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// A uniform draw from [0, 1) for the couriers' retry jitter: spreading
+/// retries needs no cryptographic strength, but the OS source costs nothing
+/// here.
+#[cfg(any(feature = "smtp", feature = "webhooks"))]
+pub(crate) fn jitter() -> f64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Presents the current operation's [`Clock`] as the guest's
 /// `wasi:clocks/wall-clock` (a warm instance serves operations of `Reclaim`s
 /// on different clocks, so the clock is looked up at each reading).

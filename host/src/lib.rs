@@ -1,15 +1,6 @@
 //! Reclaim: account recovery as a sandboxed WebAssembly component, and this
 //! crate, the wasmtime host that runs it.
 //!
-//! The recovery logic (tokens, codes, expiry, single use, links, mail) lives
-//! in the component built from `component/` and embedded here. The
-//! [`runtime`] instantiates it for every operation over one unit of work of
-//! the [`storage`] backend (SQLite by default), which supplies the identity
-//! [`directory`], the credentials and the [`mail`] outbox; the [`clock`] and
-//! the [`settings`] are the host's too. [`Reclaim`] is the operations API:
-//! each operation answers with a [`Pending`], to `.wait()` for on a thread
-//! or `.await` in a task, once its writes are durable.
-//!
 //! ```
 //! use reclaim::storage::{self, Identities, Location};
 //! use reclaim::{IdentityRef, NewIdentity, Reclaim, Runtime, Settings};
@@ -32,11 +23,28 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The recovery logic (tokens, codes, expiry, single use, links, mail) lives
+//! in the component built from `component/` and embedded here. The
+//! [`runtime`] instantiates it for every operation over one unit of work of
+//! the [`storage`] backend (SQLite by default), which supplies the identity
+//! [`directory`], the credentials and the [`mail`] outbox; the [`clock`] and
+//! the [`settings`] are the host's too. [`Reclaim`] is the operations API:
+//! each operation answers with a [`Pending`], to `.wait()` for on a thread
+//! or `.await` in a task, once its writes are durable.
+//!
+//! Without default features the crate is the runtime, the SQLite and
+//! in-memory backends and the operations; `postgres`, `smtp` (the mail
+//! courier), `webhooks`, `metrics` and `server` (`reclaim serve`) add the
+//! rest. [`runtime::add_to_linker`] puts the imports in a `Linker` of your
+//! own.
 
 pub mod clock;
+#[cfg(feature = "server")]
 pub mod config;
 pub mod directory;
 pub mod events;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod mail;
 pub mod operations;

@@ -45,8 +45,8 @@ pub struct EmailStage {
     pub template: String,
     /// Lifespan of the mailed link, in Kratos' grammar.
     pub token_expiry: String,
-    /// Sender replacing the default one.
-    pub from: Option<Mailbox>,
+    /// Sender replacing the default one, as `check_sender` takes it.
+    pub from: Option<String>,
 }
 
 /// Self-service request limits.
@@ -275,7 +275,7 @@ impl Config {
                     token_expiry: s
                         .token_expiry
                         .unwrap_or_else(|| authentik::DEFAULT_STAGE_TOKEN_EXPIRY.into()),
-                    from: s.from.as_deref().map(mailbox).transpose()?,
+                    from: s.from.map(sender).transpose()?,
                     name,
                 })
             })
@@ -433,6 +433,11 @@ fn timeout(name: &str, text: Option<&str>, default: &str) -> Result<Duration> {
         bail!("{name} must be more than zero: every request would fail");
     }
     Ok(parsed)
+}
+
+fn sender(text: String) -> Result<String> {
+    crate::mail::address::check_sender(&text).map_err(|e| anyhow::anyhow!("{text:?} is {e}"))?;
+    Ok(text)
 }
 
 fn mailbox(text: &str) -> Result<Mailbox> {

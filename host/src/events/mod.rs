@@ -4,6 +4,7 @@
 //! backends only store rows (`storage::events`), the operations say what
 //! happened (in their own units of work), and [`webhooks`] signs and sends.
 
+#[cfg(feature = "webhooks")]
 pub mod webhooks;
 
 use std::sync::Arc;

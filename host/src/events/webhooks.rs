@@ -293,6 +293,7 @@ impl WebhookCourier {
                             self.now(),
                             "the endpoint answered 410 Gone",
                         )?;
+                        #[cfg(feature = "metrics")]
                         metrics::counter!("reclaim_webhook_endpoints_disabled_total").increment(1);
                         tracing::error!(endpoint = %delivery.endpoint, "webhook endpoint answered 410 Gone; disabled");
                         // Kept queued, due at once: it goes out if the
@@ -303,7 +304,7 @@ impl WebhookCourier {
                         }
                     }
                     Sent::Failed { error, retry_after } => {
-                        let jitter = crate::mail::courier::jitter();
+                        let jitter = crate::clock::jitter();
                         let attempts = delivery.attempts + 1;
                         match retry_delay(&self.policy.schedule, attempts, jitter, retry_after) {
                             Some(delay) => Attempt::Retry {
@@ -332,7 +333,10 @@ impl WebhookCourier {
                     "abandoned"
                 }
             };
+            #[cfg(feature = "metrics")]
             metrics::counter!("reclaim_webhook_attempts_total", "outcome" => outcome).increment(1);
+            #[cfg(not(feature = "metrics"))]
+            let _ = outcome;
             attempts.push(DeliveryAttempt {
                 event_id: delivery.event_id.clone(),
                 endpoint: delivery.endpoint.clone(),

@@ -136,7 +136,7 @@ pub async fn recovery_email(
                 expires_in: Some(&expires_in),
                 template: Some(&stage.template),
                 subject: stage.subject.as_deref(),
-                from: stage.from.as_ref(),
+                from: stage.from.as_deref(),
             },
         )
         .await?;

@@ -18,6 +18,27 @@ pub fn check_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Whether `text` may be a message's sender: `address` or
+/// `Name <address>`, the address as [`check_address`] takes it and the
+/// name without control characters or angle brackets. What passes, the
+/// courier's mail library parses too (the test below holds it to that).
+pub fn check_sender(text: &str) -> Result<(), &'static str> {
+    const NOT_A_SENDER: &str = "not a sender: `address` or `Name <address>`";
+    let Some(framed) = text.strip_suffix('>') else {
+        return check_address(text).map_err(|_| NOT_A_SENDER);
+    };
+    let (name, address) = framed.rsplit_once('<').ok_or(NOT_A_SENDER)?;
+    let name = name.trim();
+    let name = name
+        .strip_prefix('"')
+        .and_then(|n| n.strip_suffix('"'))
+        .unwrap_or(name);
+    if name.contains(['<', '>', '"', '\\']) || check_name(name).is_err() {
+        return Err(NOT_A_SENDER);
+    }
+    check_address(address).map_err(|_| NOT_A_SENDER)
+}
+
 /// `name` cut to [`MAX_NAME_CHARS`] characters (an ellipsis marks the cut),
 /// so that the `To:` header fits one line however long the directory's
 /// name is.
@@ -33,6 +54,56 @@ pub fn fit_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SENDERS: [&str; 6] = [
+        "reclaim@example.com",
+        "Reclaim <reclaim@example.com>",
+        "\"Reclaim, Inc.\" <reclaim@example.com>",
+        "Jörg <jörg@bücher.example>",
+        "<reclaim@example.com>",
+        "Reclaim<reclaim@example.com>",
+    ];
+
+    #[test]
+    fn senders_are_an_address_or_a_name_and_an_address() {
+        for good in SENDERS {
+            assert!(check_sender(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Reclaim",
+            "Reclaim <>",
+            "Reclaim <reclaim@example.com",
+            "Re<claim <reclaim@example.com>",
+            "Reclaim\r\nBcc: x@y <reclaim@example.com>",
+            "Reclaim <\"a b\"@example.com>",
+            "a@example.com, b@example.com",
+        ] {
+            assert!(check_sender(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The check stands in for the courier's parser where the courier is
+    /// not built: what it accepts, lettre must take as it is.
+    #[cfg(feature = "smtp")]
+    #[test]
+    fn what_the_checks_accept_the_courier_parses() {
+        for sender in SENDERS {
+            let parsed: Result<lettre::message::Mailbox, _> = sender.parse();
+            assert!(parsed.is_ok(), "{sender}");
+        }
+        for address in [
+            "ann@example.com",
+            "a.b+tag@sub.example.co",
+            "ann@localhost",
+            "jörg@bücher.example",
+            "x!#$%&'*+/=?^_`{|}~-@example.com",
+        ] {
+            assert!(check_address(address).is_ok(), "{address}");
+            let parsed: Result<lettre::Address, _> = address.parse();
+            assert!(parsed.is_ok(), "{address}");
+        }
+    }
 
     #[test]
     fn long_names_are_cut_and_control_characters_refused() {

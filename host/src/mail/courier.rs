@@ -224,7 +224,7 @@ impl Courier {
                         Attempt::Abandon { error: e.message }
                     }
                     Err(e) => {
-                        let delay = self.policy.delay(mail.attempts + 1, jitter());
+                        let delay = self.policy.delay(mail.attempts + 1, crate::clock::jitter());
                         Attempt::Retry {
                             error: e.message,
                             retry_at: self.now().saturating_add(duration_nanos(delay)),
@@ -232,12 +232,16 @@ impl Courier {
                     }
                 },
             };
-            let outcome = match &attempt {
-                Attempt::Sent => "sent",
-                Attempt::Retry { .. } => "retry",
-                Attempt::Abandon { .. } => "abandoned",
-            };
-            metrics::counter!("reclaim_courier_attempts_total", "outcome" => outcome).increment(1);
+            #[cfg(feature = "metrics")]
+            {
+                let outcome = match &attempt {
+                    Attempt::Sent => "sent",
+                    Attempt::Retry { .. } => "retry",
+                    Attempt::Abandon { .. } => "abandoned",
+                };
+                metrics::counter!("reclaim_courier_attempts_total", "outcome" => outcome)
+                    .increment(1);
+            }
             match &attempt {
                 Attempt::Sent => {
                     report.sent += 1;
@@ -298,14 +302,6 @@ impl Courier {
     }
 }
 
-/// A uniform draw from [0, 1) for retry jitter: spreading retries needs no
-/// cryptographic strength, but the OS source costs nothing here.
-pub(crate) fn jitter() -> f64 {
-    let mut bytes = [0u8; 8];
-    let _ = getrandom::fill(&mut bytes);
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,7 +319,7 @@ mod tests {
         assert_eq!(policy.delay(10, 1.0), Duration::from_secs(60));
         assert_eq!(policy.delay(40, 1.0), Duration::from_secs(60));
         assert_eq!(policy.delay(2, 0.0), Duration::from_secs(5));
-        let j = jitter();
+        let j = crate::clock::jitter();
         assert!((0.0..1.0).contains(&j));
     }
 }

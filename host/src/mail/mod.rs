@@ -2,9 +2,12 @@
 //! outbox, inside the operation's transaction; a courier delivers them later.
 
 pub mod address;
+#[cfg(feature = "smtp")]
 pub mod courier;
+#[cfg(feature = "smtp")]
 pub mod eml;
 pub mod outbox;
+#[cfg(feature = "smtp")]
 pub mod smtp;
 
 use anyhow::Result;
@@ -12,8 +15,10 @@ use serde::Serialize;
 
 use crate::wit::Message;
 
+#[cfg(feature = "smtp")]
 pub use courier::{Courier, DeliveryError, EmlDirectory, RetryPolicy, Transport};
 pub use outbox::{Attempt, MailStatus, MailSummary, OutboxStatus, OutboxStore};
+#[cfg(feature = "smtp")]
 pub use smtp::SmtpRelay;
 
 /// A message in the outbox.

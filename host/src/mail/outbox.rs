@@ -8,7 +8,8 @@ use super::QueuedMail;
 use crate::storage::NewEvent;
 
 /// Where a message stands. Kratos' courier has the same four.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum MailStatus {
     /// Waiting for a courier (possibly until its next retry is due).

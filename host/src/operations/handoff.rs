@@ -23,7 +23,8 @@ use crate::wit::Redemption;
 pub const ASSERTION_LIFESPAN: Duration = Duration::from_secs(5 * 60);
 
 /// How a redemption in the pages ends.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Completion {
     /// Reclaim's new-password form (but for identities with a second factor).
@@ -51,13 +52,14 @@ pub struct Redeemed {
 }
 
 /// A redeemed assertion, as `POST /admin/recovery/assertions` answers it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Assertion {
     pub identity_id: String,
     /// The platform's own id of the identity, if it has one.
     pub external_id: Option<String>,
     /// How the person proved control: `link` or `code`.
-    #[schema(value_type = String, example = "link")]
+    #[cfg_attr(feature = "server", schema(value_type = String, example = "link"))]
     pub method: Method,
     pub flow_id: String,
     /// When the link or code was redeemed (RFC 3339).

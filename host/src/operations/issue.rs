@@ -47,7 +47,15 @@ impl Reclaim {
         identity: &IdentityRef,
         options: &EmailOptions<'_>,
     ) -> Pending<Mailed, Error> {
-        let sender = options.from.map(ToString::to_string);
+        if let Some(Err(e)) = options.from.map(crate::mail::address::check_sender) {
+            return Pending::ready(Err(super::refusal(
+                crate::ErrorKind::InvalidArgument,
+                400,
+                "The request was malformed or contained invalid parameters.",
+                format!("the sender {:?} is {e}", options.from.unwrap_or_default()),
+            )));
+        }
+        let sender = options.from.map(str::to_owned);
         let (identity, expires_in, template) =
             owned(identity, options.expires_in, options.template);
         let subject = options.subject.map(str::to_owned);

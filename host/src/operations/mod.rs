@@ -23,9 +23,7 @@ mod sessions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
 
-use lettre::message::Mailbox;
 use wasmtime::Store;
 
 use crate::clock::{Clock, SystemClock};
@@ -46,8 +44,9 @@ pub struct EmailOptions<'a> {
     pub template: Option<&'a str>,
     /// Subject template replacing the set's.
     pub subject: Option<&'a str>,
-    /// Sender replacing the configured one.
-    pub from: Option<&'a Mailbox>,
+    /// Sender replacing the configured one: `address` or
+    /// `Name <address>`, refused (400) unless it is one.
+    pub from: Option<&'a str>,
 }
 
 /// What a revocation ended.
@@ -127,6 +126,7 @@ impl Admission {
         if before >= self.cap {
             return Err(Error::Overloaded(before));
         }
+        #[cfg(feature = "metrics")]
         metrics::gauge!("reclaim_operations_in_flight").set((before + 1) as f64);
         Ok(admitted)
     }
@@ -134,8 +134,9 @@ impl Admission {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let before = self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-        metrics::gauge!("reclaim_operations_in_flight").set(before.saturating_sub(1) as f64);
+        let _before = self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        #[cfg(feature = "metrics")]
+        metrics::gauge!("reclaim_operations_in_flight").set(_before.saturating_sub(1) as f64);
     }
 }
 
@@ -317,7 +318,8 @@ impl Reclaim {
         };
         let runtime = self.runtime.clone();
         let (settings, clock) = (Arc::clone(&self.settings), Arc::clone(&self.clock));
-        let started = Instant::now();
+        #[cfg(feature = "metrics")]
+        let started = std::time::Instant::now();
         let users = self.users.clone();
         let events = self.events.clone();
         let submitted = crate::request_context::carry(move |work| {
@@ -345,6 +347,7 @@ impl Reclaim {
             };
             let outcome = answer.as_ref().err().map_or("ok", Error::outcome);
             count(operation, outcome);
+            #[cfg(feature = "metrics")]
             metrics::histogram!("reclaim_operation_duration_seconds", "operation" => operation)
                 .record(started.elapsed().as_secs_f64());
             answer
@@ -433,7 +436,7 @@ pub(crate) fn refusal(
     reason: &str,
     message: impl Into<String>,
 ) -> Error {
-    let status = axum::http::StatusCode::from_u16(code)
+    let status = http::StatusCode::from_u16(code)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("Error");
@@ -450,8 +453,11 @@ pub(crate) fn refusal(
 /// operation and outcome (`ok`, a refusal's kind, `failed`, `unavailable`,
 /// `overloaded`).
 fn count(operation: &'static str, outcome: &'static str) {
+    #[cfg(feature = "metrics")]
     metrics::counter!("reclaim_operations_total", "operation" => operation, "outcome" => outcome)
         .increment(1);
+    #[cfg(not(feature = "metrics"))]
+    let _ = (operation, outcome);
 }
 
 /// `finish` for the component's success; a refusal passes through.

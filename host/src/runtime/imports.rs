@@ -8,25 +8,35 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use wasmtime::StoreLimits;
 use wasmtime::StoreLimitsBuilder;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::clock::{Clock, SystemClock, WasiWallClock};
 use crate::mail::{self, QueuedMail};
 use crate::settings::Settings;
 use crate::storage::{IdentityRecord, UnitOfWork};
+use crate::wit::RecoveryEngine;
 use crate::wit::reclaim::recovery::{directory, mailer, settings, storage, types};
 use crate::wit::{
     ConsumeOutcome, Credential, CredentialKind, CredentialStatus, Identity, MailTemplate, Message,
     WitSettings,
 };
 
-/// Everything one instance can reach: WASI with no files, environment or
-/// sockets, and the unit of work behind the recovery imports.
+/// One store of Reclaim's own runtime: WASI with no files, environment or
+/// sockets, the store's limits, and the recovery imports.
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    pub(super) imports: Imports,
+}
+
+/// The recovery imports of one store (`directory`, `storage`, `mailer`,
+/// `settings`), answered from the current operation's unit of work. An
+/// embedder with a store of its own keeps one in its store data and links
+/// it with [`add_to_linker`]; [`Imports::begin`] and [`Imports::end`]
+/// bracket each call into the component.
+pub struct Imports {
     /// The current operation's unit of work (none between operations).
     work: Option<Box<dyn UnitOfWork>>,
     settings: Arc<Settings>,
@@ -44,6 +54,17 @@ pub(crate) struct HostState {
     /// What the operation did and found that its events and the host's
     /// steps after it need.
     observed: Observed,
+}
+
+/// Adds the recovery imports to an embedder's `linker`, each answered by
+/// the [`Imports`] that `get` finds in the store's data (as
+/// `wasmtime-wasi-config`'s `add_to_linker` does). WASI is the embedder's
+/// to add; [`Imports::wall_clock`] gives the guest the operations' clock.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> &mut Imports,
+) -> wasmtime::Result<()> {
+    RecoveryEngine::add_to_linker::<T, HasSelf<Imports>>(linker, get)
 }
 
 /// What one operation stored and found, beyond its answer.
@@ -75,19 +96,38 @@ pub(crate) struct Issued {
 impl HostState {
     /// The state of a new store: no operation yet.
     pub(super) fn new(max_memory_bytes: usize) -> Self {
-        let clock: Arc<RwLock<Arc<dyn Clock>>> = Arc::new(RwLock::new(Arc::new(SystemClock)));
+        let imports = Imports::new();
         Self {
             wasi: WasiCtxBuilder::new()
-                .wall_clock(WasiWallClock(Arc::clone(&clock)))
+                .wall_clock(imports.wall_clock())
                 .build(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_memory_bytes)
                 .instances(16)
                 .build(),
+            imports,
+        }
+    }
+
+    pub(super) fn limits(&mut self) -> &mut StoreLimits {
+        &mut self.limits
+    }
+}
+
+impl Default for Imports {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Imports {
+    /// Imports between operations, on the system clock.
+    pub fn new() -> Self {
+        Self {
             work: None,
             settings: Arc::new(Settings::new("http://localhost", Vec::new())),
-            clock,
+            clock: Arc::new(RwLock::new(Arc::new(SystemClock))),
             sender: None,
             started: Instant::now(),
             host_time: Duration::ZERO,
@@ -96,12 +136,16 @@ impl HostState {
         }
     }
 
-    pub(super) fn limits(&mut self) -> &mut StoreLimits {
-        &mut self.limits
+    /// The guest's `wasi:clocks/wall-clock`, following the clock of the
+    /// operation under way (give it to the store's `WasiCtxBuilder`).
+    pub fn wall_clock(&self) -> impl wasmtime_wasi::HostWallClock + use<> {
+        WasiWallClock(Arc::clone(&self.clock))
     }
 
-    /// Starts an operation over `work`.
-    pub(super) fn begin(
+    /// Starts an operation over `work`: the component's calls until
+    /// [`Imports::end`] read and write through it. Mail it queues goes out
+    /// from `sender` (the courier's default when none).
+    pub fn begin(
         &mut self,
         work: Box<dyn UnitOfWork>,
         settings: Arc<Settings>,
@@ -118,9 +162,16 @@ impl HostState {
         *self.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
     }
 
+    /// Ends the operation and hands its unit of work back, to commit if the
+    /// component answered and to drop if it trapped.
+    pub fn end(&mut self) -> Option<Box<dyn UnitOfWork>> {
+        self.observed = Observed::default();
+        self.work.take()
+    }
+
     /// Ends the operation, handing its unit of work back with what it
     /// stored and found.
-    pub(super) fn end(&mut self) -> (Box<dyn UnitOfWork>, Observed) {
+    pub(super) fn end_observed(&mut self) -> (Box<dyn UnitOfWork>, Observed) {
         let work = self
             .work
             .take()
@@ -138,13 +189,14 @@ impl HostState {
 
     /// Runs a storage call of the current operation, counting its time as
     /// the host's: the deadline bounds the guest's own time, not the
-    /// database's.
-    fn timed<T>(&mut self, call: impl FnOnce(&mut dyn UnitOfWork) -> T) -> T {
+    /// database's. Outside an operation the call fails (the guest traps).
+    fn timed<T>(&mut self, call: impl FnOnce(&mut dyn UnitOfWork) -> Result<T>) -> Result<T> {
         let started = Instant::now();
-        let work = self
-            .work
-            .as_deref_mut()
-            .expect("imports are only called during an operation");
+        let work = self.work.as_deref_mut().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the component called an import outside an operation (no `Imports::begin`)"
+            )
+        })?;
         let out = call(work);
         self.host_time += started.elapsed();
         out
@@ -165,9 +217,9 @@ impl WasiView for HostState {
     }
 }
 
-impl types::Host for HostState {}
+impl types::Host for Imports {}
 
-impl directory::Host for HostState {
+impl directory::Host for Imports {
     fn get_by_id(&mut self, id: String) -> Result<Option<Identity>> {
         // The same one read as the directory's, of the whole record.
         let record = self.timed(|work| work.identity_record_in(&id))?;
@@ -187,7 +239,7 @@ impl directory::Host for HostState {
     }
 }
 
-impl storage::Host for HostState {
+impl storage::Host for Imports {
     fn insert(&mut self, credential: Credential) -> Result<()> {
         self.timed(|work| work.insert(&credential))?;
         self.observed.issued.push(Issued {
@@ -251,7 +303,7 @@ impl storage::Host for HostState {
     }
 }
 
-impl mailer::Host for HostState {
+impl mailer::Host for Imports {
     fn queue(&mut self, message: Message) -> Result<std::result::Result<(), String>> {
         let to_name = match mail::check(&message) {
             Ok(fitted) => fitted,
@@ -292,7 +344,7 @@ impl mailer::Host for HostState {
     }
 }
 
-impl settings::Host for HostState {
+impl settings::Host for Imports {
     fn get(&mut self) -> Result<WitSettings> {
         Ok(self.settings.to_wit())
     }

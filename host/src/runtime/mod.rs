@@ -8,12 +8,13 @@ mod imports;
 
 pub use cache::cache_dir;
 pub(crate) use imports::{HostState, Observed};
+pub use imports::{Imports, add_to_linker};
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::clock::{Clock, SystemClock};
@@ -143,7 +144,7 @@ impl Runtime {
         let component = cache::load_component(&engine, wasm)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        RecoveryEngine::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+        add_to_linker(&mut linker, |state| &mut state.imports)?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(RecoveryEnginePre::new)
@@ -186,7 +187,10 @@ impl Runtime {
             Some(Warm { store, instance }) => (store, Ok(instance)),
             None => self.fresh(),
         };
-        store.data_mut().begin(work, settings, clock, sender);
+        store
+            .data_mut()
+            .imports
+            .begin(work, settings, clock, sender);
         store.set_epoch_deadline(self.deadline_ticks());
         let result = instance
             .and_then(|instance| {
@@ -194,7 +198,7 @@ impl Runtime {
                     .map(|value| (value, instance))
             })
             .map_err(anyhow::Error::from);
-        let (work, observed) = store.data_mut().end();
+        let (work, observed) = store.data_mut().imports.end_observed();
         let result = result.map(|(value, instance)| {
             let mut warm = self.0.warm.lock().unwrap_or_else(|e| e.into_inner());
             if warm.len() < self.0.limits.reuse_instances {
@@ -220,7 +224,7 @@ impl Runtime {
         // call traps; short of it, the guest gets the rest.
         let limit = self.0.limits.operation_deadline;
         store.epoch_deadline_callback(move |store| {
-            let used = store.data().guest_time();
+            let used = store.data().imports.guest_time();
             if used >= limit {
                 return Err(wasmtime::Error::msg(format!(
                     "the operation's guest code ran past its deadline ({limit:?})"

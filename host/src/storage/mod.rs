@@ -13,6 +13,7 @@ pub mod events;
 pub mod identities;
 pub mod memory;
 mod pending;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod rate_limits;
 pub mod requests;
@@ -36,6 +37,7 @@ pub use identities::{
 pub use memory::MemoryStorage;
 pub(crate) use pending::settling;
 pub use pending::{OnDurable, Pending, submit, transact};
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStorage;
 pub use rate_limits::{Quota, RateLimits};
 pub use requests::{QueuedRequest, RequestQueue, Requests};
@@ -128,11 +130,18 @@ pub fn open(location: &Location) -> Result<Arc<dyn Backend>> {
         Location::Sqlite { path, durability } => {
             Arc::new(SqliteStorage::open_with(path, *durability)?)
         }
+        #[cfg(feature = "postgres")]
         Location::Postgres { url, ca, directory } => Arc::new(PostgresStorage::open_with(
             url,
             ca.as_deref(),
             directory.as_ref(),
         )?),
+        #[cfg(not(feature = "postgres"))]
+        Location::Postgres { .. } => {
+            anyhow::bail!(
+                "this build of reclaim has no PostgreSQL backend (its `postgres` feature)"
+            )
+        }
         Location::Memory => Arc::new(MemoryStorage::new()),
     })
 }

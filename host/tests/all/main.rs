@@ -10,6 +10,7 @@ mod contract;
 mod courier;
 mod crash;
 mod edge;
+mod embedding;
 mod full_disk;
 mod handoff;
 mod http_api;

@@ -58,7 +58,8 @@ struct Pool {
 }
 
 /// When a commit is on disk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// `synchronous = FULL`: every commit is synced before it returns, so an

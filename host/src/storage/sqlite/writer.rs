@@ -185,6 +185,7 @@ fn serve(shared: &WriterCell, queue: &Receiver<Task>, task: Task, next: &mut Opt
             Err(_) => break,
         }
     }
+    #[cfg(feature = "metrics")]
     metrics::histogram!("reclaim_storage_batch_size").record(settled.len() as f64);
     match finish_batch(&mut lock(shared)) {
         Ok(()) => settled.into_iter().for_each(|settle| settle(Ok(()))),
