@@ -26,6 +26,7 @@ pub mod csrf;
 pub mod headers;
 pub mod identities;
 pub mod kratos;
+pub mod mail;
 pub mod pages;
 pub mod refusal;
 

@@ -3,20 +3,7 @@
 //! that nothing accepted at one of them is refused later by the courier.
 
 pub use reclaim_wire::checks::check_address;
-
-/// Longest display name kept in a `To:` header: with RFC 2047 encoding of
-/// four-byte characters it still fits one 998-byte line (RFC 5322 2.1.1).
-pub const MAX_NAME_CHARS: usize = 64;
-
-/// Whether `name` may be shown as a display name: no control characters
-/// (CR and LF among them), so it can't start a header of its own.
-pub fn check_name(name: &str) -> Result<(), &'static str> {
-    if name.chars().any(char::is_control) {
-        Err("the name contains control characters")
-    } else {
-        Ok(())
-    }
-}
+pub use reclaim_wire::mail::{MAX_NAME_CHARS, check_name, fit_name};
 
 /// Whether `text` may be a message's sender: `address` or
 /// `Name <address>`, the address as [`check_address`] takes it and the
@@ -37,18 +24,6 @@ pub fn check_sender(text: &str) -> Result<(), &'static str> {
         return Err(NOT_A_SENDER);
     }
     check_address(address).map_err(|_| NOT_A_SENDER)
-}
-
-/// `name` cut to [`MAX_NAME_CHARS`] characters (an ellipsis marks the cut),
-/// so that the `To:` header fits one line however long the directory's
-/// name is.
-pub fn fit_name(name: &str) -> String {
-    if name.chars().count() <= MAX_NAME_CHARS {
-        return name.to_string();
-    }
-    let mut cut: String = name.chars().take(MAX_NAME_CHARS - 1).collect();
-    cut.push('…');
-    cut
 }
 
 #[cfg(test)]
