@@ -1,8 +1,10 @@
-//! Builds the recovery component, the edge's HTTP front and the filesystem
-//! provider for `wasm32-wasip2`, composes the edge component from the three
-//! (with wac-graph, the library behind `wac plug`), and hands both paths to
-//! the host, which embeds them: `reclaim` runs with no file to copy or
-//! locate, and `reclaim component --edge` writes the composed one.
+//! Builds the recovery component, the edge's HTTP front, the filesystem
+//! provider and the SQL provider for `wasm32-wasip2`, composes the edge
+//! component from the first three (with wac-graph, the library behind `wac
+//! plug`), and hands the paths to the host, which embeds them: `reclaim`
+//! runs with no file to copy or locate, `reclaim component --edge` writes
+//! the composed one and `--sql-provider` the provider the Python and
+//! Node.js packages ship.
 //!
 //! The nested cargo uses its own target directory, so it never waits on the
 //! lock that the outer build holds.
@@ -26,21 +28,26 @@ fn main() {
         "wire/Cargo.toml",
         "providers/filesystem/src",
         "providers/filesystem/Cargo.toml",
+        "providers/sql/src",
+        "providers/sql/Cargo.toml",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     println!("cargo:rerun-if-env-changed=RECLAIM_COMPONENT_WASM");
     println!("cargo:rerun-if-env-changed=RECLAIM_EDGE_WASM");
+    println!("cargo:rerun-if-env-changed=RECLAIM_SQL_PROVIDER_WASM");
 
     // Packagers that build the components separately can point at them.
-    if let (Some(engine), Some(edge)) = (
+    if let (Some(engine), Some(edge), Some(sql)) = (
         std::env::var_os("RECLAIM_COMPONENT_WASM"),
         std::env::var_os("RECLAIM_EDGE_WASM"),
+        std::env::var_os("RECLAIM_SQL_PROVIDER_WASM"),
     ) {
         let path = |p: &std::ffi::OsStr| Path::new(p).display().to_string();
         println!("cargo:rustc-env=RECLAIM_COMPONENT_PATH={}", path(&engine));
         println!("cargo:rustc-env=RECLAIM_EDGE_PATH={}", path(&edge));
+        println!("cargo:rustc-env=RECLAIM_SQL_PROVIDER_PATH={}", path(&sql));
         return;
     }
 
@@ -56,6 +63,8 @@ fn main() {
             "reclaim-edge",
             "--package",
             "reclaim-filesystem-provider",
+            "--package",
+            "reclaim-sql-provider",
             "--target",
             "wasm32-wasip2",
             "--release",
@@ -90,6 +99,10 @@ fn main() {
         engine.display()
     );
     println!("cargo:rustc-env=RECLAIM_EDGE_PATH={}", edge.display());
+    println!(
+        "cargo:rustc-env=RECLAIM_SQL_PROVIDER_PATH={}",
+        release.join("reclaim_sql_provider.wasm").display()
+    );
 }
 
 fn read(path: &Path) -> Vec<u8> {

@@ -75,8 +75,12 @@ enum Command {
         out: PathBuf,
         /// Write the edge component instead: the engine, the HTTP API and
         /// the filesystem provider in one file, for `wasmtime serve`
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sql_provider")]
         edge: bool,
+        /// Write the SQL provider instead: storage, outbox and directory
+        /// over a host's SQL connection, for the Python and Node.js packages
+        #[arg(long)]
+        sql_provider: bool,
     },
 }
 
@@ -104,8 +108,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<Value> {
     // Needs no configuration or data directory.
-    if let Command::Component { out, edge } = &cli.command {
-        return cli::write_component(out, *edge);
+    if let Command::Component {
+        out,
+        edge,
+        sql_provider,
+    } = &cli.command
+    {
+        return cli::write_component(out, *edge, *sql_provider);
     }
     let config = Config::resolve(cli.config.as_deref(), cli.options)?;
     let service = cli::Service::open(config)?;

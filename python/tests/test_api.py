@@ -155,3 +155,51 @@ def test_observe_sees_every_phase_of_an_operation(database: Path):
         reclaim.create_link(ann.id)
     assert [phase for phase, _ in seen] == ["instantiate", "component", "imports", "commit"]
     assert all(seconds >= 0 for _, seconds in seen)
+
+
+def test_a_file_of_an_earlier_version_gets_the_columns_it_lacks(database: Path):
+    old = sqlite3.connect(database)
+    old.executescript("""
+        CREATE TABLE credentials (key TEXT PRIMARY KEY, kind TEXT NOT NULL, identity_id TEXT NOT NULL,
+            flow_id TEXT NOT NULL UNIQUE, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+            return_to TEXT, used_at INTEGER, revoked_at INTEGER, failed_attempts INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE outbox (id TEXT PRIMARY KEY, recipient TEXT NOT NULL, to_name TEXT, subject TEXT NOT NULL,
+            text_body TEXT NOT NULL, html_body TEXT NOT NULL, template TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued');
+    """)
+    old.close()
+    clock = ManualClock(1_800_000_000)
+    with Reclaim(database, SETTINGS, clock=clock) as reclaim:
+        ann = reclaim.directory.create(email="ann@example.com")
+        mailed = reclaim.send_recovery_email(ann.id)
+        row = reclaim.connection.execute("SELECT flow_id, queued_at FROM outbox").fetchone()
+        assert row == (mailed.flow_id, 1_800_000_000 * 10**9), "the flow and the time it was queued"
+        address_key = reclaim.connection.execute("SELECT address_key FROM credentials").fetchone()[0]
+        assert address_key, "the credential keeps the address it was mailed to"
+
+
+class KeepingMailer:
+    def __init__(self) -> None:
+        self.kept: list = []
+
+    def queue(self, message: Message) -> None:
+        self.kept.append(message)
+
+    def deliver(self) -> None:
+        pass
+
+
+def test_a_mailer_of_yours_gets_only_messages_that_pass_the_providers_checks(database: Path):
+    mailer = KeepingMailer()
+    with Reclaim(database, SETTINGS, mailer=mailer) as reclaim:
+        ann = reclaim.directory.create(email="ann@example.com", display_name="A" * 100)
+        reclaim.send_recovery_email(ann.id)
+        (message,) = mailer.kept
+        assert message.to == "ann@example.com"
+        assert len(message.to_name) == 64 and message.to_name.endswith("…"), "fitted to one header line"
+        assert reclaim.connection.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0, "yours, not the outbox"
+        reclaim.connection.execute("UPDATE identities SET email = 'ann@[127.0.0.1]'")
+        with pytest.raises(RecoveryError) as refused:
+            reclaim.send_recovery_email(ann.id)
+        assert refused.value.kind == "mail-rejected"
+        assert len(mailer.kept) == 1

@@ -23,6 +23,7 @@ def test_the_wheel_is_pure_python_carries_the_component_and_runs_the_readme(tmp_
     assert wheel.name == "reclaim_recovery-0.1.0-py3-none-any.whl"
     packed = zipfile.ZipFile(wheel).namelist()
     assert "reclaim/reclaim.wasm" in packed
+    assert "reclaim/sql-provider.wasm" in packed
     assert not any(name.startswith("tests/") for name in packed)
 
     empty = tmp_path / "project"

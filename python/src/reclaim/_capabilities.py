@@ -1,6 +1,6 @@
 """What an embedder may plug in: the identity directory, the mailer and the
-clock. Each is a protocol; the defaults live in `_sqlite` (directory,
-outbox) and here (clocks)."""
+clock. Each is a protocol; by default the SQL provider answers the
+directory and the outbox (`_host`), and the clock is the system's (here)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,10 @@
 """The recovery component on wasmtime: compiled once per process, a fresh
 instance for every operation, inside one SQLite transaction that is
 committed when the component answers (with a result or a refusal) and
-rolled back when it traps."""
+rolled back when it traps. Beside it in the same store runs the SQL
+provider, whose exports answer the engine's storage, outbox and default
+directory; this host runs the provider's statements on `sqlite3` and
+nothing of storage besides."""
 
 from __future__ import annotations
 
@@ -23,7 +26,8 @@ from ._capabilities import Clock, Directory, Mailer, SystemClock
 from ._model import (
     Identity, IdentityRef, Mailed, Message, RecoveryCode, RecoveryError, RecoveryLink, Redemption, Settings,
 )
-from ._sqlite import CredentialStore, OutboxMailer, SqliteDirectory, connect
+from . import _sqlite
+from ._sqlite import OutboxMailer, SqliteDirectory, connect
 
 T = TypeVar("T")
 
@@ -35,6 +39,11 @@ WASI_VERSION = "0.2.12"
 def component_path() -> Path:
     """The packaged component: the `.wasm` the Rust host embeds."""
     return Path(str(resources.files(__package__).joinpath("reclaim.wasm")))
+
+
+def provider_path() -> Path:
+    """The packaged SQL provider (`reclaim component --sql-provider`)."""
+    return Path(str(resources.files(__package__).joinpath("sql-provider.wasm")))
 
 
 def _record(fields: dict) -> Record:
@@ -57,8 +66,12 @@ class _Compiled:
     _lock = threading.Lock()
     _shared: Optional["_Compiled"] = None
 
-    def __init__(self, wasm: Path) -> None:
+    def __init__(self, wasm: Path, provider: Path) -> None:
         self.engine = wasmtime.Engine()
+        self.component = self._load(wasm)
+        self.provider = self._load(provider)
+
+    def _load(self, wasm: Path) -> Component:
         data = wasm.read_bytes()
         # Keyed by the component and the runtime: a new wasmtime refuses old
         # code anyway, and then it is compiled again.
@@ -67,19 +80,20 @@ class _Compiled:
         cache = Path(os.environ.get("RECLAIM_CACHE_DIR", Path(tempfile.gettempdir()) / "reclaim-py"))
         compiled = cache / f"{key}.cwasm"
         try:
-            self.component = Component.deserialize_file(self.engine, str(compiled))
+            return Component.deserialize_file(self.engine, str(compiled))
         except (OSError, wasmtime.WasmtimeError):
-            self.component = Component(self.engine, data)
+            component = Component(self.engine, data)
             cache.mkdir(parents=True, exist_ok=True)
             partial = compiled.with_suffix(f".{os.getpid()}.partial")
-            partial.write_bytes(self.component.serialize())
+            partial.write_bytes(component.serialize())
             os.replace(partial, compiled)
+            return component
 
     @classmethod
     def shared(cls) -> "_Compiled":
         with cls._lock:
             if cls._shared is None:
-                cls._shared = _Compiled(component_path())
+                cls._shared = _Compiled(component_path(), provider_path())
             return cls._shared
 
 
@@ -110,13 +124,20 @@ class Reclaim:
         self.observe = observe
         self._in_imports = 0.0
         self._db: sqlite3.Connection = connect(database)
-        self._store = CredentialStore(self._db)
-        self.directory: Directory = directory if directory is not None else SqliteDirectory(self._db)
-        self.mailer: Mailer = mailer if mailer is not None else OutboxMailer(self._db, eml_dir=eml_dir)
+        #: The file's `identities` table; lookups in it are the provider's.
+        self._identities = SqliteDirectory(self._db)
+        self.directory: Directory = directory if directory is not None else self._identities
+        #: Mail the provider queues in the outbox unless a mailer of yours
+        #: takes it; an `OutboxMailer` delivers the outbox after each commit.
+        self.mailer: Union[Mailer, OutboxMailer] = (
+            mailer if mailer is not None else OutboxMailer(self._db, eml_dir=eml_dir))
         self.clock: Clock = clock if clock is not None else SystemClock()
         self._compiled = _Compiled.shared()
         self._linker = self._link()
         self._turn = threading.Lock()
+        self._provided: Optional[_Provided] = None
+        with self._turn:
+            self._in_transaction(lambda store: self._provided_by(store).call("schema", "migrate"))
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -183,38 +204,56 @@ class Reclaim:
 
     # One operation --------------------------------------------------------
 
+    def _provided_by(self, store: wasmtime.Store) -> "_Provided":
+        """A fresh SQL provider in `store`, answering this operation's
+        storage, outbox and directory calls."""
+        instance = self._linker.instantiate(store, self._compiled.provider)
+        self._provided = _Provided(store, instance)
+        return self._provided
+
+    def _in_transaction(self, run: Callable[[wasmtime.Store], T]) -> T:
+        """`run` in a fresh store, inside one `BEGIN IMMEDIATE` transaction:
+        committed when it returns, rolled back when it raises (a trap)."""
+        store = wasmtime.Store(self._compiled.engine)
+        store.set_wasi(wasmtime.WasiConfig())
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            result = run(store)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._provided = None
+        self._db.execute("COMMIT")
+        return result
+
     def _call(self, name: str, *args: Any) -> Any:
-        with self._turn:
+        phases: dict = {}
+
+        def operation(store: wasmtime.Store) -> Any:
             started = time.perf_counter()
-            store = wasmtime.Store(self._compiled.engine)
-            wasi = wasmtime.WasiConfig()
-            store.set_wasi(wasi)
+            self._provided_by(store)
             instance = self._linker.instantiate(store, self._compiled.component)
             interface = instance.get_export_index(store, f"{PACKAGE}/recovery@{VERSION}")
             index = instance.get_export_index(store, name, interface)
             func = instance.get_func(store, index) if index is not None else None
             if func is None:
                 raise LookupError(f"the component exports no {name}")
-            instantiated = time.perf_counter()
             self._in_imports = 0.0
-            self._db.execute("BEGIN IMMEDIATE")
             begun = time.perf_counter()
-            try:
-                result = func(store, *args)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                discard = getattr(self.mailer, "discard", None)
-                if discard is not None:
-                    discard()
-                raise
-            called = time.perf_counter()
-            self._db.execute("COMMIT")
-            committed = time.perf_counter()
+            result = func(store, *args)
+            phases.update(instantiate=begun - started, called=time.perf_counter() - begun)
+            return result
+
+        with self._turn:
+            started = time.perf_counter()
+            result = self._in_transaction(operation)
+            total = time.perf_counter() - started
         if self.observe is not None:
-            self.observe("instantiate", instantiated - started)
-            self.observe("component", called - begun - self._in_imports)
+            self.observe("instantiate", phases["instantiate"])
+            self.observe("component", phases["called"] - self._in_imports)
             self.observe("imports", self._in_imports)
-            self.observe("commit", (begun - instantiated) + (committed - called))
+            self.observe("commit", total - phases["instantiate"] - phases["called"])
         self.mailer.deliver()
         return _unwrap(result)
 
@@ -230,26 +269,43 @@ class Reclaim:
                 clocks.add_func("now", lambda _s: self._datetime(self.clock.now_ns()))
                 clocks.add_func("resolution", lambda _s: self._datetime(1))
             self._add(root, "directory", {
-                "get-by-id": lambda id: self._identity(self.directory.get_by_id(id)),
-                "get-by-pk": lambda pk: self._identity(self.directory.get_by_pk(pk)),
-                "find-by-email": lambda email: self._identity(self.directory.find_by_email(email)),
+                name: self._directory_call(name, method) for name, method in
+                [("get-by-id", "get_by_id"), ("get-by-pk", "get_by_pk"), ("find-by-email", "find_by_email")]
             })
-            store = self._store
             self._add(root, "storage", {
-                "insert": lambda c: store.insert(_fields(c)),
-                "consume": lambda keys, kind, now, max_failed: _consume(store.consume(keys, kind, now, max_failed)),
-                "find": lambda keys, kind, now: _maybe(store.find(keys, kind, now)),
-                "code-for-flow": lambda flow, now: _maybe(store.code_for_flow(flow, now)),
-                "record-failed-attempt": store.record_failed_attempt,
-                "identity-failed-attempts": store.identity_failed_attempts,
-                "revoke-identity": store.revoke_identity,
+                name: self._provider_call("storage", name) for name in
+                ["insert", "consume", "find", "code-for-flow", "record-failed-attempt",
+                 "identity-failed-attempts", "revoke-identity"]
             })
             self._add(root, "mailer", {"queue": self._queue})
+            self._add(root, "sql", {
+                "database-dialect": lambda: "sqlite",
+                "execute": lambda statement, params: _sqlite.execute(self._db, statement, params),
+                "query": lambda statement, params: _sqlite.query(self._db, statement, params),
+            })
             self._add(root, "settings", {
                 "get": lambda: _record(self._settings()),
                 "template": lambda _name, _locale: None,
             })
         return linker
+
+    def _provider_call(self, interface: str, name: str) -> Callable[..., Any]:
+        """An engine import answered by the provider's export of that name."""
+        return lambda *args: self._current().call(interface, name, *args)
+
+    def _directory_call(self, name: str, method: str) -> Callable[..., Any]:
+        """A directory import: the provider's for the file's own table, else
+        the embedder's directory."""
+        def call(*args: Any) -> Any:
+            if self.directory is self._identities:
+                return self._current().call("directory", name, *args)
+            return self._identity(getattr(self.directory, method)(*args))
+        return call
+
+    def _current(self) -> "_Provided":
+        if self._provided is None:
+            raise RuntimeError("the component called an import outside an operation")
+        return self._provided
 
     def _add(self, root: Any, interface: str, funcs: dict) -> None:
         with root.add_instance(f"{PACKAGE}/{interface}@{VERSION}") as instance:
@@ -281,19 +337,26 @@ class Reclaim:
         })
 
     def _queue(self, m: Any) -> Optional[str]:
+        """The engine's `mailer.queue`: the provider's outbox, or the
+        provider's checks and then a mailer of yours. `result<_, string>`:
+        none is ok, a string the error."""
+        provided = self._current()
+        if isinstance(self.mailer, OutboxMailer):
+            return _refused(provided.call("mailer", "queue", m))
+        checked = provided.call("message-checks", "check", m)
+        if isinstance(checked, Variant) and checked.tag == "err":
+            return checked.payload
+        fitted = checked.payload if isinstance(checked, Variant) else checked
         message = Message(
-            to=_field(m, "to"), to_name=_field(m, "to-name"), subject=_field(m, "subject"),
+            to=_field(m, "to"), to_name=fitted, subject=_field(m, "subject"),
             text_body=_field(m, "text-body"), html_body=_field(m, "html-body"),
             template=_field(m, "template"), flow_id=_field(m, "flow-id"),
         )
-        refused = _refusal(message)
-        if refused is None:
-            try:
-                self.mailer.queue(message)
-            except ValueError as e:
-                refused = str(e)
-        # `result<_, string>`: none is ok, a string the error.
-        return refused
+        try:
+            self.mailer.queue(message)
+        except ValueError as e:
+            return str(e)
+        return None
 
     def _settings(self) -> dict:
         s = self.settings
@@ -310,38 +373,29 @@ class Reclaim:
         }
 
 
-def _fields(record: Any) -> dict:
-    return dict(record.__dict__)
+class _Provided:
+    """The SQL provider instance of one operation: its exports by
+    interface and name, looked up once each."""
+
+    def __init__(self, store: wasmtime.Store, instance: Any) -> None:
+        self._store = store
+        self._instance = instance
+        self._funcs: dict = {}
+
+    def call(self, interface: str, name: str, *args: Any) -> Any:
+        func = self._funcs.get((interface, name))
+        if func is None:
+            scope = self._instance.get_export_index(self._store, f"{PACKAGE}/{interface}@{VERSION}")
+            func = self._instance.get_func(self._store, self._instance.get_export_index(self._store, name, scope))
+            self._funcs[(interface, name)] = func
+        return func(self._store, *args)
 
 
-def _maybe(status: Optional[dict]) -> Optional[Record]:
-    return None if status is None else _record(status)
-
-
-def _consume(outcome: tuple) -> Any:
-    tag, value = outcome
-    if tag == "consumed":
-        return _record(value)
-    if tag == "unknown":
-        return None
-    return value  # not-active: the state's name
-
-
-_CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
-
-
-def _refusal(message: Message) -> Optional[str]:
-    """The mailer's checks against header injection. Not the Rust host's
-    (`host/src/mail/mod.rs`, `check`), which also parses the address as
-    RFC 5321 and caps the subject's length."""
-    local, _, domain = message.to.partition("@")
-    if not local or not domain or "@" in domain or any(c.isspace() or c in _CONTROL for c in message.to):
-        return "the recipient is not a deliverable email address"
-    if message.to_name is not None and any(c in _CONTROL for c in message.to_name):
-        return "the recipient's name contains control characters"
-    if not message.subject or any(c in _CONTROL for c in message.subject):
-        return "the subject is empty or contains control characters"
-    return None
+def _refused(result: Any) -> Optional[str]:
+    """`result<_, string>` as the host returns it: none, or the reason."""
+    if isinstance(result, Variant):
+        return result.payload if result.tag == "err" else None
+    return result
 
 
 def _unwrap(result: Any) -> Any:

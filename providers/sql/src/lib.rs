@@ -1,0 +1,303 @@
+//! The recovery engine's `storage`, `mailer` (the outbox) and default
+//! `directory` over the host's own SQL connection (the `sql` import), as a
+//! component of its own: the Python and Node.js packages link its exports
+//! to the engine's imports, and their own code only runs its statements on
+//! their driver and opens and closes each operation's transaction. Every
+//! statement is written once for SQLite and PostgreSQL (`db`); the tables
+//! and their migrations are in `schema`.
+
+// Only a wasm32-wasip2 build means anything; natively the crate is empty so
+// that `cargo test --workspace` can pass over it.
+#![cfg(target_arch = "wasm32")]
+
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "sql-provider",
+    });
+}
+
+mod db;
+mod schema;
+
+use bindings::exports::reclaim::recovery::{
+    directory, mailer, message_checks, schema as tables, storage,
+};
+use bindings::reclaim::recovery::sql::Value;
+use bindings::reclaim::recovery::types::Identity;
+use db::{Row, int, marks, opt_text, text, unsigned};
+use storage::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
+
+struct Provider;
+
+const IDENTITY: &str = "SELECT id, pk, email, display_name, locale, active FROM identities";
+
+fn identity(row: Row) -> Identity {
+    Identity {
+        id: row.text(0),
+        pk: row.int(1),
+        email: row.opt_text(2),
+        display_name: row.opt_text(3),
+        locale: row.opt_text(4),
+        active: row.int(5) != 0,
+    }
+}
+
+impl directory::Guest for Provider {
+    fn get_by_id(id: String) -> Option<Identity> {
+        db::query_one(&format!("{IDENTITY} WHERE id = ?"), &[text(&id)]).map(identity)
+    }
+
+    fn get_by_pk(pk: i64) -> Option<Identity> {
+        db::query_one(&format!("{IDENTITY} WHERE pk = ?"), &[int(pk)]).map(identity)
+    }
+
+    fn find_by_email(email: String) -> Option<Identity> {
+        db::query_one(
+            &format!("{IDENTITY} WHERE lower(email) = lower(?)"),
+            &[text(&email)],
+        )
+        .map(identity)
+    }
+}
+
+/// A credential's columns, in the order `credential` and `status` read.
+const COLUMNS: &str = "key, kind, identity_id, flow_id, issued_at, expires_at, return_to, \
+                       address_key, used_at, revoked_at, failed_attempts";
+
+fn kind_name(kind: CredentialKind) -> &'static str {
+    match kind {
+        CredentialKind::Link => "link",
+        CredentialKind::Code => "code",
+    }
+}
+
+fn credential(row: &Row) -> Credential {
+    Credential {
+        key: row.text(0),
+        kind: match row.text(1).as_str() {
+            "code" => CredentialKind::Code,
+            _ => CredentialKind::Link,
+        },
+        identity_id: row.text(2),
+        flow_id: row.text(3),
+        issued_at: row.unsigned(4),
+        expires_at: row.unsigned(5),
+        return_to: row.opt_text(6),
+        address_key: row.opt_text(7),
+    }
+}
+
+/// Where a stored credential stands at `now`: used, then revoked, then
+/// expired, else active. The one copy of the rule for SQL hosts.
+fn state(row: &Row, now: u64) -> CredentialState {
+    if row.opt_int(8).is_some() {
+        CredentialState::Used
+    } else if row.opt_int(9).is_some() {
+        CredentialState::Revoked
+    } else if row.unsigned(5) <= now {
+        CredentialState::Expired
+    } else {
+        CredentialState::Active
+    }
+}
+
+fn status(row: Row, now: u64) -> CredentialStatus {
+    CredentialStatus {
+        state: state(&row, now),
+        failed_attempts: u32::try_from(row.int(10)).unwrap_or(u32::MAX),
+        credential: credential(&row),
+    }
+}
+
+/// The credential of `kind` under one of `keys`.
+fn by_keys(keys: &[String], kind: CredentialKind) -> Option<Row> {
+    let mut params = vec![text(kind_name(kind))];
+    params.extend(keys.iter().map(|k| text(k)));
+    db::query_one(
+        &format!(
+            "SELECT {COLUMNS} FROM credentials WHERE kind = ? AND key IN ({})",
+            marks(keys.len())
+        ),
+        &params,
+    )
+}
+
+/// On PostgreSQL, makes the rest of the transaction exclusive per identity
+/// (the WIT's `identity-failed-attempts`), and puts every unit that consumes
+/// or revokes an identity's credentials in one order, so two redemptions of
+/// one identity's links can't deadlock. SQLite's write lock already does
+/// both. `whose` selects the identity's id.
+fn lock_identity(whose: &str, params: &[Value]) {
+    if db::is_postgresql() {
+        db::query(
+            &format!(
+                "SELECT pg_advisory_xact_lock(hashtextextended('reclaim/code-attempts/' || ({whose}), 0))"
+            ),
+            params,
+        );
+    }
+}
+
+impl storage::Guest for Provider {
+    fn insert(c: Credential) {
+        db::execute(
+            "INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to, address_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                text(&c.key),
+                text(kind_name(c.kind)),
+                text(&c.identity_id),
+                text(&c.flow_id),
+                unsigned(c.issued_at),
+                unsigned(c.expires_at),
+                opt_text(c.return_to.as_deref()),
+                opt_text(c.address_key.as_deref()),
+            ],
+        );
+    }
+
+    fn consume(
+        keys: Vec<String>,
+        kind: CredentialKind,
+        now: u64,
+        max_failed_attempts: u32,
+    ) -> ConsumeOutcome {
+        let mut keyed = vec![text(kind_name(kind))];
+        keyed.extend(keys.iter().map(|k| text(k)));
+        let list = marks(keys.len());
+        lock_identity(
+            &format!(
+                "SELECT identity_id FROM credentials WHERE kind = ? AND key IN ({list}) LIMIT 1"
+            ),
+            &keyed,
+        );
+        // The guard is in the UPDATE: of concurrent callers, one changes the
+        // row and the others find it used.
+        let mut params = vec![
+            unsigned(now),
+            unsigned(now),
+            int(max_failed_attempts.into()),
+        ];
+        params.extend(keyed);
+        let won = db::query_one(
+            &format!(
+                "UPDATE credentials SET used_at = ?
+                 WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > ? AND failed_attempts < ?
+                   AND kind = ? AND key IN ({list})
+                 RETURNING {COLUMNS}"
+            ),
+            &params,
+        );
+        if let Some(row) = won {
+            return ConsumeOutcome::Consumed(credential(&row));
+        }
+        match by_keys(&keys, kind) {
+            None => ConsumeOutcome::Unknown,
+            Some(row) => match state(&row, now) {
+                // Active but not consumed: its flow ran out of attempts.
+                CredentialState::Active => ConsumeOutcome::NotActive(CredentialState::Revoked),
+                other => ConsumeOutcome::NotActive(other),
+            },
+        }
+    }
+
+    fn find(keys: Vec<String>, kind: CredentialKind, now: u64) -> Option<CredentialStatus> {
+        by_keys(&keys, kind).map(|row| status(row, now))
+    }
+
+    fn code_for_flow(flow_id: String, now: u64) -> Option<CredentialStatus> {
+        db::query_one(
+            &format!("SELECT {COLUMNS} FROM credentials WHERE flow_id = ? AND kind = 'code'"),
+            &[text(&flow_id)],
+        )
+        .map(|row| status(row, now))
+    }
+
+    fn record_failed_attempt(flow_id: String, max_failed_attempts: u32, now: u64) -> u32 {
+        let counted = db::query_one(
+            "UPDATE credentials SET failed_attempts = failed_attempts + 1, last_failed_at = ?,
+                 revoked_at = CASE WHEN failed_attempts + 1 >= ? AND revoked_at IS NULL AND used_at IS NULL
+                                   THEN ? ELSE revoked_at END
+             WHERE flow_id = ? AND kind = 'code'
+             RETURNING failed_attempts",
+            &[
+                unsigned(now),
+                int(max_failed_attempts.into()),
+                unsigned(now),
+                text(&flow_id),
+            ],
+        );
+        counted.map_or(max_failed_attempts, |row| {
+            u32::try_from(row.int(0)).unwrap_or(u32::MAX)
+        })
+    }
+
+    fn identity_failed_attempts(identity_id: String, since: u64) -> u32 {
+        lock_identity("?", &[text(&identity_id)]);
+        let row = db::query_one(
+            "SELECT CAST(coalesce(sum(failed_attempts), 0) AS BIGINT) FROM credentials
+             WHERE identity_id = ? AND kind = 'code' AND last_failed_at > ?",
+            &[text(&identity_id), unsigned(since)],
+        );
+        row.map_or(0, |row| u32::try_from(row.int(0)).unwrap_or(u32::MAX))
+    }
+
+    fn revoke_identity(identity_id: String, kind: Option<CredentialKind>, now: u64) -> u32 {
+        lock_identity("?", &[text(&identity_id)]);
+        let kind = kind.map(kind_name);
+        let revoked = db::execute(
+            "UPDATE credentials SET revoked_at = ?
+             WHERE identity_id = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+               AND (CAST(? AS TEXT) IS NULL OR kind = ?)",
+            &[
+                unsigned(now),
+                text(&identity_id),
+                unsigned(now),
+                opt_text(kind),
+                opt_text(kind),
+            ],
+        );
+        u32::try_from(revoked).unwrap_or(u32::MAX)
+    }
+}
+
+impl message_checks::Guest for Provider {
+    fn check(message: mailer::Message) -> Result<Option<String>, String> {
+        reclaim_wire::mail::check_headers(&message.to, message.to_name.as_deref(), &message.subject)
+            .map_err(str::to_string)
+    }
+}
+
+impl mailer::Guest for Provider {
+    fn queue(message: mailer::Message) -> Result<(), String> {
+        let to_name = <Provider as message_checks::Guest>::check(message.clone())?;
+        let queued_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        db::execute(
+            "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, flow_id, queued_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            &[
+                text(&uuid::Uuid::new_v4().hyphenated().to_string()),
+                text(&message.to),
+                opt_text(to_name.as_deref()),
+                text(&message.subject),
+                text(&message.text_body),
+                text(&message.html_body),
+                text(&message.template),
+                opt_text(message.flow_id.as_deref()),
+                unsigned(queued_at),
+            ],
+        );
+        Ok(())
+    }
+}
+
+impl tables::Guest for Provider {
+    fn migrate() {
+        schema::migrate();
+    }
+}
+
+bindings::export!(Provider with_types_in bindings);
