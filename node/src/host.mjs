@@ -1,8 +1,9 @@
 // A Node.js host for the Reclaim recovery component: the component file the
-// Rust host embeds, transpiled by jco, with JavaScript implementations of its
-// imports. Storage is a real SQLite file (better-sqlite3: WAL, one
-// transaction per operation, safe across processes), mail goes to .eml
-// files, and the clock reaches the component through WASI.
+// Rust host embeds, transpiled by jco. Its storage, outbox and default
+// directory are the SQL provider's (providers/sql, transpiled beside it),
+// whose statements this host runs on a real SQLite file (better-sqlite3:
+// WAL, one transaction per operation, safe across processes); mail goes to
+// .eml files, and the clock reaches both components through WASI.
 
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
@@ -10,24 +11,9 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { instantiate } from '../gen/reclaim/reclaim.js';
+import { instantiate as instantiateProvider } from '../gen/sql-provider/sql-provider.js';
 
-const GENERATED = new URL('../gen/reclaim/', import.meta.url);
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS identities (
-  pk INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, email TEXT,
-  display_name TEXT, locale TEXT, active INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS credentials (
-  key TEXT PRIMARY KEY, kind TEXT NOT NULL, identity_id TEXT NOT NULL, flow_id TEXT NOT NULL UNIQUE,
-  issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, return_to TEXT,
-  used_at INTEGER, revoked_at INTEGER, failed_attempts INTEGER NOT NULL DEFAULT 0,
-  address_key TEXT, last_failed_at INTEGER);
-CREATE INDEX IF NOT EXISTS credentials_by_identity ON credentials (identity_id);
-CREATE TABLE IF NOT EXISTS outbox (
-  id TEXT PRIMARY KEY, recipient TEXT NOT NULL, to_name TEXT, subject TEXT NOT NULL,
-  text_body TEXT NOT NULL, html_body TEXT NOT NULL, template TEXT NOT NULL,
-  status TEXT NOT NULL DEFAULT 'queued', queued_at INTEGER NOT NULL);
-`;
+const GENERATED = new URL('../gen/', import.meta.url);
 
 /** The operating system's clock. */
 export class SystemClock {
@@ -81,31 +67,16 @@ const plainIdentity = (i) => i && ({
   active: i.active,
 });
 
-const CONTROL = /[\u0000-\u001f\u007f]/;
+/** A value of the `sql` import as better-sqlite3 binds it. */
+const bound = (v) => (v.tag === 'null' ? null : v.val);
 
-/**
- * The mailer's checks against header injection. Not the Rust host's
- * (`host/src/mail/mod.rs`, `check`), which also parses the address as
- * RFC 5321 and caps the subject's length.
- */
-function checkMessage(message) {
-  const at = message.to.split('@');
-  if (at.length !== 2 || !at[0] || !at[1] || /\s/.test(message.to) || CONTROL.test(message.to)) {
-    return 'the recipient is not a deliverable email address';
-  }
-  if (message.toName !== undefined && CONTROL.test(message.toName)) {
-    return "the recipient's name contains control characters";
-  }
-  if (!message.subject || CONTROL.test(message.subject)) {
-    return 'the subject is empty or contains control characters';
-  }
-  return null;
+/** A column as the `sql` import answers it. */
+function column(v) {
+  if (v === null || v === undefined) return { tag: 'null' };
+  if (typeof v === 'bigint') return { tag: 'integer', val: v };
+  if (typeof v === 'number') return { tag: 'integer', val: BigInt(v) };
+  return { tag: 'text', val: String(v) };
 }
-
-/** `?` placeholders for a list. */
-const marks = (n) => Array(n).fill('?').join(', ');
-
-const CREDENTIAL = 'SELECT * FROM credentials';
 
 export class ReclaimHost {
   #db;
@@ -136,16 +107,19 @@ export class ReclaimHost {
     host.#db.defaultSafeIntegers(true);
     host.#db.pragma('journal_mode = WAL');
     host.#db.pragma('synchronous = FULL');
-    host.#db.exec(SCHEMA);
-    // Files made before credentials carried their address and latest wrong
-    // code get the columns in place.
-    const columns = new Set(host.#db.prepare('PRAGMA table_info(credentials)').all().map((c) => c.name));
-    for (const column of ['address_key TEXT', 'last_failed_at INTEGER']) {
-      if (!columns.has(column.split(' ')[0])) host.#db.exec(`ALTER TABLE credentials ADD COLUMN ${column}`);
-    }
     host.#outboxDir = outboxDir;
     host.settings = settings;
     host.clock = clock;
+    // The provider's tables, made or migrated in a transaction of their own.
+    const provider = await host.#provider();
+    host.#db.exec('BEGIN IMMEDIATE');
+    try {
+      provider.schema.migrate();
+    } catch (e) {
+      host.#db.exec('ROLLBACK');
+      throw e;
+    }
+    host.#db.exec('COMMIT');
     return host;
   }
 
@@ -223,7 +197,8 @@ export class ReclaimHost {
 
   async #operation(call) {
     const started = performance.now();
-    const exports = await instantiate((name) => this.#core(name), this.#imports());
+    const provider = await this.#provider();
+    const exports = await instantiate((name) => this.#core('reclaim', name), this.#imports(provider));
     const instantiated = performance.now();
     this.#inImports = 0;
     // From BEGIN to COMMIT nothing awaits: operations of one process never
@@ -255,11 +230,44 @@ export class ReclaimHost {
     return result.value;
   }
 
-  async #core(name) {
-    if (!this.#modules.has(name)) {
-      this.#modules.set(name, WebAssembly.compile(await readFile(new URL(name, GENERATED))));
+  async #core(component, name) {
+    const file = new URL(`${component}/${name}`, GENERATED);
+    if (!this.#modules.has(file.href)) {
+      this.#modules.set(file.href, WebAssembly.compile(await readFile(file)));
     }
-    return this.#modules.get(name);
+    return this.#modules.get(file.href);
+  }
+
+  /** WASI with our clock and nothing else, for either component. */
+  #wasi() {
+    const clock = this.clock;
+    const wasi = new WASIShim({ sandbox: { preopens: {}, env: {}, args: ['reclaim'], enableNetwork: false } }).getImportObject();
+    wasi['wasi:clocks/wall-clock'] = {
+      now() {
+        const nanos = clock.nowNanos();
+        return { seconds: nanos / 1_000_000_000n, nanoseconds: Number(nanos % 1_000_000_000n) };
+      },
+      resolution() {
+        return { seconds: 0n, nanoseconds: 1 };
+      },
+    };
+    return wasi;
+  }
+
+  /** A fresh SQL provider, its statements run on this host's file. */
+  async #provider() {
+    const db = this.#db;
+    const sql = {
+      databaseDialect: () => 'sqlite',
+      execute: (statement, params) => BigInt(db.prepare(statement).run(...params.map(bound)).changes),
+      query: (statement, params) => db.prepare(statement).raw(true).all(...params.map(bound))
+        .map((row) => row.map(column)),
+    };
+    return instantiateProvider((name) => this.#core('sql-provider', name), {
+      ...this.#wasi(),
+      'reclaim:recovery/sql': sql,
+      'reclaim:recovery/sql@0.1.0': sql,
+    });
   }
 
   /** A user from the embedder's directory, as the component takes it. */
@@ -288,112 +296,22 @@ export class ReclaimHost {
     };
   }
 
-  #credential(row) {
-    return {
-      key: row.key,
-      kind: row.kind,
-      identityId: row.identity_id,
-      flowId: row.flow_id,
-      issuedAt: BigInt(row.issued_at),
-      expiresAt: BigInt(row.expires_at),
-      returnTo: row.return_to ?? undefined,
-      addressKey: row.address_key ?? undefined,
-    };
-  }
-
-  #state(row, now) {
-    if (row.used_at !== null) return 'used';
-    if (row.revoked_at !== null) return 'revoked';
-    if (BigInt(row.expires_at) <= now) return 'expired';
-    return 'active';
-  }
-
-  /** The component's imports, plus WASI with our clock and nothing else. */
-  #imports() {
-    const db = this.#db;
+  /**
+   * The engine's imports: the provider's storage and outbox, its directory
+   * unless you gave one, our settings, and WASI with our clock.
+   */
+  #imports(provider) {
     const host = this;
-    const clock = this.clock;
-    const wasi = new WASIShim({ sandbox: { preopens: {}, env: {}, args: ['reclaim'], enableNetwork: false } }).getImportObject();
-    wasi['wasi:clocks/wall-clock'] = {
-      now() {
-        const nanos = clock.nowNanos();
-        return { seconds: nanos / 1_000_000_000n, nanoseconds: Number(nanos % 1_000_000_000n) };
-      },
-      resolution() {
-        return { seconds: 0n, nanoseconds: 1 };
-      },
-    };
-    // The number of rows a statement changed.
-    const sql = (s, p) => db.prepare(s).run(...p).changes;
+    const wasi = this.#wasi();
     const own = {
-      'reclaim:recovery/directory': {
-        getById: (id) => (host.directory
-          ? ReclaimHost.#fromDirectory(host.directory.getById(id))
-          : host.#identity('id = ?', id)),
-        getByPk: (pk) => (host.directory
-          ? ReclaimHost.#fromDirectory(host.directory.getByPk(Number(pk)))
-          : host.#identity('pk = ?', Number(pk))),
-        findByEmail: (email) => (host.directory
-          ? ReclaimHost.#fromDirectory(host.directory.findByEmail(email))
-          : host.#identity('lower(email) = lower(?)', email)),
-      },
-      'reclaim:recovery/storage': {
-        insert(c) {
-          sql('INSERT INTO credentials (key, kind, identity_id, flow_id, issued_at, expires_at, return_to, address_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
-            c.key, c.kind, c.identityId, c.flowId, c.issuedAt, c.expiresAt, c.returnTo ?? null, c.addressKey ?? null,
-          ]);
-        },
-        consume(keys, kind, now, maxFailed) {
-          // The guard is in the UPDATE: under the write lock, one caller wins.
-          const won = sql(`UPDATE credentials SET used_at = ? WHERE kind = ? AND used_at IS NULL AND revoked_at IS NULL
-               AND expires_at > ? AND failed_attempts < ? AND key IN (${marks(keys.length)})`,
-          [now, kind, now, maxFailed, ...keys]) === 1;
-          const [row] = host.query(`${CREDENTIAL} WHERE kind = ? AND key IN (${marks(keys.length)})`, [kind, ...keys]);
-          if (!row) return { tag: 'unknown' };
-          if (won) return { tag: 'consumed', val: host.#credential(row) };
-          const state = host.#state(row, now);
-          return { tag: 'not-active', val: state === 'active' ? 'revoked' : state };
-        },
-        find(keys, kind, now) {
-          const [row] = host.query(`${CREDENTIAL} WHERE kind = ? AND key IN (${marks(keys.length)})`, [kind, ...keys]);
-          if (!row) return undefined;
-          return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: Number(row.failed_attempts) };
-        },
-        codeForFlow(flowId, now) {
-          const [row] = host.query(`${CREDENTIAL} WHERE flow_id = ? AND kind = 'code'`, [flowId]);
-          if (!row) return undefined;
-          return { credential: host.#credential(row), state: host.#state(row, now), failedAttempts: Number(row.failed_attempts) };
-        },
-        recordFailedAttempt(flowId, maxFailed, now) {
-          sql(`UPDATE credentials SET failed_attempts = failed_attempts + 1, last_failed_at = ?,
-               revoked_at = CASE WHEN failed_attempts + 1 >= ? AND revoked_at IS NULL AND used_at IS NULL THEN ? ELSE revoked_at END
-               WHERE flow_id = ? AND kind = 'code'`, [now, maxFailed, now, flowId]);
-          const [row] = host.query("SELECT failed_attempts FROM credentials WHERE flow_id = ? AND kind = 'code'", [flowId]);
-          return row ? Number(row.failed_attempts) : maxFailed;
-        },
-        identityFailedAttempts(identityId, since) {
-          // Every operation is one immediate transaction: nothing else
-          // counts for the identity until this one commits.
-          const [row] = host.query(`SELECT coalesce(sum(failed_attempts), 0) AS n FROM credentials
-               WHERE identity_id = ? AND kind = 'code' AND last_failed_at > ?`, [identityId, since]);
-          return Number(row.n);
-        },
-        revokeIdentity(identityId, kind, now) {
-          return sql(`UPDATE credentials SET revoked_at = ? WHERE identity_id = ? AND used_at IS NULL AND revoked_at IS NULL
-               AND expires_at > ? AND (? IS NULL OR kind = ?)`, [now, identityId, now, kind ?? null, kind ?? null]);
-        },
-      },
-      'reclaim:recovery/mailer': {
-        queue(message) {
-          const refused = checkMessage(message);
-          // A thrown string is the `err` of `result<_, string>`.
-          if (refused) throw refused;
-          sql('INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [
-            randomUUID(), message.to, message.toName ?? null, message.subject, message.textBody, message.htmlBody, message.template,
-            clock.nowNanos(),
-          ]);
-        },
-      },
+      'reclaim:recovery/directory': host.directory ? {
+        getById: (id) => ReclaimHost.#fromDirectory(host.directory.getById(id)),
+        getByPk: (pk) => ReclaimHost.#fromDirectory(host.directory.getByPk(Number(pk))),
+        findByEmail: (email) => ReclaimHost.#fromDirectory(host.directory.findByEmail(email)),
+      } : provider.directory,
+      'reclaim:recovery/storage': provider.storage,
+      // A refusal arrives as the provider's thrown `err`, and goes on as is.
+      'reclaim:recovery/mailer': provider.mailer,
       'reclaim:recovery/settings': {
         get() {
           const s = host.settings;

@@ -83,3 +83,17 @@ test('an embedder\'s own directory is consulted, and its changes end recovery', 
   await assert.rejects(host.createLink(7), (e) => e.kind === 'identity-not-found');
   assert.equal(host.query('SELECT count(*) AS n FROM identities', [])[0].n, 0n);
 });
+
+test('queued mail keeps its flow, and an address the courier would refuse is refused at once', async () => {
+  const dir = await scratch('reclaim-outbox-');
+  const clock = new ManualClock(1_800_000_000);
+  const host = await ReclaimHost.open({ dbPath: path.join(dir, 'reclaim.db'), settings, clock });
+  const ann = await host.createIdentity({ email: 'ann@example.com' });
+  const mailed = await host.sendRecoveryEmail(ann.id);
+  const [row] = host.query('SELECT flow_id, queued_at FROM outbox');
+  // The flow lets an abandoned message revoke its link (the WIT mailer's rule).
+  assert.deepEqual(row, { flow_id: mailed.flowId, queued_at: 1_800_000_000n * 1_000_000_000n });
+  host.query("UPDATE identities SET email = 'ann@[127.0.0.1]' RETURNING id");
+  await assert.rejects(host.sendRecoveryEmail(ann.id), (e) => e instanceof RecoveryError && e.kind === 'mail-rejected');
+  assert.equal(host.query('SELECT count(*) AS n FROM credentials')[0].n, 1n, 'the refused link was not kept');
+});
