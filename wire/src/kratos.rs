@@ -172,10 +172,40 @@ impl ErrorGeneric {
 }
 
 /// Parses a JSON body, turning every failure into a 400.
+///
+/// Every such body is a JSON object: serde would also take an array for a
+/// struct, filling its fields in order, which no client means and the
+/// schema refuses, so anything but an object is a 400 here.
 pub fn json_body<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     request: &str,
 ) -> Result<T, ErrorGeneric> {
+    json_of_shape(bytes, request, b'{', "an object")
+}
+
+/// [`json_body`] for the one body that is an array (a JSON Patch).
+pub fn json_array_body<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    request: &str,
+) -> Result<T, ErrorGeneric> {
+    json_of_shape(bytes, request, b'[', "an array")
+}
+
+fn json_of_shape<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    request: &str,
+    opening: u8,
+    shape: &str,
+) -> Result<T, ErrorGeneric> {
+    let first = bytes
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first.is_some_and(|&b| b != opening) {
+        return Err(ErrorGeneric::bad_request(
+            format!("The request body must be {shape} in JSON."),
+            request,
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|e| {
         ErrorGeneric::bad_request(
             format!("The request body could not be decoded as JSON: {e}"),
@@ -206,5 +236,26 @@ pub fn return_to(
             )),
         },
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused_before_serde_fills_a_struct_from_it() {
+        let id = "9b2c72de-a449-4444-a852-24a7583cf696";
+        let object = format!(r#" {{"identity_id": "{id}"}}"#);
+        let body: CreateRecoveryLinkForIdentityBody = json_body(object.as_bytes(), "r").unwrap();
+        assert_eq!(body.identity_id, id);
+        let array = format!(r#"["{id}"]"#);
+        let refused = json_body::<CreateRecoveryLinkForIdentityBody>(array.as_bytes(), "r");
+        let Err(refused) = refused else {
+            panic!("an array was taken for an object")
+        };
+        assert!(refused.error.message.contains("must be an object"));
+        assert!(json_array_body::<Vec<u8>>(b"\n[1, 2]", "r").is_ok());
+        assert!(json_array_body::<Vec<u8>>(b"{}", "r").is_err());
     }
 }

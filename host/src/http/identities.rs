@@ -126,6 +126,17 @@ fn not_found(id: &str) -> KratosError {
 /// checked, rather than by a router layer of its own, which every request
 /// of the nested routes would pass through.
 async fn body<T: serde::de::DeserializeOwned>(raw: Body) -> Result<T, KratosError> {
+    let (bytes, request) = read_body(raw).await?;
+    Ok(reclaim_wire::kratos::json_body(&bytes, &request)?)
+}
+
+/// [`body`] for a JSON Patch, the one body that is an array.
+async fn patch_body(raw: Body) -> Result<json_patch::Patch, KratosError> {
+    let (bytes, request) = read_body(raw).await?;
+    Ok(reclaim_wire::kratos::json_array_body(&bytes, &request)?)
+}
+
+async fn read_body(raw: Body) -> Result<(axum::body::Bytes, String), KratosError> {
     let request = request_id();
     let bytes = axum::body::to_bytes(raw, reclaim_wire::identities::MAX_IDENTITY_BODY_BYTES)
         .await
@@ -148,7 +159,7 @@ async fn body<T: serde::de::DeserializeOwned>(raw: Body) -> Result<T, KratosErro
                 )
             }
         })?;
-    Ok(reclaim_wire::kratos::json_body(&bytes, &request)?)
+    Ok((bytes, request))
 }
 
 /// A path's identity id in its canonical form; anything else names no
@@ -342,7 +353,7 @@ pub async fn patch_identity(
     raw: Body,
 ) -> Result<Json<Identity>, KratosError> {
     let id = identity_id(&id)?;
-    let patch: json_patch::Patch = body(raw).await?;
+    let patch = patch_body(raw).await?;
     let current = record(&app, IdentityKey::Id(id.clone()))
         .await?
         .ok_or_else(|| not_found(&id))?;
