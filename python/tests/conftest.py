@@ -1,7 +1,13 @@
 """What the tests share: the repository's conformance scenarios, the
 README's examples, and a database file of their own for each test."""
 
+import os
 import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -27,3 +33,54 @@ def database(tmp_path: Path) -> Path:
 def reclaim(database: Path):
     with Reclaim(database, Settings("https://id.example.test", [SECRET])) as r:
         yield r
+
+
+def _as_postgres(*command: str) -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as `postgres`."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of the test run's own, on a free loopback port:
+    the URL of its `postgres` database. Debian's server where installed
+    (`scripts/test` installs it); a test that needs it never skips."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    assert bins, "PostgreSQL's server is not installed (/usr/lib/postgresql/*/bin)"
+    bin = bins[-1].parent
+    directory = Path(tempfile.mkdtemp(prefix="reclaim-py-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    subprocess.run(_as_postgres(str(bin / "initdb"), "-D", str(directory / "data"), "-A", "trust",
+                                "-U", "postgres", "--no-sync"), check=True, capture_output=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    options = f"-p {port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    subprocess.run(_as_postgres(str(bin / "pg_ctl"), "-D", str(directory / "data"), "-w", "-l",
+                                str(directory / "log"), "-o", options, "start"), check=True, capture_output=True)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(_as_postgres(str(bin / "pg_ctl"), "-D", str(directory / "data"), "-m", "immediate",
+                                    "stop"), capture_output=True)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A database of the test's own on the run's server."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    return postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path: Path) -> str:
+    """Where a test that runs on both backends keeps its data."""
+    if request.param == "sqlite":
+        return str(tmp_path / "reclaim.db")
+    return request.getfixturevalue("postgres_url")

@@ -203,3 +203,24 @@ def test_a_mailer_of_yours_gets_only_messages_that_pass_the_providers_checks(dat
             reclaim.send_recovery_email(ann.id)
         assert refused.value.kind == "mail-rejected"
         assert len(mailer.kept) == 1
+
+
+def test_on_postgresql_links_and_mail_keep_to_the_providers_tables(postgres_url: str, tmp_path: Path):
+    outbox = tmp_path / "outbox"
+    with Reclaim(postgres_url, SETTINGS, eml_dir=outbox) as reclaim:
+        ann = reclaim.directory.create(email="Ann@Example.com", display_name="Ann")
+        assert reclaim.directory.get_by_pk(ann.pk) == ann
+        reclaim.request_recovery("ann@example.com")  # the address in another case
+        (eml,) = outbox.glob("*.eml")
+        link = reclaim.create_link(ann.id, expires_in="10m")
+        assert reclaim.redeem_link(token_of(link.link)).identity_id == ann.id
+        with pytest.raises(RecoveryError) as refused:
+            reclaim.redeem_link(token_of(link.link))
+        assert refused.value.kind == "credential-used"
+        rows = reclaim.connection.execute("SELECT status, flow_id IS NOT NULL FROM outbox").fetchall()
+        assert rows == [("sent", True)]
+        with pytest.raises(RecoveryError):
+            reclaim.redeem_code(link.flow_id, "000000")
+    # A second process's start finds the tables made and migrates nothing.
+    with Reclaim(postgres_url, SETTINGS) as again:
+        assert again.directory.get_by_id(ann.id) == ann

@@ -1,6 +1,6 @@
 """The host-neutral scenarios of tests/conformance/, run through this
-package. The Rust host, the wasmtime CLI and Node.js run the same files;
-all must agree on every step."""
+package on SQLite and on PostgreSQL. The Rust host, the wasmtime CLI and
+Node.js run the same files; all must agree on every step."""
 
 import json
 from pathlib import Path
@@ -25,7 +25,7 @@ def outcome(call, on_ok):
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_conformance(path: Path, tmp_path: Path):
+def test_conformance(path: Path, database_url: str):
     scenario = json.loads(path.read_text())
     clock = ManualClock(scenario["clock"])
     s = scenario["settings"]
@@ -37,7 +37,7 @@ def test_conformance(path: Path, tmp_path: Path):
         revoke_older_links=s["revoke_older_links"],
         max_code_attempts=s["max_code_attempts"],
     )
-    with Reclaim(tmp_path / "reclaim.db", settings, clock=clock) as host:
+    with Reclaim(database_url, settings, clock=clock) as host:
         ids = {
             name: host.directory.create(spec.get("email"), name, spec.get("locale"), spec.get("active", True))
             for name, spec in scenario["identities"].items()

@@ -1,10 +1,10 @@
 """Races across processes: 32 processes, each with its own `Reclaim` on
-the same database file, redeem one link at the same moment. SQLite's write
-lock and the guarded UPDATE must leave exactly one winner, round after
+the same database (a SQLite file, a PostgreSQL database), redeem one link
+at the same moment. SQLite's write lock, PostgreSQL's row lock and the
+provider's guarded UPDATE must leave exactly one winner, round after
 round."""
 
 import multiprocessing as mp
-from pathlib import Path
 
 from conftest import SECRET
 from reclaim import Reclaim, RecoveryError, Settings
@@ -24,14 +24,14 @@ def redeemer(database: str, tokens, barrier, results) -> None:
                 results.send(e.kind)
 
 
-def test_of_32_processes_redeeming_one_link_exactly_one_wins(database: Path):
-    with Reclaim(database, Settings("https://id.example.test", [SECRET])) as reclaim:
+def test_of_32_processes_redeeming_one_link_exactly_one_wins(database_url: str):
+    with Reclaim(database_url, Settings("https://id.example.test", [SECRET])) as reclaim:
         ann = reclaim.directory.create(email="ann@example.com")
         context = mp.get_context("spawn")
         barrier = context.Barrier(PROCESSES)
         pipes = [(context.Pipe(), context.Pipe()) for _ in range(PROCESSES)]
         workers = [
-            context.Process(target=redeemer, args=(str(database), tokens[0], barrier, results[1]))
+            context.Process(target=redeemer, args=(database_url, tokens[0], barrier, results[1]))
             for tokens, results in pipes
         ]
         for worker in workers:

@@ -62,6 +62,14 @@ const ADDED: [(&str, &str, &str); 4] = [
 ];
 
 pub fn migrate() {
+    if db::is_postgresql() {
+        // Processes starting together would race on `CREATE TABLE IF NOT
+        // EXISTS`, which PostgreSQL does not make atomic: one at a time.
+        db::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('reclaim/sql-provider/schema', 0))",
+            &[],
+        );
+    }
     db::execute(CREDENTIALS, &[]);
     db::execute(
         "CREATE INDEX IF NOT EXISTS credentials_by_identity ON credentials (identity_id)",

@@ -3,15 +3,14 @@ instance for every operation, inside one SQLite transaction that is
 committed when the component answers (with a result or a refusal) and
 rolled back when it traps. Beside it in the same store runs the SQL
 provider, whose exports answer the engine's storage, outbox and default
-directory; this host runs the provider's statements on `sqlite3` and
-nothing of storage besides."""
+directory; this host runs the provider's statements on its database
+(`_database`: SQLite or PostgreSQL) and nothing of storage besides."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.metadata
 import os
-import sqlite3
 import tempfile
 import threading
 import time
@@ -26,8 +25,8 @@ from ._capabilities import Clock, Directory, Mailer, SystemClock
 from ._model import (
     Identity, IdentityRef, Mailed, Message, RecoveryCode, RecoveryError, RecoveryLink, Redemption, Settings,
 )
-from . import _sqlite
-from ._sqlite import OutboxMailer, SqliteDirectory, connect
+from ._database import Database
+from ._sqlite import OutboxMailer, SqliteDirectory
 
 T = TypeVar("T")
 
@@ -98,7 +97,8 @@ class _Compiled:
 
 
 class Reclaim:
-    """Account recovery for one SQLite database file.
+    """Account recovery for one SQLite database file, or a PostgreSQL
+    database by its `postgresql://` URL (psycopg 3: the `postgres` extra).
 
     `directory`, `mailer` and `clock` are the embedder's to plug in; by
     default identities come from the file's `identities` table, mail goes to
@@ -123,7 +123,7 @@ class Reclaim:
         #: (this host's callbacks: SQLite, directory, mailer) and `commit`.
         self.observe = observe
         self._in_imports = 0.0
-        self._db: sqlite3.Connection = connect(database)
+        self._db = Database.open(database)
         #: The file's `identities` table; lookups in it are the provider's.
         self._identities = SqliteDirectory(self._db)
         self.directory: Directory = directory if directory is not None else self._identities
@@ -140,9 +140,10 @@ class Reclaim:
             self._in_transaction(lambda store: self._provided_by(store).call("schema", "migrate"))
 
     @property
-    def connection(self) -> sqlite3.Connection:
-        """The database connection (for tools and tests)."""
-        return self._db
+    def connection(self) -> Any:
+        """The driver's connection, `sqlite3` or psycopg (for tools and
+        tests)."""
+        return self._db.connection
 
     def close(self) -> None:
         self._db.close()
@@ -216,15 +217,15 @@ class Reclaim:
         committed when it returns, rolled back when it raises (a trap)."""
         store = wasmtime.Store(self._compiled.engine)
         store.set_wasi(wasmtime.WasiConfig())
-        self._db.execute("BEGIN IMMEDIATE")
+        self._db.begin()
         try:
             result = run(store)
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.rollback()
             raise
         finally:
             self._provided = None
-        self._db.execute("COMMIT")
+        self._db.commit()
         return result
 
     def _call(self, name: str, *args: Any) -> Any:
@@ -279,9 +280,9 @@ class Reclaim:
             })
             self._add(root, "mailer", {"queue": self._queue})
             self._add(root, "sql", {
-                "database-dialect": lambda: "sqlite",
-                "execute": lambda statement, params: _sqlite.execute(self._db, statement, params),
-                "query": lambda statement, params: _sqlite.query(self._db, statement, params),
+                "database-dialect": lambda: self._db.dialect,
+                "execute": self._db.execute,
+                "query": self._db.query,
             })
             self._add(root, "settings", {
                 "get": lambda: _record(self._settings()),
