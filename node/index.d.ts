@@ -108,7 +108,12 @@ export interface Directory {
 
 export interface OpenOptions {
   /** The SQLite file: created if missing, shared safely between processes. */
-  dbPath: string;
+  dbPath?: string;
+  /**
+   * A PostgreSQL database in place of the file (`postgresql://...`, through
+   * the optional `pg` package), shared safely between processes and machines.
+   */
+  databaseUrl?: string;
   /** Where queued mail is written as `.eml` files after each commit. */
   outboxDir?: string;
   settings: Settings;

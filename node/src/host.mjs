@@ -8,7 +8,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import { openDatabase } from './database.mjs';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { instantiate } from '../gen/reclaim/reclaim.js';
 import { instantiate as instantiateProvider } from '../gen/sql-provider/sql-provider.js';
@@ -67,30 +67,20 @@ const plainIdentity = (i) => i && ({
   active: i.active,
 });
 
-/** A value of the `sql` import as better-sqlite3 binds it. */
-const bound = (v) => (v.tag === 'null' ? null : v.val);
-
-/** A column as the `sql` import answers it. */
-function column(v) {
-  if (v === null || v === undefined) return { tag: 'null' };
-  if (typeof v === 'bigint') return { tag: 'integer', val: v };
-  if (typeof v === 'number') return { tag: 'integer', val: BigInt(v) };
-  return { tag: 'text', val: String(v) };
-}
-
 export class ReclaimHost {
   #db;
   #outboxDir;
   #modules = new Map();
 
   /**
-   * Opens (or creates) the SQLite file at `dbPath`. `settings`: `publicUrl`,
+   * Opens (or creates) the SQLite file at `dbPath`, or the PostgreSQL
+   * database at `databaseUrl` (the optional `pg` package). `settings`: `publicUrl`,
    * `secrets` (strings, newest first), `defaultLifespanSeconds`,
    * `maxLifespanSeconds`, `revokeOlderLinks`, `maxCodeAttempts`,
    * `maxCodeAttemptsPerIdentity`, `codeAttemptWindowSeconds`,
    * `notifyUnknownRecipients`.
    */
-  static async open({ dbPath, outboxDir, settings, clock = new SystemClock(), observe, directory }) {
+  static async open({ dbPath, databaseUrl, outboxDir, settings, clock = new SystemClock(), observe, directory }) {
     const host = new ReclaimHost();
     // Called after each operation with each phase and its milliseconds:
     // instantiate, component (the export, less the imports), imports (this
@@ -102,24 +92,20 @@ export class ReclaimHost {
     // consulted inside each operation's transaction; a throw rolls the
     // operation back.
     host.directory = directory;
-    host.#db = new Database(dbPath, { timeout: 30_000 });
-    // Nanosecond timestamps pass 2^53: every integer is read as a BigInt.
-    host.#db.defaultSafeIntegers(true);
-    host.#db.pragma('journal_mode = WAL');
-    host.#db.pragma('synchronous = FULL');
+    host.#db = openDatabase({ dbPath, databaseUrl });
     host.#outboxDir = outboxDir;
     host.settings = settings;
     host.clock = clock;
     // The provider's tables, made or migrated in a transaction of their own.
     const provider = await host.#provider();
-    host.#db.exec('BEGIN IMMEDIATE');
+    host.#db.begin();
     try {
       provider.schema.migrate();
     } catch (e) {
-      host.#db.exec('ROLLBACK');
+      host.#db.rollback();
       throw e;
     }
-    host.#db.exec('COMMIT');
+    host.#db.commit();
     return host;
   }
 
@@ -131,8 +117,8 @@ export class ReclaimHost {
   /** Adds an identity to the directory; returns it with `id` and `pk`. */
   async createIdentity({ email = null, displayName = null, locale = null, active = true }) {
     const id = randomUUID();
-    this.#db.prepare('INSERT INTO identities (id, email, display_name, locale, active) VALUES (?, ?, ?, ?, ?)')
-      .run(id, email, displayName, locale, active ? 1 : 0);
+    this.#db.run('INSERT INTO identities (id, email, display_name, locale, active) VALUES (?, ?, ?, ?, ?)',
+      [id, email, displayName, locale, active ? 1 : 0]);
     return plainIdentity(this.#identity('id = ?', id));
   }
 
@@ -185,7 +171,7 @@ export class ReclaimHost {
 
   /** Rows of a query, for tests and tools. */
   query(sql, params = []) {
-    return this.#db.prepare(sql).all(...params);
+    return this.#db.run(sql, params);
   }
 
   /**
@@ -203,7 +189,7 @@ export class ReclaimHost {
     this.#inImports = 0;
     // From BEGIN to COMMIT nothing awaits: operations of one process never
     // interleave, and other processes wait on SQLite's write lock.
-    this.#db.exec('BEGIN IMMEDIATE');
+    this.#db.begin();
     const begun = performance.now();
     let result;
     try {
@@ -212,12 +198,12 @@ export class ReclaimHost {
       if (e && Object.hasOwn(e, 'payload')) {
         result = { error: new RecoveryError(e.payload) };
       } else {
-        this.#db.exec('ROLLBACK');
+        this.#db.rollback();
         throw e;
       }
     }
     const called = performance.now();
-    this.#db.exec('COMMIT');
+    this.#db.commit();
     const committed = performance.now();
     if (this.observe) {
       this.observe('instantiate', instantiated - started);
@@ -256,13 +242,7 @@ export class ReclaimHost {
 
   /** A fresh SQL provider, its statements run on this host's file. */
   async #provider() {
-    const db = this.#db;
-    const sql = {
-      databaseDialect: () => 'sqlite',
-      execute: (statement, params) => BigInt(db.prepare(statement).run(...params.map(bound)).changes),
-      query: (statement, params) => db.prepare(statement).raw(true).all(...params.map(bound))
-        .map((row) => row.map(column)),
-    };
+    const { sql } = this.#db;
     return instantiateProvider((name) => this.#core('sql-provider', name), {
       ...this.#wasi(),
       'reclaim:recovery/sql': sql,
@@ -367,7 +347,7 @@ export class ReclaimHost {
       const partial = `${file}.${randomUUID()}.partial`;
       await writeFile(partial, eml);
       await rename(partial, file);
-      this.#db.prepare("UPDATE outbox SET status = 'sent' WHERE id = ? AND status = 'queued'").run(m.id);
+      this.#db.run("UPDATE outbox SET status = 'sent' WHERE id = ? AND status = 'queued'", [m.id]);
     }
   }
 }

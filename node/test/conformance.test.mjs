@@ -1,5 +1,6 @@
 // The host-neutral scenarios of tests/conformance/, run through this Node.js
-// host. The Rust host runs the same files; both must agree on every step.
+// host on SQLite and on PostgreSQL. The Rust host runs the same files; all
+// must agree on every step.
 import { test } from 'node:test';
 import { scratch } from './scratch.mjs';
 import assert from 'node:assert/strict';
@@ -7,6 +8,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManualClock, ReclaimHost, RecoveryError } from '../src/host.mjs';
+import { freshDatabase } from './postgres.mjs';
 
 const scenarios = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../tests/conformance');
 
@@ -19,13 +21,12 @@ async function outcome(promise, onOk) {
   }
 }
 
-async function run(file) {
+async function run(file, where) {
   const scenario = JSON.parse(await readFile(path.join(scenarios, file), 'utf8'));
-  const dir = await scratch('reclaim-conformance-');
   const clock = new ManualClock(scenario.clock);
   const s = scenario.settings;
   const host = await ReclaimHost.open({
-    dbPath: path.join(dir, 'reclaim.db'),
+    ...where,
     clock,
     settings: {
       publicUrl: 'https://id.example.test',
@@ -109,5 +110,6 @@ test('the conformance scenarios are there', () => {
 });
 
 for (const file of files) {
-  test(`conformance: ${file}`, () => run(file));
+  test(`conformance: ${file}`, async () => run(file, { dbPath: path.join(await scratch('reclaim-conformance-'), 'reclaim.db') }));
+  test(`conformance on PostgreSQL: ${file}`, async () => run(file, { databaseUrl: await freshDatabase() }));
 }

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ManualClock, ReclaimHost, RecoveryError } from '../src/host.mjs';
+import { freshDatabase } from './postgres.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const settings = { publicUrl: 'https://id.example.test', secrets: ['node-host-secret-0123456789abcdef0123456'] };
@@ -96,4 +97,22 @@ test('queued mail keeps its flow, and an address the courier would refuse is ref
   host.query("UPDATE identities SET email = 'ann@[127.0.0.1]' RETURNING id");
   await assert.rejects(host.sendRecoveryEmail(ann.id), (e) => e instanceof RecoveryError && e.kind === 'mail-rejected');
   assert.equal(host.query('SELECT count(*) AS n FROM credentials')[0].n, 1n, 'the refused link was not kept');
+});
+
+test('on PostgreSQL a link redeems once and its mail goes out, for every host on the database', async () => {
+  const databaseUrl = await freshDatabase();
+  const outboxDir = await scratch('reclaim-pg-outbox-');
+  const first = await ReclaimHost.open({ databaseUrl, settings, outboxDir });
+  const ann = await first.createIdentity({ email: 'Ann@Example.com', displayName: 'Ann' });
+  await first.requestRecovery('ann@example.com');
+  assert.equal((await readdir(outboxDir)).filter((f) => f.endsWith('.eml')).length, 1, 'found in another case');
+  const second = await ReclaimHost.open({ databaseUrl, settings });
+  const { link } = await second.createLink(ann.pk);
+  const token = link.split('token=')[1];
+  assert.equal((await first.redeemLink(token)).identityId, ann.id);
+  await assert.rejects(second.redeemLink(token), (e) => e instanceof RecoveryError && e.kind === 'credential-used');
+  const [row] = first.query("SELECT count(*) AS n FROM outbox WHERE status = 'sent' AND flow_id IS NOT NULL");
+  assert.equal(Number(row.n), 1);
+  first.close();
+  second.close();
 });

@@ -1,5 +1,6 @@
 // Races across processes: 32 processes, each with its own host on the same
-// SQLite file, redeem one link at once. SQLite's write lock and the guarded
+// database (a SQLite file, a PostgreSQL database), redeem one link at once.
+// SQLite's write lock, PostgreSQL's row lock and the provider's guarded
 // UPDATE must leave exactly one winner, round after round.
 import { test } from 'node:test';
 import { scratch } from './scratch.mjs';
@@ -9,19 +10,18 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ReclaimHost } from '../src/host.mjs';
+import { freshDatabase } from './postgres.mjs';
 
 const PROCESSES = 32;
 const ROUNDS = 10;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const settings = { publicUrl: 'https://id.example.test', secrets: ['node-race-secret-0123456789abcdef0123456'] };
 
-test('of 32 processes redeeming one link, exactly one wins', async () => {
-  const dir = await scratch('reclaim-race-');
-  const dbPath = path.join(dir, 'reclaim.db');
-  const host = await ReclaimHost.open({ dbPath, settings });
+async function race(where) {
+  const host = await ReclaimHost.open({ ...where, settings });
   const ann = await host.createIdentity({ email: 'ann@example.com' });
   const workers = Array.from({ length: PROCESSES }, () =>
-    fork(path.join(here, 'redeemer.mjs'), [dbPath, JSON.stringify(settings)]));
+    fork(path.join(here, 'redeemer.mjs'), [JSON.stringify(where), JSON.stringify(settings)]));
   try {
     await Promise.all(workers.map((w) => once(w, 'message')));
     for (let round = 0; round < ROUNDS; round++) {
@@ -38,4 +38,12 @@ test('of 32 processes redeeming one link, exactly one wins', async () => {
     await Promise.all(workers.map((w) => once(w, 'exit')));
     host.close();
   }
+}
+
+test('of 32 processes redeeming one link, exactly one wins', async () => {
+  await race({ dbPath: path.join(await scratch('reclaim-race-'), 'reclaim.db') });
+});
+
+test('of 32 processes redeeming one link on PostgreSQL, exactly one wins', async () => {
+  await race({ databaseUrl: await freshDatabase() });
 });

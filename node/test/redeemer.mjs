@@ -1,8 +1,9 @@
 // One of the racing processes of races.test.mjs: opens its own host on the
-// shared file, warms up, then redeems each token it is sent.
+// shared database (`{ dbPath }` or `{ databaseUrl }`), warms up, then
+// redeems each token it is sent.
 import { ReclaimHost, RecoveryError } from '../src/host.mjs';
 
-const host = await ReclaimHost.open({ dbPath: process.argv[2], settings: JSON.parse(process.argv[3]) });
+const host = await ReclaimHost.open({ ...JSON.parse(process.argv[2]), settings: JSON.parse(process.argv[3]) });
 await host.checkLink('warm-up').catch(() => {});
 process.on('message', async (token) => {
   if (token === null) {
