@@ -1,10 +1,10 @@
 //! Builds the recovery component, the edge's HTTP front, the filesystem
 //! provider and the SQL provider for `wasm32-wasip2`, composes the edge
-//! component from the first three (with wac-graph, the library behind `wac
-//! plug`), and hands the paths to the host, which embeds them: `reclaim`
-//! runs with no file to copy or locate, `reclaim component --edge` writes
-//! the composed one and `--sql-provider` the provider the Python and
-//! Node.js packages ship.
+//! component from the first three and the SQL component from the engine and
+//! the SQL provider (`reclaim-compose`), and
+//! hands the paths to the host, which embeds them: `reclaim` runs with no
+//! file to copy or locate, `reclaim component --edge` writes the edge and
+//! `--sql` the component the Python and Node.js packages ship.
 //!
 //! The nested cargo uses its own target directory, so it never waits on the
 //! lock that the outer build holds.
@@ -36,18 +36,18 @@ fn main() {
     }
     println!("cargo:rerun-if-env-changed=RECLAIM_COMPONENT_WASM");
     println!("cargo:rerun-if-env-changed=RECLAIM_EDGE_WASM");
-    println!("cargo:rerun-if-env-changed=RECLAIM_SQL_PROVIDER_WASM");
+    println!("cargo:rerun-if-env-changed=RECLAIM_SQL_WASM");
 
     // Packagers that build the components separately can point at them.
     if let (Some(engine), Some(edge), Some(sql)) = (
         std::env::var_os("RECLAIM_COMPONENT_WASM"),
         std::env::var_os("RECLAIM_EDGE_WASM"),
-        std::env::var_os("RECLAIM_SQL_PROVIDER_WASM"),
+        std::env::var_os("RECLAIM_SQL_WASM"),
     ) {
         let path = |p: &std::ffi::OsStr| Path::new(p).display().to_string();
         println!("cargo:rustc-env=RECLAIM_COMPONENT_PATH={}", path(&engine));
         println!("cargo:rustc-env=RECLAIM_EDGE_PATH={}", path(&edge));
-        println!("cargo:rustc-env=RECLAIM_SQL_PROVIDER_PATH={}", path(&sql));
+        println!("cargo:rustc-env=RECLAIM_SQL_PATH={}", path(&sql));
         return;
     }
 
@@ -88,7 +88,7 @@ fn main() {
     let release = target_dir.join("wasm32-wasip2/release");
     let engine = release.join("reclaim_component.wasm");
     let edge = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("reclaim-edge.wasm");
-    let composed = compose_edge(
+    let composed = reclaim_compose::edge(
         &read(&engine),
         &read(&release.join("reclaim_filesystem_provider.wasm")),
         &read(&release.join("reclaim_edge.wasm")),
@@ -99,50 +99,15 @@ fn main() {
         engine.display()
     );
     println!("cargo:rustc-env=RECLAIM_EDGE_PATH={}", edge.display());
-    println!(
-        "cargo:rustc-env=RECLAIM_SQL_PROVIDER_PATH={}",
-        release.join("reclaim_sql_provider.wasm").display()
+    let sql = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("reclaim-sql.wasm");
+    let composed = reclaim_compose::sql(
+        &read(&engine),
+        &read(&release.join("reclaim_sql_provider.wasm")),
     );
+    std::fs::write(&sql, composed).expect("writing the SQL component");
+    println!("cargo:rustc-env=RECLAIM_SQL_PATH={}", sql.display());
 }
 
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The edge component: the engine with the filesystem provider plugged into
-/// its imports, and that plugged into the HTTP front, whose directory import
-/// the provider also satisfies. Only WASI remains imported.
-fn compose_edge(engine: &[u8], provider: &[u8], front: &[u8]) -> Vec<u8> {
-    let engine_on_files = plug(engine, &[("reclaim:provider", provider)]);
-    plug(
-        front,
-        &[
-            ("reclaim:engine", &engine_on_files),
-            ("reclaim:provider", provider),
-        ],
-    )
-}
-
-/// `socket` with each plug's exports wired to the imports they match.
-fn plug(socket: &[u8], plugs: &[(&str, &[u8])]) -> Vec<u8> {
-    use wac_graph::types::Package;
-    use wac_graph::{CompositionGraph, EncodeOptions};
-
-    let mut graph = CompositionGraph::new();
-    let mut register = |name: &str, bytes: &[u8]| {
-        let package = Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut())
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        graph
-            .register_package(package)
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"))
-    };
-    let socket = register("reclaim:socket", socket);
-    let plugs = plugs
-        .iter()
-        .map(|(name, bytes)| register(name, bytes))
-        .collect();
-    wac_graph::plug(&mut graph, plugs, socket).unwrap_or_else(|e| panic!("composing: {e:#}"));
-    graph
-        .encode(EncodeOptions::default())
-        .unwrap_or_else(|e| panic!("encoding the composition: {e:#}"))
 }

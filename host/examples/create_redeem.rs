@@ -2,10 +2,11 @@
 //! host's row of `scripts/bench-hosts` (Python and Node.js run the same
 //! loop). SQLite is the default backend (synchronous=FULL: one sync per
 //! operation with a single caller); the in-memory backend leaves the
-//! component and the runtime alone, so the difference is the storage's.
+//! component and the runtime alone, so the difference is the storage's;
+//! with a `postgresql://` URL, PostgreSQL too.
 //!
 //! ```sh
-//! cargo run --release -p reclaim --example create_redeem -- DIR SECONDS
+//! cargo run --release -p reclaim --example create_redeem -- DIR SECONDS [DATABASE_URL]
 //! ```
 
 use std::sync::Arc;
@@ -25,7 +26,16 @@ fn main() -> anyhow::Result<()> {
         durability: Default::default(),
     })?;
     let memory: Arc<dyn storage::Backend> = Arc::new(MemoryStorage::new());
-    for (name, backend) in [("sqlite", sqlite), ("memory", memory)] {
+    let mut backends = vec![("sqlite", sqlite), ("memory", memory)];
+    if let Some(url) = args.next() {
+        let location = Location::Postgres {
+            url,
+            ca: None,
+            directory: None,
+        };
+        backends.push(("postgresql", storage::open(&location)?));
+    }
+    for (name, backend) in backends {
         let ann = backend.create_identity(
             &NewIdentity {
                 email: Some("ann@example.com".into()),

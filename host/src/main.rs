@@ -75,12 +75,13 @@ enum Command {
         out: PathBuf,
         /// Write the edge component instead: the engine, the HTTP API and
         /// the filesystem provider in one file, for `wasmtime serve`
-        #[arg(long, conflicts_with = "sql_provider")]
+        #[arg(long, conflicts_with = "sql")]
         edge: bool,
-        /// Write the SQL provider instead: storage, outbox and directory
-        /// over a host's SQL connection, for the Python and Node.js packages
+        /// Write the SQL component instead: the engine with the SQL
+        /// provider's storage, outbox and directory over a host's SQL
+        /// connection, for the Python and Node.js packages
         #[arg(long)]
-        sql_provider: bool,
+        sql: bool,
     },
 }
 
@@ -108,13 +109,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<Value> {
     // Needs no configuration or data directory.
-    if let Command::Component {
-        out,
-        edge,
-        sql_provider,
-    } = &cli.command
-    {
-        return cli::write_component(out, *edge, *sql_provider);
+    if let Command::Component { out, edge, sql } = &cli.command {
+        return cli::write_component(out, *edge, *sql);
     }
     let config = Config::resolve(cli.config.as_deref(), cli.options)?;
     let service = cli::Service::open(config)?;

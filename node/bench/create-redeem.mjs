@@ -1,5 +1,6 @@
 // Create-then-redeem, one caller, for SECONDS: the Node.js row of
-// scripts/bench-hosts. Prints pairs per second and where an operation's
+// scripts/bench-hosts, on a SQLite file or the postgresql:// DATABASE_URL
+// given after SECONDS. Prints pairs per second and where an operation's
 // time goes (the host's `observe` phases).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,10 +8,11 @@ import path from 'node:path';
 import { ReclaimHost } from '../src/host.mjs';
 
 const seconds = Number(process.argv[2] ?? 5);
+const databaseUrl = process.argv[3];
 const phases = {};
 const dir = await mkdtemp(path.join(tmpdir(), 'reclaim-bench-'));
 const host = await ReclaimHost.open({
-  dbPath: path.join(dir, 'node.db'),
+  ...(databaseUrl ? { databaseUrl } : { dbPath: path.join(dir, 'node.db') }),
   settings: { publicUrl: 'https://id.example.test', secrets: ['bench-secret-0123456789abcdef0123456789abcdef'] },
   observe: (phase, ms) => { phases[phase] = (phases[phase] ?? 0) + ms; },
 });
@@ -32,7 +34,7 @@ host.close();
 await rm(dir, { recursive: true });
 const total = Object.values(phases).reduce((a, b) => a + b, 0);
 console.log(JSON.stringify({
-  host: 'node', storage: 'sqlite', pairs_per_s: Math.round((pairs / elapsed) * 10000) / 10,
+  host: 'node', storage: databaseUrl ? 'postgresql' : 'sqlite', pairs_per_s: Math.round((pairs / elapsed) * 10000) / 10,
   share: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Math.round((v / elapsed) * 1000) / 1000])),
   other: Math.round((1 - total / elapsed) * 1000) / 1000,
 }));

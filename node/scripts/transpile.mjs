@@ -1,6 +1,6 @@
-// Writes the components embedded in the Rust host's `reclaim` binary (the
-// same bytes), the engine to gen/reclaim.wasm and the SQL provider to
-// gen/sql-provider.wasm, then transpiles each with jco.
+// Writes the component the Rust host's `reclaim` binary embeds for SQL
+// hosts (`reclaim component --sql`: the engine and the SQL provider, the
+// same bytes) to gen/reclaim.wasm, then transpiles it with jco.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const reclaim = process.env.RECLAIM_BIN ?? path.resolve(root, '../target/debug/reclaim');
 mkdirSync(path.join(root, 'gen'), { recursive: true });
-for (const [name, flags] of [['reclaim', []], ['sql-provider', ['--sql-provider']]]) {
+for (const [name, flags] of [['reclaim', ['--sql']]]) {
   const wasm = path.join(root, `gen/${name}.wasm`);
   const written = execFileSync(reclaim, ['component', ...flags, '--out', wasm], { encoding: 'utf8' });
   // On stderr: `npm pack --json` prints its answer on stdout after this.

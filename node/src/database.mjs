@@ -10,16 +10,19 @@ import Database from 'better-sqlite3';
 /** How long one statement may take on PostgreSQL. */
 const ROUND_TRIP_TIMEOUT_MS = 10_000;
 
-/** A value of the `sql` import as a driver binds it. */
-const bound = (v) => (v.tag === 'null' ? null : v.val);
+/** A value of the `sql` import (`n`, `i42`, `ttext`) as a driver binds it. */
+function bound(value) {
+  if (value[0] === 't') return value.slice(1);
+  if (value[0] === 'i') return BigInt(value.slice(1));
+  return null;
+}
 
 /** A column as the `sql` import answers it. */
 function column(v) {
-  if (v === null || v === undefined) return { tag: 'null' };
-  if (typeof v === 'bigint') return { tag: 'integer', val: v };
-  if (typeof v === 'number') return { tag: 'integer', val: BigInt(v) };
-  if (typeof v === 'boolean') return { tag: 'integer', val: v ? 1n : 0n };
-  return { tag: 'text', val: String(v) };
+  if (v === null || v === undefined) return 'n';
+  if (typeof v === 'bigint' || typeof v === 'number') return `i${v}`;
+  if (typeof v === 'boolean') return v ? 'i1' : 'i0';
+  return `t${v}`;
 }
 
 /** `dbPath` (a SQLite file) or `databaseUrl` (`postgresql://`). */

@@ -1,9 +1,10 @@
 // A Node.js host for the Reclaim recovery component: the component file the
-// Rust host embeds, transpiled by jco. Its storage, outbox and default
-// directory are the SQL provider's (providers/sql, transpiled beside it),
-// whose statements this host runs on a real SQLite file (better-sqlite3:
-// WAL, one transaction per operation, safe across processes); mail goes to
-// .eml files, and the clock reaches both components through WASI.
+// Rust host embeds for SQL hosts (`reclaim component --sql`: the engine
+// composed with the SQL provider, whose statements answer its storage,
+// outbox and default directory), transpiled by jco. This host runs those
+// statements on its database (database.mjs: a SQLite file or PostgreSQL,
+// one transaction per operation, safe across processes); mail goes to .eml
+// files, and the clock reaches the component through WASI.
 
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
@@ -11,9 +12,8 @@ import path from 'node:path';
 import { openDatabase } from './database.mjs';
 import { WASIShim } from '@bytecodealliance/preview2-shim/instantiation';
 import { instantiate } from '../gen/reclaim/reclaim.js';
-import { instantiate as instantiateProvider } from '../gen/sql-provider/sql-provider.js';
 
-const GENERATED = new URL('../gen/', import.meta.url);
+const GENERATED = new URL('../gen/reclaim/', import.meta.url);
 
 /** The operating system's clock. */
 export class SystemClock {
@@ -97,10 +97,10 @@ export class ReclaimHost {
     host.settings = settings;
     host.clock = clock;
     // The provider's tables, made or migrated in a transaction of their own.
-    const provider = await host.#provider();
+    const exports = await host.#instance();
     host.#db.begin();
     try {
-      provider.schema.migrate();
+      exports.schema.migrate();
     } catch (e) {
       host.#db.rollback();
       throw e;
@@ -183,8 +183,7 @@ export class ReclaimHost {
 
   async #operation(call) {
     const started = performance.now();
-    const provider = await this.#provider();
-    const exports = await instantiate((name) => this.#core('reclaim', name), this.#imports(provider));
+    const exports = await this.#instance();
     const instantiated = performance.now();
     this.#inImports = 0;
     // From BEGIN to COMMIT nothing awaits: operations of one process never
@@ -216,38 +215,17 @@ export class ReclaimHost {
     return result.value;
   }
 
-  async #core(component, name) {
-    const file = new URL(`${component}/${name}`, GENERATED);
+  /** A fresh instance of the component. */
+  #instance() {
+    return instantiate((name) => this.#core(name), this.#imports());
+  }
+
+  async #core(name) {
+    const file = new URL(name, GENERATED);
     if (!this.#modules.has(file.href)) {
       this.#modules.set(file.href, WebAssembly.compile(await readFile(file)));
     }
     return this.#modules.get(file.href);
-  }
-
-  /** WASI with our clock and nothing else, for either component. */
-  #wasi() {
-    const clock = this.clock;
-    const wasi = new WASIShim({ sandbox: { preopens: {}, env: {}, args: ['reclaim'], enableNetwork: false } }).getImportObject();
-    wasi['wasi:clocks/wall-clock'] = {
-      now() {
-        const nanos = clock.nowNanos();
-        return { seconds: nanos / 1_000_000_000n, nanoseconds: Number(nanos % 1_000_000_000n) };
-      },
-      resolution() {
-        return { seconds: 0n, nanoseconds: 1 };
-      },
-    };
-    return wasi;
-  }
-
-  /** A fresh SQL provider, its statements run on this host's file. */
-  async #provider() {
-    const { sql } = this.#db;
-    return instantiateProvider((name) => this.#core('sql-provider', name), {
-      ...this.#wasi(),
-      'reclaim:recovery/sql': sql,
-      'reclaim:recovery/sql@0.1.0': sql,
-    });
   }
 
   /** A user from the embedder's directory, as the component takes it. */
@@ -277,21 +255,37 @@ export class ReclaimHost {
   }
 
   /**
-   * The engine's imports: the provider's storage and outbox, its directory
-   * unless you gave one, our settings, and WASI with our clock.
+   * The component's imports: the `sql` connection, your directory and
+   * mailer when you gave them (`host-options` tells the provider whether),
+   * our settings, and WASI with our clock and nothing else.
    */
-  #imports(provider) {
+  #imports() {
     const host = this;
-    const wasi = this.#wasi();
+    const clock = this.clock;
+    const wasi = new WASIShim({ sandbox: { preopens: {}, env: {}, args: ['reclaim'], enableNetwork: false } }).getImportObject();
+    wasi['wasi:clocks/wall-clock'] = {
+      now() {
+        const nanos = clock.nowNanos();
+        return { seconds: nanos / 1_000_000_000n, nanoseconds: Number(nanos % 1_000_000_000n) };
+      },
+      resolution() {
+        return { seconds: 0n, nanoseconds: 1 };
+      },
+    };
+    const unplugged = () => {
+      throw new Error('the provider asked for an import this host did not plug in');
+    };
     const own = {
-      'reclaim:recovery/directory': host.directory ? {
+      'reclaim:recovery/sql': this.#db.sql,
+      'reclaim:recovery/host-options': {
+        get: () => ({ ownDirectory: Boolean(host.directory), ownMailer: false }),
+      },
+      'reclaim:recovery/directory': {
         getById: (id) => ReclaimHost.#fromDirectory(host.directory.getById(id)),
         getByPk: (pk) => ReclaimHost.#fromDirectory(host.directory.getByPk(Number(pk))),
         findByEmail: (email) => ReclaimHost.#fromDirectory(host.directory.findByEmail(email)),
-      } : provider.directory,
-      'reclaim:recovery/storage': provider.storage,
-      // A refusal arrives as the provider's thrown `err`, and goes on as is.
-      'reclaim:recovery/mailer': provider.mailer,
+      },
+      'reclaim:recovery/mailer': { queue: unplugged },
       'reclaim:recovery/settings': {
         get() {
           const s = host.settings;

@@ -1,6 +1,7 @@
 """Create-then-redeem, one caller, for SECONDS: the Python row of
-`scripts/bench-hosts`. Prints pairs per second and where an operation's
-time goes (the package's `observe` phases)."""
+`scripts/bench-hosts`, on a SQLite file or the `postgresql://` DATABASE_URL
+given after SECONDS. Prints pairs per second and where an operation's time
+goes (the package's `observe` phases)."""
 
 import json
 import sys
@@ -12,9 +13,10 @@ from pathlib import Path
 from reclaim import Reclaim, Settings
 
 seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 5
+url = sys.argv[2] if len(sys.argv) > 2 else None
 phases: dict = defaultdict(float)
 with tempfile.TemporaryDirectory() as dir, Reclaim(
-    Path(dir) / "python.db",
+    url or Path(dir) / "python.db",
     Settings("https://id.example.test", ["bench-secret-0123456789abcdef0123456789abcdef"]),
     observe=lambda phase, s: phases.__setitem__(phase, phases[phase] + s),
 ) as reclaim:
@@ -34,7 +36,7 @@ with tempfile.TemporaryDirectory() as dir, Reclaim(
     elapsed = time.perf_counter() - started
 total = sum(phases.values())
 print(json.dumps({
-    "host": "python", "storage": "sqlite", "pairs_per_s": round(pairs / elapsed, 1),
+    "host": "python", "storage": "postgresql" if url else "sqlite", "pairs_per_s": round(pairs / elapsed, 1),
     "share": {k: round(v / elapsed, 3) for k, v in phases.items()},
     "other": round(1 - total / elapsed, 3),
 }))

@@ -19,7 +19,7 @@ def token_of(link: str) -> str:
     return link.split("token=")[1]
 
 
-def test_the_packaged_component_is_the_one_the_rust_host_embeds():
+def test_the_packaged_component_is_a_component_not_a_core_module():
     wasm = component_path().read_bytes()
     assert wasm[:8] == b"\x00asm\x0d\x00\x01\x00", "a component, not a core module"
 

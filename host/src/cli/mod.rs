@@ -113,11 +113,11 @@ pub fn error_body(e: &anyhow::Error) -> Value {
 }
 
 /// `reclaim component`: the embedded component, byte for byte.
-pub fn write_component(out: &Path, edge: bool, sql_provider: bool) -> Result<Value> {
+pub fn write_component(out: &Path, edge: bool, sql: bool) -> Result<Value> {
     let wasm = if edge {
         reclaim::runtime::EMBEDDED_EDGE_COMPONENT
-    } else if sql_provider {
-        reclaim::runtime::EMBEDDED_SQL_PROVIDER
+    } else if sql {
+        reclaim::runtime::EMBEDDED_SQL_COMPONENT
     } else {
         reclaim::runtime::EMBEDDED_COMPONENT
     };

@@ -31,10 +31,11 @@ pub const EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("RECLAIM_COMPONENT_PAT
 /// `wasi:http` runtimes. This host never runs it; it only hands it out.
 pub const EMBEDDED_EDGE_COMPONENT: &[u8] = include_bytes!(env!("RECLAIM_EDGE_PATH"));
 
-/// The SQL provider (`providers/sql`): the engine's storage, outbox and
-/// default directory over a host's SQL connection, which the Python and
-/// Node.js packages link to the engine. This host only hands it out.
-pub const EMBEDDED_SQL_PROVIDER: &[u8] = include_bytes!(env!("RECLAIM_SQL_PROVIDER_PATH"));
+/// The SQL component: the same engine composed with the SQL provider
+/// (`providers/sql`), its storage, outbox and default directory over a
+/// host's SQL connection, for the Python and Node.js packages. This host
+/// only hands it out.
+pub const EMBEDDED_SQL_COMPONENT: &[u8] = include_bytes!(env!("RECLAIM_SQL_PATH"));
 
 /// Bounds on what one operation may use.
 #[derive(Clone, Debug)]

@@ -59,21 +59,40 @@ pub fn marks(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
+/// SQL NULL, in the `sql` import's encoding of values.
+const NULL: &str = "n";
+
 pub fn text(value: &str) -> Value {
-    Value::Text(value.to_string())
+    format!("t{value}")
 }
 
 pub fn opt_text(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, text)
+    value.map_or_else(|| NULL.to_string(), text)
 }
 
 pub fn int(value: i64) -> Value {
-    Value::Integer(value)
+    format!("i{value}")
 }
 
 /// A timestamp or count: databases keep i64, enough until 2262.
 pub fn unsigned(value: u64) -> Value {
-    Value::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+    int(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// A column as its type and content (`n`, `i…`, `t…`).
+enum Column<'a> {
+    Null,
+    Integer(&'a str),
+    Text(&'a str),
+}
+
+fn decode(value: &str) -> Column<'_> {
+    match value.split_at_checked(1) {
+        Some(("i", digits)) => Column::Integer(digits),
+        Some(("t", text)) => Column::Text(text),
+        Some(("n", "")) => Column::Null,
+        _ => panic!("the host sent a value outside the sql import's encoding: {value:?}"),
+    }
 }
 
 /// One row: its columns in the statement's order. A column of the wrong
@@ -81,17 +100,18 @@ pub fn unsigned(value: u64) -> Value {
 pub struct Row(Vec<Value>);
 
 impl Row {
-    fn column(&self, i: usize) -> &Value {
-        self.0
-            .get(i)
-            .unwrap_or_else(|| panic!("the row has no column {i}"))
+    fn column(&self, i: usize) -> Column<'_> {
+        decode(
+            self.0
+                .get(i)
+                .unwrap_or_else(|| panic!("the row has no column {i}")),
+        )
     }
 
     pub fn opt_text(&self, i: usize) -> Option<String> {
         match self.column(i) {
-            Value::Null => None,
-            Value::Text(s) => Some(s.clone()),
-            Value::Integer(n) => Some(n.to_string()),
+            Column::Null => None,
+            Column::Text(s) | Column::Integer(s) => Some(s.to_string()),
         }
     }
 
@@ -102,9 +122,8 @@ impl Row {
 
     pub fn opt_int(&self, i: usize) -> Option<i64> {
         match self.column(i) {
-            Value::Null => None,
-            Value::Integer(n) => Some(*n),
-            Value::Text(s) => Some(
+            Column::Null => None,
+            Column::Integer(s) | Column::Text(s) => Some(
                 s.parse()
                     .unwrap_or_else(|_| panic!("column {i} is not an integer")),
             ),

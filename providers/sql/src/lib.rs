@@ -1,10 +1,12 @@
 //! The recovery engine's `storage`, `mailer` (the outbox) and default
 //! `directory` over the host's own SQL connection (the `sql` import), as a
-//! component of its own: the Python and Node.js packages link its exports
-//! to the engine's imports, and their own code only runs its statements on
-//! their driver and opens and closes each operation's transaction. Every
+//! component of its own: `reclaim component --sql` composes it with the
+//! engine, and the Python and Node.js packages only run its statements on
+//! their driver and open and close each operation's transaction. Every
 //! statement is written once for SQLite and PostgreSQL (`db`); the tables
-//! and their migrations are in `schema`.
+//! and their migrations are in `schema`. An embedder's own directory or
+//! mailer is the host's import of that name, which the provider hands the
+//! calls to (`host-options`).
 
 // Only a wasm32-wasip2 build means anything; natively the crate is empty so
 // that `cargo test --workspace` can pass over it.
@@ -20,15 +22,22 @@ mod bindings {
 mod db;
 mod schema;
 
-use bindings::exports::reclaim::recovery::{
-    directory, mailer, message_checks, schema as tables, storage,
-};
+use bindings::exports::reclaim::recovery::{directory, mailer, schema as tables, storage};
+use bindings::reclaim::recovery::directory as own_directory;
+use bindings::reclaim::recovery::host_options::{self, Options};
+use bindings::reclaim::recovery::mailer as own_mailer;
 use bindings::reclaim::recovery::sql::Value;
 use bindings::reclaim::recovery::types::Identity;
 use db::{Row, int, marks, opt_text, text, unsigned};
 use storage::{ConsumeOutcome, Credential, CredentialKind, CredentialState, CredentialStatus};
 
 struct Provider;
+
+/// What the host plugs in, asked once per instance.
+fn options() -> Options {
+    static OPTIONS: std::sync::OnceLock<Options> = std::sync::OnceLock::new();
+    *OPTIONS.get_or_init(host_options::get)
+}
 
 const IDENTITY: &str = "SELECT id, pk, email, display_name, locale, active FROM identities";
 
@@ -45,14 +54,23 @@ fn identity(row: Row) -> Identity {
 
 impl directory::Guest for Provider {
     fn get_by_id(id: String) -> Option<Identity> {
+        if options().own_directory {
+            return own_directory::get_by_id(&id);
+        }
         db::query_one(&format!("{IDENTITY} WHERE id = ?"), &[text(&id)]).map(identity)
     }
 
     fn get_by_pk(pk: i64) -> Option<Identity> {
+        if options().own_directory {
+            return own_directory::get_by_pk(pk);
+        }
         db::query_one(&format!("{IDENTITY} WHERE pk = ?"), &[int(pk)]).map(identity)
     }
 
     fn find_by_email(email: String) -> Option<Identity> {
+        if options().own_directory {
+            return own_directory::find_by_email(&email);
+        }
         db::query_one(
             &format!("{IDENTITY} WHERE lower(email) = lower(?)"),
             &[text(&email)],
@@ -262,16 +280,25 @@ impl storage::Guest for Provider {
     }
 }
 
-impl message_checks::Guest for Provider {
-    fn check(message: mailer::Message) -> Result<Option<String>, String> {
-        reclaim_wire::mail::check_headers(&message.to, message.to_name.as_deref(), &message.subject)
-            .map_err(str::to_string)
-    }
-}
-
 impl mailer::Guest for Provider {
     fn queue(message: mailer::Message) -> Result<(), String> {
-        let to_name = <Provider as message_checks::Guest>::check(message.clone())?;
+        let to_name = reclaim_wire::mail::check_headers(
+            &message.to,
+            message.to_name.as_deref(),
+            &message.subject,
+        )
+        .map_err(str::to_string)?;
+        if options().own_mailer {
+            return own_mailer::queue(&own_mailer::Message {
+                to: message.to,
+                to_name,
+                subject: message.subject,
+                text_body: message.text_body,
+                html_body: message.html_body,
+                template: message.template,
+                flow_id: message.flow_id,
+            });
+        }
         let queued_at = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));

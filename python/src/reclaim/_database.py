@@ -14,6 +14,25 @@ from typing import Any, List, Sequence, Union
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
+def _param(value: str) -> Any:
+    """A value of the `sql` import (`n`, `i42`, `ttext`) as the driver binds it."""
+    kind, rest = value[0], value[1:]
+    if kind == "t":
+        return rest
+    if kind == "i":
+        return int(rest)
+    return None
+
+
+def _value(column: Any) -> str:
+    """A column as the `sql` import answers it."""
+    if column is None:
+        return "n"
+    if isinstance(column, (bool, int)):
+        return f"i{int(column)}"
+    return f"t{column}"
+
+
 class Database:
     """One connection and its dialect (`sqlite` or `postgresql`)."""
 
@@ -43,13 +62,18 @@ class Database:
     def __init__(self, connection: Any) -> None:
         self._connection = connection
 
-    def execute(self, statement: str, params: List[Any]) -> int:
+    def execute(self, statement: str, params: List[str]) -> int:
         """The `sql` import's `execute`: a statement in this dialect; the
         rows it changed (none for DDL)."""
-        raise NotImplementedError
+        return max(self._run(statement, [_param(p) for p in params]).rowcount, 0)
 
-    def query(self, statement: str, params: List[Any]) -> List[List[Any]]:
+    def query(self, statement: str, params: List[str]) -> List[List[str]]:
         """The `sql` import's `query`: each row as a list of its columns."""
+        cursor = self._run(statement, [_param(p) for p in params])
+        return [[_value(c) for c in row] for row in cursor.fetchall()] if cursor.description else []
+
+    def _run(self, statement: str, params: List[Any]) -> Any:
+        """A statement in this dialect on the driver: its cursor."""
         raise NotImplementedError
 
     def run(self, statement: str, params: Sequence[Any] = ()) -> List[tuple]:
@@ -81,11 +105,8 @@ class _Sqlite(Database):
         connection.execute("PRAGMA synchronous=FULL")
         return _Sqlite(connection)
 
-    def execute(self, statement: str, params: List[Any]) -> int:
-        return max(self._connection.execute(statement, params).rowcount, 0)
-
-    def query(self, statement: str, params: List[Any]) -> List[List[Any]]:
-        return [list(row) for row in self._connection.execute(statement, params)]
+    def _run(self, statement: str, params: List[Any]) -> Any:
+        return self._connection.execute(statement, params)
 
     def run(self, statement: str, params: Sequence[Any] = ()) -> List[tuple]:
         return [tuple(row) for row in self._connection.execute(statement, params)]
@@ -115,13 +136,8 @@ class _Postgres(Database):
         # The provider writes PostgreSQL's own `$1` placeholders.
         self._raw = psycopg.RawCursor(connection)
 
-    def execute(self, statement: str, params: List[Any]) -> int:
-        self._raw.execute(statement, params)
-        return max(self._raw.rowcount, 0)
-
-    def query(self, statement: str, params: List[Any]) -> List[List[Any]]:
-        self._raw.execute(statement, params)
-        return [list(row) for row in self._raw.fetchall()] if self._raw.description else []
+    def _run(self, statement: str, params: List[Any]) -> Any:
+        return self._raw.execute(statement, params)
 
     def run(self, statement: str, params: Sequence[Any] = ()) -> List[tuple]:
         cursor = self._connection.execute(statement.replace("?", "%s"), params)

@@ -1,10 +1,11 @@
 """The recovery component on wasmtime: compiled once per process, a fresh
-instance for every operation, inside one SQLite transaction that is
-committed when the component answers (with a result or a refusal) and
-rolled back when it traps. Beside it in the same store runs the SQL
-provider, whose exports answer the engine's storage, outbox and default
-directory; this host runs the provider's statements on its database
-(`_database`: SQLite or PostgreSQL) and nothing of storage besides."""
+instance for every operation, inside one transaction that is committed
+when the component answers (with a result or a refusal) and rolled back
+when it traps. The component is the engine composed with the SQL provider
+(`reclaim component --sql`), which answers the engine's storage, outbox
+and default directory inside WebAssembly; this host runs the provider's
+statements on its database (`_database`: SQLite or PostgreSQL) and
+nothing of storage besides."""
 
 from __future__ import annotations
 
@@ -36,13 +37,9 @@ WASI_VERSION = "0.2.12"
 
 
 def component_path() -> Path:
-    """The packaged component: the `.wasm` the Rust host embeds."""
+    """The packaged component: the `.wasm` the Rust host embeds for SQL
+    hosts (`reclaim component --sql`), the engine and the SQL provider."""
     return Path(str(resources.files(__package__).joinpath("reclaim.wasm")))
-
-
-def provider_path() -> Path:
-    """The packaged SQL provider (`reclaim component --sql-provider`)."""
-    return Path(str(resources.files(__package__).joinpath("sql-provider.wasm")))
 
 
 def _record(fields: dict) -> Record:
@@ -65,12 +62,8 @@ class _Compiled:
     _lock = threading.Lock()
     _shared: Optional["_Compiled"] = None
 
-    def __init__(self, wasm: Path, provider: Path) -> None:
+    def __init__(self, wasm: Path) -> None:
         self.engine = wasmtime.Engine()
-        self.component = self._load(wasm)
-        self.provider = self._load(provider)
-
-    def _load(self, wasm: Path) -> Component:
         data = wasm.read_bytes()
         # Keyed by the component and the runtime: a new wasmtime refuses old
         # code anyway, and then it is compiled again.
@@ -79,20 +72,19 @@ class _Compiled:
         cache = Path(os.environ.get("RECLAIM_CACHE_DIR", Path(tempfile.gettempdir()) / "reclaim-py"))
         compiled = cache / f"{key}.cwasm"
         try:
-            return Component.deserialize_file(self.engine, str(compiled))
+            self.component = Component.deserialize_file(self.engine, str(compiled))
         except (OSError, wasmtime.WasmtimeError):
-            component = Component(self.engine, data)
+            self.component = Component(self.engine, data)
             cache.mkdir(parents=True, exist_ok=True)
             partial = compiled.with_suffix(f".{os.getpid()}.partial")
-            partial.write_bytes(component.serialize())
+            partial.write_bytes(self.component.serialize())
             os.replace(partial, compiled)
-            return component
 
     @classmethod
     def shared(cls) -> "_Compiled":
         with cls._lock:
             if cls._shared is None:
-                cls._shared = _Compiled(component_path(), provider_path())
+                cls._shared = _Compiled(component_path())
             return cls._shared
 
 
@@ -135,9 +127,8 @@ class Reclaim:
         self._compiled = _Compiled.shared()
         self._linker = self._link()
         self._turn = threading.Lock()
-        self._provided: Optional[_Provided] = None
         with self._turn:
-            self._in_transaction(lambda store: self._provided_by(store).call("schema", "migrate"))
+            self._in_transaction(lambda store: self._export(store, "schema", "migrate")(store))
 
     @property
     def connection(self) -> Any:
@@ -205,12 +196,15 @@ class Reclaim:
 
     # One operation --------------------------------------------------------
 
-    def _provided_by(self, store: wasmtime.Store) -> "_Provided":
-        """A fresh SQL provider in `store`, answering this operation's
-        storage, outbox and directory calls."""
-        instance = self._linker.instantiate(store, self._compiled.provider)
-        self._provided = _Provided(store, instance)
-        return self._provided
+    def _export(self, store: wasmtime.Store, interface: str, name: str) -> Any:
+        """The export `name` of `interface` of a fresh instance in `store`."""
+        instance = self._linker.instantiate(store, self._compiled.component)
+        scope = instance.get_export_index(store, f"{PACKAGE}/{interface}@{VERSION}")
+        index = instance.get_export_index(store, name, scope)
+        func = instance.get_func(store, index) if index is not None else None
+        if func is None:
+            raise LookupError(f"the component exports no {interface}.{name}")
+        return func
 
     def _in_transaction(self, run: Callable[[wasmtime.Store], T]) -> T:
         """`run` in a fresh store, inside one `BEGIN IMMEDIATE` transaction:
@@ -223,8 +217,6 @@ class Reclaim:
         except BaseException:
             self._db.rollback()
             raise
-        finally:
-            self._provided = None
         self._db.commit()
         return result
 
@@ -233,13 +225,7 @@ class Reclaim:
 
         def operation(store: wasmtime.Store) -> Any:
             started = time.perf_counter()
-            self._provided_by(store)
-            instance = self._linker.instantiate(store, self._compiled.component)
-            interface = instance.get_export_index(store, f"{PACKAGE}/recovery@{VERSION}")
-            index = instance.get_export_index(store, name, interface)
-            func = instance.get_func(store, index) if index is not None else None
-            if func is None:
-                raise LookupError(f"the component exports no {name}")
+            func = self._export(store, "recovery", name)
             self._in_imports = 0.0
             begun = time.perf_counter()
             result = func(store, *args)
@@ -269,16 +255,18 @@ class Reclaim:
             with root.add_instance(f"wasi:clocks/wall-clock@{WASI_VERSION}") as clocks:
                 clocks.add_func("now", lambda _s: self._datetime(self.clock.now_ns()))
                 clocks.add_func("resolution", lambda _s: self._datetime(1))
+            # Your directory and mailer, when you gave them: the provider
+            # hands the engine's calls to these (host-options says whether).
             self._add(root, "directory", {
-                name: self._directory_call(name, method) for name, method in
-                [("get-by-id", "get_by_id"), ("get-by-pk", "get_by_pk"), ("find-by-email", "find_by_email")]
-            })
-            self._add(root, "storage", {
-                name: self._provider_call("storage", name) for name in
-                ["insert", "consume", "find", "code-for-flow", "record-failed-attempt",
-                 "identity-failed-attempts", "revoke-identity"]
+                "get-by-id": lambda id: self._identity(self.directory.get_by_id(id)),
+                "get-by-pk": lambda pk: self._identity(self.directory.get_by_pk(pk)),
+                "find-by-email": lambda email: self._identity(self.directory.find_by_email(email)),
             })
             self._add(root, "mailer", {"queue": self._queue})
+            self._add(root, "host-options", {"get": lambda: _record({
+                "own-directory": self.directory is not self._identities,
+                "own-mailer": not isinstance(self.mailer, OutboxMailer),
+            })})
             self._add(root, "sql", {
                 "database-dialect": lambda: self._db.dialect,
                 "execute": self._db.execute,
@@ -289,24 +277,6 @@ class Reclaim:
                 "template": lambda _name, _locale: None,
             })
         return linker
-
-    def _provider_call(self, interface: str, name: str) -> Callable[..., Any]:
-        """An engine import answered by the provider's export of that name."""
-        return lambda *args: self._current().call(interface, name, *args)
-
-    def _directory_call(self, name: str, method: str) -> Callable[..., Any]:
-        """A directory import: the provider's for the file's own table, else
-        the embedder's directory."""
-        def call(*args: Any) -> Any:
-            if self.directory is self._identities:
-                return self._current().call("directory", name, *args)
-            return self._identity(getattr(self.directory, method)(*args))
-        return call
-
-    def _current(self) -> "_Provided":
-        if self._provided is None:
-            raise RuntimeError("the component called an import outside an operation")
-        return self._provided
 
     def _add(self, root: Any, interface: str, funcs: dict) -> None:
         with root.add_instance(f"{PACKAGE}/{interface}@{VERSION}") as instance:
@@ -338,18 +308,11 @@ class Reclaim:
         })
 
     def _queue(self, m: Any) -> Optional[str]:
-        """The engine's `mailer.queue`: the provider's outbox, or the
-        provider's checks and then a mailer of yours. `result<_, string>`:
-        none is ok, a string the error."""
-        provided = self._current()
-        if isinstance(self.mailer, OutboxMailer):
-            return _refused(provided.call("mailer", "queue", m))
-        checked = provided.call("message-checks", "check", m)
-        if isinstance(checked, Variant) and checked.tag == "err":
-            return checked.payload
-        fitted = checked.payload if isinstance(checked, Variant) else checked
+        """Your mailer's `queue`, for a message that passed the provider's
+        checks (its `to_name` fitted to one line). `result<_, string>`: none
+        is ok, a string the error."""
         message = Message(
-            to=_field(m, "to"), to_name=fitted, subject=_field(m, "subject"),
+            to=_field(m, "to"), to_name=_field(m, "to-name"), subject=_field(m, "subject"),
             text_body=_field(m, "text-body"), html_body=_field(m, "html-body"),
             template=_field(m, "template"), flow_id=_field(m, "flow-id"),
         )
@@ -372,31 +335,6 @@ class Reclaim:
             "code-attempt-window-ns": s.code_attempt_window * 1_000_000_000,
             "notify-unknown-recipients": s.notify_unknown_recipients,
         }
-
-
-class _Provided:
-    """The SQL provider instance of one operation: its exports by
-    interface and name, looked up once each."""
-
-    def __init__(self, store: wasmtime.Store, instance: Any) -> None:
-        self._store = store
-        self._instance = instance
-        self._funcs: dict = {}
-
-    def call(self, interface: str, name: str, *args: Any) -> Any:
-        func = self._funcs.get((interface, name))
-        if func is None:
-            scope = self._instance.get_export_index(self._store, f"{PACKAGE}/{interface}@{VERSION}")
-            func = self._instance.get_func(self._store, self._instance.get_export_index(self._store, name, scope))
-            self._funcs[(interface, name)] = func
-        return func(self._store, *args)
-
-
-def _refused(result: Any) -> Optional[str]:
-    """`result<_, string>` as the host returns it: none, or the reason."""
-    if isinstance(result, Variant):
-        return result.payload if result.tag == "err" else None
-    return result
 
 
 def _unwrap(result: Any) -> Any:
