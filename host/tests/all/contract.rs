@@ -1033,6 +1033,81 @@ pub fn deliveries_are_claimed_under_a_lease_retried_when_due_and_stop_at_a_disab
     );
 }
 
+/// The guest's store: its WASI and Reclaim's imports.
+struct Guest {
+    wasi: wasmtime_wasi::WasiCtx,
+    table: wasmtime::component::ResourceTable,
+    imports: reclaim::runtime::Imports,
+}
+
+impl wasmtime_wasi::WasiView for Guest {
+    fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+        wasmtime_wasi::WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The storage contract as the test guest states it (the one every host
+/// runs: Python and Node.js over the SQL provider, the wasmtime CLI over
+/// the filesystem provider), each scenario in a unit of work of its own
+/// through this host's imports, for an identity of its own.
+fn the_storage_guest_finds_the_contract_kept_through_the_imports(f: Fixture) {
+    use wasmtime::component::{Component, Linker};
+    let engine = wasmtime::Engine::default();
+    let component = Component::new(&engine, crate::common::storage_guest()).unwrap();
+    let mut linker = Linker::<Guest>::new(&engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    reclaim::runtime::add_to_linker(&mut linker, |guest| &mut guest.imports).unwrap();
+    let linker = Arc::new(linker);
+    let settings = Arc::new(reclaim::Settings::new(
+        "https://id.example.test",
+        Vec::new(),
+    ));
+    let store = || {
+        wasmtime::Store::new(
+            &engine,
+            Guest {
+                wasi: wasmtime_wasi::WasiCtxBuilder::new().build(),
+                table: Default::default(),
+                imports: Default::default(),
+            },
+        )
+    };
+    let mut scratch = store();
+    let instance = linker.instantiate(&mut scratch, &component).unwrap();
+    let list = instance
+        .get_typed_func::<(), (Vec<String>,)>(&mut scratch, "scenarios")
+        .unwrap();
+    let (scenarios,) = list.call(&mut scratch, ()).unwrap();
+    assert!(scenarios.len() >= 13, "{scenarios:?}");
+    for (n, scenario) in scenarios.into_iter().enumerate() {
+        let id = identity(&*f.backend, &format!("guest{n}@example.com")).id;
+        let (linker, component, settings) = (
+            Arc::clone(&linker),
+            component.clone(),
+            Arc::clone(&settings),
+        );
+        let mut store = store();
+        let verdict = transact(&*f.backend, move |work| {
+            let data = store.data_mut();
+            data.imports
+                .begin(work, settings, Arc::new(reclaim::SystemClock), None);
+            let instance = linker.instantiate(&mut store, &component)?;
+            let run = instance
+                .get_typed_func::<(&str, &str), (Result<(), String>,)>(&mut store, "run")?;
+            let verdict = run.call(&mut store, (&scenario, &id));
+            let work = store.data_mut().imports.end().expect("the unit of work");
+            let (verdict,) = verdict?;
+            work.commit()?;
+            Ok(verdict)
+        })
+        .unwrap();
+        verdict.unwrap_or_else(|step| panic!("the contract was broken: {step}"));
+    }
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -1066,4 +1141,5 @@ contract!(
     an_assertion_is_redeemed_once_under_concurrent_redeemers_then_used_or_expired,
     events_commit_with_their_unit_and_are_listed_by_identity_and_time,
     deliveries_are_claimed_under_a_lease_retried_when_due_and_stop_at_a_disabled_endpoint,
+    the_storage_guest_finds_the_contract_kept_through_the_imports,
 );

@@ -552,3 +552,34 @@ pub fn password_is(server: &Server, identity: &Value, password: &str) -> bool {
 
 /// A password the strength check accepts.
 pub const NEW_PASSWORD: &str = "correct horse battery staple 7";
+
+/// The storage contract's test guest (`tests/guests/storage-contract`),
+/// built for `wasm32-wasip2` once per test run: the same file the Python
+/// and Node.js tests run through their hosts.
+pub fn storage_guest() -> &'static [u8] {
+    static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let target = root.join("target").join("guests");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root)
+            .args(["build", "--package", "reclaim-storage-contract"])
+            .args([
+                "--target",
+                "wasm32-wasip2",
+                "--release",
+                "--locked",
+                "--quiet",
+            ])
+            .arg("--target-dir")
+            .arg(&target)
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "building the storage contract guest failed"
+        );
+        std::fs::read(target.join("wasm32-wasip2/release/reclaim_storage_contract.wasm")).unwrap()
+    })
+}
