@@ -1,5 +1,11 @@
 //! Credentials: the component's `storage` import, and the rule that says
-//! where a stored credential stands, shared by every backend.
+//! where a stored credential stands, shared by every backend. The Rust
+//! backends keep statements of their own rather than the SQL provider's
+//! (`providers/sql`, which the Python and Node.js packages run): measured
+//! through the same engine, the provider's path did half the pairs per
+//! second once the disk's sync stopped dominating (BENCHMARKS.md, "The Rust
+//! host through the SQL provider"). `tests/guests/storage-contract` holds
+//! both to the same behaviour.
 
 use anyhow::Result;
 
