@@ -65,7 +65,7 @@ pub fn sql(engine: &[u8], provider: &[u8]) -> Vec<u8> {
 }
 
 /// `socket` with each plug's exports wired to the imports they match.
-fn plug(socket: &[u8], plugs: &[(&str, &[u8])]) -> Vec<u8> {
+pub fn plug(socket: &[u8], plugs: &[(&str, &[u8])]) -> Vec<u8> {
     use wac_graph::types::Package;
     use wac_graph::{CompositionGraph, EncodeOptions};
 

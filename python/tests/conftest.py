@@ -84,3 +84,22 @@ def database_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "reclaim.db")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(scope="session")
+def storage_guest(tmp_path_factory) -> Path:
+    """The storage contract's test guest on the SQL provider: both built for
+    wasm32-wasip2 and composed (`reclaim-compose plug`) from the checkout, as
+    the Rust host's and Node.js's tests build the same guest."""
+    repository = Path(__file__).resolve().parents[2]
+    target = repository / "target" / "guests"
+    env = {k: v for k, v in os.environ.items() if k not in ("CARGO_TARGET_DIR", "RUSTFLAGS")}
+    subprocess.run(["cargo", "build", "--quiet", "--locked", "--package", "reclaim-storage-contract",
+                    "--package", "reclaim-sql-provider", "--target", "wasm32-wasip2", "--release",
+                    "--target-dir", str(target)], cwd=repository, env=env, check=True)
+    release = target / "wasm32-wasip2" / "release"
+    composed = tmp_path_factory.mktemp("guest") / "storage-guest.wasm"
+    subprocess.run(["cargo", "run", "--quiet", "--locked", "--package", "reclaim-compose", "--target-dir",
+                    str(target), "--", "plug", str(release / "reclaim_storage_contract.wasm"),
+                    str(release / "reclaim_sql_provider.wasm"), str(composed)], cwd=repository, env=env, check=True)
+    return composed

@@ -413,3 +413,56 @@ fn the_conformance_scenarios_agree_in_the_wasmtime_cli() {
         run_scenario(wasm, &file);
     }
 }
+
+/// The storage contract's test guest (`tests/guests/storage-contract`) on
+/// the filesystem provider, in the wasmtime CLI: each scenario a process of
+/// its own over the mounted directory, for an identity of its own, as the
+/// Rust backends, Python and Node.js run the same guest.
+#[test]
+fn the_storage_guest_finds_the_contract_kept_by_the_filesystem_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let guest = dir.path().join("guest.wasm");
+    std::fs::write(&guest, crate::common::storage_guest()).unwrap();
+    composed(); // the provider, built where the host's build put it
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let provider =
+        root.join("target/component/wasm32-wasip2/release/reclaim_filesystem_provider.wasm");
+    let wasm = dir.path().join("guest-on-files.wasm");
+    run(Command::new(tool("wac"))
+        .arg("plug")
+        .arg(&guest)
+        .arg("--plug")
+        .arg(&provider)
+        .arg("-o")
+        .arg(&wasm));
+    let data = data_dir();
+    let listed = invoke(&wasm, data.path(), "scenarios()");
+    let scenarios: Vec<String> = listed
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|name| name.trim_matches('"').to_string())
+        .collect();
+    assert!(scenarios.len() >= 13, "{listed}");
+    let ids: Vec<String> = (0..scenarios.len())
+        .map(|n| format!("00000000-0000-4000-8000-{n:012}"))
+        .collect();
+    let identities: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| serde_json::json!({"id": id, "pk": n + 1, "email": format!("guest{n}@example.com")}))
+        .collect();
+    std::fs::write(
+        data.path().join("identities.json"),
+        serde_json::to_string(&identities).unwrap(),
+    )
+    .unwrap();
+    for (scenario, id) in scenarios.iter().zip(&ids) {
+        let verdict = invoke(
+            &wasm,
+            data.path(),
+            &format!("run(\"{scenario}\", \"{id}\")"),
+        );
+        assert_eq!(verdict, "ok", "the contract was broken: {verdict}");
+    }
+}

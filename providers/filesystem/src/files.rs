@@ -22,6 +22,10 @@ use crate::bindings::exports::reclaim::recovery::settings::Settings;
 use crate::bindings::exports::reclaim::recovery::storage::{Credential, CredentialKind};
 use crate::bindings::reclaim::recovery::types::Identity;
 
+/// How long before the window a logged wrong code is kept: 30 days, far
+/// beyond any window the settings take.
+const FORGET_FAILURES_AFTER: u64 = 30 * 24 * 3_600_000_000_000;
+
 const ROOT: &str = "/data";
 
 /// A credential as stored in `credentials/<key>.json` (the key is the name).
@@ -371,8 +375,11 @@ impl Data {
         self.create_new(&format!("{dir}/{now:020}-{}", random_hex::<8>()));
     }
 
-    /// The identity's wrong codes logged after `since`; older entries are
-    /// removed on the way, as nothing counts them again. Without locks
+    /// The identity's wrong codes logged after `since`; entries a long
+    /// while older ([`FORGET_FAILURES_AFTER`] before `since`) are removed on
+    /// the way. Nearer ones stay: a later call may ask from an earlier
+    /// `since` (a wider window, another instance's clock), and the WIT
+    /// allows counting more, never fewer. Without locks
     /// (wasi:filesystem has none) instances racing on one identity may
     /// each see the count before the others' guesses: the cap is exact for
     /// guesses that arrive one after another.
@@ -390,6 +397,7 @@ impl Data {
                 .and_then(|(at, _)| at.parse::<u64>().ok());
             match at {
                 Some(at) if at > since => count = count.saturating_add(1),
+                Some(at) if at > since.saturating_sub(FORGET_FAILURES_AFTER) => {}
                 _ => {
                     let _ = fs::remove_file(entry.path());
                 }

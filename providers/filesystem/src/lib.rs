@@ -212,22 +212,15 @@ impl storage::Guest for Provider {
 
 impl mailer::Guest for Provider {
     fn queue(message: mailer::Message) -> Result<(), String> {
-        let control = |s: &str| s.chars().any(char::is_control);
-        let (local, domain) = message.to.split_once('@').unwrap_or_default();
-        if local.is_empty()
-            || domain.is_empty()
-            || domain.contains('@')
-            || control(&message.to)
-            || message.to.contains(' ')
-        {
-            return Err("the recipient is not a deliverable email address".into());
-        }
-        if message.to_name.as_deref().is_some_and(control)
-            || message.subject.is_empty()
-            || control(&message.subject)
-        {
-            return Err("a header contains control characters".into());
-        }
+        // The checks every host applies (`reclaim_wire::mail`): the courier
+        // that reads this outbox must be able to send what it queues.
+        let to_name = reclaim_wire::mail::check_headers(
+            &message.to,
+            message.to_name.as_deref(),
+            &message.subject,
+        )
+        .map_err(str::to_string)?;
+        let message = mailer::Message { to_name, ..message };
         Data::open().queue_mail(&message);
         Ok(())
     }
