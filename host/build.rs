@@ -29,6 +29,8 @@ fn main() {
         "providers/filesystem/src",
         "providers/filesystem/Cargo.toml",
         "providers/sql/src",
+        "rules/src",
+        "rules/Cargo.toml",
         "providers/sql/Cargo.toml",
         "Cargo.lock",
     ] {

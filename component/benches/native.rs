@@ -40,15 +40,22 @@ struct InMemory {
 }
 
 impl InMemory {
+    /// The rule every host applies (`reclaim_rules`).
     fn state(row: &Row, now: u64) -> CredentialState {
-        if row.used {
-            CredentialState::Used
-        } else if row.revoked {
-            CredentialState::Revoked
-        } else if row.credential.expires_at <= now {
-            CredentialState::Expired
-        } else {
-            CredentialState::Active
+        Self::state_of(reclaim_rules::standing(
+            row.used,
+            row.revoked,
+            row.credential.expires_at,
+            now,
+        ))
+    }
+
+    fn state_of(standing: reclaim_rules::Standing) -> CredentialState {
+        match standing {
+            reclaim_rules::Standing::Active => CredentialState::Active,
+            reclaim_rules::Standing::Used => CredentialState::Used,
+            reclaim_rules::Standing::Revoked => CredentialState::Revoked,
+            reclaim_rules::Standing::Expired => CredentialState::Expired,
         }
     }
 }
@@ -99,13 +106,14 @@ impl Capabilities for InMemory {
         if row.credential.kind != kind {
             return ConsumeOutcome::Unknown;
         }
-        match Self::state(row, now) {
-            CredentialState::Active if row.failed < max_failed => {
+        let standing =
+            reclaim_rules::standing(row.used, row.revoked, row.credential.expires_at, now);
+        match reclaim_rules::consumable(standing, row.failed, max_failed) {
+            Ok(()) => {
                 row.used = true;
                 ConsumeOutcome::Consumed(row.credential.clone())
             }
-            CredentialState::Active => ConsumeOutcome::NotActive(CredentialState::Revoked),
-            state => ConsumeOutcome::NotActive(state),
+            Err(why) => ConsumeOutcome::NotActive(Self::state_of(why)),
         }
     }
     fn find(&self, keys: &[String], kind: CredentialKind, now: u64) -> Option<CredentialStatus> {

@@ -70,18 +70,15 @@ impl CredentialRecord {
         }
     }
 
-    /// Used wins over revoked, revoked over expired: the first thing that
-    /// happened to a credential is the reason it no longer works.
+    /// Where it stands at `now` (`reclaim_rules::standing`: the first
+    /// thing that happened to it is the reason it no longer works).
     pub fn state_at(&self, now: u64) -> CredentialState {
-        if self.used {
-            CredentialState::Used
-        } else if self.revoked {
-            CredentialState::Revoked
-        } else if self.credential.expires_at <= now {
-            CredentialState::Expired
-        } else {
-            CredentialState::Active
-        }
+        state(reclaim_rules::standing(
+            self.used,
+            self.revoked,
+            self.credential.expires_at,
+            now,
+        ))
     }
 
     /// The credential and where it stands at `now`.
@@ -96,11 +93,10 @@ impl CredentialRecord {
     /// Whether it can be consumed at `now`, or why not: an active flow over
     /// its attempt limit is dead, as if revoked.
     pub fn consumable_at(&self, now: u64, max_failed_attempts: u32) -> Result<(), CredentialState> {
-        match self.state_at(now) {
-            CredentialState::Active if self.failed_attempts < max_failed_attempts => Ok(()),
-            CredentialState::Active => Err(CredentialState::Revoked),
-            state => Err(state),
-        }
+        let standing =
+            reclaim_rules::standing(self.used, self.revoked, self.credential.expires_at, now);
+        reclaim_rules::consumable(standing, self.failed_attempts, max_failed_attempts)
+            .map_err(state)
     }
 
     /// What `consume` answers for this record when it did not consume it.
@@ -110,6 +106,16 @@ impl CredentialRecord {
                 .err()
                 .unwrap_or(CredentialState::Revoked),
         )
+    }
+}
+
+/// The WIT's name for a standing.
+fn state(standing: reclaim_rules::Standing) -> CredentialState {
+    match standing {
+        reclaim_rules::Standing::Active => CredentialState::Active,
+        reclaim_rules::Standing::Used => CredentialState::Used,
+        reclaim_rules::Standing::Revoked => CredentialState::Revoked,
+        reclaim_rules::Standing::Expired => CredentialState::Expired,
     }
 }
 

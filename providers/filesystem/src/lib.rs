@@ -70,13 +70,27 @@ impl directory::Guest for Provider {
     }
 }
 
-fn state_of(filed: Filed, stored: &StoredCredential, now: u64) -> CredentialState {
-    match filed {
-        Filed::Used => CredentialState::Used,
-        Filed::Revoked => CredentialState::Revoked,
-        Filed::Live if stored.expires_at <= now => CredentialState::Expired,
-        Filed::Live => CredentialState::Active,
+/// Where a filed credential stands at `now` (`reclaim_rules::standing`).
+fn standing(filed: Filed, stored: &StoredCredential, now: u64) -> reclaim_rules::Standing {
+    reclaim_rules::standing(
+        filed == Filed::Used,
+        filed == Filed::Revoked,
+        stored.expires_at,
+        now,
+    )
+}
+
+fn state(standing: reclaim_rules::Standing) -> CredentialState {
+    match standing {
+        reclaim_rules::Standing::Active => CredentialState::Active,
+        reclaim_rules::Standing::Used => CredentialState::Used,
+        reclaim_rules::Standing::Revoked => CredentialState::Revoked,
+        reclaim_rules::Standing::Expired => CredentialState::Expired,
     }
+}
+
+fn state_of(filed: Filed, stored: &StoredCredential, now: u64) -> CredentialState {
+    state(standing(filed, stored, now))
 }
 
 impl storage::Guest for Provider {
@@ -108,12 +122,15 @@ impl storage::Guest for Provider {
             if stored.kind() != kind {
                 continue;
             }
-            let state = state_of(filed, &stored, now);
-            if state != CredentialState::Active {
-                return ConsumeOutcome::NotActive(state);
-            }
-            if data.attempts(&stored.flow_id) >= max_failed_attempts {
-                return ConsumeOutcome::NotActive(CredentialState::Revoked);
+            let standing = standing(filed, &stored, now);
+            // Counting the attempts reads a directory: only for a live one.
+            let failed = if standing == reclaim_rules::Standing::Active {
+                data.attempts(&stored.flow_id)
+            } else {
+                0
+            };
+            if let Err(why) = reclaim_rules::consumable(standing, failed, max_failed_attempts) {
+                return ConsumeOutcome::NotActive(state(why));
             }
             // The rename is the single-use guarantee: one process wins it.
             return if data.rename(

@@ -106,17 +106,22 @@ fn credential(row: &Row) -> Credential {
     }
 }
 
-/// Where a stored credential stands at `now`: used, then revoked, then
-/// expired, else active. The one copy of the rule for SQL hosts.
+/// Where a stored credential stands at `now` (`reclaim_rules::standing`).
+fn standing(row: &Row, now: u64) -> reclaim_rules::Standing {
+    reclaim_rules::standing(
+        row.opt_int(8).is_some(),
+        row.opt_int(9).is_some(),
+        row.unsigned(5),
+        now,
+    )
+}
+
 fn state(row: &Row, now: u64) -> CredentialState {
-    if row.opt_int(8).is_some() {
-        CredentialState::Used
-    } else if row.opt_int(9).is_some() {
-        CredentialState::Revoked
-    } else if row.unsigned(5) <= now {
-        CredentialState::Expired
-    } else {
-        CredentialState::Active
+    match standing(row, now) {
+        reclaim_rules::Standing::Active => CredentialState::Active,
+        reclaim_rules::Standing::Used => CredentialState::Used,
+        reclaim_rules::Standing::Revoked => CredentialState::Revoked,
+        reclaim_rules::Standing::Expired => CredentialState::Expired,
     }
 }
 
@@ -212,11 +217,20 @@ impl storage::Guest for Provider {
         }
         match by_keys(&keys, kind) {
             None => ConsumeOutcome::Unknown,
-            Some(row) => match state(&row, now) {
-                // Active but not consumed: its flow ran out of attempts.
-                CredentialState::Active => ConsumeOutcome::NotActive(CredentialState::Revoked),
-                other => ConsumeOutcome::NotActive(other),
-            },
+            // Not consumed though there: used, revoked, expired, or (active)
+            // out of attempts, which counts as revoked.
+            Some(row) => {
+                let failed = u32::try_from(row.int(10)).unwrap_or(u32::MAX);
+                let why =
+                    reclaim_rules::consumable(standing(&row, now), failed, max_failed_attempts)
+                        .err()
+                        .unwrap_or(reclaim_rules::Standing::Revoked);
+                ConsumeOutcome::NotActive(match why {
+                    reclaim_rules::Standing::Used => CredentialState::Used,
+                    reclaim_rules::Standing::Expired => CredentialState::Expired,
+                    _ => CredentialState::Revoked,
+                })
+            }
         }
     }
 
