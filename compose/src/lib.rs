@@ -24,20 +24,12 @@ pub fn edge(engine: &[u8], provider: &[u8], front: &[u8]) -> Vec<u8> {
 /// (the `sql` connection, the host's options, directory and mailer, the
 /// settings, WASI) the composition imports.
 pub fn sql(engine: &[u8], provider: &[u8]) -> Vec<u8> {
-    use wac_graph::types::Package;
     use wac_graph::{CompositionGraph, EncodeOptions};
 
     const VERSION: &str = "@0.1.0";
     let mut graph = CompositionGraph::new();
-    let mut register = |name: &str, bytes: &[u8]| {
-        let package = Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut())
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        graph
-            .register_package(package)
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"))
-    };
-    let engine = register("reclaim:engine", engine);
-    let provider = register("reclaim:sql-provider", provider);
+    let engine = register(&mut graph, "reclaim:engine", engine);
+    let provider = register(&mut graph, "reclaim:sql-provider", provider);
     let provider = graph.instantiate(provider);
     let engine = graph.instantiate(engine);
     let fail = |what: &str, e: &dyn std::fmt::Display| -> ! { panic!("composing {what}: {e}") };
@@ -66,24 +58,30 @@ pub fn sql(engine: &[u8], provider: &[u8]) -> Vec<u8> {
 
 /// `socket` with each plug's exports wired to the imports they match.
 pub fn plug(socket: &[u8], plugs: &[(&str, &[u8])]) -> Vec<u8> {
-    use wac_graph::types::Package;
     use wac_graph::{CompositionGraph, EncodeOptions};
 
     let mut graph = CompositionGraph::new();
-    let mut register = |name: &str, bytes: &[u8]| {
-        let package = Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut())
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        graph
-            .register_package(package)
-            .unwrap_or_else(|e| panic!("{name}: {e:#}"))
-    };
-    let socket = register("reclaim:socket", socket);
+    let socket = register(&mut graph, "reclaim:socket", socket);
     let plugs = plugs
         .iter()
-        .map(|(name, bytes)| register(name, bytes))
+        .map(|(name, bytes)| register(&mut graph, name, bytes))
         .collect();
     wac_graph::plug(&mut graph, plugs, socket).unwrap_or_else(|e| panic!("composing: {e:#}"));
     graph
         .encode(EncodeOptions::default())
         .unwrap_or_else(|e| panic!("encoding the composition: {e:#}"))
+}
+
+/// `bytes` as a package of `graph`, named `name`.
+fn register(
+    graph: &mut wac_graph::CompositionGraph,
+    name: &str,
+    bytes: &[u8],
+) -> wac_graph::PackageId {
+    let package =
+        wac_graph::types::Package::from_bytes(name, None, bytes.to_vec(), graph.types_mut())
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    graph
+        .register_package(package)
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"))
 }
