@@ -117,7 +117,11 @@ fn standing(row: &Row, now: u64) -> reclaim_rules::Standing {
 }
 
 fn state(row: &Row, now: u64) -> CredentialState {
-    match standing(row, now) {
+    state_of(standing(row, now))
+}
+
+fn state_of(standing: reclaim_rules::Standing) -> CredentialState {
+    match standing {
         reclaim_rules::Standing::Active => CredentialState::Active,
         reclaim_rules::Standing::Used => CredentialState::Used,
         reclaim_rules::Standing::Revoked => CredentialState::Revoked,
@@ -225,11 +229,7 @@ impl storage::Guest for Provider {
                     reclaim_rules::consumable(standing(&row, now), failed, max_failed_attempts)
                         .err()
                         .unwrap_or(reclaim_rules::Standing::Revoked);
-                ConsumeOutcome::NotActive(match why {
-                    reclaim_rules::Standing::Used => CredentialState::Used,
-                    reclaim_rules::Standing::Expired => CredentialState::Expired,
-                    _ => CredentialState::Revoked,
-                })
+                ConsumeOutcome::NotActive(state_of(why))
             }
         }
     }
