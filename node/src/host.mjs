@@ -117,8 +117,8 @@ export class ReclaimHost {
   /** Adds an identity to the directory; returns it with `id` and `pk`. */
   async createIdentity({ email = null, displayName = null, locale = null, active = true }) {
     const id = randomUUID();
-    this.#db.run('INSERT INTO identities (id, email, display_name, locale, active) VALUES (?, ?, ?, ?, ?)',
-      [id, email, displayName, locale, active ? 1 : 0]);
+    this.#db.run('INSERT INTO identities (id, email, display_name, locale, active, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      [id, email, displayName, locale, active ? 1 : 0, BigInt(Date.now()) * 1_000_000n]);
     return plainIdentity(this.#identity('id = ?', id));
   }
 

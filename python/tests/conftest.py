@@ -17,6 +17,8 @@ from reclaim import Reclaim, Settings
 SCENARIOS = Path(__file__).resolve().parents[2] / "tests" / "conformance"
 README = Path(__file__).resolve().parents[1] / "README.md"
 SECRET = "python-test-secret-0123456789abcdef0123456789"
+#: The Rust host the tests run beside (scripts/test builds it first).
+RECLAIM = Path(os.environ.get("RECLAIM_BIN", Path(__file__).resolve().parents[2] / "target" / "debug" / "reclaim"))
 
 
 def python_blocks() -> list[str]:

@@ -157,27 +157,6 @@ def test_observe_sees_every_phase_of_an_operation(database: Path):
     assert all(seconds >= 0 for _, seconds in seen)
 
 
-def test_a_file_of_an_earlier_version_gets_the_columns_it_lacks(database: Path):
-    old = sqlite3.connect(database)
-    old.executescript("""
-        CREATE TABLE credentials (key TEXT PRIMARY KEY, kind TEXT NOT NULL, identity_id TEXT NOT NULL,
-            flow_id TEXT NOT NULL UNIQUE, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-            return_to TEXT, used_at INTEGER, revoked_at INTEGER, failed_attempts INTEGER NOT NULL DEFAULT 0);
-        CREATE TABLE outbox (id TEXT PRIMARY KEY, recipient TEXT NOT NULL, to_name TEXT, subject TEXT NOT NULL,
-            text_body TEXT NOT NULL, html_body TEXT NOT NULL, template TEXT NOT NULL,
-            status TEXT NOT NULL DEFAULT 'queued');
-    """)
-    old.close()
-    clock = ManualClock(1_800_000_000)
-    with Reclaim(database, SETTINGS, clock=clock) as reclaim:
-        ann = reclaim.directory.create(email="ann@example.com")
-        mailed = reclaim.send_recovery_email(ann.id)
-        row = reclaim.connection.execute("SELECT flow_id, queued_at FROM outbox").fetchone()
-        assert row == (mailed.flow_id, 1_800_000_000 * 10**9), "the flow and the time it was queued"
-        address_key = reclaim.connection.execute("SELECT address_key FROM credentials").fetchone()[0]
-        assert address_key, "the credential keeps the address it was mailed to"
-
-
 class KeepingMailer:
     def __init__(self) -> None:
         self.kept: list = []

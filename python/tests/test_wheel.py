@@ -9,11 +9,9 @@ import venv
 import zipfile
 from pathlib import Path
 
-from conftest import SECRET, python_blocks
+from conftest import RECLAIM, SECRET, python_blocks
 
 PACKAGE = Path(__file__).resolve().parents[1]
-#: The host the tests run beside (scripts/test builds it first).
-RECLAIM = Path(os.environ.get("RECLAIM_BIN", PACKAGE.parent / "target" / "debug" / "reclaim"))
 
 
 def test_the_wheel_is_pure_python_carries_the_hosts_component_and_runs_the_readme(tmp_path):

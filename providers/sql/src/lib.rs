@@ -210,7 +210,8 @@ impl storage::Guest for Provider {
         let won = db::query_one(
             &format!(
                 "UPDATE credentials SET used_at = ?
-                 WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > ? AND failed_attempts < ?
+                 WHERE used_at IS NULL AND revoked_at IS NULL AND expires_at > ?
+                   AND failed_attempts < CAST(? AS BIGINT)
                    AND kind = ? AND key IN ({list})
                  RETURNING {COLUMNS}"
             ),
@@ -247,9 +248,12 @@ impl storage::Guest for Provider {
     }
 
     fn record_failed_attempt(flow_id: String, max_failed_attempts: u32, now: u64) -> u32 {
+        // The limits are cast because `failed_attempts` is an INTEGER on
+        // PostgreSQL: a driver that infers its parameters' types (`pg`)
+        // would refuse a limit past 2^31 as that column's type.
         let counted = db::query_one(
             "UPDATE credentials SET failed_attempts = failed_attempts + 1, last_failed_at = ?,
-                 revoked_at = CASE WHEN failed_attempts + 1 >= ? AND revoked_at IS NULL AND used_at IS NULL
+                 revoked_at = CASE WHEN failed_attempts + 1 >= CAST(? AS BIGINT) AND revoked_at IS NULL AND used_at IS NULL
                                    THEN ? ELSE revoked_at END
              WHERE flow_id = ? AND kind = 'code'
              RETURNING failed_attempts",
@@ -313,9 +317,7 @@ impl mailer::Guest for Provider {
                 flow_id: message.flow_id,
             });
         }
-        let queued_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let queued_at = now();
         db::execute(
             "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, flow_id, queued_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -333,6 +335,13 @@ impl mailer::Guest for Provider {
         );
         Ok(())
     }
+}
+
+/// The wall clock in nanoseconds (the host's, through WASI).
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl tables::Guest for Provider {

@@ -6,6 +6,7 @@ commit. Each runs on a `Database`, SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
@@ -49,8 +50,9 @@ class SqliteDirectory:
         """Adds an identity to the `identities` table."""
         id = str(uuid.uuid4())
         self._db.run(
-            "INSERT INTO identities (id, email, display_name, locale, active) VALUES (?, ?, ?, ?, ?)",
-            (id, email, display_name, locale, int(active)),
+            "INSERT INTO identities (id, email, display_name, locale, active, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (id, email, display_name, locale, bool(active), time.time_ns()),
         )
         found = self.get_by_id(id)
         assert found is not None
@@ -78,7 +80,7 @@ class OutboxMailer:
         if self._send is None and self._eml_dir is None:
             return
         claimed = self._db.run(
-            "UPDATE outbox SET status = 'sending' WHERE status = 'queued'"
+            "UPDATE outbox SET status = 'processing' WHERE status = 'queued'"
             " RETURNING id, recipient, to_name, subject, text_body, html_body, template, flow_id"
         )
         for n, (id, *fields) in enumerate(claimed):

@@ -131,9 +131,7 @@ impl SqliteStorage {
         };
         create_private(&pool.path)?;
         let conn = pool.connect()?;
-        conn.execute_batch(schema::SCHEMA)
-            .context("creating the schema")?;
-        schema::migrate(&conn)?;
+        schema::migrate(&conn).context("creating the schema")?;
         Ok(Self {
             writer: Writer::start(conn, pool.connect()?)?,
             pool,
