@@ -133,7 +133,7 @@ impl SqliteStorage {
         let conn = pool.connect()?;
         schema::migrate(&conn).context("creating the schema")?;
         Ok(Self {
-            writer: Writer::start(conn, pool.connect()?)?,
+            writer: Writer::start(conn, pool.connect()?, durability == Durability::Full)?,
             pool,
         })
     }

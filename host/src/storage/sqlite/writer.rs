@@ -2,10 +2,14 @@
 //! work back to back inside one transaction, each in a savepoint, then
 //! commits them together. One sync of the disk then covers a whole batch,
 //! and writers never queue on SQLite's lock, whose busy handler sleeps in
-//! steps of milliseconds.
+//! steps of milliseconds. A lone caller (`Writer::lone`, the one place that
+//! decides) runs its unit as a batch of one on its own thread instead,
+//! sparing the two thread hand-offs.
 
+use std::cell::Cell;
 use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
@@ -26,6 +30,12 @@ const MAX_BATCH_TIME: Duration = Duration::from_millis(4);
 
 /// How long the writer looks for work before it sleeps.
 const SPIN_BEFORE_SLEEPING: Duration = Duration::from_micros(50);
+
+/// Submissions in a row that found no other unit in flight before a caller
+/// counts as alone: a unit run on its caller's thread while others queue
+/// would commit alone and keep them from the batch (measured in
+/// BENCHMARKS.md, "A lone caller without the two thread hand-offs").
+const LONE_STREAK: u32 = 8;
 
 /// A job of the writer: given its unit of work, it runs and returns whom to
 /// tell when its writes are durable.
@@ -68,17 +78,74 @@ fn lock(shared: &WriterCell) -> MutexGuard<'_, WriterState> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whoever runs a batch holds this: the writer thread, or a lone caller.
+type BatchLock = Arc<Mutex<()>>;
+
+fn hold(batch: &BatchLock) -> MutexGuard<'_, ()> {
+    batch.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How many units are in flight, and for how many submissions in a row
+/// there were none.
+#[derive(Default)]
+struct Load {
+    in_flight: AtomicUsize,
+    streak: AtomicU32,
+}
+
+impl Load {
+    /// Counts a unit in (until its `InFlight` drops), and says whether its
+    /// caller has been alone for [`LONE_STREAK`] submissions.
+    fn enter(self: &Arc<Self>) -> (InFlight, bool) {
+        let lone = if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.streak.fetch_add(1, Ordering::Relaxed) + 1 >= LONE_STREAK
+        } else {
+            self.streak.store(0, Ordering::Relaxed);
+            false
+        };
+        (InFlight(Arc::clone(self)), lone)
+    }
+}
+
+/// A unit counted in flight until it is settled (or dropped unsettled).
+struct InFlight(Arc<Load>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+thread_local! {
+    /// The writer whose batch this thread is running as a lone caller (0:
+    /// none), so that a unit does not wait for another of the same writer.
+    static RUNNING_BATCH_OF: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Tells writers apart for [`RUNNING_BATCH_OF`].
+static WRITERS: AtomicU64 = AtomicU64::new(1);
+
 /// The writer thread's handle; dropping it lets the thread finish its queue
 /// and close the connection.
 pub(super) struct Writer {
     tasks: Option<Sender<Task>>,
     thread: Option<JoinHandle<()>>,
     thread_id: ThreadId,
+    id: u64,
+    shared: WriterCell,
+    batch: BatchLock,
+    load: Arc<Load>,
+    syncs: bool,
 }
 
 impl Writer {
     /// Starts the writer on `conn`, with a checkpointer on `checkpoints`.
-    pub(super) fn start(mut conn: Connection, checkpoints: Connection) -> Result<Self> {
+    /// `syncs`: whether a commit waits for the disk (`synchronous=FULL`).
+    pub(super) fn start(
+        mut conn: Connection,
+        checkpoints: Connection,
+        syncs: bool,
+    ) -> Result<Self> {
         let (tasks, queue) = channel();
         let checkpointer = Checkpointer::start(&mut conn, checkpoints)?;
         let shared = Arc::new(Mutex::new(WriterState {
@@ -88,33 +155,125 @@ impl Writer {
             open: false,
             broken: false,
         }));
+        let batch = BatchLock::default();
         let thread = std::thread::Builder::new()
             .name("reclaim-writer".into())
-            .spawn(move || run(&shared, &queue))
+            .spawn({
+                let (shared, batch) = (Arc::clone(&shared), Arc::clone(&batch));
+                move || run(&shared, &batch, &queue)
+            })
             .context("starting the SQLite writer thread")?;
         Ok(Self {
             tasks: Some(tasks),
             thread_id: thread.thread().id(),
             thread: Some(thread),
+            id: WRITERS.fetch_add(1, Ordering::Relaxed),
+            shared,
+            batch,
+            load: Arc::default(),
+            syncs,
         })
     }
 
     pub(super) fn send(&self, task: Task) {
+        let task = match task {
+            Task::Unit(job) => match self.lone(job) {
+                Some(job) => Task::Unit(job),
+                None => return,
+            },
+            alone => alone,
+        };
         // A job that waited for a write of its own on this thread would
         // wait forever.
-        let refused = if std::thread::current().id() == self.thread_id {
-            Some((task, "a unit of work may not start another"))
-        } else {
-            match self.tasks.as_ref().map(|tasks| tasks.send(task)) {
-                Some(Ok(())) => None,
-                Some(Err(returned)) => Some((returned.0, "the SQLite writer thread stopped")),
-                None => None,
-            }
-        };
+        let refused =
+            if std::thread::current().id() == self.thread_id || RUNNING_BATCH_OF.get() == self.id {
+                Some((task, "a unit of work may not start another"))
+            } else {
+                match self.tasks.as_ref().map(|tasks| tasks.send(task)) {
+                    Some(Ok(())) => None,
+                    Some(Err(returned)) => Some((returned.0, "the SQLite writer thread stopped")),
+                    None => None,
+                }
+            };
         match refused {
             Some((Task::Unit(job), why)) => job_refused(job, why),
             Some((Task::Alone(_), why)) => tracing::error!("{why}"),
             None => {}
+        }
+    }
+}
+
+impl Writer {
+    /// Runs `job` here, as a batch of its own, when its caller is alone and
+    /// no batch is running; otherwise hands it back (counted in flight) for
+    /// the writer thread.
+    fn lone(&self, job: WriterJob) -> Option<WriterJob> {
+        let (in_flight, lone) = self.load.enter();
+        let job: WriterJob = Box::new(move |work| {
+            let settle = job(work);
+            Box::new(move |durable| {
+                // Out of flight before its caller hears, so that a caller's
+                // next unit finds it gone.
+                drop(in_flight);
+                settle(durable);
+            })
+        });
+        if !lone || RUNNING_BATCH_OF.get() == self.id {
+            return Some(job);
+        }
+        let Some(here) = Here::now(self.syncs) else {
+            return Some(job);
+        };
+        let Ok(_batch) = self.batch.try_lock() else {
+            return Some(job);
+        };
+        RUNNING_BATCH_OF.set(self.id);
+        let batch = || run_batch(&self.shared, job, || None);
+        let answers = catch_unwind(AssertUnwindSafe(|| here.block(batch)))
+            .unwrap_or_else(|_| recover(&self.shared));
+        RUNNING_BATCH_OF.set(0);
+        drop(_batch);
+        answers.tell();
+        catch_up_if_behind(&self.shared, &self.batch);
+        None
+    }
+}
+
+/// How a lone caller runs its batch on its own thread, or `None` where
+/// that thread must not block.
+enum Here {
+    /// Blocking this thread: an embedder's, a courier's, the blocking
+    /// pool's, or a tokio worker's when the commit is not synced (the whole
+    /// unit then takes a few hundred microseconds, and handing the worker's
+    /// other tasks away cost a tenth of that, measured in BENCHMARKS.md).
+    Directly,
+    /// A tokio worker that waits for a sync of the disk hands its other
+    /// tasks to another thread first (`block_in_place`).
+    #[cfg(feature = "server")]
+    InPlace,
+}
+
+impl Here {
+    /// `None` on a current-thread runtime's thread, or (without the
+    /// server's multi-thread runtime built in) any runtime's.
+    fn now(
+        #[cfg_attr(not(feature = "server"), expect(unused_variables))] syncs: bool,
+    ) -> Option<Self> {
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => Some(Self::Directly),
+            #[cfg(feature = "server")]
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                Some(if syncs { Self::InPlace } else { Self::Directly })
+            }
+            Ok(_) => None,
+        }
+    }
+
+    fn block<T>(self, work: impl FnOnce() -> T) -> T {
+        match self {
+            Self::Directly => work(),
+            #[cfg(feature = "server")]
+            Self::InPlace => tokio::task::block_in_place(work),
         }
     }
 }
@@ -130,7 +289,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(shared: &WriterCell, queue: &Receiver<Task>) {
+fn run(shared: &WriterCell, batch: &BatchLock, queue: &Receiver<Task>) {
     let mut next = None;
     loop {
         let task = match next.take() {
@@ -144,69 +303,122 @@ fn run(shared: &WriterCell, queue: &Receiver<Task>) {
         // not end the writer, or every later write would fail: the batch it
         // hit is rolled back, its callers hear that nothing was settled
         // (their callbacks are dropped unanswered), and the writer goes on.
-        if catch_unwind(AssertUnwindSafe(|| serve(shared, queue, task, &mut next))).is_err() {
-            let mut state = lock(shared);
-            if !state.conn.is_autocommit() {
-                let _ = state.conn.execute_batch("ROLLBACK");
-            }
-            state.open = false;
-            state.broken = false;
-            tracing::error!(
-                "the storage writer panicked; its batch was rolled back and it goes on"
-            );
+        let answers = {
+            let _batch = hold(batch);
+            catch_unwind(AssertUnwindSafe(|| serve(shared, queue, task, &mut next)))
+                .unwrap_or_else(|_| recover(shared))
+        };
+        answers.tell();
+        catch_up_if_behind(shared, batch);
+    }
+}
+
+/// After a panic outside a unit of work: the batch it hit is rolled back,
+/// and its callers are owed nothing. The caller holds the batch lock.
+fn recover(shared: &WriterCell) -> Answers {
+    let mut state = lock(shared);
+    if !state.conn.is_autocommit() {
+        let _ = state.conn.execute_batch("ROLLBACK");
+    }
+    state.open = false;
+    state.broken = false;
+    tracing::error!("the storage writer panicked; its batch was rolled back and it goes on");
+    Answers::default()
+}
+
+/// What a batch owes its callers: each one's callback and whether its
+/// writes are durable. Told once the batch lock is released, so that a
+/// caller's next unit finds it free.
+#[derive(Default)]
+struct Answers(Vec<(OnDurable, Result<()>)>);
+
+impl Answers {
+    fn tell(self) {
+        for (settle, durable) in self.0 {
+            settle(durable);
         }
+    }
+}
+
+/// The writer's own checkpoint, between batches, when the log has outgrown
+/// the checkpointer. Whoever runs a batch meanwhile tries after it; the
+/// batch lock is taken only when needed, so that a caller's next unit
+/// rarely finds it held.
+fn catch_up_if_behind(shared: &WriterCell, batch: &BatchLock) {
+    if !lock(shared).checkpointer.writer_must_catch_up() {
+        return;
+    }
+    if let Ok(_batch) = batch.try_lock() {
+        let state = lock(shared);
+        state.checkpointer.catch_up(&state.conn);
     }
 }
 
 /// Runs one task: a lone one, or a batch of units of work that starts with
 /// it (leaving in `next` a lone task that arrived meanwhile).
-fn serve(shared: &WriterCell, queue: &Receiver<Task>, task: Task, next: &mut Option<Task>) {
-    let first = match task {
+fn serve(
+    shared: &WriterCell,
+    queue: &Receiver<Task>,
+    task: Task,
+    next: &mut Option<Task>,
+) -> Answers {
+    match task {
         Task::Alone(work) => {
             work(&lock(shared).conn);
-            return;
+            Answers::default()
         }
-        Task::Unit(job) => job,
-    };
+        Task::Unit(first) => run_batch(shared, first, || match queue.try_recv() {
+            Ok(Task::Unit(job)) => Some(job),
+            Ok(alone) => {
+                *next = Some(alone);
+                None
+            }
+            Err(_) => None,
+        }),
+    }
+}
+
+/// One transaction: `first`, then the units `more` gives while the batch
+/// has room, committed together; answers whether their writes are durable.
+/// The caller holds the batch lock.
+fn run_batch(
+    shared: &WriterCell,
+    first: WriterJob,
+    mut more: impl FnMut() -> Option<WriterJob>,
+) -> Answers {
     if let Err(e) = lock(shared).conn.execute_batch("BEGIN IMMEDIATE") {
         let why = format!("starting a transaction: {e}");
         job_refused(first, &why);
-        return;
+        return Answers::default();
     }
     let started = Instant::now();
     let mut settled = vec![run_unit(shared, first)];
     while settled.len() < MAX_BATCH && started.elapsed() < MAX_BATCH_TIME {
-        match queue.try_recv() {
-            Ok(Task::Unit(job)) => settled.push(run_unit(shared, job)),
-            Ok(alone) => {
-                *next = Some(alone);
-                break;
-            }
-            Err(_) => break,
+        match more() {
+            Some(job) => settled.push(run_unit(shared, job)),
+            None => break,
         }
     }
     #[cfg(feature = "metrics")]
     metrics::histogram!("reclaim_storage_batch_size").record(settled.len() as f64);
     match finish_batch(&mut lock(shared)) {
-        Ok(()) => settled.into_iter().for_each(|settle| settle(Ok(()))),
+        Ok(()) => Answers(settled.into_iter().map(|settle| (settle, Ok(()))).collect()),
         Err(e) => {
             let why = format!("{e:#}");
             // Each caller gets the failure as its own error; a full disk
             // keeps its kind, so that callers can say "try again".
             let out_of_space = e.chain().any(super::is_out_of_space);
             tracing::error!(units = settled.len(), error = %why, "a batch of writes was lost");
-            for settle in settled {
-                settle(Err(if out_of_space {
+            let lost = |settle| {
+                let error = if out_of_space {
                     crate::storage::Unavailable(why.clone().into()).into()
                 } else {
                     anyhow!("{why}")
-                }));
-            }
+                };
+                (settle, Err(error))
+            };
+            Answers(settled.into_iter().map(lost).collect())
         }
-    }
-    let state = lock(shared);
-    if state.checkpointer.writer_must_catch_up() {
-        state.checkpointer.catch_up(&state.conn);
     }
 }
 
@@ -357,17 +569,97 @@ mod tests {
     fn a_panic_on_the_writer_outside_a_unit_leaves_it_writing() {
         let dir = tempfile::tempdir().unwrap();
         let storage = SqliteStorage::open(dir.path().join("reclaim.db")).unwrap();
-        let new = |email: &str| NewIdentity {
-            email: Some(email.into()),
-            active: true,
-            ..Default::default()
-        };
-        storage.create_identity(&new("ann@example.com"), 0).unwrap();
+        storage
+            .create_identity(&active("ann@example.com"), 0)
+            .unwrap();
         storage.writer.send(Task::Alone(Box::new(|_| {
             panic!("injected into the writer")
         })));
         storage.ping().expect("the writer still answers");
-        storage.create_identity(&new("bob@example.com"), 0).unwrap();
+        storage
+            .create_identity(&active("bob@example.com"), 0)
+            .unwrap();
         assert_eq!(storage.list_identities().unwrap().len(), 2);
+    }
+
+    fn active(email: &str) -> NewIdentity {
+        NewIdentity {
+            email: Some(email.into()),
+            active: true,
+            ..Default::default()
+        }
+    }
+
+    /// Where each of `n` units, submitted one after another, ran.
+    fn threads_of_units(storage: &SqliteStorage, n: u32) -> Vec<ThreadId> {
+        (0..n)
+            .map(|_| {
+                storage
+                    .with_writer(|_| Ok(std::thread::current().id()))
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_caller_alone_for_a_streak_runs_its_units_on_its_own_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SqliteStorage::open(dir.path().join("reclaim.db")).unwrap();
+        let ran = threads_of_units(&storage, LONE_STREAK + 2);
+        let (writer, here) = (storage.writer.thread_id, std::thread::current().id());
+        // Until the streak is long enough, the writer thread runs them.
+        assert!(ran[..LONE_STREAK as usize - 1].iter().all(|t| *t == writer));
+        assert!(ran[LONE_STREAK as usize..].iter().all(|t| *t == here));
+        storage
+            .create_identity(&active("ann@example.com"), 0)
+            .unwrap();
+        assert_eq!(
+            storage.list_identities().unwrap().len(),
+            1,
+            "its writes are committed"
+        );
+    }
+
+    #[test]
+    fn a_unit_run_by_a_lone_caller_may_not_start_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(SqliteStorage::open(dir.path().join("reclaim.db")).unwrap());
+        threads_of_units(&storage, LONE_STREAK);
+        let inner = Arc::clone(&storage);
+        let nested = storage
+            .with_writer(move |_| {
+                assert_eq!(
+                    RUNNING_BATCH_OF.get(),
+                    inner.writer.id,
+                    "runs as a lone caller"
+                );
+                Ok(inner.with_writer(|_| Ok(())).map_err(|e| e.to_string()))
+            })
+            .unwrap();
+        let refused = nested.expect_err("a nested unit is refused, not waited for");
+        assert!(refused.contains("may not start another"), "{refused}");
+        storage.ping().expect("the writer goes on");
+    }
+
+    #[test]
+    fn units_from_many_threads_are_all_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(SqliteStorage::open(dir.path().join("reclaim.db")).unwrap());
+        threads_of_units(&storage, LONE_STREAK);
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                let storage = Arc::clone(&storage);
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let email = format!("u{t}-{i}@example.com");
+                        storage.create_identity(&active(&email), 0).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert_eq!(storage.list_identities().unwrap().len(), 400);
     }
 }
