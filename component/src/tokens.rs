@@ -79,20 +79,6 @@ pub fn code_key(secret: &[u8], flow_id: &str, code: &str) -> String {
     )
 }
 
-/// The key of the address a credential was issued for, under one secret:
-/// addresses compare case-insensitively, as the directory looks them up.
-/// 128 bits of the HMAC (NIST SP 800-107 allows truncation to 64): it
-/// binds, it does not authenticate, and half the bytes are half what every
-/// credential row carries.
-pub fn address_key(secret: &[u8], address: &str) -> String {
-    let mut key = keyed_hash(
-        secret,
-        &[b"reclaim/address", address.trim().to_lowercase().as_bytes()],
-    );
-    key.truncate(32);
-    key
-}
-
 /// HMAC-SHA256 over NUL-separated parts (none of them contains a NUL), as
 /// lower-case hex.
 fn keyed_hash(secret: &[u8], parts: &[&[u8]]) -> String {

@@ -117,7 +117,8 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         let secret = &self.settings.secrets[0];
         Credential {
             key: key(secret, &flow_id),
-            address_key: address_of(identity).map(|address| tokens::address_key(secret, address)),
+            address_key: address_of(identity)
+                .map(|address| reclaim_address::address_key(secret, address)),
             kind,
             identity_id: identity.id.clone(),
             flow_id,
@@ -140,19 +141,11 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
     /// Whether `identity` still has the address `credential` was issued
     /// for (under any secret, so rotation keeps outstanding links).
     pub(super) fn still_addressed(&self, credential: &Credential, identity: &Identity) -> bool {
-        match (&credential.address_key, address_of(identity)) {
-            (None, None) => true,
-            (Some(stored), Some(address)) => {
-                let candidates: Vec<String> = self
-                    .settings
-                    .secrets
-                    .iter()
-                    .map(|s| tokens::address_key(s, address))
-                    .collect();
-                tokens::matches_any(stored, &candidates)
-            }
-            _ => false,
-        }
+        reclaim_address::still_addressed(
+            &self.settings.secrets,
+            credential.address_key.as_deref(),
+            identity.email.as_deref(),
+        )
     }
 
     pub(super) fn random(&self) -> impl FnMut(&mut [u8]) + '_ {
@@ -163,5 +156,5 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
 /// The identity's address, if it has one: a directory may answer an empty
 /// string for none.
 pub(super) fn address_of(identity: &Identity) -> Option<&str> {
-    identity.email.as_deref().filter(|e| !e.trim().is_empty())
+    reclaim_address::present(identity.email.as_deref())
 }
