@@ -37,7 +37,7 @@
 //! in-memory backends and the operations; `postgres`, `smtp` (the mail
 //! courier), `webhooks`, `metrics` and `server` (`reclaim serve`) add the
 //! rest. [`runtime::add_to_linker`] puts the imports in a `Linker` of your
-//! own.
+//! own, after WASI and [`runtime::add_untraced_randomness`].
 
 pub mod clock;
 #[cfg(feature = "server")]

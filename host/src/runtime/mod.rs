@@ -5,10 +5,12 @@
 
 mod cache;
 mod imports;
+mod randomness;
 
 pub use cache::cache_dir;
 pub(crate) use imports::{HostState, Observed};
 pub use imports::{Imports, add_to_linker};
+pub use randomness::add_untraced_randomness;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -150,6 +152,7 @@ impl Runtime {
         let component = cache::load_component(&engine, wasm)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        add_untraced_randomness(&mut linker)?;
         add_to_linker(&mut linker, |state| &mut state.imports)?;
         let pre = linker
             .instantiate_pre(&component)

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use reclaim::runtime::{EMBEDDED_COMPONENT, Imports, add_to_linker};
+use reclaim::runtime::{EMBEDDED_COMPONENT, Imports, add_to_linker, add_untraced_randomness};
 use reclaim::storage::{self, Location};
 use reclaim::wit::RecoveryEngine;
 use reclaim::{IdentityRef, NewIdentity, Settings, Storage, SystemClock};
@@ -87,6 +87,7 @@ fn an_embedders_own_linker_and_store_run_the_operations_over_its_storage() {
     let component = Component::new(&engine, EMBEDDED_COMPONENT).unwrap();
     let mut linker = Linker::<App>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker).unwrap();
+    add_untraced_randomness(&mut linker).unwrap();
     add_to_linker(&mut linker, |app| &mut app.reclaim).unwrap();
     let secrets =
         reclaim::settings::parse_secrets("a-hashing-secret-of-at-least-32-bytes").unwrap();

@@ -157,3 +157,31 @@ fn metrics_need_the_admin_token_and_count_operations_requests_and_the_outbox() {
         .unwrap_or_else(|| panic!("no outbox depth:\n{text}"));
     assert!(sent.ends_with(" 1"), "{sent}");
 }
+
+#[test]
+fn no_log_level_shows_the_randomness_a_token_or_code_was_drawn_from() {
+    let server = Server::launch(
+        &[("RECLAIM_LOG", "trace")],
+        Launch {
+            log_to_file: true,
+            ..Launch::default()
+        },
+    );
+    let ann = server.identity(Some("ann@example.com"));
+    let token = token_of(&admin_link(&server, &ann));
+    // A code is drawn too (six digits are too short to look for: the
+    // clock's traced nanoseconds hold any six digits).
+    let code = client()
+        .post(server.url("/admin/recovery/code"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "identity_id": ann["id"] }))
+        .send()
+        .unwrap();
+    assert_eq!(code.status(), 201);
+    let log = server.log();
+    // The guest's other WASI calls are traced: the level is really on.
+    assert!(log.contains("wall-clock"), "no WASI trace at all:\n{log}");
+    for secret in ["get-random", "insecure-seed", token.as_str()] {
+        assert!(!log.contains(secret), "the log holds {secret:?}");
+    }
+}
