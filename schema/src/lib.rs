@@ -19,7 +19,7 @@
 //! }
 //! // COMMIT
 //! assert!(run.iter().any(|s| s.starts_with("CREATE TABLE IF NOT EXISTS credentials")));
-//! assert_eq!(run.last().unwrap(), "PRAGMA user_version = 5");
+//! assert_eq!(run.last().unwrap(), "PRAGMA user_version = 6");
 //! ```
 //!
 //! The dialects keep their own step numbers (PostgreSQL's first step holds
@@ -267,6 +267,20 @@ const SQLITE: &[Step] = &[
         "ALTER TABLE outbox ADD COLUMN identity_id TEXT",
         "ALTER TABLE outbox ADD COLUMN external_id TEXT",
     ],
+    // 6: a session and an assertion remember the address key of the
+    // credential that opened them, and stand only while the identity is at
+    // that address; sessions and assertions opened before have none, so
+    // they end for identities with an address. Ending a session expires
+    // the identity's unredeemed assertions, found by identity.
+    SESSIONS_REMEMBER_THE_ADDRESS,
+];
+
+/// SQLite's step 6 and PostgreSQL's step 5: the same in both dialects.
+const SESSIONS_REMEMBER_THE_ADDRESS: Step = &[
+    "ALTER TABLE recovery_sessions ADD COLUMN address_key TEXT",
+    "ALTER TABLE recovery_assertions ADD COLUMN address_key TEXT",
+    "CREATE INDEX unredeemed_assertions ON recovery_assertions (identity_id)
+     WHERE used_at IS NULL",
 ];
 
 const POSTGRESQL: &[Step] = &[
@@ -427,6 +441,8 @@ const POSTGRESQL: &[Step] = &[
         "ALTER TABLE outbox ADD COLUMN identity_id TEXT",
         "ALTER TABLE outbox ADD COLUMN external_id TEXT",
     ],
+    // 5: SQLite's step 6.
+    SESSIONS_REMEMBER_THE_ADDRESS,
 ];
 
 #[cfg(test)]

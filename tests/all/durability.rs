@@ -10,7 +10,8 @@ use reclaim::mail::{Outbox, QueuedMail};
 use reclaim::storage::SqliteStorage;
 use reclaim::storage::{
     AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, IdentityRecord,
-    IdentityStore, Job, NewAssertion, NewEvent, NewSession, RequestQueue, SessionStore, UnitOfWork,
+    IdentityStore, Job, LiveSession, NewAssertion, NewEvent, NewSession, RequestQueue,
+    SessionStore, UnitOfWork,
 };
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
 use reclaim::{
@@ -154,14 +155,21 @@ impl SessionStore for FailingWork {
         session: &NewSession,
         identity_id: &str,
         return_to: Option<&str>,
+        address_key: Option<&str>,
     ) -> Result<()> {
-        self.0.open_session(session, identity_id, return_to)
+        self.0
+            .open_session(session, identity_id, return_to, address_key)
     }
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
         self.0.end_sessions(identity_id, now)
     }
-    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
-        self.0.session_is_live(identity_id, key, now)
+    fn live_session(
+        &mut self,
+        identity_id: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<LiveSession>> {
+        self.0.live_session(identity_id, key, now)
     }
     fn complete_session(
         &mut self,
@@ -371,10 +379,11 @@ fn a_first_release_database_upgrades_in_place() {
     let version: i64 = upgraded
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Five migrations: the issue-10 tables, the rate-limit counters,
+    // Six migrations: the issue-10 tables, the rate-limit counters,
     // request claims, credentials' addresses with the identity admin API's
-    // columns, and the hand-off, events and webhook deliveries.
-    assert_eq!(version, 5, "migrated once, however often opened");
+    // columns, the hand-off, events and webhook deliveries, and the
+    // address key of sessions and assertions.
+    assert_eq!(version, 6, "migrated once, however often opened");
     let counters: i64 = upgraded
         .query_row("SELECT count(*) FROM rate_limits", [], |r| r.get(0))
         .unwrap();
@@ -400,7 +409,10 @@ fn a_first_release_database_upgrades_in_place() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(columns, ["identity_id", "key", "return_to", "expires_at"]);
+    assert_eq!(
+        columns,
+        ["identity_id", "key", "return_to", "expires_at", "address_key"]
+    );
 }
 
 /// Before a guest that never returns: an identity holding a live link, what

@@ -1,11 +1,33 @@
 //! The checks on what callers send, applied by both servers alike.
 
-/// `id` as the engine takes identity ids (a lower-case UUID), if it is a
-/// UUID in any of its textual forms.
+/// `id` as the engine takes identity ids (a UUID in its hyphenated
+/// lower-case form), if it is a UUID in any of its textual forms (simple,
+/// braced, URN): every form names the one stored identity.
 pub fn identity_id(id: &str) -> Option<String> {
     uuid::Uuid::try_parse(id)
         .ok()
-        .map(|_| id.to_ascii_lowercase())
+        .map(|uuid| uuid.hyphenated().to_string())
+}
+
+/// The query parameter the hand-off adds for the platform.
+pub const HANDOFF_PARAMETER: &str = "recovery_assertion";
+
+/// Where a hand-off sends the person: `target` with `assertion` as its one
+/// `recovery_assertion`. Any the target already carried (an attacker's,
+/// put in a `return_to`) is dropped, so that a platform reading the first
+/// value reads this redemption's.
+pub fn handoff_location(target: &str, assertion: &str) -> Option<String> {
+    let mut url = url::Url::parse(target).ok()?;
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(name, _)| name != HANDOFF_PARAMETER)
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    url.set_query(None);
+    url.query_pairs_mut()
+        .extend_pairs(kept)
+        .append_pair(HANDOFF_PARAMETER, assertion);
+    Some(url.into())
 }
 
 /// Whether an `Authorization` header value presents `admin_token` as a
@@ -98,6 +120,40 @@ mod tests {
         assert_eq!(identity_id(id).unwrap(), id.to_ascii_lowercase());
         assert!(identity_id("alice").is_none());
         assert!(identity_id("").is_none());
+    }
+
+    #[test]
+    fn every_textual_form_of_an_identity_id_is_its_hyphenated_form() {
+        let hyphenated = "7e1b2c4a-9d3f-4e5a-8b6c-1d2e3f4a5b6c";
+        for form in [
+            "7E1B2C4A9D3F4E5A8B6C1D2E3F4A5B6C",
+            "{7e1b2c4a-9d3f-4e5a-8b6c-1d2e3f4a5b6c}",
+            "urn:uuid:7E1B2C4A-9D3F-4E5A-8B6C-1D2E3F4A5B6C",
+        ] {
+            assert_eq!(identity_id(form).as_deref(), Some(hyphenated), "{form}");
+        }
+    }
+
+    #[test]
+    fn the_handoff_owns_its_parameter() {
+        let location = handoff_location(
+            "https://app.example.com/done?recovery_assertion=A&next=%2Fhome&recovery_assertion=B",
+            "V",
+        )
+        .unwrap();
+        let url = url::Url::parse(&location).unwrap();
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("next".to_owned(), "/home".to_owned()),
+                ("recovery_assertion".to_owned(), "V".to_owned())
+            ]
+        );
+        assert_eq!(
+            handoff_location("https://app.example.com/done", "V").unwrap(),
+            "https://app.example.com/done?recovery_assertion=V"
+        );
     }
 
     #[test]

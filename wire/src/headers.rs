@@ -5,7 +5,8 @@
 //! goes back to us, which also makes browsers name our origin on our own
 //! form posts, so that a post with `Origin: null` can be refused). Pages run
 //! no script and load only our stylesheet; a form may post only to us, or
-//! (after a recovery) redirect to an allowed `return_to`.
+//! (after a recovery) redirect to an allowed `return_to` or the hand-off
+//! URL: browsers hold a redirect after a form's POST to `form-action` too.
 
 use http::HeaderValue;
 use http::header::{
@@ -16,14 +17,12 @@ use http::header::{
 /// The path of the pages' stylesheet, the one answer that may be cached.
 pub const STYLESHEET_PATH: &str = "/self-service/assets/style.css";
 
-/// The headers for an answer to `path`, with `allowed_return_urls` as the
-/// places a form may lead to.
-pub fn security_headers(
-    path: &str,
-    allowed_return_urls: &[url::Url],
-) -> Vec<(HeaderName, HeaderValue)> {
+/// The headers for an answer to `path`, with `form_targets` (the allowed
+/// return URLs, and the hand-off URL where there is one) as the places a
+/// form may lead to.
+pub fn security_headers(path: &str, form_targets: &[url::Url]) -> Vec<(HeaderName, HeaderValue)> {
     let mut form_action = String::from("'self'");
-    for allowed in allowed_return_urls {
+    for allowed in form_targets {
         form_action.push(' ');
         form_action.push_str(&allowed.origin().ascii_serialization());
     }

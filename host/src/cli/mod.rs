@@ -90,11 +90,13 @@ impl Service {
 }
 
 /// An identity named on the command line: a pk if it is an integer, an id
-/// otherwise.
+/// otherwise (a UUID in any form in its hyphenated one).
 pub fn identity_ref(text: &str) -> IdentityRef {
     match text.parse::<i64>() {
         Ok(pk) => IdentityRef::Pk(pk),
-        Err(_) => IdentityRef::Id(text.to_string()),
+        Err(_) => IdentityRef::Id(
+            reclaim_wire::checks::identity_id(text).unwrap_or_else(|| text.to_string()),
+        ),
     }
 }
 

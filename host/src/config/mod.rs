@@ -110,6 +110,20 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where a form's POST may lead (the pages' `form-action`): the allowed
+    /// return URLs and the hand-off URL.
+    pub fn form_targets(&self) -> Vec<url::Url> {
+        let handoff = self
+            .handoff_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok());
+        self.allowed_return_urls
+            .iter()
+            .cloned()
+            .chain(handoff)
+            .collect()
+    }
+
     /// Where the backend keeps its data.
     pub fn storage_location(&self) -> Location {
         match &self.database_url {

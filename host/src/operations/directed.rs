@@ -11,8 +11,8 @@ use crate::directory::{Directory, Identity, NewIdentity, UserDirectory};
 use crate::mail::{Outbox, QueuedMail};
 use crate::storage::identities::{IdentityRecord, IdentityStore, ManagedByPlatform};
 use crate::storage::{
-    AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, NewAssertion, NewEvent,
-    NewSession, RequestQueue, SessionStore, UnitOfWork,
+    AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, LiveSession, NewAssertion,
+    NewEvent, NewSession, RequestQueue, SessionStore, UnitOfWork,
 };
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
 
@@ -114,8 +114,10 @@ impl SessionStore for Directed {
         session: &NewSession,
         identity_id: &str,
         return_to: Option<&str>,
+        address_key: Option<&str>,
     ) -> Result<()> {
-        self.work.open_session(session, identity_id, return_to)
+        self.work
+            .open_session(session, identity_id, return_to, address_key)
     }
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
         self.work.end_sessions(identity_id, now)
@@ -123,8 +125,13 @@ impl SessionStore for Directed {
     fn end_sessions_quietly(&mut self, identity_id: &str, now: u64) -> Result<()> {
         self.work.end_sessions_quietly(identity_id, now)
     }
-    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
-        self.work.session_is_live(identity_id, key, now)
+    fn live_session(
+        &mut self,
+        identity_id: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<LiveSession>> {
+        self.work.live_session(identity_id, key, now)
     }
     fn complete_session(
         &mut self,

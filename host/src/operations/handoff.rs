@@ -69,6 +69,18 @@ pub struct Assertion {
     pub second_factor: bool,
 }
 
+/// Whether `identity` is still at the address whose key a session or an
+/// assertion remembers (the one rule, `reclaim_address::still_addressed`,
+/// that the component applies to credentials).
+pub(crate) fn still_addressed(
+    settings: &Settings,
+    address_key: Option<&str>,
+    identity: &IdentityRecord,
+) -> bool {
+    let secrets: Vec<&[u8]> = settings.secrets.iter().map(|s| s.bytes()).collect();
+    reclaim_address::still_addressed(&secrets, address_key, identity.identity.email.as_deref())
+}
+
 /// Whether a redemption of `identity` ends in the platform.
 pub(crate) fn hands_off(completion: Completion, identity: Option<&IdentityRecord>) -> bool {
     completion == Completion::Handoff || identity.is_some_and(|r| r.second_factor)
@@ -127,6 +139,13 @@ impl Continuation {
                 identity.as_ref().and_then(|r| r.external_id.clone()),
             );
         record(&self.events, work, event)?;
+        // What the redeemed credential remembers of the address: the
+        // session or assertion stands only while the identity is there.
+        let address_key = observed
+            .consumed
+            .as_ref()
+            .filter(|c| c.flow_id == redemption.flow_id)
+            .and_then(|c| c.address_key.clone());
         let step = match session {
             None => Step::Session,
             Some(_) if hands_off(self.completion, identity.as_ref()) => {
@@ -147,6 +166,7 @@ impl Continuation {
                     expires_at: self
                         .now
                         .saturating_add(crate::clock::duration_nanos(self.lifespan)),
+                    address_key,
                 })?;
                 Step::HandedOff { assertion }
             }
@@ -155,6 +175,7 @@ impl Continuation {
                     &session,
                     &redemption.identity_id,
                     redemption.return_to.as_deref(),
+                    address_key.as_deref(),
                 )?;
                 Step::Session
             }
@@ -188,12 +209,16 @@ impl Reclaim {
     /// is a 410, an unknown one a 404.
     pub fn redeem_assertion(&self, assertion: &str) -> crate::Pending<Assertion, Error> {
         let keys = assertion_keys(&self.settings, assertion);
-        let events = self.events.clone();
+        let (settings, events) = (std::sync::Arc::clone(&self.settings), self.events.clone());
         self.unit("redeem_assertion", move |mut work, now| {
             let row = match assertions::take(&mut *work, &keys, now)? {
                 Taken::Redeemed(row) => row,
                 Taken::Used => return Err(gone("The recovery assertion was already redeemed.")),
-                Taken::Expired => return Err(gone("The recovery assertion has expired.")),
+                Taken::Expired => {
+                    return Err(gone(
+                        "The recovery assertion has expired, or its recovery was ended.",
+                    ));
+                }
                 Taken::Unknown => {
                     return Err(refusal(
                         ErrorKind::CredentialUnknown,
@@ -203,8 +228,21 @@ impl Reclaim {
                     ));
                 }
             };
-            let identity = work.identity_record_in(&row.identity_id)?;
-            let external_id = identity.as_ref().and_then(|r| r.external_id.clone());
+            // The recovery it ends must still stand: the identity exists,
+            // is active and is at the address the credential was issued
+            // for. Refused, it is used all the same: nothing fails open.
+            let identity = work
+                .identity_record_in(&row.identity_id)?
+                .filter(|r| r.identity.active)
+                .filter(|r| still_addressed(&settings, row.address_key.as_deref(), r));
+            let Some(identity) = identity else {
+                work.commit()?;
+                return Err(gone(
+                    "The recovery this assertion ended no longer stands: the account was \
+                     deleted, deactivated or given another address.",
+                ));
+            };
+            let external_id = identity.external_id.clone();
             let event = Event::new(EventType::HandedOff, now)
                 .flow(&row.flow_id, row.method)
                 .identity(&row.identity_id, external_id.clone());
@@ -216,7 +254,7 @@ impl Reclaim {
                 method: row.method,
                 flow_id: row.flow_id,
                 redeemed_at: crate::clock::rfc3339(row.redeemed_at),
-                second_factor: identity.is_some_and(|r| r.second_factor),
+                second_factor: identity.second_factor,
             })
         })
     }

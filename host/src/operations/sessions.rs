@@ -1,26 +1,32 @@
 //! The recovery session between a redemption and the new password: every
 //! step re-reads the identity in the same unit of work that acts on the
-//! session, so a session outlives neither a deactivation nor a deletion,
-//! wherever the directory changed, and none sets the password of an
-//! identity that `handoff` hands off (a second factor, or `handoff` mode).
+//! session, so a session outlives neither a deactivation, a deletion nor a
+//! new address, wherever the directory changed, and none sets the password
+//! of an identity that `handoff` hands off (a second factor, or `handoff`
+//! mode). [`may_set_password`] is the one rule.
 
-use super::handoff::{Completion, hands_off};
+use super::handoff::{Completion, hands_off, still_addressed};
 use super::{Error, Reclaim, record};
 use crate::events::{Event, EventType};
-use crate::storage::{Completed, IdentityRecord, UnitOfWork};
+use crate::settings::Settings;
+use crate::storage::{Completed, IdentityRecord, LiveSession, UnitOfWork};
 
 impl Reclaim {
     /// Whether the identity's session with `key` is live and the identity
     /// may still recover; a session whose identity may not is ended.
     pub fn recovery_session(&self, identity_id: &str, key: &str) -> crate::Pending<bool, Error> {
         let (identity_id, key) = (identity_id.to_owned(), key.to_owned());
-        let completion = self.completion;
+        let (completion, settings) = (self.completion, std::sync::Arc::clone(&self.settings));
         self.unit("recovery_session", move |mut work, now| {
-            if !may_set_password(completion, work.identity_record_in(&identity_id)?.as_ref()) {
+            let Some(session) = work.live_session(&identity_id, &key, now)? else {
+                return Ok(false);
+            };
+            let identity = work.identity_record_in(&identity_id)?;
+            if !may_set_password(completion, &settings, &session, identity.as_ref()) {
                 end_session(work, &identity_id, now)?;
                 return Ok(false);
             }
-            Ok(work.session_is_live(&identity_id, &key, now)?)
+            Ok(true)
         })
     }
 
@@ -41,9 +47,13 @@ impl Reclaim {
             password_hash.to_owned(),
         );
         let (completion, events) = (self.completion, self.events.clone());
+        let settings = std::sync::Arc::clone(&self.settings);
         self.unit("complete_recovery", move |mut work, now| {
+            let Some(session) = work.live_session(&identity_id, &key, now)? else {
+                return Ok(None);
+            };
             let identity = work.identity_record_in(&identity_id)?;
-            if !may_set_password(completion, identity.as_ref()) {
+            if !may_set_password(completion, &settings, &session, identity.as_ref()) {
                 end_session(work, &identity_id, now)?;
                 return Ok(None);
             }
@@ -63,10 +73,18 @@ impl Reclaim {
     }
 }
 
-/// Whether Reclaim may set this identity's password: it exists, is active,
-/// and is not one that is handed off.
-fn may_set_password(completion: Completion, identity: Option<&IdentityRecord>) -> bool {
-    identity.is_some_and(|r| r.identity.active) && !hands_off(completion, identity)
+/// Whether Reclaim may set the password of the identity whose live
+/// `session` this is: it exists, is active, is still at the address the
+/// redeemed credential was issued for, and is not one that is handed off.
+fn may_set_password(
+    completion: Completion,
+    settings: &Settings,
+    session: &LiveSession,
+    identity: Option<&IdentityRecord>,
+) -> bool {
+    identity.is_some_and(|r| {
+        r.identity.active && still_addressed(settings, session.address_key.as_deref(), r)
+    }) && !hands_off(completion, identity)
 }
 
 fn end_session(mut work: Box<dyn UnitOfWork>, identity_id: &str, now: u64) -> Result<(), Error> {

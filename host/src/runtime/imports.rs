@@ -59,7 +59,9 @@ pub struct Imports {
 /// Adds the recovery imports to an embedder's `linker`, each answered by
 /// the [`Imports`] that `get` finds in the store's data (as
 /// `wasmtime-wasi-config`'s `add_to_linker` does). WASI is the embedder's
-/// to add; [`Imports::wall_clock`] gives the guest the operations' clock.
+/// to add, followed by [`super::add_untraced_randomness`] so that no log
+/// holds what a token was drawn from; [`Imports::wall_clock`] gives the
+/// guest the operations' clock.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> &mut Imports,
@@ -76,6 +78,9 @@ pub(crate) struct Observed {
     /// component's usual lookup), read in the same query: its external id
     /// and second factor then cost no second read.
     pub record: Option<IdentityRecord>,
+    /// The credential it consumed (a redemption): what a session or an
+    /// assertion opened after it remembers of the address.
+    pub consumed: Option<Credential>,
 }
 
 impl Observed {
@@ -257,7 +262,11 @@ impl storage::Host for Imports {
         now: u64,
         max_failed_attempts: u32,
     ) -> Result<ConsumeOutcome> {
-        self.timed(|work| work.consume(&keys, kind, now, max_failed_attempts))
+        let outcome = self.timed(|work| work.consume(&keys, kind, now, max_failed_attempts))?;
+        if let ConsumeOutcome::Consumed(credential) = &outcome {
+            self.observed.consumed = Some(credential.clone());
+        }
+        Ok(outcome)
     }
 
     fn find(

@@ -17,6 +17,9 @@ pub struct NewAssertion {
     /// When the credential was redeemed.
     pub redeemed_at: u64,
     pub expires_at: u64,
+    /// The address key of the credential that was redeemed: the assertion
+    /// is redeemable only while the identity is still at that address.
+    pub address_key: Option<String>,
 }
 
 /// A stored assertion.
@@ -28,6 +31,7 @@ pub struct AssertionRow {
     pub redeemed_at: u64,
     pub expires_at: u64,
     pub used_at: Option<u64>,
+    pub address_key: Option<String>,
 }
 
 /// Assertions inside a unit of work.

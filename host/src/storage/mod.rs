@@ -41,7 +41,7 @@ pub use pending::{OnDurable, Pending, submit, transact};
 pub use postgres::PostgresStorage;
 pub use rate_limits::{Quota, RateLimits};
 pub use requests::{QueuedRequest, RequestQueue, Requests};
-pub use sessions::{Completed, NewSession, SessionStore};
+pub use sessions::{Completed, LiveSession, NewSession, SessionStore};
 pub use sqlite::{Durability, SqliteStorage};
 
 /// Everything one operation may touch, inside one transaction. Dropping it

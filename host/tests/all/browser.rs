@@ -182,3 +182,78 @@ async fn a_person_recovers_their_account_in_a_real_browser() {
     assert!(client.find(Locator::Id("request-new")).await.is_ok());
     client.close().await.unwrap();
 }
+
+/// The platform's end of a hand-off: an HTTP server of another origin
+/// that answers every GET with a page showing the query it was sent.
+fn platform_page() -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(&stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // The rest of the head, unread, would reset the connection.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let target = request_line.split(' ').nth(1).unwrap_or("/");
+            let query = target.split_once('?').map_or("", |(_, q)| q);
+            let body = format!(
+                "<!doctype html><title>Platform</title><h1>Platform</h1><p id=\"query\">{query}</p>"
+            );
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handoff_is_followed_to_the_platforms_origin_in_a_real_browser() {
+    let platform = platform_page();
+    let handoff_url = format!("{platform}/recovered");
+    let server = Server::start_with(&[
+        ("RECLAIM_COMPLETION", "handoff"),
+        ("RECLAIM_HANDOFF_URL", &handoff_url),
+    ]);
+    let ann = server.identity(Some("ann@example.com"));
+    let link = tokio::task::block_in_place(|| common::admin_link(&server, &ann));
+
+    let (_driver, client) = browser().await;
+    client.goto(&link).await.unwrap();
+    expect_text(&client, "h1", "Reset your password").await;
+    client
+        .find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The form's POST is answered with a redirect to another origin, which
+    // the pages' `form-action` must allow for the browser to follow it.
+    expect_text(&client, "h1", "Platform").await;
+    let landed = client.current_url().await.unwrap();
+    assert_eq!(landed.path(), "/recovered");
+    let assertion = landed
+        .query_pairs()
+        .find(|(k, _)| k == "recovery_assertion")
+        .map(|(_, v)| v.into_owned())
+        .expect("the platform got the assertion");
+    let redeemed = reqwest::Client::new()
+        .post(server.url("/admin/recovery/assertions"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "assertion": assertion }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(redeemed.status(), 200);
+    client.close().await.unwrap();
+}

@@ -11,7 +11,8 @@ use reclaim::events::Method;
 use reclaim::mail::{Attempt, MailStatus, QueuedMail};
 use reclaim::storage::events::{EventFilter, NewDelivery};
 use reclaim::storage::{
-    self, Backend, Location, NewAssertion, NewEvent, NewSession, Quota, Taken, UnitOfWork, transact,
+    self, Backend, LiveSession, Location, NewAssertion, NewEvent, NewSession, Quota, Taken,
+    UnitOfWork, transact,
 };
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState};
 use reclaim::{IdentityRef, NewIdentity};
@@ -326,6 +327,7 @@ pub fn an_uncommitted_unit_of_work_leaves_nothing(f: Fixture) {
             },
             &id,
             None,
+            None,
         )?;
         Ok(()) // dropped without commit
     })
@@ -340,8 +342,12 @@ pub fn an_uncommitted_unit_of_work_leaves_nothing(f: Fixture) {
 }
 
 fn session_is_live(b: &dyn Backend, id: &str, key: &str, now: u64) -> bool {
+    live_session(b, id, key, now).is_some()
+}
+
+fn live_session(b: &dyn Backend, id: &str, key: &str, now: u64) -> Option<LiveSession> {
     let (id, key) = (id.to_string(), key.to_string());
-    transact(b, move |mut work| work.session_is_live(&id, &key, now)).unwrap()
+    transact(b, move |mut work| work.live_session(&id, &key, now)).unwrap()
 }
 
 /// Completes a session as the new-password step does: kept only when it
@@ -419,7 +425,12 @@ pub fn a_session_completes_once_with_a_new_password_that_ends_every_credential(f
         let (id, key) = (id.clone(), key.to_string());
         transact(b, move |mut work| {
             let session = NewSession { key, expires_at };
-            work.open_session(&session, &id, Some("https://app.example/done"))?;
+            work.open_session(
+                &session,
+                &id,
+                Some("https://app.example/done"),
+                Some(&format!("address-of-{id}")),
+            )?;
             work.commit()
         })
         .unwrap()
@@ -430,7 +441,13 @@ pub fn a_session_completes_once_with_a_new_password_that_ends_every_credential(f
         !session_is_live(b, &ann.id, "old", T0),
         "a newer session replaces it"
     );
-    assert!(session_is_live(b, &ann.id, "new", T0));
+    assert_eq!(
+        live_session(b, &ann.id, "new", T0),
+        Some(LiveSession {
+            address_key: Some(format!("address-of-{}", ann.id))
+        }),
+        "a session remembers the address it was opened for"
+    );
     assert!(
         !session_is_live(b, &ann.id, "new", T0 + 10 * SECOND),
         "expired at now"
@@ -784,6 +801,7 @@ fn assertion(key: &str, identity_id: &str, expires_at: u64) -> NewAssertion {
         flow_id: format!("flow-{key}"),
         redeemed_at: T0,
         expires_at,
+        address_key: Some(format!("address-of-{identity_id}")),
     }
 }
 
@@ -829,6 +847,7 @@ pub fn an_assertion_is_redeemed_once_under_concurrent_redeemers_then_used_or_exp
                 ("ann", Method::Code)
             );
             assert_eq!((row.flow_id.as_str(), row.redeemed_at), ("flow-late", T0));
+            assert_eq!(row.address_key.as_deref(), Some("address-of-ann"));
         }
         other => panic!("{other:?}"),
     }
@@ -841,6 +860,42 @@ pub fn an_assertion_is_redeemed_once_under_concurrent_redeemers_then_used_or_exp
         write(&**b, |work| work.purge_assertions(T0 + 301 * SECOND)),
         2
     );
+}
+
+pub fn ending_an_identitys_sessions_ends_its_unredeemed_assertions(f: Fixture) {
+    let b = &*f.backend;
+    write(b, |work| {
+        work.open_assertion(&assertion("ann-1", "ann", T0 + 300 * SECOND))?;
+        work.open_assertion(&assertion("ann-2", "ann", T0 + 300 * SECOND))?;
+        work.open_assertion(&assertion("bob-1", "bob", T0 + 300 * SECOND))
+    });
+    assert!(matches!(take(b, "ann-1", T0), Taken::Redeemed(_)));
+    write(b, |work| work.end_sessions("ann", T0 + SECOND));
+    assert_eq!(
+        take(b, "ann-1", T0 + 2 * SECOND),
+        Taken::Used,
+        "used stays used"
+    );
+    assert_eq!(take(b, "ann-2", T0 + 2 * SECOND), Taken::Expired);
+    assert!(
+        matches!(take(b, "bob-1", T0 + 2 * SECOND), Taken::Redeemed(_)),
+        "another identity's assertion stands"
+    );
+    // The quiet form (what a redemption's revocation calls) ends them too.
+    write(b, |work| {
+        work.open_assertion(&assertion("ann-3", "ann", T0 + 300 * SECOND))
+    });
+    write(b, |work| work.end_sessions_quietly("ann", T0 + 3 * SECOND));
+    assert_eq!(take(b, "ann-3", T0 + 4 * SECOND), Taken::Expired);
+    // Undone with a unit that is not committed.
+    write(b, |work| {
+        work.open_assertion(&assertion("ann-4", "ann", T0 + 300 * SECOND))
+    });
+    let _ = transact(b, |mut work| work.end_sessions("ann", T0 + 5 * SECOND));
+    assert!(matches!(
+        take(b, "ann-4", T0 + 6 * SECOND),
+        Taken::Redeemed(_)
+    ));
 }
 
 fn event(id: &str, identity: &str, at: u64, endpoints: &[&str]) -> NewEvent {
@@ -1139,6 +1194,7 @@ contract!(
     identities_are_listed_a_page_at_a_time_and_by_address,
     wrong_codes_count_per_identity_across_flows_within_the_window,
     an_assertion_is_redeemed_once_under_concurrent_redeemers_then_used_or_expired,
+    ending_an_identitys_sessions_ends_its_unredeemed_assertions,
     events_commit_with_their_unit_and_are_listed_by_identity_and_time,
     deliveries_are_claimed_under_a_lease_retried_when_due_and_stop_at_a_disabled_endpoint,
     the_storage_guest_finds_the_contract_kept_through_the_imports,

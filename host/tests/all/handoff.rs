@@ -6,7 +6,7 @@ use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
 use crate::common::{
-    ADMIN_TOKEN, FormToken, Launch, NEW_PASSWORD, RETURN_URL, Server, admin_link, client,
+    ADMIN_TOKEN, FormToken, Launch, NEW_PASSWORD, RETURN_URL, Server, admin_link, client, link_in,
     password_form, password_is, redeem, set_password, token_of,
 };
 
@@ -258,4 +258,169 @@ fn a_session_opened_before_a_second_factor_was_enabled_cannot_set_the_password()
         401
     );
     assert!(!password_is(&server, &ann, NEW_PASSWORD));
+}
+
+fn admin(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::blocking::RequestBuilder {
+    client()
+        .request(method, server.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+}
+
+/// A fresh assertion for `identity`, from an admin link confirmed in the
+/// pages.
+fn handed_off_assertion(server: &Server, identity: &Value) -> String {
+    assertion_of(&confirm(server, &admin_link(server, identity)), HANDOFF_URL)
+}
+
+#[test]
+fn a_deleted_second_factor_identitys_assertion_is_refused_not_failed_open() {
+    let server = Server::start_with(&[("RECLAIM_HANDOFF_URL", HANDOFF_URL)]);
+    let ann = platform_user(&server, "ann@example.com", true);
+    let assertion = handed_off_assertion(&server, &ann);
+    let id = ann["id"].as_str().unwrap();
+    let deleted = admin(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/admin/identities/{id}"),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(deleted.status(), 204);
+    let refused = redeem_assertion(&server.base, &assertion);
+    assert_eq!(refused.status(), 410);
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"]["code"], 410, "{body}");
+    assert!(body.get("second_factor").is_none());
+}
+
+#[test]
+fn whatever_ends_an_identitys_recovery_ends_its_handoff_assertion() {
+    let server = handoff_server(&[]);
+    let ann = platform_user(&server, "ann@example.com", false);
+    let id = ann["id"].as_str().unwrap().to_string();
+    let patch = |ops: Value| {
+        let patched = admin(
+            &server,
+            reqwest::Method::PATCH,
+            &format!("/admin/identities/{id}"),
+        )
+        .json(&ops)
+        .send()
+        .unwrap();
+        assert_eq!(patched.status(), 200, "{}", patched.text().unwrap());
+    };
+    type Ending<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let endings: Vec<Ending> = vec![
+        (
+            "deactivated",
+            Box::new(|| {
+                patch(json!([{ "op": "replace", "path": "/state", "value": "inactive" }]));
+                patch(json!([{ "op": "replace", "path": "/state", "value": "active" }]));
+            }),
+        ),
+        (
+            "readdressed",
+            Box::new(|| {
+                patch(
+                    json!([{ "op": "replace", "path": "/traits/email", "value": "ann@elsewhere.example" }]),
+                );
+                patch(
+                    json!([{ "op": "replace", "path": "/traits/email", "value": "ann@example.com" }]),
+                );
+            }),
+        ),
+        (
+            "sessions ended",
+            Box::new(|| {
+                let ended = admin(
+                    &server,
+                    reqwest::Method::DELETE,
+                    &format!("/admin/identities/{}/sessions", id.replace('-', "")),
+                )
+                .send()
+                .unwrap();
+                assert_eq!(ended.status(), 204);
+            }),
+        ),
+        (
+            "revoked",
+            // In another of a UUID's forms: every form names the identity.
+            Box::new(|| {
+                let revoked = server.cli_json(&["revoke", "--identity", &id.to_uppercase()]);
+                assert_eq!(revoked["revoked"], 0, "the redemption revoked the rest");
+            }),
+        ),
+        ("re-issued", Box::new(|| drop(admin_link(&server, &ann)))),
+    ];
+    for (ending, end) in endings {
+        let assertion = handed_off_assertion(&server, &ann);
+        end();
+        let refused = redeem_assertion(&server.base, &assertion);
+        assert_eq!(
+            refused.status(),
+            410,
+            "{ending}: {}",
+            refused.text().unwrap()
+        );
+    }
+    // A newer redemption (of a link the owner asked for after the first)
+    // leaves only its own assertion.
+    let first = handed_off_assertion(&server, &ann);
+    let requested = FormToken::fetch(&server).post(
+        &server,
+        "/self-service/recovery",
+        &[("email", "ann@example.com")],
+    );
+    assert_eq!(requested.status(), 200);
+    // Among the notices of the hand-offs so far, the one link mailed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mailed = loop {
+        let mail = server.mail(1);
+        if let Some(link) = mail.iter().find_map(|m| link_in(m, &server.base)) {
+            break link;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no link was mailed: {mail:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let second = assertion_of(&confirm(&server, &mailed), HANDOFF_URL);
+    assert_eq!(redeem_assertion(&server.base, &first).status(), 410);
+    assert_eq!(redeem_assertion(&server.base, &second).status(), 200);
+}
+
+#[test]
+fn the_handoff_owns_its_parameter_in_the_return_to() {
+    let server = handoff_server(&[]);
+    let ann = platform_user(&server, "ann@example.com", false);
+    let planted = format!("{RETURN_URL}?recovery_assertion=attackers&next=home");
+    let created: Value = admin(&server, reqwest::Method::POST, "/admin/recovery/link")
+        .query(&[("return_to", planted.as_str())])
+        .json(&json!({ "identity_id": ann["id"] }))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let link = created["recovery_link"].as_str().unwrap();
+    let redirected = confirm(&server, link);
+    assert_eq!(redirected.status(), 303);
+    let location = url::Url::parse(redirected.headers()["location"].to_str().unwrap()).unwrap();
+    let assertions: Vec<String> = location
+        .query_pairs()
+        .filter(|(k, _)| k == "recovery_assertion")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert_eq!(assertions.len(), 1, "{location}");
+    assert_ne!(assertions[0], "attackers");
+    assert!(
+        location
+            .query_pairs()
+            .any(|(k, v)| k == "next" && v == "home")
+    );
+    assert_eq!(redeem_assertion(&server.base, &assertions[0]).status(), 200);
 }

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::postgres;
-use crate::common::{ADMIN_TOKEN, FormToken, Server, client, link_in, token_of};
+use crate::common::{
+    ADMIN_TOKEN, FormToken, NEW_PASSWORD, Server, client, link_in, password_form, redeem,
+    set_password, token_of,
+};
 
 const SECRETS: &str = "platform-secret-0123456789abcdef0123456789";
 
@@ -183,6 +186,43 @@ fn a_deactivation_or_new_address_in_the_platforms_table_refuses_the_next_redempt
     let mail = server.mail(1);
     let fresh = link_in(&mail[0], &server.base).unwrap();
     assert_eq!(confirm(&server, &fresh), 303);
+}
+
+#[test]
+fn a_new_address_in_the_platforms_table_ends_an_open_session() {
+    let (url, ann_id, _) = platform();
+    let queries = readme_queries();
+    let server = Server::start_with(&env(&url, &queries));
+    let link = link_for(&server, &ann_id).json::<Value>().unwrap()["recovery_link"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let form = FormToken::fetch(&server);
+    let cookie = redeem(&server, &form, &link);
+    assert_eq!(password_form(&server, &cookie), 200, "the session is open");
+    sql(
+        &url,
+        "UPDATE app.users SET email = 'ann@elsewhere.example' WHERE email = 'ann@platform.example'",
+    );
+    assert_ne!(
+        password_form(&server, &cookie),
+        200,
+        "the session was opened for the old address"
+    );
+    let set = set_password(&server, &form, &cookie, NEW_PASSWORD);
+    assert_ne!(set.status(), 303, "no password is set");
+    // Back at the old address, the session stays ended.
+    sql(
+        &url,
+        "UPDATE app.users SET email = 'ann@platform.example' WHERE email = 'ann@elsewhere.example'",
+    );
+    assert_ne!(password_form(&server, &cookie), 200);
+    let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let stored: i64 = db
+        .query_one("SELECT count(*) FROM platform_passwords", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0, "no password was kept for the user");
 }
 
 #[test]

@@ -169,8 +169,8 @@ fn handed_off(app: &AppState, return_to: Option<&str>, assertion: &str) -> Respo
     let target = return_to
         .and_then(|r| app.config.allowed_return_to(r))
         .or_else(|| app.config.handoff_url.clone())
-        .and_then(|t| url::Url::parse(&t).ok());
-    let Some(mut target) = target else {
+        .and_then(|t| reclaim_wire::checks::handoff_location(&t, assertion));
+    let Some(target) = target else {
         // Only in password mode, for an identity with a second factor and
         // no place configured to hand it to: it still gets no password form.
         return app.pages.problem(
@@ -180,10 +180,7 @@ fn handed_off(app: &AppState, return_to: Option<&str>, assertion: &str) -> Respo
              here. Ask your administrator to finish the recovery.",
         );
     };
-    target
-        .query_pairs_mut()
-        .append_pair("recovery_assertion", assertion);
-    let Ok(location) = HeaderValue::from_str(target.as_str()) else {
+    let Ok(location) = HeaderValue::from_str(&target) else {
         return problem_page(
             app,
             &Error::Failed(anyhow::anyhow!("the hand-off URL is not a header value")),

@@ -72,6 +72,23 @@ impl EventLog for MemoryWork {
     }
 }
 
+impl MemoryWork {
+    /// Expires the identity's unredeemed assertions at `now`, with its
+    /// session.
+    pub(super) fn end_assertions(&mut self, identity_id: &str, now: u64) {
+        let mut tables = self.tables();
+        let mut ended = Vec::new();
+        for (key, row) in tables.assertions.iter_mut() {
+            if row.identity_id == identity_id && row.used_at.is_none() && row.expires_at > now {
+                ended.push(Undo::Assertion(key.clone(), Some(row.clone())));
+                row.expires_at = now;
+            }
+        }
+        drop(tables);
+        self.undo.extend(ended);
+    }
+}
+
 impl AssertionStore for MemoryWork {
     fn open_assertion(&mut self, a: &NewAssertion) -> Result<()> {
         let row = AssertionRow {
@@ -81,6 +98,7 @@ impl AssertionStore for MemoryWork {
             redeemed_at: a.redeemed_at,
             expires_at: a.expires_at,
             used_at: None,
+            address_key: a.address_key.clone(),
         };
         let before = self.tables().assertions.insert(a.key.clone(), row);
         self.undo.push(Undo::Assertion(a.key.clone(), before));

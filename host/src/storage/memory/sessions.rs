@@ -4,13 +4,14 @@ use anyhow::Result;
 
 use super::{MemoryWork, Undo};
 use crate::storage::sessions::Completed;
-use crate::storage::{CredentialStore, NewSession, SessionStore};
+use crate::storage::{CredentialStore, LiveSession, NewSession, SessionStore};
 
 #[derive(Clone)]
 pub(super) struct StoredSession {
     key: String,
     expires_at: u64,
     return_to: Option<String>,
+    address_key: Option<String>,
 }
 
 impl StoredSession {
@@ -25,11 +26,13 @@ impl SessionStore for MemoryWork {
         session: &NewSession,
         identity_id: &str,
         return_to: Option<&str>,
+        address_key: Option<&str>,
     ) -> Result<()> {
         let stored = StoredSession {
             key: session.key.clone(),
             expires_at: session.expires_at,
             return_to: return_to.map(str::to_string),
+            address_key: address_key.map(str::to_string),
         };
         let before = self
             .tables()
@@ -41,6 +44,7 @@ impl SessionStore for MemoryWork {
     }
 
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
+        self.end_assertions(identity_id, now);
         let ended = self.tables().sessions.remove(identity_id);
         let live = ended.as_ref().is_some_and(|s| s.expires_at > now);
         if let Some(session) = ended {
@@ -50,12 +54,20 @@ impl SessionStore for MemoryWork {
         Ok(u32::from(live))
     }
 
-    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+    fn live_session(
+        &mut self,
+        identity_id: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<LiveSession>> {
         Ok(self
             .tables()
             .sessions
             .get(identity_id)
-            .is_some_and(|s| s.is_live(key, now)))
+            .filter(|s| s.is_live(key, now))
+            .map(|s| LiveSession {
+                address_key: s.address_key.clone(),
+            }))
     }
 
     fn complete_session(

@@ -59,6 +59,7 @@ fn assertion_row(r: &Row) -> AssertionRow {
         redeemed_at: from_db(r.get(3)),
         expires_at: from_db(r.get(4)),
         used_at: r.get::<_, Option<i64>>(5).map(from_db),
+        address_key: r.get(6),
     }
 }
 
@@ -66,8 +67,8 @@ impl AssertionStore for PgWork {
     fn open_assertion(&mut self, a: &NewAssertion) -> Result<()> {
         self.conn()?
             .execute(
-                "INSERT INTO recovery_assertions (key, identity_id, method, flow_id, redeemed_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO recovery_assertions (key, identity_id, method, flow_id, redeemed_at, expires_at, address_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 &[
                     &a.key,
                     &a.identity_id,
@@ -75,6 +76,7 @@ impl AssertionStore for PgWork {
                     &a.flow_id,
                     &to_db(a.redeemed_at),
                     &to_db(a.expires_at),
+                    &a.address_key,
                 ],
             )
             .context("storing the assertion")?;
@@ -89,7 +91,7 @@ impl AssertionStore for PgWork {
             .query_opt(
                 "UPDATE recovery_assertions SET used_at = $2
                  WHERE key = $1 AND used_at IS NULL AND expires_at > $2
-                 RETURNING identity_id, method, flow_id, redeemed_at, expires_at, used_at",
+                 RETURNING identity_id, method, flow_id, redeemed_at, expires_at, used_at, address_key",
                 &[&key, &to_db(now)],
             )?
             .map(|r| assertion_row(&r)))
@@ -99,7 +101,7 @@ impl AssertionStore for PgWork {
         Ok(self
             .conn()?
             .query_opt(
-                "SELECT identity_id, method, flow_id, redeemed_at, expires_at, used_at
+                "SELECT identity_id, method, flow_id, redeemed_at, expires_at, used_at, address_key
                  FROM recovery_assertions WHERE key = $1",
                 &[&key],
             )?

@@ -59,6 +59,7 @@ fn assertion_row(r: &Row<'_>) -> rusqlite::Result<AssertionRow> {
         redeemed_at: from_db(r.get(3)?),
         expires_at: from_db(r.get(4)?),
         used_at: r.get::<_, Option<i64>>(5)?.map(from_db),
+        address_key: r.get(6)?,
     })
 }
 
@@ -66,8 +67,8 @@ impl AssertionStore for SqliteWork {
     fn open_assertion(&mut self, a: &NewAssertion) -> Result<()> {
         self.conn()?
             .prepare_cached(
-                "INSERT INTO recovery_assertions (key, identity_id, method, flow_id, redeemed_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO recovery_assertions (key, identity_id, method, flow_id, redeemed_at, expires_at, address_key)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 a.key,
@@ -75,7 +76,8 @@ impl AssertionStore for SqliteWork {
                 a.method.as_str(),
                 a.flow_id,
                 to_db(a.redeemed_at),
-                to_db(a.expires_at)
+                to_db(a.expires_at),
+                a.address_key
             ])
             .context("storing the assertion")?;
         Ok(())
@@ -87,7 +89,7 @@ impl AssertionStore for SqliteWork {
             .prepare_cached(
                 "UPDATE recovery_assertions SET used_at = ?2
                  WHERE key = ?1 AND used_at IS NULL AND expires_at > ?2
-                 RETURNING identity_id, method, flow_id, redeemed_at, expires_at, used_at",
+                 RETURNING identity_id, method, flow_id, redeemed_at, expires_at, used_at, address_key",
             )?
             .query_row(params![key, to_db(now)], assertion_row)
             .optional()?)
@@ -97,7 +99,7 @@ impl AssertionStore for SqliteWork {
         Ok(self
             .conn()?
             .prepare_cached(
-                "SELECT identity_id, method, flow_id, redeemed_at, expires_at, used_at
+                "SELECT identity_id, method, flow_id, redeemed_at, expires_at, used_at, address_key
                  FROM recovery_assertions WHERE key = ?",
             )?
             .query_row(params![key], assertion_row)

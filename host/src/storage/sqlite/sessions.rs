@@ -7,7 +7,7 @@ use super::credentials::revoke_credentials;
 use super::identities::set_password_hash;
 use super::writer::SqliteWork;
 use crate::storage::sessions::Completed;
-use crate::storage::{NewSession, SessionStore, to_db};
+use crate::storage::{LiveSession, NewSession, SessionStore, to_db};
 
 impl SessionStore for SqliteWork {
     fn open_session(
@@ -15,12 +15,20 @@ impl SessionStore for SqliteWork {
         session: &NewSession,
         identity_id: &str,
         return_to: Option<&str>,
+        address_key: Option<&str>,
     ) -> Result<()> {
         self.conn()?
             .prepare_cached(
-                "INSERT OR REPLACE INTO recovery_sessions (identity_id, key, return_to, expires_at) VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO recovery_sessions (identity_id, key, return_to, expires_at, address_key)
+                 VALUES (?, ?, ?, ?, ?)",
             )?
-            .execute(params![identity_id, session.key, return_to, to_db(session.expires_at)])
+            .execute(params![
+                identity_id,
+                session.key,
+                return_to,
+                to_db(session.expires_at),
+                address_key
+            ])
             .context("opening the recovery session")?;
         Ok(())
     }
@@ -29,15 +37,24 @@ impl SessionStore for SqliteWork {
         end_sessions(&*self.conn()?, identity_id, now)
     }
 
-    fn session_is_live(&mut self, identity_id: &str, key: &str, now: u64) -> Result<bool> {
+    fn live_session(
+        &mut self,
+        identity_id: &str,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<LiveSession>> {
         Ok(self
             .conn()?
             .prepare_cached(
-                "SELECT 1 FROM recovery_sessions WHERE identity_id = ? AND key = ? AND expires_at > ?",
+                "SELECT address_key FROM recovery_sessions
+                 WHERE identity_id = ? AND key = ? AND expires_at > ?",
             )?
-            .query_row(params![identity_id, key, to_db(now)], |_| Ok(()))
-            .optional()?
-            .is_some())
+            .query_row(params![identity_id, key, to_db(now)], |r| {
+                Ok(LiveSession {
+                    address_key: r.get(0)?,
+                })
+            })
+            .optional()?)
     }
 
     fn complete_session(
@@ -71,8 +88,14 @@ impl SessionStore for SqliteWork {
     }
 }
 
-/// Ends (deletes) the identity's session; counts it if it was live at `now`.
+/// Ends (deletes) the identity's session and expires its unredeemed
+/// assertions; counts the session if it was live at `now`.
 fn end_sessions(conn: &Connection, identity_id: &str, now: u64) -> Result<u32> {
+    conn.prepare_cached(
+        "UPDATE recovery_assertions SET expires_at = ?2
+         WHERE identity_id = ?1 AND used_at IS NULL AND expires_at > ?2",
+    )?
+    .execute(params![identity_id, to_db(now)])?;
     let live: Option<bool> = conn
         .prepare_cached(
             "DELETE FROM recovery_sessions WHERE identity_id = ? RETURNING expires_at > ?",
