@@ -126,6 +126,22 @@ impl UpdateIdentityBody {
     }
 }
 
+/// How deep metadata may nest: well inside what a JSON reader takes back
+/// (serde_json stops at 128), so whatever is stored reads back whole.
+pub const MAX_METADATA_DEPTH: usize = 64;
+
+/// How many levels of objects and arrays `map` holds, itself included.
+fn nesting(map: &Map<String, Value>) -> usize {
+    fn depth(value: &Value) -> usize {
+        match value {
+            Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+            Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    1 + map.values().map(depth).max().unwrap_or(0)
+}
+
 fn fields(
     schema_id: &str,
     traits: &Map<String, Value>,
@@ -167,6 +183,19 @@ fn fields(
             ));
         }
     };
+    for (name, metadata) in [
+        ("metadata_public", metadata_public),
+        ("metadata_admin", metadata_admin),
+    ] {
+        if metadata
+            .as_ref()
+            .is_some_and(|m| nesting(m) > MAX_METADATA_DEPTH)
+        {
+            return Err(format!(
+                "\"{name}\" is nested more than {MAX_METADATA_DEPTH} levels deep."
+            ));
+        }
+    }
     let mut admin = metadata_admin.clone();
     let second_factor = match admin.as_mut().and_then(|m| m.remove("second_factor")) {
         None | Some(Value::Null) => false,
@@ -400,6 +429,26 @@ mod tests {
         ] {
             assert!(body(bad.clone()).fields().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn metadata_that_could_not_be_read_back_is_refused() {
+        let mut deep = json!("leaf");
+        for _ in 0..MAX_METADATA_DEPTH {
+            deep = json!({ "a": deep });
+        }
+        let fits = body(json!({
+            "schema_id": "default",
+            "traits": { "email": "ann@example.com" },
+            "metadata_public": deep,
+        }));
+        assert!(fits.fields().is_ok());
+        let refused = body(json!({
+            "schema_id": "default",
+            "traits": { "email": "ann@example.com" },
+            "metadata_admin": { "a": deep },
+        }));
+        assert!(refused.fields().unwrap_err().contains("metadata_admin"));
     }
 
     #[test]

@@ -81,26 +81,47 @@ pub fn new_identity(fields: IdentityFields) -> NewIdentity {
 }
 
 /// What `PATCH /admin/identities/{id}` makes of `record`: the JSON Patch
-/// applied to the identity as answered, read back as a `PUT` body. The id
-/// and the times are the server's: a patch that changes them is refused.
+/// applied to the identity as answered, read back as a `PUT` body. Only
+/// what a `PUT` sets may change: a patch that touches the id, the times,
+/// the addresses, the credentials or a key the identity does not have is
+/// refused, and `metadata_admin.second_factor` stays as it was unless the
+/// patch sets it (replacing `/metadata_admin` whole must not turn a second
+/// factor off unnoticed).
 pub fn patched(
     record: &IdentityRecord,
     public_url: &str,
     patch: &json_patch::Patch,
 ) -> Result<IdentityFields, String> {
+    const WRITABLE: [&str; 6] = [
+        "schema_id",
+        "state",
+        "traits",
+        "external_id",
+        "metadata_public",
+        "metadata_admin",
+    ];
     let before =
         serde_json::to_value(wire_identity(record, public_url)).map_err(|e| e.to_string())?;
     let mut after = before.clone();
     json_patch::patch(&mut after, patch).map_err(|e| format!("The JSON Patch failed: {e}"))?;
-    for fixed in [
-        "id",
-        "created_at",
-        "state_changed_at",
-        "schema_url",
-        "recovery_addresses",
-    ] {
-        if after.get(fixed) != before.get(fixed) {
-            return Err(format!("\"{fixed}\" can't be changed."));
+    let (Some(was), Some(is)) = (before.as_object(), after.as_object()) else {
+        return Err("The patched identity is not an object.".into());
+    };
+    if let Some(fixed) = was
+        .keys()
+        .chain(is.keys())
+        .find(|key| !WRITABLE.contains(&key.as_str()) && was.get(*key) != is.get(*key))
+    {
+        return Err(format!("\"{fixed}\" can't be changed."));
+    }
+    if let Some(kept) = before.pointer("/metadata_admin/second_factor").cloned() {
+        match after.get_mut("metadata_admin") {
+            Some(Value::Object(admin)) => {
+                admin.entry("second_factor").or_insert(kept);
+            }
+            _ => {
+                after["metadata_admin"] = serde_json::json!({ "second_factor": kept });
+            }
         }
     }
     let body: UpdateIdentityBody = serde_json::from_value(after)

@@ -52,9 +52,18 @@ pub struct EmlDirectory {
 }
 
 impl EmlDirectory {
+    /// The directory is made (or narrowed to) `0700`: its messages carry
+    /// live links, for the operator's eyes only.
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = dir.into();
-        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} the owner's alone", dir.display()))?;
         Ok(Self { dir })
     }
 

@@ -574,3 +574,79 @@ fn common_and_blank_passwords_are_refused_on_the_form_and_the_session_lives_on()
     );
     assert!(password_is(&server, &ann, NEW_PASSWORD));
 }
+
+#[test]
+fn a_patch_of_what_put_cannot_set_is_refused_and_the_second_factor_is_kept() {
+    let server = Server::start();
+    let created = admin(&server, reqwest::Method::POST, "/admin/identities")
+        .json(&json!({
+            "schema_id": "default",
+            "traits": { "email": "ann@example.com" },
+            "metadata_admin": { "second_factor": true, "team": "a" },
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let ann: Value = created.json().unwrap();
+    let path = format!("/admin/identities/{}", ann["id"].as_str().unwrap());
+    let patch = |ops: Value| {
+        admin(&server, reqwest::Method::PATCH, &path)
+            .json(&ops)
+            .send()
+            .unwrap()
+    };
+    for (op, target, value) in [
+        ("replace", "/updated_at", json!("2020-01-01T00:00:00Z")),
+        ("add", "/credentials", json!({ "password": {} })),
+        (
+            "add",
+            "/verifiable_addresses/-",
+            json!({ "value": "x@example.com" }),
+        ),
+        (
+            "replace",
+            "/organization_id",
+            json!(uuid::Uuid::new_v4().to_string()),
+        ),
+        ("add", "/no_such_key", json!(1)),
+        ("remove", "/created_at", Value::Null),
+    ] {
+        let op = if value.is_null() {
+            json!([{ "op": op, "path": target }])
+        } else {
+            json!([{ "op": op, "path": target, "value": value }])
+        };
+        let body = error_of(patch(op), 400);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("can't be changed"),
+            "{target}: {body}"
+        );
+    }
+    // Replacing metadata_admin whole keeps the second factor...
+    let kept =
+        patch(json!([{ "op": "replace", "path": "/metadata_admin", "value": { "team": "b" } }]));
+    assert_eq!(kept.status(), 200);
+    let kept: Value = kept.json().unwrap();
+    assert_eq!(kept["metadata_admin"]["second_factor"], true);
+    assert_eq!(kept["metadata_admin"]["team"], "b");
+    // ...which only an explicit change turns off.
+    let off = patch(
+        json!([{ "op": "replace", "path": "/metadata_admin/second_factor", "value": false }]),
+    );
+    assert_eq!(
+        off.json::<Value>().unwrap()["metadata_admin"]["second_factor"],
+        false
+    );
+    // Metadata that could not be read back is refused, not stored as null.
+    let mut deep = json!("leaf");
+    for _ in 0..100 {
+        deep = json!({ "a": deep });
+    }
+    error_of(
+        patch(json!([{ "op": "replace", "path": "/metadata_public", "value": deep }])),
+        400,
+    );
+}

@@ -548,3 +548,19 @@ fn a_request_is_mailed_once() {
     thread::sleep(std::time::Duration::from_millis(600));
     assert_eq!(server.mail(1).len(), mail.len());
 }
+
+#[test]
+fn the_eml_outbox_is_its_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = crate::common::Server::start();
+    let ann = server.identity(Some("ann@example.com"));
+    assert_eq!(crate::common::mail_link(&server, &ann).status(), 204);
+    let mail = server.mail(1);
+    assert_eq!(mail.len(), 1);
+    let outbox = server.data.path().join("outbox");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&outbox), 0o700);
+    for file in std::fs::read_dir(&outbox).unwrap() {
+        assert_eq!(mode(&file.unwrap().path()), 0o600);
+    }
+}

@@ -16,7 +16,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use reclaim_wire::PAGES_PATH;
@@ -134,7 +133,15 @@ pub async fn request(
         let ctx = context! { error => NOT_AN_ADDRESS, email };
         return form_page(&app, &headers, StatusCode::BAD_REQUEST, "request.html", ctx);
     }
-    let address: [u8; 32] = Sha256::digest(email.to_lowercase()).into();
+    // Keyed and in the one normal form: every spelling of a mailbox counts
+    // against one allowance, and the stored key confirms no guess.
+    let secret = app
+        .config
+        .settings
+        .secrets
+        .first()
+        .map_or(&[][..], |s| s.bytes());
+    let address = reclaim_address::address_key(secret, &email);
     let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     let client = rate_limit::client_ip(peer.ip(), forwarded, &app.config.trusted_proxies);
     let counted = app
