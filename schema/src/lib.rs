@@ -267,21 +267,51 @@ const SQLITE: &[Step] = &[
         "ALTER TABLE outbox ADD COLUMN identity_id TEXT",
         "ALTER TABLE outbox ADD COLUMN external_id TEXT",
     ],
-    // 6: a session and an assertion remember the address key of the
-    // credential that opened them, and stand only while the identity is at
-    // that address; sessions and assertions opened before have none, so
-    // they end for identities with an address. Ending a session expires
-    // the identity's unredeemed assertions, found by identity.
-    SESSIONS_REMEMBER_THE_ADDRESS,
+    // 6: one normal form of an address: the identities' own, stored and
+    // indexed beside the address as given (the runners fill it for rows
+    // from before, see `NORMAL_FORMS_TO_FILL`); a session and an assertion
+    // remember the address key of the credential that opened them, and
+    // stand only while the identity is at that address (sessions and
+    // assertions opened before have none, so they end for identities with
+    // an address); ending a session expires the identity's unredeemed
+    // assertions, found by identity.
+    ADDRESSES,
 ];
 
 /// SQLite's step 6 and PostgreSQL's step 5: the same in both dialects.
-const SESSIONS_REMEMBER_THE_ADDRESS: Step = &[
+/// `lower(email)`'s index stays for the hosts that write no normal form
+/// yet (the SQL provider's Python and Node.js packages).
+const ADDRESSES: Step = &[
+    "ALTER TABLE identities ADD COLUMN email_normal TEXT",
+    "CREATE UNIQUE INDEX identities_by_normal_email ON identities (email_normal)
+     WHERE email_normal IS NOT NULL",
     "ALTER TABLE recovery_sessions ADD COLUMN address_key TEXT",
     "ALTER TABLE recovery_assertions ADD COLUMN address_key TEXT",
     "CREATE INDEX unredeemed_assertions ON recovery_assertions (identity_id)
      WHERE used_at IS NULL",
 ];
+
+/// The identities whose address has no normal form yet (made before step
+/// 6, or by a host that writes none): `pk` and `email`, lowest pk first.
+/// A runner computes each normal form and stores it with
+/// [`fill_normal_form`].
+pub const NORMAL_FORMS_TO_FILL: &str = "SELECT pk, email FROM identities
+     WHERE email_normal IS NULL AND email IS NOT NULL ORDER BY pk";
+
+/// Stores the normal form (`$1`/first parameter) of the identity with pk
+/// `$2`, unless another identity has it: it changes no row then.
+pub fn fill_normal_form(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "UPDATE identities SET email_normal = ?1 WHERE pk = ?2
+             AND NOT EXISTS (SELECT 1 FROM identities WHERE email_normal = ?1)"
+        }
+        Dialect::Postgresql => {
+            "UPDATE identities SET email_normal = $1 WHERE pk = $2
+             AND NOT EXISTS (SELECT 1 FROM identities WHERE email_normal = $1)"
+        }
+    }
+}
 
 const POSTGRESQL: &[Step] = &[
     // 1: SQLite's steps 1 and 2.
@@ -442,7 +472,7 @@ const POSTGRESQL: &[Step] = &[
         "ALTER TABLE outbox ADD COLUMN external_id TEXT",
     ],
     // 5: SQLite's step 6.
-    SESSIONS_REMEMBER_THE_ADDRESS,
+    ADDRESSES,
 ];
 
 #[cfg(test)]

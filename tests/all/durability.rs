@@ -411,8 +411,55 @@ fn a_first_release_database_upgrades_in_place() {
         .unwrap();
     assert_eq!(
         columns,
-        ["identity_id", "key", "return_to", "expires_at", "address_key"]
+        [
+            "identity_id",
+            "key",
+            "return_to",
+            "expires_at",
+            "address_key"
+        ]
     );
+}
+
+#[test]
+fn addresses_written_without_a_normal_form_get_one_at_open_and_a_twin_gets_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reclaim.db");
+    drop(SqliteStorage::open(&path).unwrap());
+    {
+        // As a host that computes no normal form writes them (the Python
+        // and Node.js packages): one mailbox twice, in two spellings.
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(
+            "INSERT INTO identities (id, email, active, created_at) VALUES
+                 ('first', 'U@kexample.com', 1, 1),
+                 ('twin', 'u@\u{212A}example.com', 1, 2),
+                 ('other', 'w@bücher.example', 1, 3);",
+        )
+        .unwrap();
+    }
+    let storage = SqliteStorage::open(&path).unwrap();
+    let find = |email: &'static str| {
+        reclaim::storage::transact(&storage, move |mut work| work.find_by_email(email))
+            .unwrap()
+            .map(|i| i.id)
+    };
+    assert_eq!(find("u@kexample.com").as_deref(), Some("first"));
+    assert_eq!(
+        find("u@\u{212A}example.com").as_deref(),
+        Some("first"),
+        "the twin is not found in its owner's place"
+    );
+    assert_eq!(find("w@xn--bcher-kva.example").as_deref(), Some("other"));
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let twin: Option<String> = db
+        .query_row(
+            "SELECT email_normal FROM identities WHERE id = 'twin'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(twin, None);
 }
 
 /// Before a guest that never returns: an identity holding a live link, what

@@ -142,15 +142,9 @@ fn end_recovery(work: &mut dyn UnitOfWork, id: &str, now: u64) -> anyhow::Result
     Ok(())
 }
 
-/// Addresses compare as the directory looks them up: case-insensitively.
+/// Addresses compare as the directory looks them up: in their normal form.
 fn same_address(old: &Identity, new: &Identity) -> bool {
-    let normal = |i: &Identity| {
-        i.email
-            .as_deref()
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-            .map(str::to_lowercase)
-    };
+    let normal = |i: &Identity| crate::storage::identities::email_normal(i.email.as_deref());
     normal(old) == normal(new)
 }
 

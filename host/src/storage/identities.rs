@@ -118,6 +118,39 @@ pub struct Conflict(pub &'static str);
 #[error("identities are managed by the platform: change them in its own user table")]
 pub struct ManagedByPlatform;
 
+/// The form of `email` that lookups, uniqueness and change notices compare
+/// (`reclaim_address::normal_form`), as every backend stores and indexes it
+/// beside the address as given; none for no address.
+pub fn email_normal(email: Option<&str>) -> Option<String> {
+    reclaim_address::present(email).map(reclaim_address::normal_form)
+}
+
+/// Gives the identities in `pending` (pk and address, lowest pk first:
+/// those from before the normal form, or written by a host that computes
+/// none) their address's normal form through `store`, which stores it
+/// unless another identity has it and says whether it did. One that
+/// shares its form with another keeps none: it is not found by address
+/// until its address changes, and the log says so, since picking either
+/// could mail one person's link to another.
+pub fn fill_normal_forms(
+    pending: Vec<(i64, String)>,
+    mut store: impl FnMut(&str, i64) -> Result<bool>,
+) -> Result<()> {
+    for (pk, email) in pending {
+        let Some(normal) = email_normal(Some(&email)) else {
+            continue;
+        };
+        if !store(&normal, pk)? {
+            tracing::warn!(
+                pk,
+                "an identity's address is another's in the normal form; it is not found by \
+                 address until one of them changes"
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The conflict for a taken address.
 pub fn address_taken() -> anyhow::Error {
     Conflict("email address").into()

@@ -408,6 +408,51 @@ pub fn identities_are_found_by_id_pk_and_address_in_any_case(f: Fixture) {
     assert_eq!(listed, vec![ann.id, bob.id]);
 }
 
+pub fn every_spelling_of_one_mailbox_is_one_identity(f: Fixture) {
+    let b = &*f.backend;
+    let new = |email: &str| NewIdentity {
+        email: Some(email.into()),
+        active: true,
+        ..Default::default()
+    };
+    let find = |email: &str| {
+        let email = email.to_string();
+        transact(b, move |mut work| work.find_by_email(&email))
+            .unwrap()
+            .map(|i| i.id)
+    };
+    // The Kelvin sign, a fullwidth letter, an IDN and its ASCII form, the
+    // dotted capital I: each pair is one mailbox, on every backend alike.
+    for (stored, spelling) in [
+        ("u@kexample.com", "u@\u{212A}example.com"),
+        ("v@\u{FF45}xample.com", "v@example.com"),
+        ("w@bücher.example", "w@xn--bcher-kva.example"),
+        ("X.Y@Example.COM", "x.y@example.com"),
+    ] {
+        let made = b.create_identity(&new(stored), T0).unwrap();
+        assert_eq!(find(spelling), Some(made.id.clone()), "{spelling}");
+        assert_eq!(find(stored), Some(made.id.clone()), "{stored}");
+        let taken = b.create_identity(&new(spelling), T0);
+        assert!(
+            taken.is_err_and(|e| e.to_string().contains("already exists")),
+            "{spelling} is {stored}'s mailbox"
+        );
+        let listed = b
+            .list_identity_records(&reclaim::storage::IdentityFilter {
+                email: Some(spelling.into()),
+                after_pk: None,
+                limit: 10,
+            })
+            .unwrap();
+        assert_eq!(listed.len(), 1, "{spelling}");
+        // What the identity has is kept as given.
+        assert_eq!(listed[0].identity.email.as_deref(), Some(stored));
+    }
+    // Different mailboxes stay different.
+    assert!(find("u@example.com").is_none());
+    assert!(b.create_identity(&new("u.v@kexample.com"), T0).is_ok());
+}
+
 pub fn a_session_completes_once_with_a_new_password_that_ends_every_credential(f: Fixture) {
     let b = &*f.backend;
     let ann = identity(b, "ann@example.com");
@@ -1184,6 +1229,7 @@ contract!(
     wrong_codes_count_and_the_limit_ends_the_flow,
     an_uncommitted_unit_of_work_leaves_nothing,
     identities_are_found_by_id_pk_and_address_in_any_case,
+    every_spelling_of_one_mailbox_is_one_identity,
     a_session_completes_once_with_a_new_password_that_ends_every_credential,
     queued_requests_are_claimed_by_one_server_and_served_once_in_order,
     mail_is_claimed_by_one_courier_at_a_time_under_a_lease,

@@ -308,3 +308,44 @@ fn a_broken_directory_query_stops_the_start_with_a_clear_message() {
     let stderr = serve_fails(&env(&url, &wrong_type));
     assert!(stderr.contains("\"active\" is of type text"), "{stderr}");
 }
+
+#[test]
+fn an_address_two_platform_users_share_finds_neither_and_the_log_says_so() {
+    let (url, _, _) = platform();
+    sql(
+        &url,
+        "INSERT INTO app.users (email, name) VALUES ('ANN@platform.example', 'Look-alike')",
+    );
+    let queries = readme_queries();
+    let server = Server::launch(
+        &env(&url, &queries),
+        crate::common::Launch {
+            log_to_file: true,
+            ..Default::default()
+        },
+    );
+    let requested = FormToken::fetch(&server).post(
+        &server,
+        "/self-service/recovery",
+        &[("email", "ann@platform.example")],
+    );
+    assert_eq!(requested.status(), 200, "the same answer as for anyone");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("found several users") {
+        assert!(Instant::now() < deadline, "no log line:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !server.log().contains("ann@platform.example"),
+        "no address in the log"
+    );
+    // Bob, alone at his address, is still found.
+    FormToken::fetch(&server).post(
+        &server,
+        "/self-service/recovery",
+        &[("email", "bob@platform.example")],
+    );
+    let mail = server.mail(1);
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(mail[0].contains("bob@platform.example"));
+}

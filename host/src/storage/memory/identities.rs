@@ -6,8 +6,8 @@ use super::{MemoryStorage, MemoryWork, Tables};
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::storage::Identities;
 use crate::storage::identities::{
-    IdentityFilter, IdentityKey, IdentityRecord, IdentityStore, address_taken, external_id_taken,
-    replaced,
+    IdentityFilter, IdentityKey, IdentityRecord, IdentityStore, address_taken, email_normal,
+    external_id_taken, replaced,
 };
 use crate::wit::IdentityRef;
 
@@ -173,10 +173,8 @@ fn unique(tables: &Tables, except: Option<&str>, new: &NewIdentity) -> Result<()
     Ok(())
 }
 
-/// Addresses compare case-insensitively, as SQLite's `lower()` does (ASCII).
+/// Addresses compare in their normal form, as the SQL backends index them.
 fn same_address(identity: &Identity, email: &str) -> bool {
-    identity
-        .email
-        .as_deref()
-        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+    let stored = email_normal(identity.email.as_deref());
+    stored.is_some() && stored == email_normal(Some(email))
 }

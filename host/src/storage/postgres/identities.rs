@@ -9,7 +9,7 @@ use super::{Conn, PgWork, PostgresStorage};
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::storage::identities::{
     IdentityFilter, IdentityKey, IdentityRecord, IdentityStore, ManagedByPlatform,
-    conflict_from_index, json_text, json_value,
+    conflict_from_index, email_normal, json_text, json_value,
 };
 use crate::storage::{Identities, from_db, to_db};
 use crate::wit::IdentityRef;
@@ -109,12 +109,12 @@ impl Identities for PostgresStorage {
         self.call(move |conn| {
             let rows = conn.query(
                 record_select!(
-                    "WHERE pk > $1 AND ($2::TEXT IS NULL OR lower(email) = lower($2))
+                    "WHERE pk > $1 AND ($2::TEXT IS NULL OR email_normal = $2)
                      ORDER BY pk LIMIT $3"
                 ),
                 &[
                     &filter.after_pk.unwrap_or(0),
-                    &filter.email,
+                    &email_normal(filter.email.as_deref()),
                     &i64::try_from(filter.limit).unwrap_or(i64::MAX),
                 ],
             )?;
@@ -189,8 +189,8 @@ impl Directory for PgWork {
         }
         let row = self.conn()?.query_opt(
             "SELECT id, pk, email, display_name, locale, active FROM identities
-             WHERE lower(email) = lower($1)",
-            &[&email],
+             WHERE email_normal = $1",
+            &[&email_normal(Some(email))],
         )?;
         Ok(row.as_ref().map(identity))
     }
@@ -237,7 +237,8 @@ impl IdentityStore for PgWork {
             "UPDATE identities SET email = $2, display_name = $3, locale = $4,
                 state_changed_at = CASE WHEN active = $5 THEN state_changed_at ELSE $10 END,
                 active = $5, external_id = $6, second_factor = $7,
-                metadata_public = $8, metadata_admin = $9, updated_at = $10
+                metadata_public = $8, metadata_admin = $9, updated_at = $10,
+                email_normal = $11
              WHERE id = $1",
             &Columns::of(id, new, now).refs(),
         );
@@ -263,8 +264,9 @@ impl IdentityStore for PgWork {
 fn insert(conn: &mut Conn, id: &str, new: &NewIdentity, now: u64) -> Result<IdentityRecord> {
     let inserted = conn.query_opt(
         "INSERT INTO identities (id, email, display_name, locale, active, external_id,
-             second_factor, metadata_public, metadata_admin, created_at, updated_at, state_changed_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10)
+             second_factor, metadata_public, metadata_admin, created_at, updated_at,
+             state_changed_at, email_normal)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $10, $11)
          RETURNING id, pk, email, display_name, locale, active, external_id, second_factor,
                    metadata_public, metadata_admin, created_at, updated_at, state_changed_at",
         &Columns::of(id, new, now).refs(),
@@ -275,14 +277,15 @@ fn insert(conn: &mut Conn, id: &str, new: &NewIdentity, now: u64) -> Result<Iden
     }
 }
 
-/// `$1` to `$10` of the insert and the replacement: the id, the fields,
-/// and the time of the write.
+/// `$1` to `$11` of the insert and the replacement: the id, the fields,
+/// the time of the write and the address's normal form.
 struct Columns<'a> {
     id: &'a str,
     new: &'a NewIdentity,
     metadata_public: Option<String>,
     metadata_admin: Option<String>,
     now: i64,
+    email_normal: Option<String>,
 }
 
 impl<'a> Columns<'a> {
@@ -293,10 +296,11 @@ impl<'a> Columns<'a> {
             metadata_public: json_text(&new.metadata_public),
             metadata_admin: json_text(&new.metadata_admin),
             now: to_db(now),
+            email_normal: email_normal(new.email.as_deref()),
         }
     }
 
-    fn refs(&self) -> [&(dyn postgres::types::ToSql + Sync); 10] {
+    fn refs(&self) -> [&(dyn postgres::types::ToSql + Sync); 11] {
         [
             &self.id,
             &self.new.email,
@@ -308,6 +312,7 @@ impl<'a> Columns<'a> {
             &self.metadata_public,
             &self.metadata_admin,
             &self.now,
+            &self.email_normal,
         ]
     }
 }

@@ -94,8 +94,25 @@ impl Platform {
         self.by_pk.one(conn, Key::Int(pk))
     }
 
+    /// The user at `email`, asked for in its normal form
+    /// (`reclaim_address::normal_form`: the README tells platforms to
+    /// match it). Two users for one address name nobody: picking either
+    /// could mail one person's link to another, so the lookup is refused
+    /// and the log says which query to fix.
     pub(crate) fn by_email(&self, conn: &mut Conn, email: &str) -> Result<Option<PlatformUser>> {
-        self.by_email.one(conn, Key::Text(email))
+        let normal = crate::storage::identities::email_normal(Some(email)).unwrap_or_default();
+        match self.by_email.users(conn, Key::Text(&normal))?.as_slice() {
+            [] => Ok(None),
+            [row] => self.by_email.user(row).map(Some),
+            rows => {
+                tracing::error!(
+                    users = rows.len(),
+                    "the directory query by_email found several users for one address; \
+                     none is used: make the platform's addresses unique in the normal form"
+                );
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -179,27 +196,10 @@ impl Query {
         })
     }
 
-    /// The one user `key` names; a key the parameter's type can't hold
-    /// (an id that is no UUID) names nobody.
+    /// The one user `key` names (by id or pk: more than one is a broken
+    /// query).
     fn one(&self, conn: &mut Conn, key: Key<'_>) -> Result<Option<PlatformUser>> {
-        let rows = match (self.param, key) {
-            (Param::Text, Key::Text(text)) => self.run(conn, &text)?,
-            (Param::Text, Key::Int(int)) => self.run(conn, &int.to_string())?,
-            (Param::Uuid, Key::Text(text)) => match uuid::Uuid::try_parse(text) {
-                Ok(id) => self.run(conn, &id)?,
-                Err(_) => return Ok(None),
-            },
-            (Param::Int2, Key::Int(int)) => match i16::try_from(int) {
-                Ok(int) => self.run(conn, &int)?,
-                Err(_) => return Ok(None),
-            },
-            (Param::Int4, Key::Int(int)) => match i32::try_from(int) {
-                Ok(int) => self.run(conn, &int)?,
-                Err(_) => return Ok(None),
-            },
-            (Param::Int8, Key::Int(int)) => self.run(conn, &int)?,
-            (_, _) => return Ok(None),
-        };
+        let rows = self.users(conn, key)?;
         if rows.len() > 1 {
             bail!(
                 "the directory query {:?} found {} users for one key",
@@ -208,6 +208,29 @@ impl Query {
             );
         }
         rows.first().map(|row| self.user(row)).transpose()
+    }
+
+    /// Every row `key` finds; a key the parameter's type can't hold names
+    /// nobody.
+    fn users(&self, conn: &mut Conn, key: Key<'_>) -> Result<Vec<Row>> {
+        Ok(match (self.param, key) {
+            (Param::Text, Key::Text(text)) => self.run(conn, &text)?,
+            (Param::Text, Key::Int(int)) => self.run(conn, &int.to_string())?,
+            (Param::Uuid, Key::Text(text)) => match uuid::Uuid::try_parse(text) {
+                Ok(id) => self.run(conn, &id)?,
+                Err(_) => Vec::new(),
+            },
+            (Param::Int2, Key::Int(int)) => match i16::try_from(int) {
+                Ok(int) => self.run(conn, &int)?,
+                Err(_) => Vec::new(),
+            },
+            (Param::Int4, Key::Int(int)) => match i32::try_from(int) {
+                Ok(int) => self.run(conn, &int)?,
+                Err(_) => Vec::new(),
+            },
+            (Param::Int8, Key::Int(int)) => self.run(conn, &int)?,
+            (_, _) => Vec::new(),
+        })
     }
 
     fn run(&self, conn: &mut Conn, value: &(dyn ToSql + Sync)) -> Result<Vec<Row>> {

@@ -27,5 +27,14 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
         }
         tx.batch_execute(&dialect.record(step + 1))?;
     }
+    let pending = tx
+        .query(reclaim_schema::NORMAL_FORMS_TO_FILL, &[])?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    crate::storage::identities::fill_normal_forms(pending, |normal, pk| {
+        let statement = reclaim_schema::fill_normal_form(dialect);
+        Ok(tx.execute(statement, &[&normal, &pk])? > 0)
+    })?;
     Ok(tx.commit()?)
 }

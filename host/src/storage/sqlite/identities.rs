@@ -9,8 +9,8 @@ use super::SqliteStorage;
 use super::writer::SqliteWork;
 use crate::directory::{Directory, Identity, NewIdentity};
 use crate::storage::identities::{
-    IdentityFilter, IdentityKey, IdentityRecord, IdentityStore, conflict_from_index, json_text,
-    json_value,
+    IdentityFilter, IdentityKey, IdentityRecord, IdentityStore, conflict_from_index, email_normal,
+    json_text, json_value,
 };
 use crate::storage::{Identities, from_db, to_db};
 use crate::wit::IdentityRef;
@@ -44,13 +44,13 @@ impl Identities for SqliteStorage {
         self.with_connection(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM identities
-                 WHERE pk > ?1 AND (?2 IS NULL OR lower(email) = lower(?2))
+                 WHERE pk > ?1 AND (?2 IS NULL OR email_normal = ?2)
                  ORDER BY pk LIMIT ?3"
             ))?;
             let rows = stmt.query_map(
                 params![
                     filter.after_pk.unwrap_or(0),
-                    filter.email,
+                    email_normal(filter.email.as_deref()),
                     i64::try_from(filter.limit).unwrap_or(i64::MAX)
                 ],
                 record_from_row,
@@ -93,7 +93,11 @@ impl Directory for SqliteWork {
     }
 
     fn find_by_email(&mut self, email: &str) -> Result<Option<Identity>> {
-        identity_where(&*self.conn()?, "lower(email) = lower(?)", &email)
+        identity_where(
+            &*self.conn()?,
+            "email_normal = ?",
+            &email_normal(Some(email)),
+        )
     }
 }
 
@@ -118,7 +122,8 @@ impl IdentityStore for SqliteWork {
                 "UPDATE identities SET email = ?2, display_name = ?3, locale = ?4,
                     state_changed_at = CASE WHEN active = ?5 THEN state_changed_at ELSE ?10 END,
                     active = ?5, external_id = ?6, second_factor = ?7,
-                    metadata_public = ?8, metadata_admin = ?9, updated_at = ?10
+                    metadata_public = ?8, metadata_admin = ?9, updated_at = ?10,
+                    email_normal = ?11
                  WHERE id = ?1",
             )?
             .execute(params_from_iter(columns(id, new, now)));
@@ -142,8 +147,9 @@ fn insert(conn: &Connection, id: &str, new: &NewIdentity, now: u64) -> Result<Id
     let inserted = conn
         .prepare_cached(
             "INSERT INTO identities (id, email, display_name, locale, active, external_id,
-                 second_factor, metadata_public, metadata_admin, created_at, updated_at, state_changed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10)",
+                 second_factor, metadata_public, metadata_admin, created_at, updated_at,
+                 state_changed_at, email_normal)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, ?10, ?11)",
         )?
         .execute(params_from_iter(columns(id, new, now)));
     if let Err(e) = inserted {
@@ -152,9 +158,9 @@ fn insert(conn: &Connection, id: &str, new: &NewIdentity, now: u64) -> Result<Id
     record_where(conn, "id = ?", &id)?.context("the new identity vanished")
 }
 
-/// `?1` to `?10` of the insert and the replacement: the id, the fields,
-/// and the time of the write.
-fn columns(id: &str, new: &NewIdentity, now: u64) -> [Value; 10] {
+/// `?1` to `?11` of the insert and the replacement: the id, the fields,
+/// the time of the write and the address's normal form.
+fn columns(id: &str, new: &NewIdentity, now: u64) -> [Value; 11] {
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
     [
         Value::Text(id.to_owned()),
@@ -167,6 +173,7 @@ fn columns(id: &str, new: &NewIdentity, now: u64) -> [Value; 10] {
         text(&json_text(&new.metadata_public)),
         text(&json_text(&new.metadata_admin)),
         Value::Integer(to_db(now)),
+        text(&email_normal(new.email.as_deref())),
     ]
 }
 

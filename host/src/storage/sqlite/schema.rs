@@ -24,5 +24,13 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
         }
         tx.execute_batch(&dialect.record(step + 1))?;
     }
+    let pending = tx
+        .prepare(reclaim_schema::NORMAL_FORMS_TO_FILL)?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<(i64, String)>>>()?;
+    crate::storage::identities::fill_normal_forms(pending, |normal, pk| {
+        let statement = reclaim_schema::fill_normal_form(dialect);
+        Ok(tx.execute(statement, rusqlite::params![normal, pk])? > 0)
+    })?;
     Ok(tx.commit()?)
 }
