@@ -109,12 +109,14 @@ impl Identities for PostgresStorage {
         self.call(move |conn| {
             let rows = conn.query(
                 record_select!(
-                    "WHERE pk > $1 AND ($2::TEXT IS NULL OR email_normal = $2)
-                     ORDER BY pk LIMIT $3"
+                    "WHERE pk > $3 AND ($1::TEXT IS NULL OR email_normal = $1
+                         OR (email_normal IS NULL AND lower(email) = lower($2)))
+                     ORDER BY pk LIMIT $4"
                 ),
                 &[
-                    &filter.after_pk.unwrap_or(0),
                     &email_normal(filter.email.as_deref()),
+                    &filter.email,
+                    &filter.after_pk.unwrap_or(0),
                     &i64::try_from(filter.limit).unwrap_or(i64::MAX),
                 ],
             )?;
@@ -188,9 +190,14 @@ impl Directory for PgWork {
                 .map(|u| u.identity));
         }
         let row = self.conn()?.query_opt(
+            // Or, for a row written by a host that stores no normal form
+            // (the SQL provider's packages) until it is filled at the next
+            // open, by `lower()` as before. The stored normal form wins
+            // where both match.
             "SELECT id, pk, email, display_name, locale, active FROM identities
-             WHERE email_normal = $1",
-            &[&email_normal(Some(email))],
+             WHERE email_normal = $1 OR (email_normal IS NULL AND lower(email) = lower($2))
+             ORDER BY email_normal IS NULL LIMIT 1",
+            &[&email_normal(Some(email)), &email],
         )?;
         Ok(row.as_ref().map(identity))
     }

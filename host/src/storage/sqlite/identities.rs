@@ -16,6 +16,12 @@ use crate::storage::{Identities, from_db, to_db};
 use crate::wit::IdentityRef;
 
 const IDENTITY_COLUMNS: &str = "id, pk, email, display_name, locale, active";
+/// An identity at the address whose normal form is `?1` (`?2` as given):
+/// by the stored normal form, or, for a row written by a host that stores
+/// none (the SQL provider's packages) until it is filled at the next open,
+/// by `lower()` as before. The stored normal form wins where both match.
+const BY_ADDRESS: &str =
+    "(email_normal = ?1 OR (email_normal IS NULL AND lower(email) = lower(?2)))";
 const RECORD_COLUMNS: &str = "id, pk, email, display_name, locale, active, external_id, second_factor, metadata_public, metadata_admin, created_at, updated_at, state_changed_at";
 
 impl Identities for SqliteStorage {
@@ -44,13 +50,14 @@ impl Identities for SqliteStorage {
         self.with_connection(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {RECORD_COLUMNS} FROM identities
-                 WHERE pk > ?1 AND (?2 IS NULL OR email_normal = ?2)
-                 ORDER BY pk LIMIT ?3"
+                 WHERE pk > ?3 AND (?1 IS NULL OR {BY_ADDRESS})
+                 ORDER BY pk LIMIT ?4"
             ))?;
             let rows = stmt.query_map(
                 params![
-                    filter.after_pk.unwrap_or(0),
                     email_normal(filter.email.as_deref()),
+                    filter.email,
+                    filter.after_pk.unwrap_or(0),
                     i64::try_from(filter.limit).unwrap_or(i64::MAX)
                 ],
                 record_from_row,
@@ -93,11 +100,14 @@ impl Directory for SqliteWork {
     }
 
     fn find_by_email(&mut self, email: &str) -> Result<Option<Identity>> {
-        identity_where(
-            &*self.conn()?,
-            "email_normal = ?",
-            &email_normal(Some(email)),
-        )
+        Ok(self
+            .conn()?
+            .prepare_cached(&format!(
+                "SELECT {IDENTITY_COLUMNS} FROM identities WHERE {BY_ADDRESS}
+                 ORDER BY email_normal IS NULL LIMIT 1"
+            ))?
+            .query_row(params![email_normal(Some(email)), email], identity_from_row)
+            .optional()?)
     }
 }
 
