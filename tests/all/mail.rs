@@ -8,12 +8,15 @@ use reclaim::mail::{Courier, DeliveryError, EmlDirectory, QueuedMail, RetryPolic
 use reclaim::{EmailOptions, Error, ErrorKind, IdentityRef};
 use reclaim_tests::{PUBLIC_URL, SECRET_A, TestEnv, by_id, decoded_eml, link_in, token_of};
 
+/// Long enough that no test's message is deleted before it is read.
+const RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 fn deliver(env: &TestEnv) -> Vec<String> {
     let outbox = env.dir.path().join("outbox");
     let from: Mailbox = "Reclaim <no-reply@reclaim.test>".parse().unwrap();
     let courier = Courier::new(
         env.storage.clone(),
-        Box::new(EmlDirectory::new(&outbox).unwrap()),
+        Box::new(EmlDirectory::new(&outbox, RETENTION).unwrap()),
         from,
         Arc::new(env.clock.clone()),
         RetryPolicy::default(),
@@ -255,7 +258,9 @@ fn mail_queued_before_a_crash_is_delivered_by_the_next_process_once() {
     let outbox = env.dir.path().join("outbox");
     let crashing = Courier::new(
         env.storage.clone(),
-        Box::new(CrashAfterDelivery(EmlDirectory::new(&outbox).unwrap())),
+        Box::new(CrashAfterDelivery(
+            EmlDirectory::new(&outbox, RETENTION).unwrap(),
+        )),
         "Reclaim <no-reply@reclaim.test>".parse().unwrap(),
         Arc::new(env.clock.clone()),
         RetryPolicy::default(),

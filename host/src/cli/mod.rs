@@ -33,7 +33,10 @@ impl Service {
         let backend = storage::open(&config.storage_location())?;
         let transport: Box<dyn Transport> = match &config.courier.smtp_url {
             Some(url) => Box::new(SmtpRelay::from_url(url, config.courier.timeout)?),
-            None => Box::new(EmlDirectory::new(config.data.join("outbox"))?),
+            None => Box::new(EmlDirectory::new(
+                config.data.join("outbox"),
+                config.outbox_retention,
+            )?),
         };
         let events = Events::new(config.webhooks.iter().map(|e| e.subscription()).collect());
         let courier = Courier::new(

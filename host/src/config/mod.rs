@@ -107,6 +107,8 @@ pub struct Config {
     pub webhook_timeout: Duration,
     pub webhook_retry: Vec<Duration>,
     pub event_retention: Duration,
+    /// How long the `.eml` outbox keeps a message.
+    pub outbox_retention: Duration,
 }
 
 impl Config {
@@ -332,6 +334,7 @@ impl Config {
         let assertion_lifespan =
             timeout("assertion_lifespan", o.assertion_lifespan.as_deref(), "5m")?;
         let event_retention = timeout("event_retention", o.event_retention.as_deref(), "90d")?;
+        let outbox_retention = timeout("outbox_retention", o.outbox_retention.as_deref(), "7d")?;
         let mut hooks = o.webhooks;
         if let Some(url) = o.webhook_url.filter(|u| !u.is_empty()) {
             hooks.push(WebhookOptions {
@@ -388,6 +391,7 @@ impl Config {
             webhook_timeout,
             webhook_retry,
             event_retention,
+            outbox_retention,
             data,
             settings,
             mail_from,

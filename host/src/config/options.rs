@@ -167,6 +167,10 @@ pub struct Options {
     /// How long the audit trail keeps events [default: 90d]
     #[arg(long, env = "RECLAIM_EVENT_RETENTION", global = true)]
     pub event_retention: Option<String>,
+    /// How long `.eml` files stay in `DATA/outbox` when no SMTP relay is
+    /// configured (they carry live links) [default: 7d]
+    #[arg(long, env = "RECLAIM_OUTBOX_RETENTION", global = true)]
+    pub outbox_retention: Option<String>,
     /// One webhook endpoint for every event type (the file's `[[webhooks]]`
     /// configure more)
     #[arg(long, env = "RECLAIM_WEBHOOK_URL", global = true)]
@@ -321,6 +325,7 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         handoff_url: over.handoff_url.or(base.handoff_url),
         assertion_lifespan: over.assertion_lifespan.or(base.assertion_lifespan),
         event_retention: over.event_retention.or(base.event_retention),
+        outbox_retention: over.outbox_retention.or(base.outbox_retention),
         webhook_url: over.webhook_url.or(base.webhook_url),
         webhook_secrets: over.webhook_secrets.or(base.webhook_secrets),
         webhook_timeout: over.webhook_timeout.or(base.webhook_timeout),

@@ -46,15 +46,24 @@ pub trait Transport: Send + Sync {
 }
 
 /// Delivery as `.eml` files in a directory, one per message, named by outbox
-/// id: the zero-configuration default, and what tests read.
+/// id: the zero-configuration default, and what tests read. A message is
+/// kept for the retention the operator sets, then deleted: each carries a
+/// live link in plain text.
 pub struct EmlDirectory {
     dir: PathBuf,
+    retention: Duration,
+    /// When files past their retention were last deleted.
+    pruned: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How often the directory is searched for files past their retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 impl EmlDirectory {
     /// The directory is made (or narrowed to) `0700`: its messages carry
-    /// live links, for the operator's eyes only.
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+    /// live links, for the operator's eyes only. Messages older than
+    /// `retention` are deleted as new ones are written.
+    pub fn new(dir: impl Into<PathBuf>, retention: Duration) -> Result<Self> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = dir.into();
         fs::DirBuilder::new()
@@ -64,7 +73,38 @@ impl EmlDirectory {
             .with_context(|| format!("creating {}", dir.display()))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
             .with_context(|| format!("making {} the owner's alone", dir.display()))?;
-        Ok(Self { dir })
+        Ok(Self {
+            dir,
+            retention,
+            pruned: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Deletes the messages written more than the retention ago, at most
+    /// once a [`PRUNE_EVERY`]; a file that can't be read or deleted is
+    /// left for the next time.
+    fn prune(&self) {
+        let now = std::time::Instant::now();
+        {
+            let mut pruned = self.pruned.lock().unwrap_or_else(|e| e.into_inner());
+            if pruned.is_some_and(|at| now.duration_since(at) < PRUNE_EVERY) {
+                return;
+            }
+            *pruned = Some(now);
+        }
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            let old = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok())
+                .is_some_and(|age| age > self.retention);
+            if old && path.extension().is_some_and(|e| e == "eml") {
+                let _ = fs::remove_file(&path);
+            }
+        }
     }
 
     fn write(&self, mail: &QueuedMail, eml: &[u8]) -> std::io::Result<()> {
@@ -81,7 +121,9 @@ impl EmlDirectory {
         file.write_all(eml)?;
         file.sync_all()?;
         fs::rename(&partial, &path)?;
-        fs::File::open(&self.dir)?.sync_all()
+        fs::File::open(&self.dir)?.sync_all()?;
+        self.prune();
+        Ok(())
     }
 }
 
@@ -330,5 +372,40 @@ mod tests {
         assert_eq!(policy.delay(2, 0.0), Duration::from_secs(5));
         let j = crate::clock::jitter();
         assert!((0.0..1.0).contains(&j));
+    }
+
+    #[test]
+    fn eml_files_past_their_retention_are_deleted_as_new_ones_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = EmlDirectory::new(dir.path(), Duration::from_secs(3600)).unwrap();
+        let aged = |name: &str, age: Duration| {
+            let path = dir.path().join(name);
+            let file = fs::File::create(&path).unwrap();
+            file.set_modified(std::time::SystemTime::now() - age)
+                .unwrap();
+            path
+        };
+        let old = aged("old.eml", Duration::from_secs(7200));
+        let recent = aged("recent.eml", Duration::from_secs(60));
+        let other = aged("notes.txt", Duration::from_secs(7200));
+        let mail = QueuedMail {
+            id: "new".into(),
+            to: "ann@example.com".into(),
+            to_name: None,
+            subject: "s".into(),
+            text_body: "t".into(),
+            html_body: "h".into(),
+            template: "recovery-link".into(),
+            sender: None,
+            queued_at: 0,
+            attempts: 0,
+            flow_id: None,
+            identity_id: None,
+            external_id: None,
+        };
+        outbox.write(&mail, b"message").unwrap();
+        assert!(!old.exists(), "past its retention");
+        assert!(recent.exists() && other.exists());
+        assert!(dir.path().join("new.eml").exists());
     }
 }
