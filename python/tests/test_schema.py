@@ -69,7 +69,7 @@ def test_a_file_of_the_packages_earlier_shape_is_brought_to_the_schema_with_its_
         address_key = db.execute("SELECT address_key FROM credentials WHERE key <> 'k'").fetchone()[0]
         assert address_key, "the credential keeps the address it was mailed to"
         assert not db.execute("SELECT name FROM sqlite_master WHERE name LIKE 'earlier_%'").fetchall()
-    assert tables_of(database)[0] == 5, "every step of the host's schema"
+    assert tables_of(database)[0] == 6, "every step of the host's schema"
 
 
 def test_on_postgresql_a_database_of_the_earlier_provider_keeps_its_rows(postgres_url: str):
