@@ -1,4 +1,5 @@
-//! Limits on self-service requests, per address and per client. The
+//! Limits on self-service requests, per address, per client and per
+//! identity. The
 //! counters are the backend's ([`crate::storage::RateLimits`]), so every
 //! process sharing it counts against the same limits; this file decides
 //! what is counted: `limit` requests may come at once, after that one more
@@ -18,10 +19,15 @@ use crate::storage::{Pending, Quota, RateLimits};
 /// How often keys that have fully recovered are forgotten.
 pub const FORGET_EVERY: Duration = Duration::from_secs(60);
 
-/// The per-address and per-client quotas.
+/// The per-address (and per-identity) and per-client quotas.
 pub struct RateLimiter {
     per_address: Quota,
     per_client: Quota,
+}
+
+/// The key of an identity's own allowance.
+fn identity_key(identity_id: &str) -> String {
+    format!("identity:{identity_id}")
 }
 
 impl RateLimiter {
@@ -57,6 +63,21 @@ impl RateLimiter {
             (format!("address:{address_key}"), self.per_address),
         ];
         counters.admit(&keys, now)
+    }
+
+    /// Counts a request about to be served for the identity its address
+    /// found, under the per-address quota: every address that reaches one
+    /// identity (spellings the platform's own query matches that are
+    /// different mailboxes in the normal form, `ann+1@`, `ann+2@`...)
+    /// shares one allowance. Refused, the request is dropped unserved; its
+    /// requester got the answer everyone gets long before.
+    pub fn admit_identity(
+        &self,
+        counters: &dyn RateLimits,
+        identity_id: &str,
+        now: u64,
+    ) -> Pending<Result<(), Duration>> {
+        counters.admit(&[(identity_key(identity_id), self.per_address)], now)
     }
 }
 
@@ -138,6 +159,25 @@ mod tests {
             limits.check("192.0.2.2", "bob").is_ok(),
             "addresses are separate"
         );
+    }
+
+    #[test]
+    fn every_address_of_one_identity_shares_its_allowance() {
+        let limits = Limited::new(2, 100, Duration::from_secs(60));
+        let admit = |id: &str| limits.0.admit_identity(&*limits.1, id, 0).wait().unwrap();
+        assert!(limits.check("192.0.2.1", "ann+1").is_ok());
+        assert!(admit("ann").is_ok());
+        assert!(limits.check("192.0.2.1", "ann+2").is_ok());
+        assert!(admit("ann").is_ok());
+        assert!(
+            limits.check("192.0.2.1", "ann+3").is_ok(),
+            "a new address passes"
+        );
+        assert!(
+            admit("ann").is_err(),
+            "but not its identity's third request"
+        );
+        assert!(admit("bob").is_ok());
     }
 
     #[test]

@@ -34,8 +34,18 @@ pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
     let backend = app.backend.clone();
     let now = app.now_nanos();
     let lease_until = now.saturating_add(crate::clock::duration_nanos(REQUEST_LEASE));
+    let limits = app.clone();
     let batch = tokio::task::spawn_blocking(move || {
-        backend.claim_requests(REQUEST_BATCH, now, lease_until)
+        let claimed = backend.claim_requests(REQUEST_BATCH, now, lease_until)?;
+        let mut kept = Vec::with_capacity(claimed.len());
+        for request in claimed {
+            if within_identitys_allowance(&limits, &request.email, now)? {
+                kept.push(request);
+            } else {
+                backend.drop_request(request.id)?;
+            }
+        }
+        anyhow::Ok(kept)
     })
     .await??;
     // All are submitted before any is awaited, so they share a commit.
@@ -66,6 +76,25 @@ pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
         app.courier.notify_one();
     }
     Ok(served)
+}
+
+/// Whether a queued request for `email` may be served: its address finds
+/// no identity, or one still within its own allowance (`RateLimiter::
+/// admit_identity`).
+fn within_identitys_allowance(app: &AppState, email: &str, now: u64) -> Result<bool> {
+    let filter = crate::storage::IdentityFilter {
+        email: Some(email.to_owned()),
+        after_pk: None,
+        limit: 1,
+    };
+    let Some(found) = app.backend.list_identity_records(&filter)?.pop() else {
+        return Ok(true);
+    };
+    let admitted = app
+        .limiter
+        .admit_identity(&*app.backend, &found.identity.id, now)
+        .wait()?;
+    Ok(admitted.is_ok())
 }
 
 /// Serves until SIGINT or SIGTERM; the courier, the request queue and the

@@ -349,3 +349,45 @@ fn an_address_two_platform_users_share_finds_neither_and_the_log_says_so() {
     assert_eq!(mail.len(), 1, "{mail:?}");
     assert!(mail[0].contains("bob@platform.example"));
 }
+
+#[test]
+fn addresses_the_platforms_query_maps_to_one_user_share_that_users_allowance() {
+    let (url, _, _) = platform();
+    // A platform whose lookup ignores `+tags`: every ann+N@ is Ann, and
+    // each is a mailbox of its own in the normal form.
+    let mut queries = readme_queries();
+    queries[2] = queries[2].replace(
+        "lower(email) = lower($1)",
+        r"lower(email) = regexp_replace(lower($1), '\+[^@]*@', '@')",
+    );
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        "[rate_limit]\nper_address = 2\nwindow = \"1h\"\n",
+    )
+    .unwrap();
+    let mut environment = env(&url, &queries);
+    let config_path = config.path().to_str().unwrap().to_string();
+    environment.push(("RECLAIM_CONFIG", &config_path));
+    let server = Server::start_with(&environment);
+    for tag in 1..=4 {
+        let answered = FormToken::fetch(&server).post(
+            &server,
+            "/self-service/recovery",
+            &[("email", &format!("ann+{tag}@platform.example"))],
+        );
+        assert_eq!(
+            answered.status(),
+            200,
+            "each address is within its own limit"
+        );
+    }
+    // The queue serves every 200 ms: give it time for all four.
+    std::thread::sleep(Duration::from_secs(2));
+    let mail = server.mail(3);
+    assert_eq!(
+        mail.len(),
+        2,
+        "Ann's allowance is two, whatever the address"
+    );
+}
