@@ -31,6 +31,8 @@ fn main() {
         "providers/sql/src",
         "rules/src",
         "rules/Cargo.toml",
+        "address/src",
+        "address/Cargo.toml",
         "schema/src",
         "schema/Cargo.toml",
         "providers/sql/Cargo.toml",

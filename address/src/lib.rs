@@ -47,6 +47,29 @@ pub fn present(address: Option<&str>) -> Option<&str> {
     address.filter(|a| !a.trim().is_empty())
 }
 
+/// Gives the identities in `pending` (pk and address, lowest pk first:
+/// those stored before the normal form, or by a host that computes none)
+/// their address's normal form through `store`, which stores it unless
+/// another identity has it and says whether it did. Answers the pks that
+/// share their form with another and so keep none: picking either for the
+/// address could mail one person's link to another, so neither twin is
+/// found by it until one's address changes.
+pub fn fill_normal_forms<E>(
+    pending: impl IntoIterator<Item = (i64, String)>,
+    mut store: impl FnMut(&str, i64) -> Result<bool, E>,
+) -> Result<Vec<i64>, E> {
+    let mut twins = Vec::new();
+    for (pk, email) in pending {
+        let Some(address) = present(Some(&email)) else {
+            continue;
+        };
+        if !store(&normal_form(address), pk)? {
+            twins.push(pk);
+        }
+    }
+    Ok(twins)
+}
+
 /// HMAC-SHA256 of the address's normal form, keyed by `secret`, as
 /// lower-case hex cut to its first 128 bits: what a credential, a session
 /// and an assertion remember of the address they were issued for.

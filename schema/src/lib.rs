@@ -298,17 +298,19 @@ const ADDRESSES: Step = &[
 pub const NORMAL_FORMS_TO_FILL: &str = "SELECT pk, email FROM identities
      WHERE email_normal IS NULL AND email IS NOT NULL ORDER BY pk";
 
-/// Stores the normal form (`$1`/first parameter) of the identity with pk
-/// `$2`, unless another identity has it: it changes no row then.
+/// Stores the normal form (the first and third parameters, the same value)
+/// of the identity with the pk of the second, unless another identity has
+/// it: it changes no row then. Plain `?` on SQLite, as every SQLite driver
+/// binds them.
 pub fn fill_normal_form(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => {
-            "UPDATE identities SET email_normal = ?1 WHERE pk = ?2
-             AND NOT EXISTS (SELECT 1 FROM identities WHERE email_normal = ?1)"
+            "UPDATE identities SET email_normal = ? WHERE pk = ?
+             AND NOT EXISTS (SELECT 1 FROM identities WHERE email_normal = ?)"
         }
         Dialect::Postgresql => {
             "UPDATE identities SET email_normal = $1 WHERE pk = $2
-             AND NOT EXISTS (SELECT 1 FROM identities WHERE email_normal = $1)"
+             AND NOT EXISTS (SELECT 1 FROM identities WHERE email_normal = $3)"
         }
     }
 }

@@ -125,28 +125,19 @@ pub fn email_normal(email: Option<&str>) -> Option<String> {
     reclaim_address::present(email).map(reclaim_address::normal_form)
 }
 
-/// Gives the identities in `pending` (pk and address, lowest pk first:
-/// those from before the normal form, or written by a host that computes
-/// none) their address's normal form through `store`, which stores it
-/// unless another identity has it and says whether it did. One that
-/// shares its form with another keeps none: it is not found by address
-/// until its address changes, and the log says so, since picking either
-/// could mail one person's link to another.
+/// Fills the normal forms of the identities in `pending`
+/// (`reclaim_address::fill_normal_forms` holds the rule) and logs each
+/// twin that keeps none.
 pub fn fill_normal_forms(
     pending: Vec<(i64, String)>,
-    mut store: impl FnMut(&str, i64) -> Result<bool>,
+    store: impl FnMut(&str, i64) -> Result<bool>,
 ) -> Result<()> {
-    for (pk, email) in pending {
-        let Some(normal) = email_normal(Some(&email)) else {
-            continue;
-        };
-        if !store(&normal, pk)? {
-            tracing::warn!(
-                pk,
-                "an identity's address is another's in the normal form; it is not found by \
-                 address until one of them changes"
-            );
-        }
+    for pk in reclaim_address::fill_normal_forms(pending, store)? {
+        tracing::warn!(
+            pk,
+            "an identity's address is another's in the normal form; it is not found by \
+             address until one of them changes"
+        );
     }
     Ok(())
 }

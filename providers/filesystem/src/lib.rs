@@ -57,16 +57,17 @@ impl directory::Guest for Provider {
             .cloned()
     }
 
+    /// In the one normal form of an address (`reclaim_address`); two
+    /// identities at one address name nobody.
     fn find_by_email(email: String) -> Option<Identity> {
-        Data::open()
-            .identities()
-            .iter()
-            .find(|i| {
-                i.email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(&email))
-            })
-            .cloned()
+        let wanted = reclaim_address::normal_form(&email);
+        let identities = Data::open().identities();
+        let mut found = identities.iter().filter(|i| {
+            reclaim_address::present(i.email.as_deref())
+                .is_some_and(|e| reclaim_address::normal_form(e) == wanted)
+        });
+        let first = found.next().cloned();
+        if found.next().is_some() { None } else { first }
     }
 }
 

@@ -71,9 +71,16 @@ impl directory::Guest for Provider {
         if options().own_directory {
             return own_directory::find_by_email(&email);
         }
+        // By the stored normal form (`reclaim_address`), or, for a row
+        // this package's `create` wrote until `migrate` fills it, by
+        // `lower()`; the normal form wins where both match.
+        let normal = reclaim_address::normal_form(&email);
         db::query_one(
-            &format!("{IDENTITY} WHERE lower(email) = lower(?)"),
-            &[text(&email)],
+            &format!(
+                "{IDENTITY} WHERE email_normal = ? OR (email_normal IS NULL AND lower(email) = lower(?))
+                 ORDER BY email_normal IS NULL LIMIT 1"
+            ),
+            &[text(&normal), text(&email)],
         )
         .map(identity)
     }

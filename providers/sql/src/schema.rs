@@ -56,6 +56,7 @@ pub fn migrate() {
         }
         db::execute(&dialect.record(step + 1), &[]);
     }
+    fill_normal_forms(dialect);
     if set_aside.is_empty() {
         return;
     }
@@ -68,4 +69,19 @@ pub fn migrate() {
     if dialect == Dialect::Postgresql {
         db::query(earlier::AFTER_COPY_POSTGRESQL, &[]);
     }
+}
+
+/// Gives identities stored without it (by this package's own `create`, or
+/// before step 6) their address's normal form, by the rule every host
+/// applies (`reclaim_address::fill_normal_forms`); a twin keeps none.
+fn fill_normal_forms(dialect: Dialect) {
+    let pending = db::query(reclaim_schema::NORMAL_FORMS_TO_FILL, &[])
+        .into_iter()
+        .map(|row| (row.int(0), row.text(1)));
+    let fill = reclaim_schema::fill_normal_form(dialect);
+    let _twins = reclaim_address::fill_normal_forms(pending, |normal, pk| {
+        Ok::<_, std::convert::Infallible>(
+            db::execute(fill, &[text(normal), db::int(pk), text(normal)]) > 0,
+        )
+    });
 }

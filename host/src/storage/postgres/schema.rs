@@ -34,7 +34,7 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
         .collect();
     crate::storage::identities::fill_normal_forms(pending, |normal, pk| {
         let statement = reclaim_schema::fill_normal_form(dialect);
-        Ok(tx.execute(statement, &[&normal, &pk])? > 0)
+        Ok(tx.execute(statement, &[&normal, &pk, &normal])? > 0)
     })?;
     Ok(tx.commit()?)
 }

@@ -30,7 +30,7 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
         .collect::<rusqlite::Result<Vec<(i64, String)>>>()?;
     crate::storage::identities::fill_normal_forms(pending, |normal, pk| {
         let statement = reclaim_schema::fill_normal_form(dialect);
-        Ok(tx.execute(statement, rusqlite::params![normal, pk])? > 0)
+        Ok(tx.execute(statement, rusqlite::params![normal, pk, normal])? > 0)
     })?;
     Ok(tx.commit()?)
 }
