@@ -650,3 +650,76 @@ fn a_patch_of_what_put_cannot_set_is_refused_and_the_second_factor_is_kept() {
         400,
     );
 }
+
+#[test]
+fn every_spelling_of_a_mailbox_reaches_its_one_identity_through_the_server() {
+    let server = Server::start();
+    let ann = create(&server, json!({ "email": "u@kexample.com" }));
+    // The Kelvin sign is the letter k: the same mailbox, so taken.
+    let twin = admin(&server, reqwest::Method::POST, "/admin/identities")
+        .json(&json!({ "schema_id": "default", "traits": { "email": "u@\u{212A}example.com" } }))
+        .send()
+        .unwrap();
+    error_of(twin, 409);
+    let listed: Vec<Value> = admin(
+        &server,
+        reqwest::Method::GET,
+        "/admin/identities?credentials_identifier=U@%E2%84%AAexample.com",
+    )
+    .send()
+    .unwrap()
+    .json()
+    .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], ann["id"]);
+    // A self-service request in another spelling mails the identity.
+    FormToken::fetch(&server).post(
+        &server,
+        "/self-service/recovery",
+        &[("email", "U@\u{212A}EXAMPLE.com")],
+    );
+    let mail = server.mail(1);
+    assert_eq!(mail.len(), 1);
+    assert!(mail[0].contains("To: u@kexample.com"), "{}", mail[0]);
+    // A change to another spelling of the same mailbox is no new address:
+    // the links stand, and no notice goes to the "old" one.
+    let link = link_in(&mail[0], &server.base).unwrap();
+    let respelled = put(
+        &server,
+        &ann,
+        json!({ "schema_id": "default", "state": "active", "traits": { "email": "U@KEXAMPLE.COM" } }),
+    );
+    assert_eq!(respelled.status(), 200);
+    let form = FormToken::fetch(&server);
+    let cookie = redeem(&server, &form, &link);
+    assert_eq!(password_form(&server, &cookie), 200);
+    // A notice would have been queued with the change and mailed at once.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(server.mail(0).len(), 1, "no address-changed notice");
+}
+
+#[test]
+fn the_rate_limit_counters_hold_no_hash_a_guessed_address_confirms() {
+    use sha2::Digest;
+    let server = Server::start();
+    FormToken::fetch(&server).post(
+        &server,
+        "/self-service/recovery",
+        &[("email", "guess.me@example.com")],
+    );
+    let db = rusqlite::Connection::open(server.data.path().join("reclaim.db")).unwrap();
+    let keys: Vec<String> = db
+        .prepare("SELECT key FROM rate_limits")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(keys.iter().any(|k| k.starts_with("address:")), "{keys:?}");
+    let unsalted = hex::encode(sha2::Sha256::digest("guess.me@example.com"));
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains(&unsalted) && !k.contains("guess.me")),
+        "{keys:?}"
+    );
+}

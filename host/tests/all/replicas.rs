@@ -7,7 +7,10 @@ use std::collections::HashSet;
 use serde_json::{Value, json};
 
 use crate::common::postgres;
-use crate::common::{ADMIN_TOKEN, FormToken, Server, SmtpSink, client, header, token_of};
+use crate::common::{
+    ADMIN_TOKEN, FormToken, Server, SmtpSink, admin_link, client, header, password_form, redeem,
+    token_of,
+};
 
 const SECRETS: &str = "replica-secret-0123456789abcdef0123456789";
 
@@ -653,4 +656,22 @@ fn every_event_is_delivered_once_with_a_webhook_courier_in_every_replica() {
         "each once, whichever replica's courier took it"
     );
     assert!(requests.iter().all(|r| r["verified"] == true));
+}
+
+#[test]
+fn ending_sessions_by_an_id_in_another_uuid_form_ends_them_on_postgresql() {
+    let replicas = replicas_on(&postgres::server().fresh_database(), 1, &[]);
+    let server = &replicas[0];
+    let ann = server.identity(Some("ann@example.com"));
+    let form = FormToken::fetch(server);
+    let cookie = redeem(server, &form, &admin_link(server, &ann));
+    assert_eq!(password_form(server, &cookie), 200);
+    let simple = ann["id"].as_str().unwrap().replace('-', "").to_uppercase();
+    let ended = client()
+        .delete(server.url(&format!("/admin/identities/{simple}/sessions")))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .unwrap();
+    assert_eq!(ended.status(), 204);
+    assert_eq!(password_form(server, &cookie), 401, "the session ended");
 }
