@@ -92,6 +92,19 @@ async fn expect_text(client: &Client, css: &str, expected: &str) {
     }
 }
 
+/// Opens a recovery link and presses the confirmation page's button.
+async fn open_and_confirm(client: &Client, link: &str) {
+    client.goto(link).await.unwrap();
+    expect_text(client, "h1", "Reset your password").await;
+    client
+        .find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_person_recovers_their_account_in_a_real_browser() {
     let server = Server::start();
@@ -116,15 +129,7 @@ async fn a_person_recovers_their_account_in_a_real_browser() {
     let link = link_in(&mail, &server.base).expect("the mail carries the link");
 
     let (_driver, client) = browser().await;
-    client.goto(&link).await.unwrap();
-    expect_text(&client, "h1", "Reset your password").await;
-    client
-        .find(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    open_and_confirm(&client, &link).await;
     expect_text(&client, "h1", "Choose a new password").await;
     assert_eq!(
         client.current_url().await.unwrap().path(),
@@ -228,15 +233,7 @@ async fn a_handoff_is_followed_to_the_platforms_origin_in_a_real_browser() {
     let link = tokio::task::block_in_place(|| common::admin_link(&server, &ann));
 
     let (_driver, client) = browser().await;
-    client.goto(&link).await.unwrap();
-    expect_text(&client, "h1", "Reset your password").await;
-    client
-        .find(Locator::Id("confirm"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    open_and_confirm(&client, &link).await;
     // The form's POST is answered with a redirect to another origin, which
     // the pages' `form-action` must allow for the browser to follow it.
     expect_text(&client, "h1", "Platform").await;

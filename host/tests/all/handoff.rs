@@ -6,8 +6,8 @@ use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
 use crate::common::{
-    ADMIN_TOKEN, FormToken, Launch, NEW_PASSWORD, RETURN_URL, Server, admin_link, client, link_in,
-    password_form, password_is, redeem, set_password, token_of,
+    ADMIN_TOKEN, FormToken, Launch, NEW_PASSWORD, RETURN_URL, Server, admin, admin_link, client,
+    link_in, password_form, password_is, redeem, set_password, token_of,
 };
 
 const HANDOFF_URL: &str = "https://platform.example.test/recovered";
@@ -258,16 +258,6 @@ fn a_session_opened_before_a_second_factor_was_enabled_cannot_set_the_password()
         401
     );
     assert!(!password_is(&server, &ann, NEW_PASSWORD));
-}
-
-fn admin(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-) -> reqwest::blocking::RequestBuilder {
-    client()
-        .request(method, server.url(path))
-        .bearer_auth(ADMIN_TOKEN)
 }
 
 /// A fresh assertion for `identity`, from an admin link confirmed in the

@@ -6,19 +6,9 @@ use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
 use crate::common::{
-    ADMIN_TOKEN, FormToken, NEW_PASSWORD, Server, admin_link, client, link_in, password_form,
+    FormToken, NEW_PASSWORD, Server, admin, admin_link, client, link_in, password_form,
     password_is, redeem, set_password, token_of,
 };
-
-fn admin(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-) -> reqwest::blocking::RequestBuilder {
-    client()
-        .request(method, server.url(path))
-        .bearer_auth(ADMIN_TOKEN)
-}
 
 /// Creates an identity through the API; its `Identity`.
 fn create(server: &Server, traits: Value) -> Value {

@@ -235,6 +235,17 @@ impl Drop for Server {
     }
 }
 
+/// A request to `path` with the admin token.
+pub fn admin(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::blocking::RequestBuilder {
+    client()
+        .request(method, server.url(path))
+        .bearer_auth(ADMIN_TOKEN)
+}
+
 /// An HTTP client that shows redirects rather than following them.
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
