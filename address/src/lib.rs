@@ -49,24 +49,37 @@ pub fn present(address: Option<&str>) -> Option<&str> {
 
 /// Gives the identities in `pending` (pk and address, lowest pk first:
 /// those stored before the normal form, or by a host that computes none)
-/// their address's normal form through `store`, which stores it unless
-/// another identity has it and says whether it did. Answers the pks that
-/// share their form with another and so keep none: picking either for the
-/// address could mail one person's link to another, so neither twin is
-/// found by it until one's address changes.
+/// their address's normal form: `store` stores each of the pairs it is
+/// given unless another identity has that form already, and answers the
+/// pks it stored. Answers the pks that share their form with another and
+/// so keep none (the later of two in `pending`, or one whose form was
+/// taken): picking either for the address could mail one person's link to
+/// another, so a twin is not found by it until one's address changes.
 pub fn fill_normal_forms<E>(
     pending: impl IntoIterator<Item = (i64, String)>,
-    mut store: impl FnMut(&str, i64) -> Result<bool, E>,
+    store: impl FnOnce(&[(i64, String)]) -> Result<Vec<i64>, E>,
 ) -> Result<Vec<i64>, E> {
-    let mut twins = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let (mut forms, mut twins) = (Vec::new(), Vec::new());
     for (pk, email) in pending {
         let Some(address) = present(Some(&email)) else {
             continue;
         };
-        if !store(&normal_form(address), pk)? {
+        let normal = normal_form(address);
+        if seen.insert(normal.clone()) {
+            forms.push((pk, normal));
+        } else {
             twins.push(pk);
         }
     }
+    let stored: std::collections::HashSet<i64> = store(&forms)?.into_iter().collect();
+    twins.extend(
+        forms
+            .iter()
+            .map(|(pk, _)| *pk)
+            .filter(|pk| !stored.contains(pk)),
+    );
+    twins.sort_unstable();
     Ok(twins)
 }
 
@@ -130,6 +143,39 @@ mod tests {
         ] {
             assert_ne!(normal_form(a), normal_form(b), "{a} and {b}");
         }
+    }
+
+    #[test]
+    fn the_first_of_two_spellings_keeps_the_normal_form() {
+        let pending = [
+            (1, "U@kexample.com".to_string()),
+            (2, "u@\u{212A}example.com".to_string()),
+            (3, "taken@example.com".to_string()),
+            (4, " ".to_string()),
+            (5, "w@bücher.example".to_string()),
+        ];
+        let mut offered = Vec::new();
+        let twins = fill_normal_forms(pending, |forms| {
+            offered = forms.to_vec();
+            // `taken@` is another identity's already.
+            Ok::<_, ()>(
+                forms
+                    .iter()
+                    .map(|(pk, _)| *pk)
+                    .filter(|pk| *pk != 3)
+                    .collect(),
+            )
+        })
+        .unwrap();
+        assert_eq!(
+            offered,
+            [
+                (1, "u@kexample.com".to_string()),
+                (3, "taken@example.com".to_string()),
+                (5, "w@xn--bcher-kva.example".to_string()),
+            ]
+        );
+        assert_eq!(twins, [2, 3]);
     }
 
     #[test]

@@ -125,12 +125,12 @@ pub fn email_normal(email: Option<&str>) -> Option<String> {
     reclaim_address::present(email).map(reclaim_address::normal_form)
 }
 
-/// Fills the normal forms of the identities in `pending`
-/// (`reclaim_address::fill_normal_forms` holds the rule) and logs each
-/// twin that keeps none.
+/// Fills the normal forms of the identities in `pending` through `store`
+/// (`reclaim_address::fill_normal_forms` holds the rule and what `store`
+/// does) and logs each twin that keeps none.
 pub fn fill_normal_forms(
     pending: Vec<(i64, String)>,
-    store: impl FnMut(&str, i64) -> Result<bool>,
+    store: impl FnOnce(&[(i64, String)]) -> Result<Vec<i64>>,
 ) -> Result<()> {
     for pk in reclaim_address::fill_normal_forms(pending, store)? {
         tracing::warn!(

@@ -1245,3 +1245,44 @@ contract!(
     deliveries_are_claimed_under_a_lease_retried_when_due_and_stop_at_a_disabled_endpoint,
     the_storage_guest_finds_the_contract_kept_through_the_imports,
 );
+
+/// PostgreSQL fills the normal forms of rows from before (or from a host
+/// that writes none) a chunk per statement: more than one chunk here.
+#[test]
+fn postgresql_gives_rows_from_before_their_normal_form_and_a_twin_none() {
+    let url = crate::common::postgres::server().fresh_database();
+    let location = Location::Postgres {
+        url: url.clone(),
+        ca: None,
+        directory: None,
+    };
+    drop(storage::open(&location).unwrap());
+    let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    db.batch_execute(
+        "INSERT INTO identities (id, email, active, created_at)
+         SELECT 'seed-' || n, 'user' || n || '@bench.test', true, 0
+         FROM generate_series(1, 12000) AS n;
+         INSERT INTO identities (id, email, active, created_at) VALUES
+             ('first', 'V@Example.com', true, 0),
+             ('twin', 'v@\u{FF45}xample.com', true, 0),
+             ('idn', 'w@bücher.example', true, 0);",
+    )
+    .unwrap();
+    let b = storage::open(&location).unwrap();
+    let find = |email: &'static str| {
+        transact(&*b, move |mut work| work.find_by_email(email))
+            .unwrap()
+            .map(|i| i.id)
+    };
+    assert_eq!(find("v@example.com").as_deref(), Some("first"));
+    assert_eq!(find("v@\u{FF45}xample.com").as_deref(), Some("first"));
+    assert_eq!(find("w@xn--bcher-kva.example").as_deref(), Some("idn"));
+    assert_eq!(find("USER11999@bench.test").as_deref(), Some("seed-11999"));
+    let unfilled: Vec<String> = db
+        .query("SELECT id FROM identities WHERE email_normal IS NULL", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(unfilled, ["twin"]);
+}

@@ -79,9 +79,14 @@ fn fill_normal_forms(dialect: Dialect) {
         .into_iter()
         .map(|row| (row.int(0), row.text(1)));
     let fill = reclaim_schema::fill_normal_form(dialect);
-    let _twins = reclaim_address::fill_normal_forms(pending, |normal, pk| {
-        Ok::<_, std::convert::Infallible>(
-            db::execute(fill, &[text(normal), db::int(pk), text(normal)]) > 0,
-        )
+    let _twins = reclaim_address::fill_normal_forms(pending, |forms| {
+        let stored = forms
+            .iter()
+            .filter(|(pk, normal)| {
+                db::execute(fill, &[text(normal), db::int(*pk), text(normal)]) > 0
+            })
+            .map(|(pk, _)| *pk)
+            .collect();
+        Ok::<_, std::convert::Infallible>(stored)
     });
 }

@@ -7,6 +7,19 @@ use anyhow::{Context, Result};
 use postgres::Client;
 use reclaim_schema::Dialect;
 
+/// How many normal forms one statement stores.
+const FILL_CHUNK: usize = 10_000;
+
+/// `reclaim_schema::fill_normal_form` for many identities at once: the
+/// pks and their forms as two arrays (no two forms alike, which the rule
+/// sees to), each stored unless another identity has it; answers the pks
+/// it stored.
+const FILL_NORMAL_FORMS: &str = "UPDATE identities AS i SET email_normal = v.normal
+     FROM unnest($1::BIGINT[], $2::TEXT[]) AS v(pk, normal)
+     WHERE i.pk = v.pk
+       AND NOT EXISTS (SELECT 1 FROM identities AS o WHERE o.email_normal = v.normal)
+     RETURNING i.pk";
+
 /// Applies the steps the database has not had, in one transaction.
 pub(super) fn migrate(client: &mut Client) -> Result<()> {
     let dialect = Dialect::Postgresql;
@@ -32,9 +45,18 @@ pub(super) fn migrate(client: &mut Client) -> Result<()> {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    crate::storage::identities::fill_normal_forms(pending, |normal, pk| {
-        let statement = reclaim_schema::fill_normal_form(dialect);
-        Ok(tx.execute(statement, &[&normal, &pk, &normal])? > 0)
+    crate::storage::identities::fill_normal_forms(pending, |forms| {
+        let mut stored = Vec::with_capacity(forms.len());
+        // A statement per chunk rather than per identity: an upgrade of a
+        // large table is a few round trips, not one per row.
+        for chunk in forms.chunks(FILL_CHUNK) {
+            let (pks, normals): (Vec<i64>, Vec<&str>) =
+                chunk.iter().map(|(pk, n)| (*pk, n.as_str())).unzip();
+            for row in tx.query(FILL_NORMAL_FORMS, &[&pks, &normals])? {
+                stored.push(row.get(0));
+            }
+        }
+        Ok(stored)
     })?;
     Ok(tx.commit()?)
 }

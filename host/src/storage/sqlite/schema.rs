@@ -28,9 +28,15 @@ pub(super) fn migrate(conn: &Connection) -> Result<()> {
         .prepare(reclaim_schema::NORMAL_FORMS_TO_FILL)?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<(i64, String)>>>()?;
-    crate::storage::identities::fill_normal_forms(pending, |normal, pk| {
-        let statement = reclaim_schema::fill_normal_form(dialect);
-        Ok(tx.execute(statement, rusqlite::params![normal, pk, normal])? > 0)
+    crate::storage::identities::fill_normal_forms(pending, |forms| {
+        let mut fill = tx.prepare(reclaim_schema::fill_normal_form(dialect))?;
+        let mut stored = Vec::with_capacity(forms.len());
+        for (pk, normal) in forms {
+            if fill.execute(rusqlite::params![normal, pk, normal])? > 0 {
+                stored.push(*pk);
+            }
+        }
+        Ok(stored)
     })?;
     Ok(tx.commit()?)
 }
