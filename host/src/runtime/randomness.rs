@@ -2,11 +2,15 @@
 //! bindings trace every import's result at `trace`, and a link's token is
 //! four `get-random-u64` words in order, so anyone who read such a log
 //! could rebuild live tokens and codes. [`add_untraced_randomness`] is the
-//! one place that redefines `wasi:random` over the OS's generator with no
-//! span or event; every linker that runs the engine calls it after WASI.
+//! one place that redefines `wasi:random`: the same generators of the
+//! store's `WasiCtx` (a CSPRNG in user space, reseeded from the OS), called
+//! without the bindings' span. Every linker that runs the engine calls it
+//! after WASI.
 
 use anyhow::Result;
 use wasmtime::component::Linker;
+use wasmtime_wasi::p2::bindings::random::{insecure, insecure_seed, random};
+use wasmtime_wasi::random::WasiRandomView;
 
 /// The `wasi:random` version wasmtime-wasi 48 defines; guests built
 /// against any earlier 0.2 release resolve to it by semver.
@@ -14,47 +18,44 @@ const RANDOM: &str = "wasi:random/random@0.2.12";
 const INSECURE: &str = "wasi:random/insecure@0.2.12";
 const INSECURE_SEED: &str = "wasi:random/insecure-seed@0.2.12";
 
-/// The most bytes one call may ask for: the engine draws 32 at a time, and
-/// a guest asking for gigabytes would only exhaust the host's memory.
-const MAX_BYTES: u64 = 64 * 1024;
-
 /// Replaces the `wasi:random` functions already in `linker` (from
 /// `wasmtime_wasi::p2::add_to_linker_sync`) with untraced ones.
-pub fn add_untraced_randomness<T: 'static>(linker: &mut Linker<T>) -> Result<()> {
+pub fn add_untraced_randomness<T: WasiRandomView + 'static>(linker: &mut Linker<T>) -> Result<()> {
     linker.allow_shadowing(true);
     let result = define(linker);
     linker.allow_shadowing(false);
     result
 }
 
-fn define<T: 'static>(linker: &mut Linker<T>) -> Result<()> {
-    for interface in [RANDOM, INSECURE] {
-        let (bytes, word) = if interface == RANDOM {
-            ("get-random-bytes", "get-random-u64")
-        } else {
-            ("get-insecure-random-bytes", "get-insecure-random-u64")
-        };
-        let mut instance = linker.instance(interface)?;
-        instance.func_wrap(bytes, |_, (len,): (u64,)| Ok((random_bytes(len)?,)))?;
-        instance.func_wrap(word, |_, (): ()| Ok((random_u64()?,)))?;
-    }
+fn define<T: WasiRandomView + 'static>(linker: &mut Linker<T>) -> Result<()> {
+    let mut secure = linker.instance(RANDOM)?;
+    secure.func_wrap("get-random-bytes", |mut store, (len,): (u64,)| {
+        Ok((random::Host::get_random_bytes(
+            store.data_mut().random(),
+            len,
+        )?,))
+    })?;
+    secure.func_wrap("get-random-u64", |mut store, (): ()| {
+        Ok((random::Host::get_random_u64(store.data_mut().random())?,))
+    })?;
+    let mut weak = linker.instance(INSECURE)?;
+    weak.func_wrap("get-insecure-random-bytes", |mut store, (len,): (u64,)| {
+        Ok((insecure::Host::get_insecure_random_bytes(
+            store.data_mut().random(),
+            len,
+        )?,))
+    })?;
+    weak.func_wrap("get-insecure-random-u64", |mut store, (): ()| {
+        Ok((insecure::Host::get_insecure_random_u64(
+            store.data_mut().random(),
+        )?,))
+    })?;
     linker
         .instance(INSECURE_SEED)?
-        .func_wrap("insecure-seed", |_, (): ()| {
-            Ok(((random_u64()?, random_u64()?),))
+        .func_wrap("insecure-seed", |mut store, (): ()| {
+            Ok((insecure_seed::Host::insecure_seed(
+                store.data_mut().random(),
+            )?,))
         })?;
     Ok(())
-}
-
-fn random_bytes(len: u64) -> wasmtime::Result<Vec<u8>> {
-    if len > MAX_BYTES {
-        wasmtime::bail!("the guest asked for {len} random bytes, over {MAX_BYTES}");
-    }
-    let mut bytes = vec![0; len as usize];
-    getrandom::fill(&mut bytes).map_err(|e| wasmtime::format_err!("no randomness: {e}"))?;
-    Ok(bytes)
-}
-
-fn random_u64() -> wasmtime::Result<u64> {
-    getrandom::u64().map_err(|e| wasmtime::format_err!("no randomness: {e}"))
 }
