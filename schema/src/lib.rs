@@ -285,6 +285,10 @@ const ADDRESSES: Step = &[
     "ALTER TABLE identities ADD COLUMN email_normal TEXT",
     "CREATE UNIQUE INDEX identities_by_normal_email ON identities (email_normal)
      WHERE email_normal IS NOT NULL",
+    // The rows still to fill (`NORMAL_FORMS_TO_FILL`): usually none, so an
+    // open looks at an empty index rather than the whole table.
+    "CREATE INDEX identities_without_normal_email ON identities (pk)
+     WHERE email_normal IS NULL AND email IS NOT NULL",
     "ALTER TABLE recovery_sessions ADD COLUMN address_key TEXT",
     "ALTER TABLE recovery_assertions ADD COLUMN address_key TEXT",
     "CREATE INDEX unredeemed_assertions ON recovery_assertions (identity_id)

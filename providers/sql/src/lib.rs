@@ -77,7 +77,7 @@ impl directory::Guest for Provider {
         let normal = reclaim_address::normal_form(&email);
         db::query_one(
             &format!(
-                "{IDENTITY} WHERE email_normal = ? OR (email_normal IS NULL AND lower(email) = lower(?))
+                "{IDENTITY} WHERE email_normal = ? OR (email_normal IS NULL AND email IS NOT NULL AND lower(email) = lower(?))
                  ORDER BY email_normal IS NULL LIMIT 1"
             ),
             &[text(&normal), text(&email)],

@@ -110,7 +110,7 @@ impl Identities for PostgresStorage {
             let rows = conn.query(
                 record_select!(
                     "WHERE pk > $3 AND ($1::TEXT IS NULL OR email_normal = $1
-                         OR (email_normal IS NULL AND lower(email) = lower($2)))
+                         OR (email_normal IS NULL AND email IS NOT NULL AND lower(email) = lower($2)))
                      ORDER BY pk LIMIT $4"
                 ),
                 &[
@@ -195,7 +195,7 @@ impl Directory for PgWork {
             // open, by `lower()` as before. The stored normal form wins
             // where both match.
             "SELECT id, pk, email, display_name, locale, active FROM identities
-             WHERE email_normal = $1 OR (email_normal IS NULL AND lower(email) = lower($2))
+             WHERE email_normal = $1 OR (email_normal IS NULL AND email IS NOT NULL AND lower(email) = lower($2))
              ORDER BY email_normal IS NULL LIMIT 1",
             &[&email_normal(Some(email)), &email],
         )?;

@@ -20,8 +20,9 @@ const IDENTITY_COLUMNS: &str = "id, pk, email, display_name, locale, active";
 /// by the stored normal form, or, for a row written by a host that stores
 /// none (the SQL provider's packages) until it is filled at the next open,
 /// by `lower()` as before. The stored normal form wins where both match.
-const BY_ADDRESS: &str =
-    "(email_normal = ?1 OR (email_normal IS NULL AND lower(email) = lower(?2)))";
+/// `email IS NOT NULL` lets SQLite use the partial index on `lower(email)`
+/// (without it, it scanned the table), so both halves are index searches.
+const BY_ADDRESS: &str = "(email_normal = ?1 OR (email_normal IS NULL AND email IS NOT NULL AND lower(email) = lower(?2)))";
 const RECORD_COLUMNS: &str = "id, pk, email, display_name, locale, active, external_id, second_factor, metadata_public, metadata_admin, created_at, updated_at, state_changed_at";
 
 impl Identities for SqliteStorage {
