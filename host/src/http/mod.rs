@@ -154,8 +154,7 @@ async fn security_headers(State(app): State<AppState>, request: Request, next: N
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    for (name, value) in reclaim_wire::headers::security_headers(&path, &app.config.form_targets())
-    {
+    for (name, value) in reclaim_wire::headers::security_headers(&path, &app.form_targets) {
         headers.insert(name, value);
     }
     response

@@ -35,6 +35,9 @@ pub struct App {
     admin_token: Arc<String>,
     /// `scheme://host[:port]` of the public URL, for the Origin check.
     pub public_origin: String,
+    /// Where the pages' forms may lead (`Config::form_targets`), worked out
+    /// once for every answer's security headers.
+    pub form_targets: Vec<url::Url>,
 }
 
 impl std::ops::Deref for AppState {
@@ -52,6 +55,7 @@ impl AppState {
         config: Config,
         admin_token: String,
     ) -> Result<Self> {
+        let form_targets = config.form_targets();
         let public_origin = url::Url::parse(&config.settings.public_url)?
             .origin()
             .ascii_serialization();
@@ -81,6 +85,7 @@ impl AppState {
             ),
             admin_token: Arc::new(admin_token),
             public_origin,
+            form_targets,
         })))
     }
 
