@@ -14,7 +14,7 @@ use axum::http::{Method, Request, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use reclaim::config::{Config, Options};
 use reclaim::http::AppState;
-use reclaim::storage::{self, Location};
+use reclaim::backends::{self, Location};
 use reclaim::{NewIdentity, Reclaim, Runtime};
 use tower::ServiceExt;
 
@@ -86,7 +86,7 @@ impl Harness {
             },
         )
         .unwrap();
-        let backend = storage::open(&Location::Memory).unwrap();
+        let backend = backends::open(&Location::Memory).unwrap();
         let ann = backend
             .create_identity(
                 &NewIdentity {

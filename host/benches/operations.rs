@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use reclaim::backends::SqliteStorage;
+use reclaim::backends::{Durability, MemoryStorage};
 use reclaim::directory::NewIdentity;
 use reclaim::settings::parse_secrets;
-use reclaim::storage::SqliteStorage;
-use reclaim::storage::{Durability, Identities, MemoryStorage, transact};
+use reclaim::storage::{Identities, transact};
 use reclaim::wit::{Credential, CredentialKind};
 use reclaim::{IdentityRef, Limits, Reclaim, Runtime, Settings};
 

@@ -12,30 +12,31 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use reclaim::backends::{self, Location, MemoryStorage};
 use reclaim::directory::NewIdentity;
 use reclaim::settings::parse_secrets;
-use reclaim::storage::{self, Location, MemoryStorage};
+use reclaim::storage;
 use reclaim::{IdentityRef, Reclaim, Runtime, Settings};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().expect("DIR"));
     let seconds: u64 = args.next().expect("SECONDS").parse()?;
-    let sqlite = storage::open(&Location::Sqlite {
+    let sqlite = backends::open(&Location::Sqlite {
         path: dir.join("rust.db"),
         durability: Default::default(),
     })?;
     let memory: Arc<dyn storage::Backend> = Arc::new(MemoryStorage::new());
-    let mut backends = vec![("sqlite", sqlite), ("memory", memory)];
+    let mut opened = vec![("sqlite", sqlite), ("memory", memory)];
     if let Some(url) = args.next() {
         let location = Location::Postgres {
             url,
             ca: None,
             directory: None,
         };
-        backends.push(("postgresql", storage::open(&location)?));
+        opened.push(("postgresql", backends::open(&location)?));
     }
-    for (name, backend) in backends {
+    for (name, backend) in opened {
         let ann = backend.create_identity(
             &NewIdentity {
                 email: Some("ann@example.com".into()),

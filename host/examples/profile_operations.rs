@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
+use reclaim::backends::MemoryStorage;
 use reclaim::directory::NewIdentity;
 use reclaim::settings::parse_secrets;
-use reclaim::storage::{Identities, MemoryStorage};
+use reclaim::storage::Identities;
 use reclaim::{IdentityRef, Limits, Reclaim, Runtime, Settings};
 
 fn main() {

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
+use reclaim::backends::{self, Durability, Location};
 use reclaim::directory::NewIdentity;
 use reclaim::runtime::EMBEDDED_SQL_COMPONENT;
 use reclaim::settings::parse_secrets;
-use reclaim::storage::{self, Durability, Location};
 use reclaim::wit::{
     Identity, IdentityRef, MailTemplate, Message, RecoveryError, RecoveryLink, Redemption,
     WitSettings,
@@ -69,7 +69,7 @@ fn pairs_per_second(run: Duration, mut pair: impl FnMut() -> Result<()>) -> Resu
 
 /// The Rust host's own path: `Reclaim` over its SQLite backend.
 fn native(path: &Path, durability: Durability) -> Result<impl FnMut() -> Result<()>> {
-    let backend = storage::open(&Location::Sqlite {
+    let backend = backends::open(&Location::Sqlite {
         path: path.to_path_buf(),
         durability,
     })?;

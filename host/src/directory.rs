@@ -91,6 +91,22 @@ pub struct NewIdentity {
     pub metadata_admin: Option<serde_json::Value>,
 }
 
+/// Checked wire fields as the directory keeps them.
+impl From<reclaim_wire::identities::IdentityFields> for NewIdentity {
+    fn from(fields: reclaim_wire::identities::IdentityFields) -> Self {
+        Self {
+            email: Some(fields.email),
+            display_name: fields.name,
+            locale: fields.locale,
+            active: fields.active,
+            external_id: fields.external_id,
+            second_factor: fields.second_factor,
+            metadata_public: fields.metadata_public,
+            metadata_admin: fields.metadata_admin,
+        }
+    }
+}
+
 /// Longest external id accepted.
 const MAX_EXTERNAL_ID_CHARS: usize = 256;
 
@@ -104,11 +120,11 @@ impl NewIdentity {
     /// queued, so an identity that is created can be mailed.
     pub fn check(&self) -> Result<()> {
         if let Some(email) = &self.email {
-            crate::mail::address::check_address(email)
+            reclaim_wire::checks::check_address(email)
                 .map_err(|e| anyhow::anyhow!("the email address {email:?} is {e}"))?;
         }
         if let Some(name) = &self.display_name {
-            crate::mail::address::check_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            reclaim_wire::mail::check_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
             if name.chars().count() > MAX_NAME_CHARS {
                 anyhow::bail!("the name is longer than {MAX_NAME_CHARS} characters");
             }

@@ -2,13 +2,14 @@
 //! crate, the wasmtime host that runs it.
 //!
 //! ```
-//! use reclaim::storage::{self, Identities, Location};
+//! use reclaim::backends::{self, Location};
+//! use reclaim::storage::Identities;
 //! use reclaim::{IdentityRef, NewIdentity, Reclaim, Runtime, Settings};
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! # let dir = tempfile::tempdir()?;
 //! # let path = dir.path().join("reclaim.db");
-//! let backend = storage::open(&Location::Sqlite { path, durability: Default::default() })?;
+//! let backend = backends::open(&Location::Sqlite { path, durability: Default::default() })?;
 //! let ann = backend.create_identity(
 //!     &NewIdentity { email: Some("ann@example.com".into()), active: true, ..Default::default() },
 //!     0,
@@ -27,7 +28,7 @@
 //! The recovery logic (tokens, codes, expiry, single use, links, mail) lives
 //! in the component built from `component/` and embedded here. The
 //! [`runtime`] instantiates it for every operation over one unit of work of
-//! the [`storage`] backend (SQLite by default), which supplies the identity
+//! a [`storage`] backend (SQLite by default, picked by [`backends::open`]), which supplies the identity
 //! [`directory`], the credentials and the [`mail`] outbox; the [`clock`] and
 //! the [`settings`] are the host's too. [`Reclaim`] is the operations API:
 //! each operation answers with a [`Pending`], to `.wait()` for on a thread
@@ -39,6 +40,7 @@
 //! rest. [`runtime::add_to_linker`] puts the imports in a `Linker` of your
 //! own, after WASI and [`runtime::add_untraced_randomness`].
 
+pub mod backends;
 pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;

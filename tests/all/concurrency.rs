@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use reclaim::storage::SqliteStorage;
+use reclaim::backends::SqliteStorage;
 use reclaim::{Error, ErrorKind};
 use reclaim_tests::{TestEnv, by_id, token_of};
 

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use anyhow::{Result, bail};
+use reclaim::backends::SqliteStorage;
 use reclaim::directory::Directory;
 use reclaim::mail::{Outbox, QueuedMail};
-use reclaim::storage::SqliteStorage;
 use reclaim::storage::{
     AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, IdentityRecord,
     IdentityStore, Job, LiveSession, NewAssertion, NewEvent, NewSession, RequestQueue,
@@ -373,7 +373,7 @@ fn a_first_release_database_upgrades_in_place() {
         .unwrap();
     }
     for _ in 0..2 {
-        drop(reclaim::storage::SqliteStorage::open(&path).expect("the old database opens"));
+        drop(reclaim::backends::SqliteStorage::open(&path).expect("the old database opens"));
     }
     let upgraded = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = upgraded

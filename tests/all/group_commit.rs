@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use reclaim::Storage;
-use reclaim::storage::SqliteStorage;
+use reclaim::backends::SqliteStorage;
 use reclaim::storage::{OnDurable, UnitOfWork, transact};
 use reclaim::wit::{Credential, CredentialKind};
 

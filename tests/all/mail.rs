@@ -242,7 +242,7 @@ fn mail_queued_before_a_crash_is_delivered_by_the_next_process_once() {
     let ann = env.identity(Some("ann@example.com"), None);
     // The process that queued the mail dies before its courier runs.
     {
-        let storage = Arc::new(reclaim::storage::SqliteStorage::open(env.db_path()).unwrap());
+        let storage = Arc::new(reclaim::backends::SqliteStorage::open(env.db_path()).unwrap());
         let reclaim = env.reclaim_on(storage, env.settings(SECRET_A));
         reclaim
             .send_recovery_email(&by_id(&ann), &EmailOptions::default())

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use reclaim::backends::SqliteStorage;
 use reclaim::settings::parse_secrets;
-use reclaim::storage::{Identities, SqliteStorage};
+use reclaim::storage::Identities;
 use reclaim::{
     Identity, IdentityRef, ManualClock, NewIdentity, Reclaim, Runtime, Settings, Storage,
 };

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::Service;
-use reclaim::http::events::shown;
+use reclaim::events::shown;
 use reclaim::storage::events::EventFilter;
 
 #[derive(Subcommand)]

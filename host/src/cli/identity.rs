@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 use super::{Service, identity_ref};
 use reclaim::NewIdentity;
-use reclaim::http::identities::new_identity;
 use reclaim::storage::{IdentityKey, IdentityRecord};
 use reclaim_wire::identities::CreateIdentityBody;
 
@@ -227,7 +226,7 @@ fn import(service: &Service, file: &std::path::Path) -> Result<Value> {
             serde_json::from_value::<CreateIdentityBody>(body)
                 .map_err(|e| format!("The identity could not be decoded: {e}"))
                 .and_then(|body| body.fields())
-                .map(|fields| service.reclaim.create_identity(new_identity(fields)))
+                .map(|fields| service.reclaim.create_identity(NewIdentity::from(fields)))
         })
         .collect();
     let mut outcomes = Vec::with_capacity(pending.len());

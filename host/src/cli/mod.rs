@@ -17,7 +17,7 @@ use reclaim::config::Config;
 use reclaim::events::Events;
 use reclaim::events::webhooks::{DeliveryPolicy, WebhookCourier};
 use reclaim::mail::{Courier, EmlDirectory, SmtpRelay, Transport};
-use reclaim::{Backend, Error, IdentityRef, Limits, Reclaim, Runtime, SystemClock, storage};
+use reclaim::{Backend, Error, IdentityRef, Limits, Reclaim, Runtime, SystemClock};
 
 /// The backend and what runs on it, opened from the configuration.
 pub struct Service {
@@ -30,7 +30,7 @@ pub struct Service {
 
 impl Service {
     pub fn open(config: Config) -> Result<Self> {
-        let backend = storage::open(&config.storage_location())?;
+        let backend = reclaim::backends::open(&config.storage_location())?;
         let transport: Box<dyn Transport> = match &config.courier.smtp_url {
             Some(url) => Box::new(SmtpRelay::from_url(url, config.courier.timeout)?),
             None => Box::new(EmlDirectory::new(

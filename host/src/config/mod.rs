@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use lettre::message::Mailbox;
 
+use crate::backends::{DirectoryQueries, Durability, Location};
 use crate::mail::RetryPolicy;
 use crate::settings::{self, Settings, Templates};
-use crate::storage::{DirectoryQueries, Durability, Location};
 
 mod options;
 

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::backends::Durability;
 use crate::operations::Completion;
-use crate::storage::Durability;
 
 /// Options that can come from the file, the environment or a flag. Every
 /// field is optional here; [`Config::resolve`] fills in the defaults.

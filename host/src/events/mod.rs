@@ -12,7 +12,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::storage::events::{NewDelivery, NewEvent};
+pub use crate::storage::events::Method;
+use crate::storage::events::{EventRecord, NewDelivery, NewEvent};
 
 /// The event types, as Standard Webhooks names them (`area.action`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -76,31 +77,6 @@ impl EventType {
 
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
-    }
-}
-
-/// How a recovery was proven.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    Link,
-    Code,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Link => "link",
-            Self::Code => "code",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "link" => Some(Self::Link),
-            "code" => Some(Self::Code),
-            _ => None,
-        }
     }
 }
 
@@ -242,6 +218,17 @@ impl Events {
             deliveries,
         }
     }
+}
+
+/// An event of the trail as the API shows it: its Standard Webhooks body,
+/// with its id and the request that caused it.
+pub fn shown(event: &EventRecord) -> Value {
+    let mut body: Value = serde_json::from_str(&event.body).unwrap_or_else(|_| json!({}));
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("id".into(), json!(event.id));
+        fields.insert("request_id".into(), json!(event.request_id));
+    }
+    body
 }
 
 #[cfg(test)]

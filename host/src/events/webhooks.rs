@@ -15,8 +15,8 @@ use sha2::Sha256;
 
 use super::{EventType, Subscription};
 use crate::clock::{Clock, duration_nanos};
-use crate::mail::Attempt;
 use crate::storage::events::{DeliveryAttempt, EventStore, QueuedDelivery};
+use crate::storage::outbox::Attempt;
 
 /// A configured endpoint.
 #[derive(Clone)]

@@ -12,13 +12,12 @@ use axum::http::header::LINK;
 use axum::response::{IntoResponse, Response};
 use reclaim_wire::kratos::ErrorGeneric;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 
 use super::kratos::{KratosError, json_body};
 use super::{AppState, request_id};
 use crate::operations::{Assertion, Error};
-use crate::storage::events::{EventFilter, EventRecord};
+use crate::storage::events::EventFilter;
 
 /// `POST /recovery/assertions`'s body.
 #[derive(Deserialize, ToSchema)]
@@ -69,17 +68,6 @@ pub struct ListEventsQuery {
 
 /// The most events one page holds.
 const MAX_PAGE: i64 = 1000;
-
-/// An event of the trail as the API shows it: its Standard Webhooks body,
-/// with its id and the request that caused it.
-pub fn shown(event: &EventRecord) -> Value {
-    let mut body: Value = serde_json::from_str(&event.body).unwrap_or_else(|_| json!({}));
-    if let Some(fields) = body.as_object_mut() {
-        fields.insert("id".into(), json!(event.id));
-        fields.insert("request_id".into(), json!(event.request_id));
-    }
-    body
-}
 
 /// A page token of the trail.
 pub fn page_token(after_seq: i64) -> String {
@@ -147,7 +135,8 @@ pub async fn list_events(
         .map_err(Error::Failed)?;
     let more = events.len() > page;
     events.truncate(page);
-    let mut response = Json(events.iter().map(shown).collect::<Vec<_>>()).into_response();
+    let mut response =
+        Json(events.iter().map(crate::events::shown).collect::<Vec<_>>()).into_response();
     // Relative to the server, as the caller reached it: never from `Host`.
     let mut base = format!("{}?page_size={size}", uri.path());
     for (name, value) in [("identity_id", &query.identity_id), ("since", &query.since)] {

@@ -66,20 +66,6 @@ pub fn wire_identity(record: &IdentityRecord, public_url: &str) -> Identity {
     }
 }
 
-/// Checked wire fields as the directory keeps them.
-pub fn new_identity(fields: IdentityFields) -> NewIdentity {
-    NewIdentity {
-        email: Some(fields.email),
-        display_name: fields.name,
-        locale: fields.locale,
-        active: fields.active,
-        external_id: fields.external_id,
-        second_factor: fields.second_factor,
-        metadata_public: fields.metadata_public,
-        metadata_admin: fields.metadata_admin,
-    }
-}
-
 /// What `PATCH /admin/identities/{id}` makes of `record`: the JSON Patch
 /// applied to the identity as answered, read back as a `PUT` body. Only
 /// what a `PUT` sets may change: a patch that touches the id, the times,
@@ -217,7 +203,10 @@ pub async fn create_identity(
 ) -> Result<(StatusCode, Json<Identity>), KratosError> {
     let body: CreateIdentityBody = body(raw).await?;
     let fields = body.fields().map_err(bad_request)?;
-    let record = app.reclaim.create_identity(new_identity(fields)).await?;
+    let record = app
+        .reclaim
+        .create_identity(NewIdentity::from(fields))
+        .await?;
     Ok((StatusCode::CREATED, answer(&app, &record)))
 }
 
@@ -351,7 +340,7 @@ pub async fn update_identity(
     let fields = body.fields().map_err(bad_request)?;
     let record = app
         .reclaim
-        .update_identity(&id, new_identity(fields))
+        .update_identity(&id, NewIdentity::from(fields))
         .await?;
     Ok(answer(&app, &record))
 }
@@ -381,7 +370,7 @@ pub async fn patch_identity(
     let fields = patched(&current, &app.config.settings.public_url, &patch).map_err(bad_request)?;
     let record = app
         .reclaim
-        .update_identity(&id, new_identity(fields))
+        .update_identity(&id, NewIdentity::from(fields))
         .await?;
     Ok(answer(&app, &record))
 }
@@ -454,7 +443,7 @@ pub async fn batch_patch_identities(
                 .create
                 .ok_or_else(|| "The slot has no \"create\".".to_string())
                 .and_then(|create| create.fields());
-            let created = fields.map(|f| app.reclaim.create_identity(new_identity(f)));
+            let created = fields.map(|f| app.reclaim.create_identity(NewIdentity::from(f)));
             (slot.patch_id, created)
         })
         .collect();

@@ -11,7 +11,7 @@ use crate::wit::{ErrorKind, RecoveryError};
 pub fn outcome(e: &Error) -> Outcome {
     match e {
         Error::Refused(refusal) => Outcome::Refused(refusal_of(refusal)),
-        Error::Failed(failure) if crate::storage::is_unavailable(failure) => {
+        Error::Failed(failure) if crate::backends::is_unavailable(failure) => {
             tracing::warn!(request = %super::request_id(), error = %format!("{failure:#}"), "database unavailable");
             Outcome::Failed(Failure::Unavailable)
         }

@@ -123,7 +123,8 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{Backend, Location, open};
+    use crate::backends::{Location, open};
+    use crate::storage::Backend;
 
     fn addr(text: &str) -> IpAddr {
         text.parse().unwrap()

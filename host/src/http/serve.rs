@@ -59,7 +59,7 @@ pub async fn serve_queued_requests(app: &AppState) -> Result<usize> {
             Ok(()) | Err(crate::Error::Refused(_)) => {}
             // The database is out of reach: the request stays queued, and
             // is claimed again once its lease runs out.
-            Err(crate::Error::Failed(e)) if crate::storage::is_unavailable(&e) => {
+            Err(crate::Error::Failed(e)) if crate::backends::is_unavailable(&e) => {
                 tracing::warn!(error = %format!("{e:#}"), "self-service request not served yet; it stays queued");
             }
             Err(e @ crate::Error::Overloaded(_)) => {

@@ -14,12 +14,12 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use lettre::message::Mailbox;
 
-use super::outbox::{Attempt, OutboxStore};
 use super::{QueuedMail, eml};
 use crate::clock::Clock;
 use crate::clock::duration_nanos;
 use crate::events::{Event, EventType, Events};
 use crate::storage::NewEvent;
+use crate::storage::outbox::{Attempt, OutboxStore};
 
 /// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]

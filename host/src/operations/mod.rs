@@ -6,7 +6,6 @@
 //! identity admin API's writes (`identities`) each have a file. Every
 //! operation records its events in its own unit of work (`record`).
 
-mod directed;
 mod handoff;
 mod identities;
 mod issue;
@@ -80,7 +79,7 @@ impl Error {
     fn outcome(&self) -> &'static str {
         match self {
             Self::Refused(refusal) => refusal.kind.wit_name(),
-            Self::Failed(failure) if crate::storage::is_unavailable(failure) => "unavailable",
+            Self::Failed(failure) if crate::backends::is_unavailable(failure) => "unavailable",
             Self::Failed(_) => "failed",
             Self::Overloaded(_) => "overloaded",
         }
@@ -202,7 +201,7 @@ impl Reclaim {
         work: Box<dyn UnitOfWork>,
     ) -> Box<dyn UnitOfWork> {
         match users {
-            Some(users) => Box::new(directed::Directed {
+            Some(users) => Box::new(crate::storage::directed::Directed {
                 work,
                 users: Arc::clone(users),
             }),
@@ -474,8 +473,8 @@ fn on_success<T, U>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backends::{Location, open};
     use crate::settings::parse_secrets;
-    use crate::storage::{Location, open};
     use crate::{IdentityRef, NewIdentity};
 
     /// Embedders wait for answers from async code too: waiting must block
@@ -485,7 +484,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let backend = open(&Location::Sqlite {
             path: dir.path().join("reclaim.db"),
-            durability: crate::storage::Durability::Full,
+            durability: crate::backends::Durability::Full,
         })
         .unwrap();
         let ann = backend

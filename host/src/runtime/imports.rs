@@ -12,8 +12,9 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::clock::{Clock, SystemClock, WasiWallClock};
-use crate::mail::{self, QueuedMail};
+use crate::mail;
 use crate::settings::Settings;
+use crate::storage::outbox::QueuedMail;
 use crate::storage::{IdentityRecord, UnitOfWork};
 use crate::wit::RecoveryEngine;
 use crate::wit::reclaim::recovery::{directory, mailer, settings, storage, types};

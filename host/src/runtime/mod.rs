@@ -170,7 +170,7 @@ impl Runtime {
     /// nothing: warms the pooling allocator's slots at start-up, and is what
     /// the benchmarks time as "instantiation".
     pub fn warm_up(&self) -> Result<()> {
-        let work = crate::storage::scratch_unit()?;
+        let work = crate::backends::scratch_unit()?;
         let settings = Arc::new(Settings::new("http://localhost", Vec::new()));
         let (result, _, _) = self.run(work, settings, Arc::new(SystemClock), None, |_, _| Ok(()));
         result

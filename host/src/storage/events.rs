@@ -1,11 +1,36 @@
 //! The audit trail and the webhook outbox: rows only. What an event says and
 //! which endpoints get it is decided in `events` (`Events::plan`); how a
-//! delivery's attempt moves it on is the mail outbox's [`Attempt`].
+//! delivery's attempt moves it on is the outbox's [`Attempt`].
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::mail::Attempt;
+use super::outbox::Attempt;
+
+/// How a recovery was proven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Link,
+    Code,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Link => "link",
+            Self::Code => "code",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "link" => Some(Self::Link),
+            "code" => Some(Self::Code),
+            _ => None,
+        }
+    }
+}
 
 /// An event ready to be stored: the audit row, and one delivery per
 /// endpoint that takes it.

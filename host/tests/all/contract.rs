@@ -7,12 +7,13 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use anyhow::Result;
+use reclaim::backends::{self, Location};
 use reclaim::events::Method;
 use reclaim::mail::{Attempt, MailStatus, QueuedMail};
 use reclaim::storage::events::{EventFilter, NewDelivery};
 use reclaim::storage::{
-    self, Backend, LiveSession, Location, NewAssertion, NewEvent, NewSession, Quota, Taken,
-    UnitOfWork, transact,
+    self, Backend, LiveSession, NewAssertion, NewEvent, NewSession, Quota, Taken, UnitOfWork,
+    transact,
 };
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState};
 use reclaim::{IdentityRef, NewIdentity};
@@ -28,16 +29,16 @@ pub struct Fixture {
 
 fn memory() -> Fixture {
     Fixture {
-        backend: storage::open(&Location::Memory).unwrap(),
+        backend: backends::open(&Location::Memory).unwrap(),
         _dir: None,
     }
 }
 
 fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let backend = storage::open(&Location::Sqlite {
+    let backend = backends::open(&Location::Sqlite {
         path: dir.path().join("reclaim.db"),
-        durability: storage::Durability::Normal,
+        durability: backends::Durability::Normal,
     })
     .unwrap();
     Fixture {
@@ -49,7 +50,7 @@ fn sqlite() -> Fixture {
 fn postgres() -> Fixture {
     let url = crate::common::postgres::server().fresh_database();
     Fixture {
-        backend: storage::open(&Location::Postgres {
+        backend: backends::open(&Location::Postgres {
             url,
             ca: None,
             directory: None,
@@ -1256,7 +1257,7 @@ fn postgresql_gives_rows_from_before_their_normal_form_and_a_twin_none() {
         ca: None,
         directory: None,
     };
-    drop(storage::open(&location).unwrap());
+    drop(backends::open(&location).unwrap());
     let mut db = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
     db.batch_execute(
         "INSERT INTO identities (id, email, active, created_at)
@@ -1268,7 +1269,7 @@ fn postgresql_gives_rows_from_before_their_normal_form_and_a_twin_none() {
              ('idn', 'w@bücher.example', true, 0);",
     )
     .unwrap();
-    let b = storage::open(&location).unwrap();
+    let b = backends::open(&location).unwrap();
     let find = |email: &'static str| {
         transact(&*b, move |mut work| work.find_by_email(email))
             .unwrap()

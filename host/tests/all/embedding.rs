@@ -4,8 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use reclaim::backends::{self, Location};
 use reclaim::runtime::{EMBEDDED_COMPONENT, Imports, add_to_linker, add_untraced_randomness};
-use reclaim::storage::{self, Location};
+use reclaim::storage;
 use reclaim::wit::RecoveryEngine;
 use reclaim::{IdentityRef, NewIdentity, Settings, Storage, SystemClock};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -68,7 +69,7 @@ fn operation<T: Send + 'static>(
 #[test]
 fn an_embedders_own_linker_and_store_run_the_operations_over_its_storage() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = storage::open(&Location::Sqlite {
+    let backend = backends::open(&Location::Sqlite {
         path: dir.path().join("reclaim.db"),
         durability: Default::default(),
     })

@@ -16,6 +16,7 @@ mod handoff;
 mod http_api;
 mod identities;
 mod kratos_sdk;
+mod layering;
 mod limits;
 mod observability;
 mod platform_directory;

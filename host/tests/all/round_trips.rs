@@ -2,7 +2,7 @@
 //! wire: every millisecond between a replica and its database is paid once
 //! per round trip, so a statement that stops being pipelined fails here.
 
-use reclaim::storage::{self, Location};
+use reclaim::backends::{self, Location};
 use reclaim::{IdentityRef, NewIdentity, NewSession, Reclaim, Runtime, Settings};
 
 use crate::common::postgres;
@@ -24,7 +24,7 @@ fn reclaim_through(
         &format!(":{}/", database.port()),
         &format!(":{}/", counter.port),
     );
-    let backend = storage::open(&Location::Postgres {
+    let backend = backends::open(&Location::Postgres {
         url,
         ca: None,
         directory: None,

@@ -7,7 +7,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::SqliteStorage;
 use super::writer::SqliteWork;
 use crate::clock::seconds_between;
-use crate::mail::{
+use crate::storage::outbox::{
     Attempt, MailStatus, MailSummary, Outbox, OutboxStatus, OutboxStore, QueuedMail,
 };
 use crate::storage::{NewEvent, from_db, to_db};

@@ -9,8 +9,8 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Row};
 
 use super::Conn;
+use crate::backends::DirectoryQueries;
 use crate::directory::Identity;
-use crate::storage::DirectoryQueries;
 
 /// What a user row gives besides the directory's identity.
 #[derive(Clone, Debug)]

@@ -3,6 +3,7 @@
 //! that commits many units of work at once (`writer`). This file holds the
 //! connections; each domain's tables have a file of their own.
 
+mod assertions;
 mod checkpointer;
 mod credentials;
 mod events;
@@ -21,7 +22,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use rusqlite::Connection;
 
-use crate::storage::pending::promise;
+use crate::storage::promise;
 use crate::storage::{Backend, Job, Pending, Storage, UnitOfWork, settling};
 use writer::{SqliteWork, Task, Writer};
 

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::*;
 use crate::directory::NewIdentity;
-use crate::mail::QueuedMail;
 use crate::settings::{Settings, parse_secrets};
+use crate::storage::outbox::QueuedMail;
 use crate::storage::{Identities, Requests};
 use crate::{Error, Identity, IdentityRef, Reclaim, Runtime};
 

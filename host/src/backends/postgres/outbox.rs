@@ -7,7 +7,7 @@ use postgres::Row;
 
 use super::{PgWork, PostgresStorage};
 use crate::clock::{rfc3339, seconds_between};
-use crate::mail::{
+use crate::storage::outbox::{
     Attempt, MailStatus, MailSummary, Outbox, OutboxStatus, OutboxStore, QueuedMail,
 };
 use crate::storage::{NewEvent, from_db, to_db};

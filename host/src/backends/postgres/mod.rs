@@ -30,6 +30,7 @@ macro_rules! record_select {
     };
 }
 
+mod assertions;
 mod connection;
 mod credentials;
 mod events;
@@ -47,7 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::storage::pending::promise;
+use crate::storage::promise;
 use crate::storage::{Backend, Job, Pending, Storage, UnitOfWork};
 use connection::{Conn, Losses, connect_once, tls};
 use platform::Platform;
@@ -84,7 +85,7 @@ impl PostgresStorage {
     pub fn open_with(
         url: &str,
         ca: Option<&std::path::Path>,
-        directory: Option<&crate::storage::DirectoryQueries>,
+        directory: Option<&crate::backends::DirectoryQueries>,
     ) -> Result<Self> {
         let mut config: tokio_postgres::Config = url
             .parse()

@@ -1,11 +1,46 @@
-//! The durable side of the courier: claiming queued mail under a lease,
-//! recording every attempt, and the operator's views of the queue.
+//! The outbox: the messages an operation queues in its unit of work
+//! ([`Outbox`]), and the durable side of the courier ([`OutboxStore`]):
+//! claiming queued mail under a lease, recording every attempt, and the
+//! operator's views of the queue.
 
 use anyhow::Result;
 use serde::Serialize;
 
-use super::QueuedMail;
-use crate::storage::NewEvent;
+use super::NewEvent;
+
+/// A message in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QueuedMail {
+    /// Outbox id (a UUID); also the local part of the `Message-ID`, so a
+    /// message delivered twice after a crash is recognisably the same.
+    pub id: String,
+    pub to: String,
+    pub to_name: Option<String>,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: String,
+    /// The template that produced it.
+    pub template: String,
+    /// Sender, when not the courier's default (`Name <address>`).
+    pub sender: Option<String>,
+    /// When it was queued, in nanoseconds since the Unix epoch.
+    pub queued_at: u64,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The recovery flow whose credential the message carries: revoked if
+    /// the message is abandoned.
+    pub flow_id: Option<String>,
+    /// The identity the message is about, and its external id, for the
+    /// `recovery.email.*` events.
+    pub identity_id: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// The outbox side of a unit of work.
+pub trait Outbox {
+    /// Adds a message to the outbox, in the current transaction.
+    fn enqueue(&mut self, mail: &QueuedMail) -> Result<()>;
+}
 
 /// Where a message stands. Kratos' courier has the same four.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -1,29 +1,50 @@
-//! A unit of work whose directory is an embedder's [`UserDirectory`]: every
-//! other call goes to the backend's unit. Written by hand because each
-//! trait of [`UnitOfWork`] must pass through, and the directory's writes
-//! (the identity admin API's) are refused: the users are the embedder's.
+//! A unit of work whose directory is someone else's: [`DirectoryOverride`]
+//! is any decorator that answers [`Directory`] and [`IdentityStore`] itself
+//! and passes every other part of [`UnitOfWork`] to the unit it wraps (the
+//! passing written here once); [`Directed`] is the one for an embedder's
+//! [`UserDirectory`], whose writes (the identity admin API's) are refused:
+//! the users are the embedder's.
 
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::directory::{Directory, Identity, NewIdentity, UserDirectory};
-use crate::mail::{Outbox, QueuedMail};
-use crate::storage::identities::{IdentityRecord, IdentityStore, ManagedByPlatform};
-use crate::storage::{
+use super::identities::{IdentityRecord, IdentityStore, ManagedByPlatform};
+use super::outbox::{Outbox, QueuedMail};
+use super::{
     AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, LiveSession, NewAssertion,
     NewEvent, NewSession, RequestQueue, SessionStore, UnitOfWork,
 };
+use crate::directory::{Directory, Identity, NewIdentity, UserDirectory};
 use crate::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus};
 
-pub(super) struct Directed {
-    pub(super) work: Box<dyn UnitOfWork>,
-    pub(super) users: Arc<dyn UserDirectory>,
+/// A decorator of a unit of work's directory: it answers the directory's
+/// reads and writes itself, and everything else goes to [`Self::inner`].
+pub trait DirectoryOverride: Directory + IdentityStore + Send {
+    /// The unit every other call goes to.
+    fn inner(&mut self) -> &mut dyn UnitOfWork;
+    /// Commits the unit it wraps.
+    fn commit_inner(self: Box<Self>) -> Result<()>;
 }
 
-impl UnitOfWork for Directed {
-    fn commit(self: Box<Self>) -> Result<()> {
+/// The backend's unit, with an embedder's users as its directory.
+pub struct Directed {
+    pub work: Box<dyn UnitOfWork>,
+    pub users: Arc<dyn UserDirectory>,
+}
+
+impl DirectoryOverride for Directed {
+    fn inner(&mut self) -> &mut dyn UnitOfWork {
+        &mut *self.work
+    }
+    fn commit_inner(self: Box<Self>) -> Result<()> {
         self.work.commit()
+    }
+}
+
+impl<D: DirectoryOverride + 'static> UnitOfWork for D {
+    fn commit(self: Box<Self>) -> Result<()> {
+        self.commit_inner()
     }
 }
 
@@ -62,9 +83,9 @@ impl IdentityStore for Directed {
     }
 }
 
-impl CredentialStore for Directed {
+impl<D: DirectoryOverride> CredentialStore for D {
     fn insert(&mut self, credential: &Credential) -> Result<()> {
-        self.work.insert(credential)
+        self.inner().insert(credential)
     }
     fn consume(
         &mut self,
@@ -73,7 +94,7 @@ impl CredentialStore for Directed {
         now: u64,
         max_failed_attempts: u32,
     ) -> Result<ConsumeOutcome> {
-        self.work.consume(keys, kind, now, max_failed_attempts)
+        self.inner().consume(keys, kind, now, max_failed_attempts)
     }
     fn find(
         &mut self,
@@ -81,16 +102,16 @@ impl CredentialStore for Directed {
         kind: CredentialKind,
         now: u64,
     ) -> Result<Option<CredentialStatus>> {
-        self.work.find(keys, kind, now)
+        self.inner().find(keys, kind, now)
     }
     fn code_for_flow(&mut self, flow_id: &str, now: u64) -> Result<Option<CredentialStatus>> {
-        self.work.code_for_flow(flow_id, now)
+        self.inner().code_for_flow(flow_id, now)
     }
     fn record_failed_attempt(&mut self, flow_id: &str, max: u32, now: u64) -> Result<u32> {
-        self.work.record_failed_attempt(flow_id, max, now)
+        self.inner().record_failed_attempt(flow_id, max, now)
     }
     fn identity_failed_attempts(&mut self, identity_id: &str, since: u64) -> Result<u32> {
-        self.work.identity_failed_attempts(identity_id, since)
+        self.inner().identity_failed_attempts(identity_id, since)
     }
     fn revoke_identity(
         &mut self,
@@ -98,17 +119,17 @@ impl CredentialStore for Directed {
         kind: Option<CredentialKind>,
         now: u64,
     ) -> Result<u32> {
-        self.work.revoke_identity(identity_id, kind, now)
+        self.inner().revoke_identity(identity_id, kind, now)
     }
 }
 
-impl Outbox for Directed {
+impl<D: DirectoryOverride> Outbox for D {
     fn enqueue(&mut self, mail: &QueuedMail) -> Result<()> {
-        self.work.enqueue(mail)
+        self.inner().enqueue(mail)
     }
 }
 
-impl SessionStore for Directed {
+impl<D: DirectoryOverride> SessionStore for D {
     fn open_session(
         &mut self,
         session: &NewSession,
@@ -116,14 +137,14 @@ impl SessionStore for Directed {
         return_to: Option<&str>,
         address_key: Option<&str>,
     ) -> Result<()> {
-        self.work
+        self.inner()
             .open_session(session, identity_id, return_to, address_key)
     }
     fn end_sessions(&mut self, identity_id: &str, now: u64) -> Result<u32> {
-        self.work.end_sessions(identity_id, now)
+        self.inner().end_sessions(identity_id, now)
     }
     fn end_sessions_quietly(&mut self, identity_id: &str, now: u64) -> Result<()> {
-        self.work.end_sessions_quietly(identity_id, now)
+        self.inner().end_sessions_quietly(identity_id, now)
     }
     fn live_session(
         &mut self,
@@ -131,7 +152,7 @@ impl SessionStore for Directed {
         key: &str,
         now: u64,
     ) -> Result<Option<LiveSession>> {
-        self.work.live_session(identity_id, key, now)
+        self.inner().live_session(identity_id, key, now)
     }
     fn complete_session(
         &mut self,
@@ -140,34 +161,34 @@ impl SessionStore for Directed {
         password_hash: &str,
         now: u64,
     ) -> Result<Option<Completed>> {
-        self.work
+        self.inner()
             .complete_session(identity_id, key, password_hash, now)
     }
 }
 
-impl RequestQueue for Directed {
+impl<D: DirectoryOverride> RequestQueue for D {
     fn dequeue_request(&mut self, id: i64) -> Result<bool> {
-        self.work.dequeue_request(id)
+        self.inner().dequeue_request(id)
     }
 }
 
-impl AssertionStore for Directed {
+impl<D: DirectoryOverride> AssertionStore for D {
     fn open_assertion(&mut self, assertion: &NewAssertion) -> Result<()> {
-        self.work.open_assertion(assertion)
+        self.inner().open_assertion(assertion)
     }
     fn use_assertion(&mut self, key: &str, now: u64) -> Result<Option<AssertionRow>> {
-        self.work.use_assertion(key, now)
+        self.inner().use_assertion(key, now)
     }
     fn assertion(&mut self, key: &str) -> Result<Option<AssertionRow>> {
-        self.work.assertion(key)
+        self.inner().assertion(key)
     }
     fn purge_assertions(&mut self, before: u64) -> Result<u64> {
-        self.work.purge_assertions(before)
+        self.inner().purge_assertions(before)
     }
 }
 
-impl EventLog for Directed {
+impl<D: DirectoryOverride> EventLog for D {
     fn record_event(&mut self, event: &NewEvent) -> Result<()> {
-        self.work.record_event(event)
+        self.inner().record_event(event)
     }
 }

@@ -563,7 +563,8 @@ impl Drop for SqliteWork {
 mod tests {
     use super::*;
     use crate::NewIdentity;
-    use crate::storage::{Backend, Identities, SqliteStorage};
+    use crate::backends::SqliteStorage;
+    use crate::storage::{Backend, Identities};
 
     #[test]
     fn a_panic_on_the_writer_outside_a_unit_leaves_it_writing() {

@@ -4,6 +4,7 @@
 //! writes when dropped uncommitted, as the SQLite backend's do; the
 //! backend's own writes (claims, sessions, counters) wait their turn too.
 
+mod assertions;
 mod credentials;
 mod events;
 mod identities;
@@ -17,11 +18,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::Result;
 
-use super::AssertionRow;
-use super::events::EventRecord;
-use super::identities::IdentityRecord;
-use super::{Backend, CredentialRecord, Job, QueuedRequest, Storage, UnitOfWork};
-use crate::mail::QueuedMail;
+use crate::storage::AssertionRow;
+use crate::storage::events::EventRecord;
+use crate::storage::identities::IdentityRecord;
+use crate::storage::outbox::QueuedMail;
+use crate::storage::{Backend, CredentialRecord, Job, QueuedRequest, Storage, UnitOfWork};
 use outbox::StoredMail;
 
 #[derive(Default)]

@@ -5,10 +5,10 @@ use anyhow::Result;
 
 use super::credentials::revoke_flow;
 use super::{MemoryStorage, MemoryWork, Undo};
-use crate::mail::{
+use crate::storage::NewEvent;
+use crate::storage::outbox::{
     Attempt, MailStatus, MailSummary, Outbox, OutboxStatus, OutboxStore, QueuedMail,
 };
-use crate::storage::NewEvent;
 
 /// A message and where its delivery stands.
 #[derive(Clone)]

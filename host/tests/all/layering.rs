@@ -1,0 +1,139 @@
+//! The host's modules in layers: each imports only those below it, so the
+//! storage seam never names a backend, the backends never reach the mail or
+//! events that use them, and nothing below the server knows HTTP. Run it
+//! alone with `cargo test -p reclaim --test all layering`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Bottom first: a module may import itself and what comes before it.
+const LAYERS: [&str; 14] = [
+    "wit",
+    "clock",
+    "request_context",
+    "passwords",
+    "settings",
+    "directory",
+    "storage",
+    "backends",
+    "events",
+    "mail",
+    "runtime",
+    "operations",
+    "config",
+    "http",
+];
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// What the crate root re-exports, by name: `crate::Reclaim` is an import
+/// of `operations`.
+fn root_names(lib: &str) -> HashMap<String, String> {
+    let mut names = HashMap::new();
+    for line in lib.split(';').map(str::trim) {
+        let Some(rest) = line
+            .rsplit("pub use ")
+            .next()
+            .filter(|_| line.contains("pub use "))
+        else {
+            continue;
+        };
+        let Some((module, items)) = rest.split_once("::") else {
+            continue;
+        };
+        for name in items.trim_matches(['{', '}']).split(',') {
+            let name = name.trim().rsplit("::").next().unwrap_or("").to_string();
+            names.insert(name, module.trim().to_string());
+        }
+    }
+    names
+}
+
+/// The modules `text` imports through `crate::` paths, grouped ones too.
+fn imports(text: &str, roots: &HashMap<String, String>) -> Vec<String> {
+    let mut found = Vec::new();
+    for (at, _) in text.match_indices("crate::") {
+        let rest = &text[at + "crate::".len()..];
+        let names: Vec<&str> = match rest.strip_prefix('{') {
+            Some(group) => group[..group.find('}').unwrap_or(0)].split(',').collect(),
+            None => vec![rest],
+        };
+        for name in names {
+            let first: String = name
+                .trim()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let module = roots.get(&first).cloned().unwrap_or(first);
+            found.push(module);
+        }
+    }
+    found
+}
+
+#[test]
+fn no_module_of_the_host_imports_one_above_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let roots = root_names(&std::fs::read_to_string(src.join("lib.rs")).unwrap());
+    let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut upward = Vec::new();
+    let mut placed = 0;
+    for file in files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let top = relative
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let Some(own) = rank(top.trim_end_matches(".rs")) else {
+            continue; // the crate root, the binary and its CLI sit on top
+        };
+        placed += 1;
+        let text = std::fs::read_to_string(&file).unwrap();
+        // Unit tests may reach up to build what they test with.
+        if relative.ends_with("tests.rs") {
+            continue;
+        }
+        let code: String = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap()
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//")) // doc links are no imports
+            .collect::<Vec<_>>()
+            .join("\n");
+        for module in imports(&code, &roots) {
+            if rank(&module).is_some_and(|r| r > own) {
+                upward.push(format!("{} imports {module}", relative.display()));
+            }
+        }
+    }
+    assert!(placed > 50, "only {placed} files were checked");
+    upward.sort();
+    upward.dedup();
+    assert!(upward.is_empty(), "upward imports:\n{}", upward.join("\n"));
+}
+
+#[test]
+fn the_layering_check_sees_an_upward_import() {
+    let roots = root_names("pub use operations::{EmailOptions, Reclaim};");
+    assert_eq!(
+        imports(
+            "use crate::{Reclaim, storage::Backend};\nlet x = crate::http::serve;",
+            &roots
+        ),
+        ["operations", "storage", "http"]
+    );
+}
