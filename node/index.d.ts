@@ -144,7 +144,8 @@ export class ReclaimHost {
   createCode(identity: IdentityRef, options?: { expiresIn?: string; returnTo?: string }): Promise<RecoveryCode>;
   sendRecoveryEmail(
     identity: IdentityRef,
-    options?: { expiresIn?: string; template?: string; subject?: string },
+    /** `sender`: `address` or `Name <address>` (authentik's email stage `from`), replacing the configured one. */
+    options?: { expiresIn?: string; template?: string; subject?: string; sender?: string },
   ): Promise<Mailed>;
   sendRecoveryCode(identity: IdentityRef, options?: { expiresIn?: string }): Promise<Mailed>;
   requestRecovery(email: string, options?: { returnTo?: string }): Promise<void>;

@@ -64,12 +64,14 @@ impl Guest for Component {
         expires_in: Option<String>,
         template: Option<String>,
         subject: Option<String>,
+        sender: Option<String>,
     ) -> Result<Mailed, RecoveryError> {
         Recovery::new(&WitImports)?.send_recovery_email(
             &identity,
             expires_in.as_deref(),
             template.as_deref(),
             subject,
+            sender,
         )
     }
 

@@ -18,6 +18,17 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+impl From<reclaim_wire::answer::Answer> for Reply {
+    fn from(answer: reclaim_wire::answer::Answer) -> Self {
+        let mut reply = Self::new(answer.status);
+        if let Some(kind) = answer.content_type {
+            reply = reply.header(CONTENT_TYPE, kind);
+        }
+        reply.body = answer.body;
+        reply
+    }
+}
+
 impl Reply {
     pub fn new(status: StatusCode) -> Self {
         Self {

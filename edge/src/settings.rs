@@ -6,7 +6,7 @@
 //! the file the filesystem provider gives the engine, so the front and the
 //! engine can't disagree about them.
 
-use reclaim_wire::authentik::{DEFAULT_STAGE, DEFAULT_STAGE_TEMPLATE, DEFAULT_STAGE_TOKEN_EXPIRY};
+use reclaim_wire::authentik::EmailStage;
 use reclaim_wire::csrf::Csrf;
 use serde::Deserialize;
 
@@ -28,25 +28,6 @@ pub fn allowed_return_urls() -> Vec<url::Url> {
         .collect()
 }
 
-/// An authentik email stage.
-#[derive(Deserialize, Clone)]
-pub struct EmailStage {
-    pub name: String,
-    pub id: Option<String>,
-    pub subject: Option<String>,
-    #[serde(default = "default_template")]
-    pub template: String,
-    #[serde(default = "default_expiry")]
-    pub token_expiry: String,
-}
-
-fn default_template() -> String {
-    DEFAULT_STAGE_TEMPLATE.into()
-}
-fn default_expiry() -> String {
-    DEFAULT_STAGE_TOKEN_EXPIRY.into()
-}
-
 #[derive(Deserialize)]
 struct SettingsFile {
     public_url: String,
@@ -62,7 +43,8 @@ pub struct Settings {
     /// Whether cookies are `Secure` (an https public URL).
     pub secure_cookies: bool,
     pub csrf: Csrf,
-    email_stages: Vec<EmailStage>,
+    /// The stages besides `default` (`EmailStage::find` has it always).
+    pub email_stages: Vec<EmailStage>,
 }
 
 impl Settings {
@@ -92,27 +74,6 @@ impl Settings {
             secure_cookies: public.scheme() == "https",
             csrf: Csrf::new(secret.as_bytes()),
             email_stages: file.email_stages,
-        }
-    }
-
-    /// The stage named or identified by `key`; `default` always exists.
-    pub fn email_stage(&self, key: &str) -> Option<EmailStage> {
-        let found = self.email_stages.iter().find(|s| {
-            s.name == key
-                || s.id
-                    .as_deref()
-                    .is_some_and(|id| id.eq_ignore_ascii_case(key))
-        });
-        match found {
-            Some(stage) => Some(stage.clone()),
-            None if key == DEFAULT_STAGE => Some(EmailStage {
-                name: DEFAULT_STAGE.into(),
-                id: None,
-                subject: None,
-                template: default_template(),
-                token_expiry: default_expiry(),
-            }),
-            None => None,
         }
     }
 }

@@ -12,10 +12,11 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use libfuzzer_sys::fuzz_target;
+use reclaim::backends::{self, Location};
 use reclaim::config::{Config, Options};
 use reclaim::http::AppState;
-use reclaim::backends::{self, Location};
 use reclaim::{NewIdentity, Reclaim, Runtime};
+use reclaim_wire::routes::ROUTES;
 use tower::ServiceExt;
 
 const ADMIN_TOKEN: &str = "fuzz-admin-token-0123456789";
@@ -28,26 +29,6 @@ per_address = 1000000
 per_client = 1000000
 window = "1s"
 "#;
-
-/// The paths worth reaching, with `{pk}` for an identity's pk.
-const ROUTES: &[&str] = &[
-    "/admin/recovery/link",
-    "/admin/recovery/code",
-    "/iam/recovery/link",
-    "/api/v3/core/users/{pk}/recovery/",
-    "/api/v3/core/users/{pk}/recovery_email/",
-    "/self-service/recovery",
-    "/self-service/recovery/confirm",
-    "/self-service/recovery/code",
-    "/self-service/recovery/password",
-    "/health/alive",
-    "/health/ready",
-    "/metrics",
-    "/openapi.json",
-    "/admin/identities",
-    "/iam/identities",
-    "/schemas/default",
-];
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -70,6 +51,7 @@ struct Harness {
     /// `reclaim_csrf=...` and the form token it goes with.
     csrf: (String, String),
     pk: i64,
+    id: String,
     runs: u64,
 }
 
@@ -128,6 +110,7 @@ impl Harness {
             router,
             csrf: (cookie, token),
             pk: ann.pk,
+            id: ann.id.clone(),
             runs: 0,
         }
     }
@@ -139,10 +122,19 @@ impl Harness {
             Method::PUT,
             Method::HEAD,
             Method::DELETE,
-        ][usize::from(input.method) % 5]
+            Method::PATCH,
+        ][usize::from(input.method) % 6]
             .clone();
-        let mut path = match ROUTES.get(usize::from(input.route)) {
-            Some(route) => route.replace("{pk}", &input.pk.unwrap_or(self.pk).to_string()),
+        // Every path of the route table both servers read, its `{id}` an
+        // identity's pk or id, or any path at all.
+        let paths = ROUTES.iter().flat_map(|spec| spec.paths.iter());
+        let mut path = match paths.clone().nth(usize::from(input.route)) {
+            Some(route) if route.starts_with("/api/v3/") => {
+                route.replace("{id}", &input.pk.unwrap_or(self.pk).to_string())
+            }
+            Some(route) => route
+                .replace("{id}", &self.id)
+                .replace("{external_id}", "ext-1"),
             None => input.raw_path.clone(),
         };
         if let Some(query) = &input.query {

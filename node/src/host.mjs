@@ -137,8 +137,8 @@ export class ReclaimHost {
     return { link: r.link, code: r.code, flowId: r.flowId, expiresAt: millis(r.expiresAt) };
   }
   /** Mails a recovery link, as authentik's `recovery_email`. */
-  async sendRecoveryEmail(identity, { expiresIn, template, subject } = {}) {
-    return mailed(await this.#operation((e) => e.sendRecoveryEmail(identityRef(identity), expiresIn, template, subject)));
+  async sendRecoveryEmail(identity, { expiresIn, template, subject, sender } = {}) {
+    return mailed(await this.#operation((e) => e.sendRecoveryEmail(identityRef(identity), expiresIn, template, subject, sender)));
   }
   /** Mails a recovery code. */
   async sendRecoveryCode(identity, { expiresIn } = {}) {
@@ -328,7 +328,7 @@ export class ReclaimHost {
       const boundary = `reclaim-${m.id.replaceAll('-', '')}`;
       const to = m.to_name ? `"${m.to_name.replaceAll('"', '')}" <${m.recipient}>` : m.recipient;
       const eml = [
-        'From: Reclaim <no-reply@localhost>', `To: ${to}`, `Subject: ${m.subject}`,
+        `From: ${m.sender ?? 'Reclaim <no-reply@localhost>'}`, `To: ${to}`, `Subject: ${m.subject}`,
         `Date: ${new Date(Number(BigInt(m.queued_at) / 1_000_000n)).toUTCString()}`,
         `Message-ID: <${m.id}@localhost>`, 'MIME-Version: 1.0',
         `Content-Type: multipart/alternative; boundary="${boundary}"`, '',

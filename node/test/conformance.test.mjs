@@ -65,7 +65,7 @@ async function run(file, where) {
         });
         break;
       case 'send-recovery-email':
-        got = await outcome(host.sendRecoveryEmail(who(), { expiresIn: step.expires_in, template: step.template }), (mailed) => ({
+        got = await outcome(host.sendRecoveryEmail(who(), { expiresIn: step.expires_in, template: step.template, sender: step.sender }), (mailed) => ({
           lifespan: lifespan(mailed.expiresAt),
         }));
         break;
@@ -93,6 +93,9 @@ async function run(file, where) {
         continue;
       case 'expect_mail':
         assert.equal(Number(host.query('SELECT count(*) AS n FROM outbox')[0].n), step.count, context);
+        if (step.sender !== undefined) {
+          assert.equal(Number(host.query('SELECT count(*) AS n FROM outbox WHERE sender = ?', [step.sender])[0].n), 1, context);
+        }
         continue;
       default:
         throw new Error(`unknown op in ${context}`);

@@ -73,7 +73,8 @@ def test_conformance(path: Path, database_url: str):
                     return {"lifespan": lifespan(code.expires_at)}
                 got = outcome(lambda: host.create_code(who(), step.get("expires_in")), saved_code)
             elif op == "send-recovery-email":
-                got = outcome(lambda: host.send_recovery_email(who(), step.get("expires_in"), step.get("template")),
+                got = outcome(lambda: host.send_recovery_email(who(), step.get("expires_in"), step.get("template"),
+                                                                 sender=step.get("sender")),
                               lambda m: {"lifespan": lifespan(m.expires_at)})
             elif op == "redeem-link":
                 token = saved[step["token_of"]][0] if "token_of" in step else step["token"]
@@ -97,6 +98,10 @@ def test_conformance(path: Path, database_url: str):
             elif op == "expect_mail":
                 count = host.connection.execute("SELECT count(*) FROM outbox").fetchone()[0]
                 assert count == step["count"], context
+                if "sender" in step:
+                    sent = host.connection.execute("SELECT count(*) FROM outbox WHERE sender = ?",
+                                                   (step["sender"],)).fetchone()[0]
+                    assert sent == 1, context
                 continue
             else:
                 raise AssertionError(f"unknown op in {context}")

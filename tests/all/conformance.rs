@@ -110,6 +110,7 @@ fn run(path: &std::path::Path) {
                 let options = EmailOptions {
                     expires_in,
                     template: step["template"].as_str(),
+                    from: step["sender"].as_str(),
                     ..Default::default()
                 };
                 outcome(
@@ -161,6 +162,10 @@ fn run(path: &std::path::Path) {
                     step["count"].as_i64().unwrap(),
                     "{context}"
                 );
+                if let Some(sender) = step["sender"].as_str() {
+                    let from = format!("SELECT count(*) FROM outbox WHERE sender = '{sender}'");
+                    assert_eq!(env.count(&from), 1, "{context}");
+                }
                 continue;
             }
             other => panic!("unknown op {other} in {context}"),

@@ -5,6 +5,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::answer::Answer;
 use crate::refusal::{Failure, Kind, Outcome};
 
 /// Optional body of both endpoints.
@@ -154,6 +155,166 @@ pub fn token_duration(text: &str) -> Result<String, AuthentikError> {
     Ok(format!("{seconds}s"))
 }
 
+/// An email stage: the templates, subject, lifespan and sender a
+/// `recovery_email` mails with, found by its name or UUID. Both servers
+/// read their stages into it (the TOML's `[email_stages.NAME]`, the edge's
+/// `settings.json`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct EmailStage {
+    pub name: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Subject template replacing the mail template's.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Mail template set.
+    #[serde(default = "default_template")]
+    pub template: String,
+    /// Lifespan of the mailed link, in Kratos' grammar.
+    #[serde(default = "default_expiry")]
+    pub token_expiry: String,
+    /// Sender replacing the default one: `address` or `Name <address>`.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+fn default_template() -> String {
+    DEFAULT_STAGE_TEMPLATE.into()
+}
+
+fn default_expiry() -> String {
+    DEFAULT_STAGE_TOKEN_EXPIRY.into()
+}
+
+impl EmailStage {
+    /// The stage every server has unless it configures its own of that name.
+    pub fn default_stage() -> Self {
+        Self {
+            name: DEFAULT_STAGE.into(),
+            id: None,
+            subject: None,
+            template: default_template(),
+            token_expiry: default_expiry(),
+            from: None,
+        }
+    }
+
+    /// The stage `key` names (a name, or a UUID in any case).
+    pub fn find(stages: &[EmailStage], key: &str) -> Option<EmailStage> {
+        let named = |s: &&EmailStage| {
+            s.name == key
+                || s.id
+                    .as_deref()
+                    .is_some_and(|id| id.eq_ignore_ascii_case(key))
+        };
+        match stages.iter().find(named) {
+            Some(stage) => Some(stage.clone()),
+            None if key == DEFAULT_STAGE => Some(Self::default_stage()),
+            None => None,
+        }
+    }
+}
+
+/// `POST .../recovery/`, admitted: whose link, for how long.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LinkRequest {
+    pub pk: i64,
+    pub expires_in: Option<String>,
+}
+
+/// Admits a request for a link: the user's pk, then the options.
+pub fn admit_recovery(pk: &str, body: &[u8]) -> Result<LinkRequest, AuthentikError> {
+    let pk = user_pk(pk)?;
+    let options = options(body)?;
+    let expires_in = options
+        .token_duration
+        .as_deref()
+        .map(token_duration)
+        .transpose()?;
+    Ok(LinkRequest { pk, expires_in })
+}
+
+/// The link made: 200 `{"link"}`.
+pub fn answer_recovery(link: String) -> Answer {
+    Answer::json(StatusCode::OK, &Link { link })
+}
+
+/// `POST .../recovery_email/`, admitted: whose, with which stage (the
+/// query's, else the body's) and lifespan (the body's, else the stage's).
+#[derive(Debug, PartialEq, Eq)]
+pub struct EmailRequest {
+    pub pk: i64,
+    pub stage: Option<String>,
+    pub token_duration: Option<String>,
+}
+
+/// Admits a request to mail a link: the user's pk, then the options.
+pub fn admit_recovery_email(
+    pk: &str,
+    query: &str,
+    body: &[u8],
+) -> Result<EmailRequest, AuthentikError> {
+    let pk = user_pk(pk)?;
+    let options = options(body)?;
+    let query: EmailStageQuery = serde_urlencoded::from_str(query).unwrap_or_default();
+    Ok(EmailRequest {
+        pk,
+        stage: query.email_stage.or(options.email_stage),
+        token_duration: options.token_duration,
+    })
+}
+
+/// What to mail, once the user is known.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EmailCall {
+    pub pk: i64,
+    pub expires_in: String,
+    pub template: String,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+}
+
+/// authentik's order once the request is admitted: the user (`user` is
+/// `None` when there is none, else the user's address), their address,
+/// then the stage among `stages`, then the lifespan.
+pub fn plan_recovery_email(
+    request: EmailRequest,
+    user: Option<Option<&str>>,
+    stages: &[EmailStage],
+) -> Result<EmailCall, AuthentikError> {
+    let email = user.ok_or(AuthentikError::NotFound)?;
+    if email.is_none_or(str::is_empty) {
+        return Err(AuthentikError::Invalid(NO_EMAIL.into()));
+    }
+    let stage = request
+        .stage
+        .and_then(|key| EmailStage::find(stages, &key))
+        .ok_or_else(|| AuthentikError::Invalid(NO_STAGE.into()))?;
+    let expires_in = match request.token_duration.as_deref() {
+        Some(text) => token_duration(text)?,
+        None => stage.token_expiry,
+    };
+    Ok(EmailCall {
+        pk: request.pk,
+        expires_in,
+        template: stage.template,
+        subject: stage.subject,
+        from: stage.from,
+    })
+}
+
+/// The mail queued: 204.
+pub fn answer_recovery_email() -> Answer {
+    Answer::empty(StatusCode::NO_CONTENT)
+}
+
+impl From<&AuthentikError> for Answer {
+    fn from(e: &AuthentikError) -> Self {
+        let (status, body) = e.reply();
+        Answer::json(status, &body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +333,33 @@ mod tests {
         assert!(options(b"  \n").unwrap().token_duration.is_none());
         assert!(matches!(options(b"[1"), Err(AuthentikError::Invalid(_))));
         assert!(matches!(user_pk("x"), Err(AuthentikError::NotFound)));
+    }
+
+    #[test]
+    fn a_recovery_email_checks_the_user_then_the_address_then_the_stage() {
+        let request = |stage: Option<&str>| EmailRequest {
+            pk: 7,
+            stage: stage.map(Into::into),
+            token_duration: None,
+        };
+        let stages = [EmailStage {
+            from: Some("Acme <a@acme.example>".into()),
+            ..EmailStage::find(&[], "default").unwrap()
+        }];
+        assert!(matches!(
+            plan_recovery_email(request(None), None, &stages),
+            Err(AuthentikError::NotFound)
+        ));
+        assert!(
+            matches!(plan_recovery_email(request(Some("default")), Some(None), &stages), Err(AuthentikError::Invalid(m)) if m == NO_EMAIL)
+        );
+        assert!(
+            matches!(plan_recovery_email(request(Some("other")), Some(Some("a@b.example")), &stages), Err(AuthentikError::Invalid(m)) if m == NO_STAGE)
+        );
+        let call =
+            plan_recovery_email(request(Some("default")), Some(Some("a@b.example")), &stages)
+                .unwrap();
+        assert_eq!(call.expires_in, DEFAULT_STAGE_TOKEN_EXPIRY);
+        assert_eq!(call.from.as_deref(), Some("Acme <a@acme.example>"));
     }
 }

@@ -4,6 +4,7 @@
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use crate::answer::Answer;
 use crate::checks;
 use crate::refusal::{Failure, Outcome};
 
@@ -257,5 +258,64 @@ mod tests {
         assert!(refused.error.message.contains("must be an object"));
         assert!(json_array_body::<Vec<u8>>(b"\n[1, 2]", "r").is_ok());
         assert!(json_array_body::<Vec<u8>>(b"{}", "r").is_err());
+    }
+}
+
+/// `POST /recovery/link` or `/recovery/code`, admitted: whose, for how
+/// long, and where to after.
+#[derive(Debug, PartialEq, Eq)]
+pub struct IssueRequest {
+    pub identity_id: String,
+    pub expires_in: Option<String>,
+    pub return_to: Option<String>,
+}
+
+/// Admits a request for a link or a code: the body, then the identity id,
+/// then `return_to` against `allowed` (Kratos' order). Both bodies have the
+/// fields read here; a code's `flow_type` is accepted and ignored.
+pub fn admit_issue(
+    query: &str,
+    body: &[u8],
+    allowed: &[url::Url],
+    request: &str,
+) -> Result<IssueRequest, ErrorGeneric> {
+    let body: CreateRecoveryCodeForIdentityBody = json_body(body, request)?;
+    let identity_id = identity_id(&body.identity_id, request)?;
+    let query: ReturnTo = serde_urlencoded::from_str(query).map_err(|e| {
+        ErrorGeneric::bad_request(format!("The query could not be read: {e}"), request)
+    })?;
+    Ok(IssueRequest {
+        identity_id,
+        expires_in: body.expires_in,
+        return_to: return_to(allowed, query.return_to, request)?,
+    })
+}
+
+/// The link made: 200 `recoveryLinkForIdentity`.
+pub fn answer_link(link: String, expires_at: u64) -> Answer {
+    Answer::json(
+        StatusCode::OK,
+        &RecoveryLinkForIdentity {
+            recovery_link: link,
+            expires_at: crate::rfc3339(expires_at),
+        },
+    )
+}
+
+/// The code made: 201 `recoveryCodeForIdentity`.
+pub fn answer_code(link: String, code: String, expires_at: u64) -> Answer {
+    Answer::json(
+        StatusCode::CREATED,
+        &RecoveryCodeForIdentity {
+            recovery_link: link,
+            recovery_code: code,
+            expires_at: crate::rfc3339(expires_at),
+        },
+    )
+}
+
+impl From<&ErrorGeneric> for Answer {
+    fn from(e: &ErrorGeneric) -> Self {
+        Answer::json(e.status(), e)
     }
 }

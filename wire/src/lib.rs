@@ -13,13 +13,15 @@
 //! - [`refusal`]: the recovery engine's refusals, as either server sees them;
 //! - [`pages`]: the self-service pages and their problem pages;
 //! - [`csrf`]: the pages' signed double-submit tokens;
-//! - [`headers`]: the security headers every answer carries.
+//! - [`headers`]: the security headers every answer carries;
+//! - [`routes`]: the route table both servers and the fuzz target read.
 //!
 //! `expires_in` is judged by the recovery component itself, which both
 //! servers call with the text as sent: one grammar, one set of messages.
 //! Nothing here depends on a web framework: answers are a status and a
 //! body, which each server sends its own way.
 
+pub mod answer;
 pub mod authentik;
 pub mod checks;
 pub mod csrf;
@@ -29,6 +31,7 @@ pub mod kratos;
 pub mod mail;
 pub mod pages;
 pub mod refusal;
+pub mod routes;
 
 /// Largest request body either server reads; a declared `Content-Length`
 /// over it is refused with 413 before a byte is read.

@@ -37,12 +37,16 @@ pub fn fit_name(name: &str) -> String {
 /// Checks a message's headers before it is queued and fits its recipient's
 /// name to one header line (the name to keep); the error is safe to show.
 /// Control characters in a header value are refused, and the address passes
-/// the same check as identities' addresses.
+/// the same check as identities' addresses; a sender must be one.
 pub fn check_headers(
     to: &str,
     to_name: Option<&str>,
     subject: &str,
+    sender: Option<&str>,
 ) -> Result<Option<String>, &'static str> {
+    if let Some(sender) = sender {
+        check_sender(sender)?;
+    }
     check_address(to).map_err(|_| "the recipient is not a deliverable email address")?;
     if let Some(name) = to_name {
         check_name(name).map_err(|_| "the recipient's name contains control characters")?;
@@ -54,4 +58,26 @@ pub fn check_headers(
         return Err("the subject is too long");
     }
     Ok(to_name.map(fit_name))
+}
+
+/// Whether `text` may be a message's sender: `address` or
+/// `Name <address>`, the address as [`check_address`] takes it and the
+/// name without control characters or angle brackets. What passes, the
+/// courier's mail library parses too (the host's `mail::address` tests
+/// hold it to that).
+pub fn check_sender(text: &str) -> Result<(), &'static str> {
+    const NOT_A_SENDER: &str = "not a sender: `address` or `Name <address>`";
+    let Some(framed) = text.strip_suffix('>') else {
+        return check_address(text).map_err(|_| NOT_A_SENDER);
+    };
+    let (name, address) = framed.rsplit_once('<').ok_or(NOT_A_SENDER)?;
+    let name = name.trim();
+    let name = name
+        .strip_prefix('"')
+        .and_then(|n| n.strip_suffix('"'))
+        .unwrap_or(name);
+    if name.contains(['<', '>', '"', '\\']) || check_name(name).is_err() {
+        return Err(NOT_A_SENDER);
+    }
+    check_address(address).map_err(|_| NOT_A_SENDER)
 }

@@ -28,16 +28,20 @@ impl<C: Capabilities> Recovery<'_, C> {
         expires_in: Option<&str>,
         template: Option<&str>,
         subject: Option<String>,
+        sender: Option<String>,
     ) -> Outcome<Mailed> {
         let lifespan = self.lifespan(expires_in)?;
         let identity = self.active_identity(who)?;
-        let template = template.unwrap_or(mail_rendering::RECOVERY_LINK);
+        let letter = Letter {
+            template: template.unwrap_or(mail_rendering::RECOVERY_LINK),
+            subject,
+            sender,
+        };
         self.mail_credential(
             &identity,
             CredentialKind::Link,
             lifespan,
-            template,
-            subject,
+            letter,
             None,
             self.settings.revoke_older_links,
         )
@@ -54,8 +58,7 @@ impl<C: Capabilities> Recovery<'_, C> {
             &identity,
             CredentialKind::Code,
             lifespan,
-            mail_rendering::RECOVERY_CODE,
-            None,
+            Letter::of(mail_rendering::RECOVERY_CODE),
             None,
             self.settings.revoke_older_links,
         )
@@ -81,8 +84,7 @@ impl<C: Capabilities> Recovery<'_, C> {
                     &identity,
                     CredentialKind::Link,
                     lifespan,
-                    mail_rendering::RECOVERY_LINK,
-                    None,
+                    Letter::of(mail_rendering::RECOVERY_LINK),
                     return_to,
                     false,
                 );
@@ -172,8 +174,7 @@ impl<C: Capabilities> Recovery<'_, C> {
         identity: &Identity,
         kind: CredentialKind,
         lifespan: u64,
-        template: &str,
-        subject: Option<String>,
+        letter: Letter<'_>,
         return_to: Option<String>,
         replaces_older: bool,
     ) -> Outcome<Mailed> {
@@ -208,15 +209,18 @@ impl<C: Capabilities> Recovery<'_, C> {
             expires_in => durations::human(lifespan, locale.unwrap_or_default()),
             expires_in_minutes => lifespan.div_ceil(60_000_000_000),
         };
-        let mail = self.render(template, locale, &ctx, subject)?;
+        let mail = self.render(letter.template, locale, &ctx, letter.subject)?;
         self.caps
-            .queue(&message(
-                email,
-                identity.display_name.as_deref(),
-                mail,
-                template,
-                Some(&credential.flow_id),
-            ))
+            .queue(&Message {
+                sender: letter.sender,
+                ..message(
+                    email,
+                    identity.display_name.as_deref(),
+                    mail,
+                    letter.template,
+                    Some(&credential.flow_id),
+                )
+            })
             .map_err(mail_rejected)?;
         self.store(identity, &credential, replaces_older);
         Ok(Mailed {
@@ -273,6 +277,25 @@ fn message(
         html_body: mail.html_body,
         template: template.to_string(),
         flow_id: flow_id.map(str::to_string),
+        sender: None,
+    }
+}
+
+/// Which mail a credential goes out in: the template set, a subject
+/// template replacing the set's, and a sender replacing the host's.
+pub(super) struct Letter<'a> {
+    pub template: &'a str,
+    pub subject: Option<String>,
+    pub sender: Option<String>,
+}
+
+impl<'a> Letter<'a> {
+    pub fn of(template: &'a str) -> Self {
+        Self {
+            template,
+            subject: None,
+            sender: None,
+        }
     }
 }
 

@@ -34,20 +34,8 @@ pub struct CourierConfig {
     pub interval: Duration,
 }
 
-/// An authentik-style email stage: how a `recovery_email` is sent.
-#[derive(Clone, Debug)]
-pub struct EmailStage {
-    pub name: String,
-    pub id: Option<String>,
-    /// Subject template replacing the mail template's.
-    pub subject: Option<String>,
-    /// Mail template set.
-    pub template: String,
-    /// Lifespan of the mailed link, in Kratos' grammar.
-    pub token_expiry: String,
-    /// Sender replacing the default one, as `check_sender` takes it.
-    pub from: Option<String>,
-}
+/// An authentik email stage, as both servers read it.
+pub use reclaim_wire::authentik::EmailStage;
 
 /// Self-service request limits.
 #[derive(Clone, Debug)]
@@ -406,14 +394,9 @@ impl Config {
         })
     }
 
-    /// The email stage named or identified by `key`.
-    pub fn email_stage(&self, key: &str) -> Option<&EmailStage> {
-        self.email_stages.iter().find(|s| {
-            s.name == key
-                || s.id
-                    .as_deref()
-                    .is_some_and(|id| id.eq_ignore_ascii_case(key))
-        })
+    /// The stage named or identified by `key`; `default` always exists.
+    pub fn email_stage(&self, key: &str) -> Option<EmailStage> {
+        EmailStage::find(&self.email_stages, key)
     }
 
     /// `return_to` in its normalised form, if it may be honoured: the same

@@ -1,15 +1,15 @@
 //! authentik's user recovery API: `POST /api/v3/core/users/{pk}/recovery/`
-//! and `.../recovery_email/`, with authentik's error bodies.
+//! and `.../recovery_email/`, with authentik's error bodies. Each handler
+//! adapts the wire crate's `admit`, `plan` and `answer` of its route
+//! (`reclaim_wire::authentik`), which the edge adapts too.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
-use reclaim_wire::authentik::{
-    self, AuthentikError, EmailStageQuery, Link, RecoveryOptions, token_duration,
-};
+use reclaim_wire::answer::Answer;
+use reclaim_wire::authentik::{self, AuthentikError, EmailStageQuery, Link, RecoveryOptions};
 
 use super::{AppState, request_id};
 use crate::operations::{EmailOptions, Error};
@@ -45,14 +45,17 @@ pub fn forbidden() -> Response {
     Authentik(AuthentikError::Forbidden).into_response()
 }
 
-/// An empty body means no options; anything else must be a JSON object.
-fn options(body: Result<Bytes, BytesRejection>) -> Result<RecoveryOptions, Authentik> {
-    let bytes = body.map_err(|r| AuthentikError::Other(r.status(), r.body_text()))?;
-    Ok(authentik::options(&bytes)?)
+/// A body as read, or why it could not be (413 past the limit).
+fn read(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Authentik> {
+    Ok(body.map_err(|r| AuthentikError::Other(r.status(), r.body_text()))?)
 }
 
-fn user(pk: &str) -> Result<IdentityRef, Authentik> {
-    Ok(IdentityRef::Pk(authentik::user_pk(pk)?))
+/// A route's answer, or its refusal in authentik's shape.
+fn answered(result: Result<Answer, Authentik>) -> Response {
+    match result {
+        Ok(answer) => super::respond(answer),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
 /// Create a temporary link that a user can use to recover their account.
@@ -72,19 +75,19 @@ pub async fn recovery(
     State(app): State<AppState>,
     Path(pk): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Link>, Authentik> {
-    let who = user(&pk)?;
-    let options = options(body)?;
-    let expires_in = options
-        .token_duration
-        .as_deref()
-        .map(token_duration)
-        .transpose()?;
-    let link = app
-        .reclaim
-        .create_link(&who, expires_in.as_deref(), None)
-        .await?;
-    Ok(Json(Link { link: link.link }))
+) -> Response {
+    answered(
+        async {
+            let asked = authentik::admit_recovery(&pk, &read(body)?)?;
+            let who = IdentityRef::Pk(asked.pk);
+            let link = app
+                .reclaim
+                .create_link(&who, asked.expires_in.as_deref(), None)
+                .await?;
+            Ok(authentik::answer_recovery(link.link))
+        }
+        .await,
+    )
 }
 
 /// Send an email with a temporary link that a user can use to recover their
@@ -104,42 +107,35 @@ pub async fn recovery(
 pub async fn recovery_email(
     State(app): State<AppState>,
     Path(pk): Path<String>,
-    Query(query): Query<EmailStageQuery>,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, Authentik> {
-    let who = user(&pk)?;
-    let options = options(body)?;
-    // authentik's order: the user, their address, then the stage.
-    let backend = app.backend.clone();
-    let lookup = who.clone();
-    let identity = tokio::task::spawn_blocking(move || backend.identity(&lookup))
-        .await
-        .map_err(|e| Error::Failed(e.into()))?
-        .map_err(Error::Failed)?
-        .ok_or(AuthentikError::NotFound)?;
-    if identity.email.as_deref().is_none_or(str::is_empty) {
-        return Err(AuthentikError::Invalid(authentik::NO_EMAIL.into()).into());
-    }
-    let stage = query
-        .email_stage
-        .or(options.email_stage)
-        .and_then(|key| app.config.email_stage(&key).cloned())
-        .ok_or_else(|| AuthentikError::Invalid(authentik::NO_STAGE.into()))?;
-    let expires_in = match options.token_duration.as_deref() {
-        Some(text) => token_duration(text)?,
-        None => stage.token_expiry.clone(),
-    };
-    app.reclaim
-        .send_recovery_email(
-            &who,
-            &EmailOptions {
-                expires_in: Some(&expires_in),
-                template: Some(&stage.template),
-                subject: stage.subject.as_deref(),
-                from: stage.from.as_deref(),
-            },
-        )
-        .await?;
-    app.courier.notify_one();
-    Ok(StatusCode::NO_CONTENT)
+) -> Response {
+    answered(
+        async {
+            let query = query.unwrap_or_default();
+            let asked = authentik::admit_recovery_email(&pk, &query, &read(body)?)?;
+            let backend = app.backend.clone();
+            let lookup = IdentityRef::Pk(asked.pk);
+            let user = tokio::task::spawn_blocking(move || backend.identity(&lookup))
+                .await
+                .map_err(|e| Error::Failed(e.into()))?
+                .map_err(Error::Failed)?;
+            let email = user.as_ref().map(|u| u.email.as_deref());
+            let call = authentik::plan_recovery_email(asked, email, &app.config.email_stages)?;
+            app.reclaim
+                .send_recovery_email(
+                    &IdentityRef::Pk(call.pk),
+                    &EmailOptions {
+                        expires_in: Some(&call.expires_in),
+                        template: Some(&call.template),
+                        subject: call.subject.as_deref(),
+                        from: call.from.as_deref(),
+                    },
+                )
+                .await?;
+            app.courier.notify_one();
+            Ok(authentik::answer_recovery_email())
+        }
+        .await,
+    )
 }

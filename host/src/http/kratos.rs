@@ -1,20 +1,20 @@
 //! Ory Kratos' admin recovery API (as Connhex publishes it under `/iam`):
 //! `POST /recovery/link` and `POST /recovery/code`, errors as `errorGeneric`.
-//! The shapes and checks are the wire crate's, shared with the edge.
+//! Each handler adapts the wire crate's `admit` and `answer` of its route
+//! (`reclaim_wire::kratos`), which the edge adapts too.
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use reclaim_wire::answer::Answer;
 use reclaim_wire::kratos::{
     self, CreateRecoveryCodeForIdentityBody, CreateRecoveryLinkForIdentityBody, ErrorGeneric,
-    RecoveryCodeForIdentity, RecoveryLinkForIdentity, ReturnTo,
+    IssueRequest, RecoveryCodeForIdentity, RecoveryLinkForIdentity, ReturnTo,
 };
 
 use super::{AppState, request_id};
-use crate::clock::rfc3339;
 use crate::operations::Error;
 use crate::wit::IdentityRef;
 
@@ -49,29 +49,41 @@ impl IntoResponse for KratosError {
 pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, KratosError> {
-    let request = request_id();
-    let bytes = body.map_err(|rejection| {
+    let bytes = read(body)?;
+    Ok(kratos::json_body(&bytes, &request_id())?)
+}
+
+/// A body as read, or why it could not be (413 past the limit).
+fn read(body: Result<Bytes, BytesRejection>) -> Result<Bytes, KratosError> {
+    Ok(body.map_err(|rejection| {
         ErrorGeneric::new(
             rejection.status(),
             "The request body could not be read.",
             rejection.body_text(),
-            &request,
+            &request_id(),
         )
-    })?;
-    Ok(kratos::json_body(&bytes, &request)?)
+    })?)
 }
 
-fn identity(id: &str) -> Result<IdentityRef, KratosError> {
-    Ok(IdentityRef::Id(kratos::identity_id(id, &request_id())?))
+/// A route's answer, or its refusal (logged) in Kratos' shape.
+fn answered(result: Result<Answer, KratosError>) -> Response {
+    match result {
+        Ok(answer) => super::respond(answer),
+        Err(refusal) => refusal.into_response(),
+    }
 }
 
-fn allowed_return_to(
+/// The checked request of `POST /recovery/link` or `/recovery/code`.
+fn admitted(
     app: &AppState,
-    return_to: Option<String>,
-) -> Result<Option<String>, KratosError> {
-    Ok(kratos::return_to(
+    query: Option<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<IssueRequest, KratosError> {
+    let bytes = read(body)?;
+    Ok(kratos::admit_issue(
+        query.as_deref().unwrap_or_default(),
+        &bytes,
         &app.config.allowed_return_urls,
-        return_to,
         &request_id(),
     )?)
 }
@@ -92,20 +104,24 @@ fn allowed_return_to(
 )]
 pub async fn create_recovery_link(
     State(app): State<AppState>,
-    Query(query): Query<ReturnTo>,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<RecoveryLinkForIdentity>, KratosError> {
-    let body: CreateRecoveryLinkForIdentityBody = json_body(body)?;
-    let who = identity(&body.identity_id)?;
-    let return_to = allowed_return_to(&app, query.return_to)?;
-    let link = app
-        .reclaim
-        .create_link(&who, body.expires_in.as_deref(), return_to.as_deref())
-        .await?;
-    Ok(Json(RecoveryLinkForIdentity {
-        recovery_link: link.link,
-        expires_at: rfc3339(link.expires_at),
-    }))
+) -> Response {
+    answered(
+        async {
+            let asked = admitted(&app, query, body)?;
+            let link = app
+                .reclaim
+                .create_link(
+                    &IdentityRef::Id(asked.identity_id),
+                    asked.expires_in.as_deref(),
+                    asked.return_to.as_deref(),
+                )
+                .await?;
+            Ok(kratos::answer_link(link.link, link.expires_at))
+        }
+        .await,
+    )
 }
 
 /// Create a recovery code for an identity.
@@ -124,24 +140,24 @@ pub async fn create_recovery_link(
 )]
 pub async fn create_recovery_code(
     State(app): State<AppState>,
-    Query(query): Query<ReturnTo>,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<RecoveryCodeForIdentity>), KratosError> {
-    let body: CreateRecoveryCodeForIdentityBody = json_body(body)?;
-    let who = identity(&body.identity_id)?;
-    let return_to = allowed_return_to(&app, query.return_to)?;
-    let code = app
-        .reclaim
-        .create_code(&who, body.expires_in.as_deref(), return_to.as_deref())
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(RecoveryCodeForIdentity {
-            recovery_link: code.link,
-            recovery_code: code.code,
-            expires_at: rfc3339(code.expires_at),
-        }),
-    ))
+) -> Response {
+    answered(
+        async {
+            let asked = admitted(&app, query, body)?;
+            let code = app
+                .reclaim
+                .create_code(
+                    &IdentityRef::Id(asked.identity_id),
+                    asked.expires_in.as_deref(),
+                    asked.return_to.as_deref(),
+                )
+                .await?;
+            Ok(kratos::answer_code(code.link, code.code, code.expires_at))
+        }
+        .await,
+    )
 }
 
 /// 401 in Kratos' shape.

@@ -33,6 +33,8 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use reclaim_wire::routes::{Guard, ROUTES, Route, Verb};
 use serde_json::json;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -58,14 +60,89 @@ impl utoipa::Modify for AdminToken {
     }
 }
 
-/// The whole application.
+/// The whole application: the wire crate's route table
+/// (`reclaim_wire::routes`), each route's methods answered by
+/// [`endpoint`] behind its guard.
 pub fn router(state: AppState) -> Router {
+    let mut api = Router::new();
+    for spec in ROUTES {
+        let mut methods = MethodRouter::new();
+        for verb in spec.verbs {
+            methods = methods.merge(endpoint(spec.route, *verb));
+        }
+        methods = match spec.guard {
+            Guard::Public => methods,
+            Guard::KratosAdmin => {
+                methods.route_layer(middleware::from_fn_with_state(state.clone(), kratos_auth))
+            }
+            Guard::AuthentikAdmin => methods.route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                authentik_auth,
+            )),
+        };
+        for path in spec.paths {
+            api = api.route(path, methods.clone());
+        }
+    }
+    // Layers run outside in, from the last added: the access log sees every
+    // answer, including the limits' refusals and the headers' additions.
+    api.layer(Extension(Arc::new(openapi())))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::request_limits,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
+        .layer(middleware::from_fn(observe::access_log))
+        .with_state(state)
+}
+
+/// The handler of one method of a route. The identity routes take batches
+/// of a few MiB: their handlers read bodies of up to 8 MiB themselves,
+/// after the token is checked, so only an administrator can make the
+/// server read that much.
+fn endpoint(route: Route, verb: Verb) -> MethodRouter<AppState> {
+    use axum::routing::{delete, get, patch, post, put};
+    match (route, verb) {
+        (Route::RecoveryLink, Verb::Post) => post(kratos::create_recovery_link),
+        (Route::RecoveryCode, Verb::Post) => post(kratos::create_recovery_code),
+        (Route::RedeemAssertion, Verb::Post) => post(events::redeem_assertion),
+        (Route::Events, Verb::Get) => get(events::list_events),
+        (Route::Identities, Verb::Get) => get(identities::list_identities),
+        (Route::Identities, Verb::Post) => post(identities::create_identity),
+        (Route::Identities, Verb::Patch) => patch(identities::batch_patch_identities),
+        (Route::Identity, Verb::Get) => get(identities::get_identity),
+        (Route::Identity, Verb::Put) => put(identities::update_identity),
+        (Route::Identity, Verb::Patch) => patch(identities::patch_identity),
+        (Route::Identity, Verb::Delete) => delete(identities::delete_identity),
+        (Route::IdentityByExternalId, Verb::Get) => get(identities::get_identity_by_external_id),
+        (Route::IdentitySessions, Verb::Delete) => delete(identities::delete_identity_sessions),
+        (Route::IdentitySchema, Verb::Get) => get(identities::identity_schema),
+        (Route::AuthentikRecovery, Verb::Post) => post(authentik::recovery),
+        (Route::AuthentikRecoveryEmail, Verb::Post) => post(authentik::recovery_email),
+        (Route::RecoveryPage, Verb::Get) => get(self_service::show),
+        (Route::RecoveryPage, Verb::Post) => post(self_service::request),
+        (Route::RecoveryConfirm, Verb::Post) => post(self_service::redeem::confirm),
+        (Route::RecoveryCodeForm, Verb::Post) => post(self_service::redeem::code),
+        (Route::RecoveryPassword, Verb::Get) => get(self_service::password::password_form),
+        (Route::RecoveryPassword, Verb::Post) => post(self_service::password::set_password),
+        (Route::Stylesheet, Verb::Get) => get(stylesheet),
+        (Route::Alive, Verb::Get) => get(alive),
+        (Route::Ready, Verb::Get) => get(ready),
+        (Route::Metrics, Verb::Get) => get(observe::metrics_document),
+        (Route::OpenApi, Verb::Get) => get(openapi_document),
+        (route, verb) => unreachable!("the route table gives {route:?} a {verb:?} with no handler"),
+    }
+}
+
+/// The OpenAPI document of the routes, from their handlers' `utoipa::path`
+/// attributes (a test holds it to the route table).
+fn openapi() -> utoipa::openapi::OpenApi {
     let kratos = || {
-        // The identity routes take batches of a few MiB: their handlers
-        // read bodies of up to 8 MiB themselves, after the token is
-        // checked, so only an administrator can make the server read that
-        // much.
-        let identities = OpenApiRouter::new()
+        OpenApiRouter::<AppState>::new()
             .routes(routes!(
                 identities::create_identity,
                 identities::list_identities,
@@ -78,26 +155,17 @@ pub fn router(state: AppState) -> Router {
                 identities::delete_identity
             ))
             .routes(routes!(identities::get_identity_by_external_id))
-            .routes(routes!(identities::delete_identity_sessions));
-        OpenApiRouter::new()
+            .routes(routes!(identities::delete_identity_sessions))
             .routes(routes!(kratos::create_recovery_link))
             .routes(routes!(kratos::create_recovery_code))
             .routes(routes!(events::redeem_assertion))
             .routes(routes!(events::list_events))
-            .merge(identities)
-            .route_layer(middleware::from_fn_with_state(state.clone(), kratos_auth))
     };
-    let authentik = OpenApiRouter::new()
-        .routes(routes!(authentik::recovery))
-        .routes(routes!(authentik::recovery_email))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            authentik_auth,
-        ));
-    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/admin", kratos())
         .nest("/iam", kratos())
-        .merge(authentik)
+        .routes(routes!(authentik::recovery))
+        .routes(routes!(authentik::recovery_email))
         .routes(routes!(alive))
         .routes(routes!(ready))
         .routes(routes!(self_service::show, self_service::request))
@@ -110,26 +178,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(stylesheet))
         .routes(routes!(identities::identity_schema))
         .routes(routes!(openapi_document))
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(observe::metrics_document))
-                .route_layer(middleware::from_fn_with_state(state.clone(), kratos_auth)),
-        )
-        .split_for_parts();
-    // Layers run outside in, from the last added: the access log sees every
-    // answer, including the limits' refusals and the headers' additions.
-    api.layer(Extension(Arc::new(openapi)))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            limits::request_limits,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            security_headers,
-        ))
-        .layer(middleware::from_fn(observe::access_log))
-        .with_state(state)
+        .routes(routes!(observe::metrics_document))
+        .into_openapi()
 }
 
 async fn kratos_auth(State(app): State<AppState>, request: Request, next: Next) -> Response {
@@ -146,6 +196,22 @@ async fn authentik_auth(State(app): State<AppState>, request: Request, next: Nex
     } else {
         authentik::forbidden()
     }
+}
+
+/// A route's answer from the wire crate (`reclaim_wire::answer`), as axum
+/// sends it; the layers add the headers every answer carries.
+pub(crate) fn respond(answer: reclaim_wire::answer::Answer) -> Response {
+    // A body of its own, not `Vec<u8>`'s response, which would claim
+    // `application/octet-stream` for an answer with no content.
+    let mut response = Response::new(axum::body::Body::from(answer.body));
+    *response.status_mut() = answer.status;
+    if let Some(kind) = answer.content_type {
+        response.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(kind),
+        );
+    }
+    response
 }
 
 /// The wire crate's security headers (`reclaim_wire::headers`) on every
@@ -195,5 +261,42 @@ async fn ready(State(app): State<AppState>) -> Response {
             axum::Json(json!({ "errors": { "database": "not answering" } })),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_route_tables_routes() {
+        let mut documented: Vec<String> = Vec::new();
+        for (path, item) in &openapi().paths.paths {
+            let verbs = [
+                ("GET", item.get.is_some()),
+                ("POST", item.post.is_some()),
+                ("PUT", item.put.is_some()),
+                ("PATCH", item.patch.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ];
+            for (verb, there) in verbs {
+                if there {
+                    documented.push(format!("{verb} {path}"));
+                }
+            }
+        }
+        let mut table: Vec<String> = ROUTES
+            .iter()
+            .flat_map(|spec| {
+                spec.paths.iter().flat_map(|path| {
+                    spec.verbs
+                        .iter()
+                        .map(move |verb| format!("{} {path}", verb.as_str()))
+                })
+            })
+            .collect();
+        documented.sort();
+        table.sort();
+        assert_eq!(documented, table);
     }
 }

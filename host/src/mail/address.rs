@@ -3,28 +3,7 @@
 //! that nothing accepted at one of them is refused later by the courier.
 
 pub use reclaim_wire::checks::check_address;
-pub use reclaim_wire::mail::{MAX_NAME_CHARS, check_name, fit_name};
-
-/// Whether `text` may be a message's sender: `address` or
-/// `Name <address>`, the address as [`check_address`] takes it and the
-/// name without control characters or angle brackets. What passes, the
-/// courier's mail library parses too (the test below holds it to that).
-pub fn check_sender(text: &str) -> Result<(), &'static str> {
-    const NOT_A_SENDER: &str = "not a sender: `address` or `Name <address>`";
-    let Some(framed) = text.strip_suffix('>') else {
-        return check_address(text).map_err(|_| NOT_A_SENDER);
-    };
-    let (name, address) = framed.rsplit_once('<').ok_or(NOT_A_SENDER)?;
-    let name = name.trim();
-    let name = name
-        .strip_prefix('"')
-        .and_then(|n| n.strip_suffix('"'))
-        .unwrap_or(name);
-    if name.contains(['<', '>', '"', '\\']) || check_name(name).is_err() {
-        return Err(NOT_A_SENDER);
-    }
-    check_address(address).map_err(|_| NOT_A_SENDER)
-}
+pub use reclaim_wire::mail::{MAX_NAME_CHARS, check_name, check_sender, fit_name};
 
 #[cfg(test)]
 mod tests {

@@ -25,8 +25,13 @@ pub use smtp::SmtpRelay;
 /// one header line; the error is safe to show (`reclaim_wire::mail`, the
 /// rule the SQL provider applies too).
 pub fn check(message: &Message) -> std::result::Result<Option<String>, String> {
-    reclaim_wire::mail::check_headers(&message.to, message.to_name.as_deref(), &message.subject)
-        .map_err(str::to_string)
+    reclaim_wire::mail::check_headers(
+        &message.to,
+        message.to_name.as_deref(),
+        &message.subject,
+        message.sender.as_deref(),
+    )
+    .map_err(str::to_string)
 }
 
 #[cfg(test)]
@@ -42,6 +47,7 @@ mod tests {
             html_body: "h".into(),
             template: "recovery-link".into(),
             flow_id: None,
+            sender: None,
         }
     }
 

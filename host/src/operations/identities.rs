@@ -72,7 +72,7 @@ impl Reclaim {
             // The notice is rendered by the component, in the identity's
             // language, and queued in this unit: no change without it.
             let who = IdentityRef::Id(id.clone());
-            let (answer, work, _) = runtime.run(work, settings, clock, None, |guest, store| {
+            let (answer, work, _) = runtime.run(work, settings, clock, |guest, store| {
                 guest.call_notify_address_changed(store, &who, &old_address)
             });
             match answer {

@@ -13,7 +13,7 @@ impl Reclaim {
         return_to: Option<&str>,
     ) -> Pending<RecoveryLink, Error> {
         let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
-        self.submit("create_link", None, move |guest, store| {
+        self.submit("create_link", move |guest, store| {
             guest.call_create_link(
                 store,
                 &identity,
@@ -31,7 +31,7 @@ impl Reclaim {
         return_to: Option<&str>,
     ) -> Pending<RecoveryCode, Error> {
         let (identity, expires_in, return_to) = owned(identity, expires_in, return_to);
-        self.submit("create_code", None, move |guest, store| {
+        self.submit("create_code", move |guest, store| {
             guest.call_create_code(
                 store,
                 &identity,
@@ -47,25 +47,20 @@ impl Reclaim {
         identity: &IdentityRef,
         options: &EmailOptions<'_>,
     ) -> Pending<Mailed, Error> {
-        if let Some(Err(e)) = options.from.map(crate::mail::address::check_sender) {
-            return Pending::ready(Err(super::refusal(
-                crate::ErrorKind::InvalidArgument,
-                400,
-                "The request was malformed or contained invalid parameters.",
-                format!("the sender {:?} is {e}", options.from.unwrap_or_default()),
-            )));
-        }
+        // The mailer refuses a sender that is not one, as every host's does
+        // (`reclaim_wire::mail::check_headers`).
         let sender = options.from.map(str::to_owned);
         let (identity, expires_in, template) =
             owned(identity, options.expires_in, options.template);
         let subject = options.subject.map(str::to_owned);
-        self.submit("send_recovery_email", sender, move |guest, store| {
+        self.submit("send_recovery_email", move |guest, store| {
             guest.call_send_recovery_email(
                 store,
                 &identity,
                 expires_in.as_deref(),
                 template.as_deref(),
                 subject.as_deref(),
+                sender.as_deref(),
             )
         })
     }
@@ -77,7 +72,7 @@ impl Reclaim {
         expires_in: Option<&str>,
     ) -> Pending<Mailed, Error> {
         let (identity, expires_in, _) = owned(identity, expires_in, None);
-        self.submit("send_recovery_code", None, move |guest, store| {
+        self.submit("send_recovery_code", move |guest, store| {
             guest.call_send_recovery_code(store, &identity, expires_in.as_deref())
         })
     }
@@ -85,7 +80,7 @@ impl Reclaim {
     /// A self-service request by address; succeeds alike for unknown ones.
     pub fn request_recovery(&self, email: &str, return_to: Option<&str>) -> Pending<(), Error> {
         let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
-        self.submit("request_recovery", None, move |guest, store| {
+        self.submit("request_recovery", move |guest, store| {
             guest.call_request_recovery(store, &email, return_to.as_deref())
         })
     }
@@ -101,7 +96,6 @@ impl Reclaim {
         } = request;
         self.submit_then(
             "serve_queued_request",
-            None,
             move |guest, store| guest.call_request_recovery(store, &email, return_to.as_deref()),
             move |answer, work, _| {
                 // Another process sharing the store served it first: this
@@ -117,7 +111,7 @@ impl Reclaim {
     /// Queues the "your password was changed" notice.
     pub fn notify_password_changed(&self, identity: &IdentityRef) -> Pending<(), Error> {
         let identity = identity.clone();
-        self.submit("notify_password_changed", None, move |guest, store| {
+        self.submit("notify_password_changed", move |guest, store| {
             guest.call_notify_password_changed(store, &identity)
         })
     }
@@ -126,7 +120,7 @@ impl Reclaim {
     /// handed off to the platform.
     pub fn notify_account_recovered(&self, identity: &IdentityRef) -> Pending<(), Error> {
         let identity = identity.clone();
-        self.submit("notify_account_recovered", None, move |guest, store| {
+        self.submit("notify_account_recovered", move |guest, store| {
             guest.call_notify_account_recovered(store, &identity)
         })
     }

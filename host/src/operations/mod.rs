@@ -252,17 +252,15 @@ impl Reclaim {
     }
 
     /// Runs `call` in an instance, inside a unit of work of its own that
-    /// commits only if the call returned; answers once that is durable. Mail
-    /// it queues goes out from `sender` (the configured sender when none).
+    /// commits only if the call returned; answers once that is durable.
     fn submit<T: Send + 'static>(
         &self,
         operation: &'static str,
-        sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
         + Send
         + 'static,
     ) -> Pending<T, Error> {
-        self.submit_then(operation, sender, call, |answer, _, _| Ok(answer))
+        self.submit_then(operation, call, |answer, _, _| Ok(answer))
     }
 
     /// [`Self::submit`], then `finish` with the component's answer and what
@@ -271,7 +269,6 @@ impl Reclaim {
     fn submit_then<T: Send + 'static, U: Send + 'static>(
         &self,
         operation: &'static str,
-        sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
         + Send
         + 'static,
@@ -285,7 +282,6 @@ impl Reclaim {
     ) -> Pending<U, Error> {
         self.submit_around(
             operation,
-            sender,
             |_| Ok(()),
             call,
             move |answer, work, (), observed| finish(answer, work, observed),
@@ -297,7 +293,6 @@ impl Reclaim {
     fn submit_around<P: Send + 'static, T: Send + 'static, U: Send + 'static>(
         &self,
         operation: &'static str,
-        sender: Option<String>,
         prepare: impl FnOnce(&mut dyn UnitOfWork) -> anyhow::Result<P> + Send + 'static,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<Result<T, RecoveryError>>
         + Send
@@ -326,7 +321,7 @@ impl Reclaim {
             let mut work = Self::directed(&users, work);
             let prepared = prepare(&mut *work)?;
             let now = clock.now_nanos();
-            let (result, mut work, observed) = runtime.run(work, settings, clock, sender, call);
+            let (result, mut work, observed) = runtime.run(work, settings, clock, call);
             let answer = match result {
                 // Commit on the component's answer, discard on a trap: this
                 // is the one place that decides it. A refusal stands as

@@ -14,7 +14,6 @@ impl Reclaim {
         let next = self.continuation();
         self.submit_then(
             "redeem_link",
-            None,
             move |guest, store| guest.call_redeem_link(store, &token),
             move |answer, work, observed| {
                 on_success(answer, |r| {
@@ -35,7 +34,6 @@ impl Reclaim {
         let next = self.continuation();
         self.submit_then(
             "redeem_link",
-            None,
             move |guest, store| guest.call_redeem_link(store, &token),
             move |answer, work, observed| {
                 on_success(answer, |r| {
@@ -48,7 +46,7 @@ impl Reclaim {
     /// Whether a link token would redeem now; consumes nothing.
     pub fn check_link(&self, token: &str) -> Pending<(), Error> {
         let token = token.to_owned();
-        self.submit("check_link", None, move |guest, store| {
+        self.submit("check_link", move |guest, store| {
             guest.call_check_link(store, &token)
         })
     }
@@ -59,7 +57,6 @@ impl Reclaim {
         let next = self.continuation();
         self.submit_then(
             "redeem_code",
-            None,
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
             move |answer, work, observed| {
                 on_success(answer, |r| {
@@ -83,7 +80,6 @@ impl Reclaim {
         let next = self.continuation();
         self.submit_then(
             "redeem_code",
-            None,
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
             move |answer, work, observed| {
                 on_success(answer, |r| {
@@ -102,7 +98,6 @@ impl Reclaim {
         let events = self.events.clone();
         self.submit_around(
             "revoke",
-            None,
             // Ended here, to be counted: the component's revocation would end
             // it too (the storage import does), without saying so. A refusal
             // (no such identity) had no session to end.

@@ -43,8 +43,6 @@ pub struct Imports {
     settings: Arc<Settings>,
     /// The current operation's clock, shared with the guest's wall clock.
     clock: Arc<RwLock<Arc<dyn Clock>>>,
-    /// Sender of the mail this operation queues, if not the default.
-    sender: Option<String>,
     /// When the current operation began, and how much of it the host's
     /// storage calls took.
     started: Instant,
@@ -134,7 +132,6 @@ impl Imports {
             work: None,
             settings: Arc::new(Settings::new("http://localhost", Vec::new())),
             clock: Arc::new(RwLock::new(Arc::new(SystemClock))),
-            sender: None,
             started: Instant::now(),
             host_time: Duration::ZERO,
             found: None,
@@ -149,20 +146,17 @@ impl Imports {
     }
 
     /// Starts an operation over `work`: the component's calls until
-    /// [`Imports::end`] read and write through it. Mail it queues goes out
-    /// from `sender` (the courier's default when none).
+    /// [`Imports::end`] read and write through it.
     pub fn begin(
         &mut self,
         work: Box<dyn UnitOfWork>,
         settings: Arc<Settings>,
         clock: Arc<dyn Clock>,
-        sender: Option<String>,
     ) {
         self.work = Some(work);
         self.started = Instant::now();
         self.host_time = Duration::ZERO;
         self.settings = settings;
-        self.sender = sender;
         self.found = None;
         self.observed = Observed::default();
         *self.clock.write().unwrap_or_else(|e| e.into_inner()) = clock;
@@ -327,7 +321,7 @@ impl mailer::Host for Imports {
             text_body: message.text_body,
             html_body: message.html_body,
             template: message.template,
-            sender: self.sender.clone(),
+            sender: message.sender,
             queued_at: self
                 .clock
                 .read()

@@ -172,7 +172,7 @@ impl Runtime {
     pub fn warm_up(&self) -> Result<()> {
         let work = crate::backends::scratch_unit()?;
         let settings = Arc::new(Settings::new("http://localhost", Vec::new()));
-        let (result, _, _) = self.run(work, settings, Arc::new(SystemClock), None, |_, _| Ok(()));
+        let (result, _, _) = self.run(work, settings, Arc::new(SystemClock), |_, _| Ok(()));
         result
     }
 
@@ -184,7 +184,6 @@ impl Runtime {
         work: Box<dyn UnitOfWork>,
         settings: Arc<Settings>,
         clock: Arc<dyn Clock>,
-        sender: Option<String>,
         call: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> (Result<T>, Box<dyn UnitOfWork>, Observed) {
         let warm = if self.0.limits.reuse_instances > 0 {
@@ -196,10 +195,7 @@ impl Runtime {
             Some(Warm { store, instance }) => (store, Ok(instance)),
             None => self.fresh(),
         };
-        store
-            .data_mut()
-            .imports
-            .begin(work, settings, clock, sender);
+        store.data_mut().imports.begin(work, settings, clock);
         store.set_epoch_deadline(self.deadline_ticks());
         let result = instance
             .and_then(|instance| {

@@ -1194,7 +1194,7 @@ fn the_storage_guest_finds_the_contract_kept_through_the_imports(f: Fixture) {
         let verdict = transact(&*f.backend, move |work| {
             let data = store.data_mut();
             data.imports
-                .begin(work, settings, Arc::new(reclaim::SystemClock), None);
+                .begin(work, settings, Arc::new(reclaim::SystemClock));
             let instance = linker.instantiate(&mut store, &component)?;
             let run = instance
                 .get_typed_func::<(&str, &str), (Result<(), String>,)>(&mut store, "run")?;

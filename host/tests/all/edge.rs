@@ -737,6 +737,39 @@ fn the_edge_mails_through_the_outbox_of_its_data_directory() {
 }
 
 #[test]
+fn the_edge_mails_from_the_sender_of_an_email_stage_as_reclaim_serve_does() {
+    let native = Server::start();
+    let ann = native.identity(Some("ann@example.com"));
+    let edge = Edge::start(std::slice::from_ref(&ann));
+    // settings.json is read for each request: written anew and renamed over.
+    let settings = edge.data.path().join("settings.json");
+    let mut written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    written["email_stages"] =
+        json!([{ "name": "support", "from": "Acme Support <help@acme.example>" }]);
+    let fresh = edge.data.path().join("settings.json.new");
+    std::fs::write(&fresh, written.to_string()).unwrap();
+    std::fs::rename(&fresh, &settings).unwrap();
+    let sent = authentik(
+        &edge.base,
+        &format!("{}/recovery_email/?email_stage=support", ann["pk"]),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(sent.status(), 204);
+    let outbox: Vec<_> = std::fs::read_dir(edge.data.path().join("outbox"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert_eq!(outbox.len(), 1);
+    assert!(
+        outbox[0].starts_with("From: Acme Support <help@acme.example>\r\n"),
+        "{}",
+        outbox[0]
+    );
+}
+
+#[test]
 fn the_edge_mails_again_after_a_relay_moved_its_outbox_away() {
     let native = Server::start();
     let ann = native.identity(Some("ann@example.com"));

@@ -55,8 +55,7 @@ fn operation<T: Send + 'static>(
     storage::transact(backend, move |work| {
         let mut store = store.lock().unwrap();
         let app = store.data_mut();
-        app.reclaim
-            .begin(work, settings, Arc::new(SystemClock), None);
+        app.reclaim.begin(work, settings, Arc::new(SystemClock));
         app.calls += 1;
         let answer = call(&mut store);
         let work = store.data_mut().reclaim.end().expect("the unit of work");

@@ -299,10 +299,11 @@ fn run_scenario(wasm: &Path, file: &Path) {
                 option(&step["expires_in"])
             ),
             "send-recovery-email" => format!(
-                "send-recovery-email({}, {}, {}, none)",
+                "send-recovery-email({}, {}, {}, none, {})",
                 who(),
                 option(&step["expires_in"]),
-                option(&step["template"])
+                option(&step["template"]),
+                option(&step["sender"])
             ),
             "redeem-link" => {
                 let token = match step["token_of"].as_str() {
@@ -333,6 +334,17 @@ fn run_scenario(wasm: &Path, file: &Path) {
                     .map(|d| d.count())
                     .unwrap_or(0);
                 assert_eq!(count as u64, step["count"].as_u64().unwrap(), "{context}");
+                if let Some(sender) = step["sender"].as_str() {
+                    let from = format!("From: {sender}\r\n");
+                    let sent = std::fs::read_dir(data.path().join("outbox"))
+                        .unwrap()
+                        .filter(|f| {
+                            let eml = std::fs::read_to_string(f.as_ref().unwrap().path());
+                            eml.unwrap().contains(&from)
+                        })
+                        .count();
+                    assert_eq!(sent, 1, "{context}");
+                }
                 continue;
             }
             "advance" => return,

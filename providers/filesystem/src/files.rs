@@ -503,8 +503,12 @@ impl Data {
             None => message.to.clone(),
         };
         let boundary = format!("reclaim-{id}");
+        let from = message
+            .sender
+            .as_deref()
+            .unwrap_or("Reclaim <no-reply@localhost>");
         let eml = [
-            "From: Reclaim <no-reply@localhost>".to_string(),
+            format!("From: {from}"),
             format!("To: {to}"),
             format!("Subject: {}", message.subject),
             format!("Message-ID: <{id}@localhost>"),

@@ -236,6 +236,7 @@ impl mailer::Guest for Provider {
             &message.to,
             message.to_name.as_deref(),
             &message.subject,
+            message.sender.as_deref(),
         )
         .map_err(str::to_string)?;
         let message = mailer::Message { to_name, ..message };

@@ -311,6 +311,7 @@ impl mailer::Guest for Provider {
             &message.to,
             message.to_name.as_deref(),
             &message.subject,
+            message.sender.as_deref(),
         )
         .map_err(str::to_string)?;
         if options().own_mailer {
@@ -322,12 +323,13 @@ impl mailer::Guest for Provider {
                 html_body: message.html_body,
                 template: message.template,
                 flow_id: message.flow_id,
+                sender: message.sender,
             });
         }
         let queued_at = now();
         db::execute(
-            "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, flow_id, queued_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (id, recipient, to_name, subject, text_body, html_body, template, flow_id, sender, queued_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             &[
                 text(&uuid::Uuid::new_v4().hyphenated().to_string()),
                 text(&message.to),
@@ -337,6 +339,7 @@ impl mailer::Guest for Provider {
                 text(&message.html_body),
                 text(&message.template),
                 opt_text(message.flow_id.as_deref()),
+                opt_text(message.sender.as_deref()),
                 unsigned(queued_at),
             ],
         );

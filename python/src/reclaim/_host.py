@@ -160,9 +160,12 @@ class Reclaim:
         return RecoveryCode(_field(r, "link"), _field(r, "code"), _field(r, "flow-id"), _field(r, "expires-at"))
 
     def send_recovery_email(self, identity: IdentityRef, expires_in: Optional[str] = None,
-                            template: Optional[str] = None, subject: Optional[str] = None) -> Mailed:
-        """Mails a recovery link, as authentik's `recovery_email`."""
-        r = self._call("send-recovery-email", identity, expires_in, template, subject)
+                            template: Optional[str] = None, subject: Optional[str] = None,
+                            sender: Optional[str] = None) -> Mailed:
+        """Mails a recovery link, as authentik's `recovery_email`; `sender`
+        (`address` or `Name <address>`, authentik's email stage `from`)
+        replaces the configured one."""
+        r = self._call("send-recovery-email", identity, expires_in, template, subject, sender)
         return Mailed(_field(r, "flow-id"), _field(r, "expires-at"))
 
     def send_recovery_code(self, identity: IdentityRef, expires_in: Optional[str] = None) -> Mailed:
@@ -314,7 +317,7 @@ class Reclaim:
         message = Message(
             to=_field(m, "to"), to_name=_field(m, "to-name"), subject=_field(m, "subject"),
             text_body=_field(m, "text-body"), html_body=_field(m, "html-body"),
-            template=_field(m, "template"), flow_id=_field(m, "flow-id"),
+            template=_field(m, "template"), flow_id=_field(m, "flow-id"), sender=_field(m, "sender"),
         )
         try:
             self.mailer.queue(message)

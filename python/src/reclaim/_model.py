@@ -80,6 +80,9 @@ class Message:
     html_body: str
     template: str
     flow_id: Optional[str] = None
+    #: The `From:` the operation asked for (`address` or `Name <address>`);
+    #: none: your mailer's own.
+    sender: Optional[str] = None
     id: str = field(default="")
 
 

@@ -81,7 +81,7 @@ class OutboxMailer:
             return
         claimed = self._db.run(
             "UPDATE outbox SET status = 'processing' WHERE status = 'queued'"
-            " RETURNING id, recipient, to_name, subject, text_body, html_body, template, flow_id"
+            " RETURNING id, recipient, to_name, subject, text_body, html_body, template, flow_id, sender"
         )
         for n, (id, *fields) in enumerate(claimed):
             try:
@@ -102,7 +102,7 @@ class OutboxMailer:
     def eml(self, message: Message) -> bytes:
         """The message as RFC 5322 bytes, text and HTML alternatives."""
         mail = EmailMessage()
-        mail["From"] = self._sender
+        mail["From"] = message.sender or self._sender
         mail["To"] = formataddr((message.to_name or "", message.to))
         mail["Subject"] = message.subject
         mail["Message-ID"] = make_msgid(domain="localhost")

@@ -51,6 +51,7 @@ impl Guest for Spinning {
         _: Option<String>,
         _: Option<String>,
         _: Option<String>,
+        _: Option<String>,
     ) -> Result<Mailed, RecoveryError> {
         spin()
     }

@@ -349,6 +349,7 @@ fn mailer_refuses_header_injection(id: &str) -> Step {
         html_body: "<p>html</p>".into(),
         template: "recovery-link".into(),
         flow_id: None,
+        sender: None,
     };
     expect(
         mailer::queue(&message("Reset\r\nBcc: x@example.com", None)).is_err(),
@@ -367,8 +368,24 @@ fn mailer_refuses_header_injection(id: &str) -> Step {
         "an address literal",
     )?;
     expect(
+        mailer::queue(&mailer::Message {
+            sender: Some("Acme\r\nBcc: x@example.com <help@acme.example>".into()),
+            ..message("Reset", None)
+        })
+        .is_err(),
+        "a sender that injects a header",
+    )?;
+    expect(
         mailer::queue(&message("Reset", Some("Ann"))).is_ok(),
         "a plain message is queued",
+    )?;
+    expect(
+        mailer::queue(&mailer::Message {
+            sender: Some("Acme Support <help@acme.example>".into()),
+            ..message("Reset", None)
+        })
+        .is_ok(),
+        "a message from a sender of its own is queued",
     )
 }
 
