@@ -18,9 +18,10 @@ use std::sync::OnceLock;
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::exports::reclaim::recovery::mailer::Message;
-use crate::bindings::exports::reclaim::recovery::settings::Settings;
 use crate::bindings::exports::reclaim::recovery::storage::{Credential, CredentialKind};
 use crate::bindings::reclaim::recovery::types::Identity;
+
+mod settings;
 
 /// How long before the window a logged wrong code is kept: 30 days, far
 /// beyond any window the settings take.
@@ -106,43 +107,6 @@ struct StoredIdentity {
 
 fn active_by_default() -> bool {
     true
-}
-
-/// `settings.json`.
-#[derive(Serialize, Deserialize)]
-struct StoredSettings {
-    public_url: String,
-    secrets: Vec<String>,
-    #[serde(default = "default_lifespan")]
-    default_lifespan_seconds: u64,
-    #[serde(default = "max_lifespan")]
-    max_lifespan_seconds: u64,
-    #[serde(default = "active_by_default")]
-    revoke_older_links: bool,
-    #[serde(default = "max_code_attempts")]
-    max_code_attempts: u32,
-    #[serde(default)]
-    notify_unknown_recipients: bool,
-    #[serde(default = "max_code_attempts_per_identity")]
-    max_code_attempts_per_identity: u32,
-    #[serde(default = "code_attempt_window")]
-    code_attempt_window_seconds: u64,
-}
-
-fn default_lifespan() -> u64 {
-    3600
-}
-fn max_lifespan() -> u64 {
-    86_400
-}
-fn max_code_attempts() -> u32 {
-    5
-}
-fn max_code_attempts_per_identity() -> u32 {
-    10
-}
-fn code_attempt_window() -> u64 {
-    3600
 }
 
 /// The preopened data directory.
@@ -448,51 +412,6 @@ impl Data {
                 active: i.active,
             })
             .collect()
-    }
-
-    /// The settings; a missing file is created with one fresh secret.
-    pub fn settings(&self) -> Settings {
-        let stored: StoredSettings = match self.read_string("settings.json") {
-            Some(text) => {
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("settings.json: {e}"))
-            }
-            None => {
-                let fresh = StoredSettings {
-                    public_url: "http://127.0.0.1:4433".into(),
-                    secrets: vec![random_hex::<32>()],
-                    default_lifespan_seconds: default_lifespan(),
-                    max_lifespan_seconds: max_lifespan(),
-                    revoke_older_links: true,
-                    max_code_attempts: max_code_attempts(),
-                    notify_unknown_recipients: false,
-                    max_code_attempts_per_identity: max_code_attempts_per_identity(),
-                    code_attempt_window_seconds: code_attempt_window(),
-                };
-                // Of instances starting at once, one creates the file and
-                // every other uses it: links hashed under a secret that lost
-                // the race would never redeem.
-                let bytes = serde_json::to_vec_pretty(&fresh).expect("serialisable");
-                if !self.write_new("settings.json", &bytes) {
-                    return self.settings();
-                }
-                fresh
-            }
-        };
-        Settings {
-            public_url: stored.public_url,
-            default_lifespan_ns: stored
-                .default_lifespan_seconds
-                .saturating_mul(1_000_000_000),
-            max_lifespan_ns: stored.max_lifespan_seconds.saturating_mul(1_000_000_000),
-            secrets: stored.secrets.into_iter().map(String::into_bytes).collect(),
-            revoke_older_links: stored.revoke_older_links,
-            max_code_attempts: stored.max_code_attempts,
-            max_code_attempts_per_identity: stored.max_code_attempts_per_identity,
-            code_attempt_window_ns: stored
-                .code_attempt_window_seconds
-                .saturating_mul(1_000_000_000),
-            notify_unknown_recipients: stored.notify_unknown_recipients,
-        }
     }
 
     /// Writes a message to `outbox/` as an RFC 5322 file.

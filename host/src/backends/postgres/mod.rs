@@ -31,6 +31,7 @@ macro_rules! record_select {
 }
 
 mod assertions;
+mod connect;
 mod connection;
 mod credentials;
 mod events;
@@ -50,7 +51,8 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::storage::promise;
 use crate::storage::{Backend, Job, Pending, Storage, UnitOfWork};
-use connection::{Conn, Losses, connect_once, tls};
+use connect::{connect_once, tls};
+use connection::{Conn, Losses};
 use platform::Platform;
 
 /// Connections (and worker threads) per process.

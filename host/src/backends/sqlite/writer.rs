@@ -7,9 +7,8 @@
 //! sparing the two thread hand-offs.
 
 use std::cell::Cell;
-use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
@@ -21,6 +20,11 @@ use rusqlite::Connection;
 use super::checkpointer::Checkpointer;
 use crate::storage::OnDurable;
 
+mod load;
+mod work;
+use load::Load;
+pub(super) use work::SqliteWork;
+
 /// Units of work one transaction takes at most: bounds how long the first
 /// of them waits for its answer.
 const MAX_BATCH: usize = 256;
@@ -30,12 +34,6 @@ const MAX_BATCH_TIME: Duration = Duration::from_millis(4);
 
 /// How long the writer looks for work before it sleeps.
 const SPIN_BEFORE_SLEEPING: Duration = Duration::from_micros(50);
-
-/// Submissions in a row that found no other unit in flight before a caller
-/// counts as alone: a unit run on its caller's thread while others queue
-/// would commit alone and keep them from the batch (measured in
-/// BENCHMARKS.md, "A lone caller without the two thread hand-offs").
-const LONE_STREAK: u32 = 8;
 
 /// A job of the writer: given its unit of work, it runs and returns whom to
 /// tell when its writes are durable.
@@ -83,37 +81,6 @@ type BatchLock = Arc<Mutex<()>>;
 
 fn hold(batch: &BatchLock) -> MutexGuard<'_, ()> {
     batch.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// How many units are in flight, and for how many submissions in a row
-/// there were none.
-#[derive(Default)]
-struct Load {
-    in_flight: AtomicUsize,
-    streak: AtomicU32,
-}
-
-impl Load {
-    /// Counts a unit in (until its `InFlight` drops), and says whether its
-    /// caller has been alone for [`LONE_STREAK`] submissions.
-    fn enter(self: &Arc<Self>) -> (InFlight, bool) {
-        let lone = if self.in_flight.fetch_add(1, Ordering::AcqRel) == 0 {
-            self.streak.fetch_add(1, Ordering::Relaxed) + 1 >= LONE_STREAK
-        } else {
-            self.streak.store(0, Ordering::Relaxed);
-            false
-        };
-        (InFlight(Arc::clone(self)), lone)
-    }
-}
-
-/// A unit counted in flight until it is settled (or dropped unsettled).
-struct InFlight(Arc<Load>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 thread_local! {
@@ -513,154 +480,5 @@ fn finish_batch(state: &mut WriterState) -> Result<()> {
     Ok(())
 }
 
-/// One unit of work: a savepoint on the writer's connection, usable while
-/// it is the open one.
-pub(super) struct SqliteWork {
-    shared: WriterCell,
-    unit: u64,
-}
-
-/// The writer's connection, borrowed by the open unit of work.
-pub(super) struct Conn<'a>(MutexGuard<'a, WriterState>);
-
-impl Deref for Conn<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.0.conn
-    }
-}
-
-impl SqliteWork {
-    pub(super) fn conn(&self) -> Result<Conn<'_>> {
-        let state = lock(&self.shared);
-        if !state.is_open(self.unit) {
-            bail!("this unit of work has ended");
-        }
-        Ok(Conn(state))
-    }
-
-    /// Keeps this unit's writes in the batch.
-    pub(super) fn keep(self) -> Result<()> {
-        let mut state = lock(&self.shared);
-        if !state.is_open(self.unit) {
-            bail!("this unit of work has ended");
-        }
-        end_unit(&mut state, true)
-        // `Drop` then finds the unit closed.
-    }
-}
-
-impl Drop for SqliteWork {
-    fn drop(&mut self) {
-        let mut state = lock(&self.shared);
-        if state.is_open(self.unit) {
-            let _ = end_unit(&mut state, false);
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::NewIdentity;
-    use crate::backends::SqliteStorage;
-    use crate::storage::{Backend, Identities};
-
-    #[test]
-    fn a_panic_on_the_writer_outside_a_unit_leaves_it_writing() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = SqliteStorage::open(dir.path().join("reclaim.db")).unwrap();
-        storage
-            .create_identity(&active("ann@example.com"), 0)
-            .unwrap();
-        storage.writer.send(Task::Alone(Box::new(|_| {
-            panic!("injected into the writer")
-        })));
-        storage.ping().expect("the writer still answers");
-        storage
-            .create_identity(&active("bob@example.com"), 0)
-            .unwrap();
-        assert_eq!(storage.list_identities().unwrap().len(), 2);
-    }
-
-    fn active(email: &str) -> NewIdentity {
-        NewIdentity {
-            email: Some(email.into()),
-            active: true,
-            ..Default::default()
-        }
-    }
-
-    /// Where each of `n` units, submitted one after another, ran.
-    fn threads_of_units(storage: &SqliteStorage, n: u32) -> Vec<ThreadId> {
-        (0..n)
-            .map(|_| {
-                storage
-                    .with_writer(|_| Ok(std::thread::current().id()))
-                    .unwrap()
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_caller_alone_for_a_streak_runs_its_units_on_its_own_thread() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = SqliteStorage::open(dir.path().join("reclaim.db")).unwrap();
-        let ran = threads_of_units(&storage, LONE_STREAK + 2);
-        let (writer, here) = (storage.writer.thread_id, std::thread::current().id());
-        // Until the streak is long enough, the writer thread runs them.
-        assert!(ran[..LONE_STREAK as usize - 1].iter().all(|t| *t == writer));
-        assert!(ran[LONE_STREAK as usize..].iter().all(|t| *t == here));
-        storage
-            .create_identity(&active("ann@example.com"), 0)
-            .unwrap();
-        assert_eq!(
-            storage.list_identities().unwrap().len(),
-            1,
-            "its writes are committed"
-        );
-    }
-
-    #[test]
-    fn a_unit_run_by_a_lone_caller_may_not_start_another() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(SqliteStorage::open(dir.path().join("reclaim.db")).unwrap());
-        threads_of_units(&storage, LONE_STREAK);
-        let inner = Arc::clone(&storage);
-        let nested = storage
-            .with_writer(move |_| {
-                assert_eq!(
-                    RUNNING_BATCH_OF.get(),
-                    inner.writer.id,
-                    "runs as a lone caller"
-                );
-                Ok(inner.with_writer(|_| Ok(())).map_err(|e| e.to_string()))
-            })
-            .unwrap();
-        let refused = nested.expect_err("a nested unit is refused, not waited for");
-        assert!(refused.contains("may not start another"), "{refused}");
-        storage.ping().expect("the writer goes on");
-    }
-
-    #[test]
-    fn units_from_many_threads_are_all_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(SqliteStorage::open(dir.path().join("reclaim.db")).unwrap());
-        threads_of_units(&storage, LONE_STREAK);
-        let writers: Vec<_> = (0..8)
-            .map(|t| {
-                let storage = Arc::clone(&storage);
-                std::thread::spawn(move || {
-                    for i in 0..50 {
-                        let email = format!("u{t}-{i}@example.com");
-                        storage.create_identity(&active(&email), 0).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for writer in writers {
-            writer.join().unwrap();
-        }
-        assert_eq!(storage.list_identities().unwrap().len(), 400);
-    }
-}
+mod tests;
