@@ -41,10 +41,8 @@
 //! own, after WASI and [`runtime::add_untraced_randomness`].
 
 pub mod backends;
-pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
-pub mod directory;
 pub mod events;
 #[cfg(feature = "server")]
 pub mod http;
@@ -54,8 +52,10 @@ pub mod passwords;
 pub mod request_context;
 pub mod runtime;
 pub mod settings;
-pub mod storage;
-pub mod wit;
+
+// The storage seam's crate, and its modules, under the names the host has
+// always given them.
+pub use reclaim_storage::{self as storage, clock, directory, wit};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directory::{Directory, Identity, NewIdentity, UserDirectory};

@@ -1,11 +1,7 @@
-//! The backends behind the storage seam (`storage`), each implementing it
-//! file for file, and [`open`]: the composition root, the one place that
-//! names a concrete backend and picks one for a [`Location`].
-
-pub mod memory;
-#[cfg(feature = "postgres")]
-pub mod postgres;
-pub mod sqlite;
+//! The composition root: [`open`] is the one place that names a concrete
+//! backend and picks one for a [`Location`]. Each backend is a crate of its
+//! own (`backends/` at the repository's root), implementing the storage
+//! seam (`reclaim-storage`) file for file.
 
 use std::sync::Arc;
 
@@ -13,10 +9,11 @@ use anyhow::Result;
 
 use crate::storage::{Backend, Unavailable, UnitOfWork};
 
-pub use memory::MemoryStorage;
+pub use crate::storage::directory::DirectoryQueries;
+pub use reclaim_memory::{self as memory, MemoryStorage};
 #[cfg(feature = "postgres")]
-pub use postgres::PostgresStorage;
-pub use sqlite::{Durability, SqliteStorage};
+pub use reclaim_postgres::{self as postgres, PostgresStorage};
+pub use reclaim_sqlite::{self as sqlite, Durability, SqliteStorage};
 
 /// Where and how the backend keeps its data.
 #[derive(Clone, Debug)]
@@ -39,17 +36,6 @@ pub enum Location {
     },
     /// Process memory: gone when the process ends (tests, benchmarks).
     Memory,
-}
-
-/// The platform's queries of one user, each taking its value as `$1` and
-/// yielding the columns `id`, `pk`, `email`, `display_name`, `locale`,
-/// `active` and optionally `second_factor`; run inside each operation's own
-/// transaction.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirectoryQueries {
-    pub by_id: String,
-    pub by_pk: String,
-    pub by_email: String,
 }
 
 /// Opens the backend at `location`: the one function that names a
@@ -90,3 +76,6 @@ pub fn is_unavailable(error: &anyhow::Error) -> bool {
 pub fn scratch_unit() -> Result<Box<dyn UnitOfWork>> {
     MemoryStorage::new().begin()
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@ use wasmtime::StoreLimitsBuilder;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::clock::{Clock, SystemClock, WasiWallClock};
+use crate::clock::{Clock, SystemClock};
 use crate::mail;
 use crate::settings::Settings;
 use crate::storage::outbox::QueuedMail;
@@ -355,5 +355,20 @@ impl settings::Host for Imports {
 
     fn template(&mut self, name: String, locale: String) -> Result<Option<MailTemplate>> {
         Ok(self.settings.templates.get(&name, &locale).cloned())
+    }
+}
+
+/// Presents the current operation's [`Clock`] as the guest's
+/// `wasi:clocks/wall-clock` (a warm instance serves operations of `Reclaim`s
+/// on different clocks, so the clock is looked up at each reading).
+struct WasiWallClock(Arc<RwLock<Arc<dyn Clock>>>);
+
+impl wasmtime_wasi::HostWallClock for WasiWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).now()
     }
 }

@@ -1,20 +1,19 @@
-//! The host's modules in layers: each imports only those below it, so the
-//! storage seam never names a backend, the backends never reach the mail or
-//! events that use them, and nothing below the server knows HTTP. Run it
-//! alone with `cargo test -p reclaim --test all layering`.
+//! The host's modules in layers: each imports only those below it, so
+//! nothing below the server knows HTTP and the embedding library never
+//! reaches the configuration. Below them all, crates the compiler keeps in
+//! order: the storage seam (`storage/`, with the WIT types, the clock and
+//! the directory) and each backend (`backends/`), which the host's
+//! `backends` module (the composition root) alone picks from. Run it alone
+//! with `cargo test -p reclaim --test all layering`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// Bottom first: a module may import itself and what comes before it.
-const LAYERS: [&str; 14] = [
-    "wit",
-    "clock",
+const LAYERS: [&str; 10] = [
     "request_context",
     "passwords",
     "settings",
-    "directory",
-    "storage",
     "backends",
     "events",
     "mail",
@@ -120,7 +119,7 @@ fn no_module_of_the_host_imports_one_above_it() {
             }
         }
     }
-    assert!(placed > 50, "only {placed} files were checked");
+    assert!(placed > 40, "only {placed} files were checked");
     upward.sort();
     upward.dedup();
     assert!(upward.is_empty(), "upward imports:\n{}", upward.join("\n"));

@@ -2,6 +2,21 @@
 //! connections; every write of this process goes through one writer thread
 //! that commits many units of work at once (`writer`). This file holds the
 //! connections; each domain's tables have a file of their own.
+//!
+//! ```
+//! use reclaim_storage::directory::NewIdentity;
+//! use reclaim_storage::wit::IdentityRef;
+//! use reclaim_storage::Identities;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! # let dir = tempfile::tempdir()?;
+//! let backend = reclaim_sqlite::SqliteStorage::open(dir.path().join("reclaim.db"))?;
+//! let new = NewIdentity { email: Some("ann@example.com".into()), active: true, ..Default::default() };
+//! let ann = backend.create_identity(&new, 0)?;
+//! assert!(backend.identity(&IdentityRef::Id(ann.id))?.is_some());
+//! # Ok(())
+//! # }
+//! ```
 
 mod assertions;
 mod checkpointer;
@@ -14,6 +29,9 @@ mod requests;
 mod schema;
 mod sessions;
 mod writer;
+
+// The seam's modules under the names the backend's files use.
+pub(crate) use reclaim_storage::{self as storage, clock, directory, wit};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -29,7 +47,7 @@ use writer::{SqliteWork, Task, Writer};
 /// Whether `cause` is SQLite finding the disk full: like a database out of
 /// reach, nothing was written and the same request can succeed once space
 /// returns, so callers answer 503 rather than 500.
-pub(crate) fn is_out_of_space(cause: &(dyn std::error::Error + 'static)) -> bool {
+pub fn is_out_of_space(cause: &(dyn std::error::Error + 'static)) -> bool {
     let full = |e: &rusqlite::ffi::Error| e.code == rusqlite::ErrorCode::DiskFull;
     match cause.downcast_ref::<rusqlite::Error>() {
         Some(rusqlite::Error::SqliteFailure(e, _)) => full(e),
@@ -60,7 +78,7 @@ struct Pool {
 
 /// When a commit is on disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Durability {
     /// `synchronous = FULL`: every commit is synced before it returns, so an

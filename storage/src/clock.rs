@@ -84,26 +84,10 @@ pub fn duration_nanos(d: Duration) -> u64 {
 /// A uniform draw from [0, 1) for the couriers' retry jitter: spreading
 /// retries needs no cryptographic strength, but the OS source costs nothing
 /// here.
-#[cfg(any(feature = "smtp", feature = "webhooks"))]
-pub(crate) fn jitter() -> f64 {
+pub fn jitter() -> f64 {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Presents the current operation's [`Clock`] as the guest's
-/// `wasi:clocks/wall-clock` (a warm instance serves operations of `Reclaim`s
-/// on different clocks, so the clock is looked up at each reading).
-pub(crate) struct WasiWallClock(pub Arc<std::sync::RwLock<Arc<dyn Clock>>>);
-
-impl wasmtime_wasi::HostWallClock for WasiWallClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_nanos(1)
-    }
-
-    fn now(&self) -> Duration {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).now()
-    }
 }
 
 #[cfg(test)]

@@ -216,7 +216,7 @@ enum Here {
     Directly,
     /// A tokio worker that waits for a sync of the disk hands its other
     /// tasks to another thread first (`block_in_place`).
-    #[cfg(feature = "server")]
+    #[cfg(feature = "multi-thread")]
     InPlace,
 }
 
@@ -224,11 +224,11 @@ impl Here {
     /// `None` on a current-thread runtime's thread, or (without the
     /// server's multi-thread runtime built in) any runtime's.
     fn now(
-        #[cfg_attr(not(feature = "server"), expect(unused_variables))] syncs: bool,
+        #[cfg_attr(not(feature = "multi-thread"), expect(unused_variables))] syncs: bool,
     ) -> Option<Self> {
         match tokio::runtime::Handle::try_current() {
             Err(_) => Some(Self::Directly),
-            #[cfg(feature = "server")]
+            #[cfg(feature = "multi-thread")]
             Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
                 Some(if syncs { Self::InPlace } else { Self::Directly })
             }
@@ -239,7 +239,7 @@ impl Here {
     fn block<T>(self, work: impl FnOnce() -> T) -> T {
         match self {
             Self::Directly => work(),
-            #[cfg(feature = "server")]
+            #[cfg(feature = "multi-thread")]
             Self::InPlace => tokio::task::block_in_place(work),
         }
     }

@@ -3,6 +3,20 @@
 //! holds the SQLite one to. Units of work run one at a time and undo their
 //! writes when dropped uncommitted, as the SQLite backend's do; the
 //! backend's own writes (claims, sessions, counters) wait their turn too.
+//!
+//! ```
+//! use reclaim_storage::directory::NewIdentity;
+//! use reclaim_storage::wit::IdentityRef;
+//! use reclaim_storage::Identities;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let backend = reclaim_memory::MemoryStorage::new();
+//! let new = NewIdentity { email: Some("ann@example.com".into()), active: true, ..Default::default() };
+//! let ann = backend.create_identity(&new, 0)?;
+//! assert!(backend.identity(&IdentityRef::Id(ann.id))?.is_some());
+//! # Ok(())
+//! # }
+//! ```
 
 mod assertions;
 mod credentials;
@@ -12,6 +26,9 @@ mod outbox;
 mod rate_limits;
 mod requests;
 mod sessions;
+
+// The seam's modules under the names the backend's files use.
+pub(crate) use reclaim_storage::{self as storage, clock, directory, wit};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -264,6 +281,3 @@ impl UnitOfWork for MemoryWork {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -44,7 +44,7 @@ pub trait Outbox {
 
 /// Where a message stands. Kratos' courier has the same four.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum MailStatus {
     /// Waiting for a courier (possibly until its next retry is due).

@@ -5,7 +5,7 @@
 
 use anyhow::Result;
 
-use crate::storage::events::Method;
+use crate::events::Method;
 
 /// An assertion to store, under a keyed hash of its secret.
 #[derive(Clone, Debug)]

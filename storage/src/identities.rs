@@ -188,7 +188,7 @@ pub fn replaced(old: &IdentityRecord, new: &NewIdentity, now: u64) -> IdentityRe
 }
 
 /// A JSON column's text, or none.
-pub(crate) fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
+pub fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
     value
         .as_ref()
         .filter(|v| !v.is_null())
@@ -196,6 +196,6 @@ pub(crate) fn json_text(value: &Option<serde_json::Value>) -> Option<String> {
 }
 
 /// A JSON column read back; a value that no longer parses reads as none.
-pub(crate) fn json_value(text: Option<String>) -> Option<serde_json::Value> {
+pub fn json_value(text: Option<String>) -> Option<serde_json::Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
 }

@@ -3,6 +3,20 @@
 //! transaction on one of them, committed when the component returned and
 //! rolled back when it trapped.
 //!
+//! ```no_run
+//! use reclaim_storage::directory::NewIdentity;
+//! use reclaim_storage::wit::IdentityRef;
+//! use reclaim_storage::Identities;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let backend = reclaim_postgres::PostgresStorage::open("postgresql://reclaim@localhost/reclaim", None)?;
+//! let new = NewIdentity { email: Some("ann@example.com".into()), active: true, ..Default::default() };
+//! let ann = backend.create_identity(&new, 0)?;
+//! assert!(backend.identity(&IdentityRef::Id(ann.id))?.is_some());
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Isolation is READ COMMITTED, and it is enough because nothing decides on
 //! a value it read earlier: every exclusive step is one guarded statement
 //! (`UPDATE ... WHERE used_at IS NULL ... RETURNING`; PostgreSQL re-checks
@@ -42,6 +56,9 @@ mod rate_limits;
 mod requests;
 mod schema;
 mod sessions;
+
+// The seam's modules under the names the backend's files use.
+pub(crate) use reclaim_storage::{self as storage, clock, directory, wit};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -87,7 +104,7 @@ impl PostgresStorage {
     pub fn open_with(
         url: &str,
         ca: Option<&std::path::Path>,
-        directory: Option<&crate::backends::DirectoryQueries>,
+        directory: Option<&crate::directory::DirectoryQueries>,
     ) -> Result<Self> {
         let mut config: tokio_postgres::Config = url
             .parse()
@@ -261,7 +278,7 @@ fn lock(cell: &Mutex<UnitCell>) -> MutexGuard<'_, UnitCell> {
 }
 
 /// One unit of work: the open transaction of a worker's connection.
-pub(super) struct PgWork {
+pub(crate) struct PgWork {
     cell: Arc<Mutex<UnitCell>>,
     unit: u64,
     platform: Option<Arc<Platform>>,
@@ -272,7 +289,7 @@ pub(super) struct PgWork {
 }
 
 /// The connection, borrowed by the running unit of work.
-pub(super) struct ConnGuard<'a>(MutexGuard<'a, UnitCell>);
+pub(crate) struct ConnGuard<'a>(MutexGuard<'a, UnitCell>);
 
 impl std::ops::Deref for ConnGuard<'_> {
     type Target = Conn;
@@ -288,7 +305,7 @@ impl std::ops::DerefMut for ConnGuard<'_> {
 }
 
 impl PgWork {
-    pub(super) fn conn(&self) -> Result<ConnGuard<'_>> {
+    pub(crate) fn conn(&self) -> Result<ConnGuard<'_>> {
         let state = lock(&self.cell);
         if !state.is_open(self.unit) {
             bail!("this unit of work has ended");

@@ -36,7 +36,7 @@ pub trait Directory {
 /// operation, which then writes nothing.
 ///
 /// ```
-/// use reclaim::{Identity, UserDirectory};
+/// use reclaim_storage::directory::{Identity, UserDirectory};
 ///
 /// struct Users(Vec<Identity>);
 ///
@@ -149,4 +149,15 @@ impl NewIdentity {
         }
         Ok(())
     }
+}
+
+/// The platform's queries of one user, each taking its value as `$1` and
+/// yielding the columns `id`, `pk`, `email`, `display_name`, `locale`,
+/// `active` and optionally `second_factor`; run inside each operation's own
+/// transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryQueries {
+    pub by_id: String,
+    pub by_pk: String,
+    pub by_email: String,
 }

@@ -11,13 +11,13 @@ use super::{WriterCell, WriterState, end_unit, lock};
 
 /// One unit of work: a savepoint on the writer's connection, usable while
 /// it is the open one.
-pub(in crate::backends::sqlite) struct SqliteWork {
+pub(crate) struct SqliteWork {
     pub(super) shared: WriterCell,
     pub(super) unit: u64,
 }
 
 /// The writer's connection, borrowed by the open unit of work.
-pub(in crate::backends::sqlite) struct Conn<'a>(MutexGuard<'a, WriterState>);
+pub(crate) struct Conn<'a>(MutexGuard<'a, WriterState>);
 
 impl Deref for Conn<'_> {
     type Target = Connection;
@@ -27,7 +27,7 @@ impl Deref for Conn<'_> {
 }
 
 impl SqliteWork {
-    pub(in crate::backends::sqlite) fn conn(&self) -> Result<Conn<'_>> {
+    pub(crate) fn conn(&self) -> Result<Conn<'_>> {
         let state = lock(&self.shared);
         if !state.is_open(self.unit) {
             bail!("this unit of work has ended");
@@ -36,7 +36,7 @@ impl SqliteWork {
     }
 
     /// Keeps this unit's writes in the batch.
-    pub(in crate::backends::sqlite) fn keep(self) -> Result<()> {
+    pub(crate) fn keep(self) -> Result<()> {
         let mut state = lock(&self.shared);
         if !state.is_open(self.unit) {
             bail!("this unit of work has ended");

@@ -84,11 +84,9 @@ impl DeliveryAttempt {
         let status = DeliveryStatus::after(&self.attempt).as_str();
         match &self.attempt {
             Attempt::Sent => (status, None, None),
-            Attempt::Retry { error, retry_at } => (
-                status,
-                Some(error.clone()),
-                Some(crate::storage::to_db(*retry_at)),
-            ),
+            Attempt::Retry { error, retry_at } => {
+                (status, Some(error.clone()), Some(crate::to_db(*retry_at)))
+            }
             Attempt::Abandon { error } => (status, Some(error.clone()), None),
         }
     }

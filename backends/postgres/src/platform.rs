@@ -9,7 +9,7 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, Row};
 
 use super::Conn;
-use crate::backends::DirectoryQueries;
+use crate::directory::DirectoryQueries;
 use crate::directory::Identity;
 
 /// What a user row gives besides the directory's identity.

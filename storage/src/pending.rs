@@ -74,7 +74,7 @@ pub fn submit<T: Send + 'static, E: From<anyhow::Error> + Send + 'static>(
 /// A job that runs `work` on its unit of work `W` and reports the result
 /// only when the writes are durable (or lost): a failure to begin or to
 /// make the writes durable wins over what `work` returned.
-pub(crate) fn settling<W, T: Send + 'static, E: From<anyhow::Error> + Send + 'static>(
+pub fn settling<W, T: Send + 'static, E: From<anyhow::Error> + Send + 'static>(
     work: impl FnOnce(W) -> Result<T, E> + Send + 'static,
 ) -> (
     impl FnOnce(Result<W>) -> OnDurable + Send + 'static,
@@ -91,7 +91,7 @@ pub(crate) fn settling<W, T: Send + 'static, E: From<anyhow::Error> + Send + 'st
 }
 
 /// A [`Pending`] and the sender that settles it.
-pub(crate) fn promise<T, E>() -> (tokio::sync::oneshot::Sender<Result<T, E>>, Pending<T, E>) {
+pub fn promise<T, E>() -> (tokio::sync::oneshot::Sender<Result<T, E>>, Pending<T, E>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     (tx, Pending(rx))
 }

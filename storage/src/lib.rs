@@ -1,16 +1,39 @@
-//! Everything the host keeps, behind one seam. A backend is a [`Backend`]:
+//! Reclaim's storage seam: everything the host keeps, behind one seam.
+//!
+//! ```
+//! use reclaim_storage::directory::NewIdentity;
+//! use reclaim_storage::wit::IdentityRef;
+//! use reclaim_storage::{Backend, Identities};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! // Any backend: the memory one here, SQLite or PostgreSQL in a service.
+//! let backend: Box<dyn Backend> = Box::new(reclaim_memory::MemoryStorage::new());
+//! let new = NewIdentity { email: Some("ann@example.com".into()), active: true, ..Default::default() };
+//! let ann = backend.create_identity(&new, 0)?;
+//! let found = backend.identity(&IdentityRef::Id(ann.id.clone()))?.expect("stored");
+//! assert_eq!(found.email.as_deref(), Some("ann@example.com"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A backend is a [`Backend`]:
 //! units of work for the component's operations and the host's writes
 //! around them ([`Storage`]: credentials, the directory and its
 //! administration, sessions, hand-off assertions, events, the outbox, the
 //! request queue), and the host's reads and own keeping (identities, the
 //! request queue, the outbox, webhook deliveries and the audit trail, rate
 //! limits, health). The rest of the host holds an
-//! `Arc<dyn Backend>`. The seam names no backend: they implement it in
-//! `backends/`, and `backends::open` is the one place that picks one.
+//! `Arc<dyn Backend>`. The seam names no backend: each is a crate of its own
+//! under `backends/` that implements it file for file, and the host's
+//! `backends::open` is the one place that picks one. The types the seam
+//! speaks are here too: the WIT contract's ([`wit`]), the [`clock`], the
+//! identity [`directory`].
 
 pub mod assertions;
+pub mod clock;
 pub mod credentials;
 pub mod directed;
+pub mod directory;
 pub mod events;
 pub mod identities;
 pub mod outbox;
@@ -18,6 +41,7 @@ mod pending;
 pub mod rate_limits;
 pub mod requests;
 pub mod sessions;
+pub mod wit;
 
 use anyhow::Result;
 
@@ -32,7 +56,8 @@ pub use identities::{
     ManagedByPlatform,
 };
 pub use pending::{OnDurable, Pending, submit, transact};
-pub(crate) use pending::{promise, settling};
+#[doc(hidden)]
+pub use pending::{promise, settling};
 pub use rate_limits::{Quota, RateLimits};
 pub use requests::{QueuedRequest, RequestQueue, Requests};
 pub use sessions::{Completed, LiveSession, NewSession, SessionStore};

@@ -1,7 +1,7 @@
 use super::load::LONE_STREAK;
 use super::*;
-use crate::NewIdentity;
-use crate::backends::SqliteStorage;
+use crate::SqliteStorage;
+use crate::directory::NewIdentity;
 use crate::storage::{Backend, Identities};
 
 #[test]
