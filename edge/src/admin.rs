@@ -13,6 +13,19 @@ use crate::engine::{self, IdentityRef, wired};
 use crate::reply::Reply;
 use crate::request::Request;
 use crate::settings::{self, Settings};
+use reclaim_wire::routes::Route;
+
+/// This area's answer to `route`, if it is one of its routes; `id` is the
+/// path's `{id}`.
+pub fn answer(route: Route, id: &str, request: &Request) -> Option<Reply> {
+    Some(match route {
+        Route::RecoveryLink => create_recovery_link(request),
+        Route::RecoveryCode => create_recovery_code(request),
+        Route::AuthentikRecovery => authentik_recovery(request, id),
+        Route::AuthentikRecoveryEmail => authentik_recovery_email(request, id),
+        _ => return None,
+    })
+}
 
 fn authorized(request: &Request) -> bool {
     admin_authorized(request.header("authorization"), &settings::admin_token())
@@ -29,7 +42,7 @@ fn kratos_route(
     Reply::from(work(&request.id).unwrap_or_else(|e| Answer::from(&e)))
 }
 
-pub fn create_recovery_link(request: &Request) -> Reply {
+fn create_recovery_link(request: &Request) -> Reply {
     kratos_route(request, |id| {
         let allowed = settings::allowed_return_urls();
         let asked = kratos::admit_issue(&request.query, &request.body, &allowed, id)?;
@@ -43,7 +56,7 @@ pub fn create_recovery_link(request: &Request) -> Reply {
     })
 }
 
-pub fn create_recovery_code(request: &Request) -> Reply {
+fn create_recovery_code(request: &Request) -> Reply {
     kratos_route(request, |id| {
         let allowed = settings::allowed_return_urls();
         let asked = kratos::admit_issue(&request.query, &request.body, &allowed, id)?;
@@ -69,7 +82,7 @@ fn authentik_route(
     Reply::from(work().unwrap_or_else(|e| Answer::from(&e)))
 }
 
-pub fn authentik_recovery(request: &Request, pk: &str) -> Reply {
+fn authentik_recovery(request: &Request, pk: &str) -> Reply {
     authentik_route(request, || {
         let asked = authentik::admit_recovery(pk, &request.body)?;
         let link = wired(engine::create_link(
@@ -82,7 +95,7 @@ pub fn authentik_recovery(request: &Request, pk: &str) -> Reply {
     })
 }
 
-pub fn authentik_recovery_email(request: &Request, pk: &str) -> Reply {
+fn authentik_recovery_email(request: &Request, pk: &str) -> Reply {
     authentik_route(request, || {
         let asked = authentik::admit_recovery_email(pk, &request.query, &request.body)?;
         let user = directory::get_by_pk(asked.pk);

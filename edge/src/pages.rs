@@ -24,6 +24,7 @@ use crate::engine::{self, wired};
 use crate::reply::Reply;
 use crate::request::Request;
 use crate::settings::{self, Settings};
+use reclaim_wire::routes::Route;
 
 /// The templates, parsed once per instance: a request may render two pages
 /// (a form and its error), and a runtime may keep the instance.
@@ -37,6 +38,17 @@ fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Reply {
         Ok(html) => Reply::html(status, html),
         Err(_) => Reply::new(StatusCode::INTERNAL_SERVER_ERROR),
     }
+}
+
+/// This area's answer to `route`, if it is one of its routes.
+pub fn answer(route: Route, request: &Request) -> Option<Reply> {
+    Some(match route {
+        Route::RecoveryPage if request.method == http::Method::POST => self::request(request),
+        Route::RecoveryPage => show(request),
+        Route::RecoveryConfirm => confirm(request),
+        Route::RecoveryCodeForm => code(request),
+        _ => return None,
+    })
 }
 
 /// A problem page that offers to request a new link.
@@ -143,7 +155,7 @@ struct RecoveryQuery {
 
 /// `GET /self-service/recovery`: the request form, a link's confirmation
 /// page (a dead link says so at once), or a flow's code form.
-pub fn show(request: &Request) -> Reply {
+fn show(request: &Request) -> Reply {
     let q: RecoveryQuery = serde_urlencoded::from_str(&request.query).unwrap_or_default();
     let settings = Settings::load();
     match (q.flow, q.token) {
@@ -186,7 +198,7 @@ struct RequestForm {
 }
 
 /// `POST /self-service/recovery`: the same page for every address.
-pub fn request(request: &Request) -> Reply {
+fn request(request: &Request) -> Reply {
     let (form, settings) = match posted::<RequestForm>(request) {
         Ok(posted) => posted,
         Err(reply) => return reply,
@@ -217,7 +229,7 @@ struct ConfirmForm {
 }
 
 /// `POST /self-service/recovery/confirm`: only now is the link redeemed.
-pub fn confirm(request: &Request) -> Reply {
+fn confirm(request: &Request) -> Reply {
     let form = match posted::<ConfirmForm>(request) {
         Ok((form, _)) => form,
         Err(reply) => return reply,
@@ -235,7 +247,7 @@ struct CodeForm {
 
 /// `POST /self-service/recovery/code`: wrong codes count, and the limit
 /// ends the flow.
-pub fn code(request: &Request) -> Reply {
+fn code(request: &Request) -> Reply {
     let (form, settings) = match posted::<CodeForm>(request) {
         Ok(posted) => posted,
         Err(reply) => return reply,

@@ -27,15 +27,18 @@ pub fn route(request: &Request) -> Reply {
         }
     };
     let id = found.param("id").unwrap_or_default();
-    match found.spec.route {
-        Route::RecoveryLink => admin::create_recovery_link(request),
-        Route::RecoveryCode => admin::create_recovery_code(request),
-        Route::AuthentikRecovery => admin::authentik_recovery(request, id),
-        Route::AuthentikRecoveryEmail => admin::authentik_recovery_email(request, id),
-        Route::RecoveryPage if request.method == http::Method::POST => pages::request(request),
-        Route::RecoveryPage => pages::show(request),
-        Route::RecoveryConfirm => pages::confirm(request),
-        Route::RecoveryCodeForm => pages::code(request),
+    // Each area answers its own routes; `find` answered 404 for those not
+    // on the edge already.
+    let route = found.spec.route;
+    admin::answer(route, id, request)
+        .or_else(|| pages::answer(route, request))
+        .or_else(|| own(route))
+        .unwrap_or_else(|| Reply::new(StatusCode::NOT_FOUND))
+}
+
+/// This module's own routes: health and the stylesheet.
+fn own(route: Route) -> Option<Reply> {
+    Some(match route {
         Route::Alive => Reply::json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         Route::Stylesheet => {
             let mut reply = Reply::new(StatusCode::OK);
@@ -45,17 +48,6 @@ pub fn route(request: &Request) -> Reply {
             reply.body = STYLESHEET.as_bytes().to_vec();
             reply
         }
-        // Not on the edge: `find` answered 404 for them already.
-        Route::RedeemAssertion
-        | Route::Events
-        | Route::Identities
-        | Route::Identity
-        | Route::IdentityByExternalId
-        | Route::IdentitySessions
-        | Route::IdentitySchema
-        | Route::RecoveryPassword
-        | Route::Ready
-        | Route::Metrics
-        | Route::OpenApi => Reply::new(StatusCode::NOT_FOUND),
-    }
+        _ => return None,
+    })
 }

@@ -561,7 +561,9 @@ fn spinning_guest() -> &'static [u8] {
     static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     WASM.get_or_init(|| {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target = root.join("target").join("guests");
+        // The target directory host/build.rs builds the components in: the
+        // dependencies they share are built once.
+        let target = root.join("target").join("component");
         let status = std::process::Command::new(option_env!("CARGO").unwrap_or("cargo"))
             .current_dir(root)
             .args([

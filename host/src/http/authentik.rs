@@ -8,8 +8,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use reclaim_wire::answer::Answer;
 use reclaim_wire::authentik::{self, AuthentikError, EmailStageQuery, Link, RecoveryOptions};
+use reclaim_wire::routes::{Route, Verb};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{AppState, request_id};
 use crate::operations::{EmailOptions, Error};
@@ -138,4 +142,21 @@ pub async fn recovery_email(
         }
         .await,
     )
+}
+
+/// This area's handler of one method of a route (`http::endpoint`).
+pub(super) fn endpoint(route: Route, verb: Verb) -> Option<MethodRouter<AppState>> {
+    use axum::routing::post;
+    Some(match (route, verb) {
+        (Route::AuthentikRecovery, Verb::Post) => post(recovery),
+        (Route::AuthentikRecoveryEmail, Verb::Post) => post(recovery_email),
+        _ => return None,
+    })
+}
+
+/// This area's routes in the OpenAPI document.
+pub(super) fn openapi() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(recovery))
+        .routes(routes!(recovery_email))
 }

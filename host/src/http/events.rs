@@ -10,9 +10,13 @@ use axum::extract::{OriginalUri, Query, State};
 use axum::http::HeaderValue;
 use axum::http::header::LINK;
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use reclaim_wire::kratos::ErrorGeneric;
+use reclaim_wire::routes::{Route, Verb};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::kratos::{KratosError, json_body};
 use super::{AppState, request_id};
@@ -161,4 +165,23 @@ pub async fn list_events(
         response.headers_mut().insert(LINK, value);
     }
     Ok(response)
+}
+
+/// This area's handler of one method of a route (`http::endpoint`).
+pub(super) fn endpoint(route: Route, verb: Verb) -> Option<MethodRouter<AppState>> {
+    use axum::routing::{get, post};
+    Some(match (route, verb) {
+        (Route::RedeemAssertion, Verb::Post) => post(redeem_assertion),
+        (Route::Events, Verb::Get) => get(list_events),
+        _ => return None,
+    })
+}
+
+/// This area's routes in the OpenAPI document.
+pub(super) fn openapi() -> OpenApiRouter<AppState> {
+    super::kratos_admin(|| {
+        OpenApiRouter::new()
+            .routes(routes!(redeem_assertion))
+            .routes(routes!(list_events))
+    })
 }

@@ -10,12 +10,16 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::header::LINK;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use reclaim_wire::identities::{
     self as wire, BatchPatchIdentitiesResponse, CreateIdentityBody, Identity,
     IdentityPatchResponse, ListIdentitiesQuery, PatchIdentitiesBody, UpdateIdentityBody,
 };
 use reclaim_wire::kratos::ErrorGeneric;
+use reclaim_wire::routes::{Route, Verb};
 use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::kratos::KratosError;
 use super::{AppState, request_id};
@@ -410,4 +414,46 @@ pub async fn identity_schema(Path(id): Path<String>) -> Result<Json<Value>, Krat
             &request_id(),
         )))
     }
+}
+
+/// This area's handler of one method of a route (`http::endpoint`). The
+/// identity routes take batches of a few MiB: their handlers read bodies of
+/// up to 8 MiB themselves, after the token is checked, so only an
+/// administrator can make the server read that much.
+pub(super) fn endpoint(route: Route, verb: Verb) -> Option<MethodRouter<AppState>> {
+    use axum::routing::{delete, get, patch, post, put};
+    Some(match (route, verb) {
+        (Route::Identities, Verb::Get) => get(list_identities),
+        (Route::Identities, Verb::Post) => post(create_identity),
+        (Route::Identities, Verb::Patch) => patch(batch_patch_identities),
+        (Route::Identity, Verb::Get) => get(get_identity),
+        (Route::Identity, Verb::Put) => put(update_identity),
+        (Route::Identity, Verb::Patch) => patch(patch_identity),
+        (Route::Identity, Verb::Delete) => delete(delete_identity),
+        (Route::IdentityByExternalId, Verb::Get) => get(get_identity_by_external_id),
+        (Route::IdentitySessions, Verb::Delete) => delete(delete_identity_sessions),
+        (Route::IdentitySchema, Verb::Get) => get(identity_schema),
+        _ => return None,
+    })
+}
+
+/// This area's routes in the OpenAPI document.
+pub(super) fn openapi() -> OpenApiRouter<AppState> {
+    super::kratos_admin(|| {
+        OpenApiRouter::new()
+            .routes(routes!(
+                create_identity,
+                list_identities,
+                batch_patch_identities
+            ))
+            .routes(routes!(
+                get_identity,
+                update_identity,
+                patch_identity,
+                delete_identity
+            ))
+            .routes(routes!(get_identity_by_external_id))
+            .routes(routes!(delete_identity_sessions))
+    })
+    .routes(routes!(identity_schema))
 }

@@ -8,11 +8,15 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
 use reclaim_wire::answer::Answer;
 use reclaim_wire::kratos::{
     self, CreateRecoveryCodeForIdentityBody, CreateRecoveryLinkForIdentityBody, ErrorGeneric,
     IssueRequest, RecoveryCodeForIdentity, RecoveryLinkForIdentity, ReturnTo,
 };
+use reclaim_wire::routes::{Route, Verb};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{AppState, request_id};
 use crate::operations::Error;
@@ -163,4 +167,23 @@ pub async fn create_recovery_code(
 /// 401 in Kratos' shape.
 pub fn unauthorized() -> Response {
     KratosError(ErrorGeneric::unauthorized(&request_id())).into_response()
+}
+
+/// This area's handler of one method of a route (`http::endpoint`).
+pub(super) fn endpoint(route: Route, verb: Verb) -> Option<MethodRouter<AppState>> {
+    use axum::routing::post;
+    Some(match (route, verb) {
+        (Route::RecoveryLink, Verb::Post) => post(create_recovery_link),
+        (Route::RecoveryCode, Verb::Post) => post(create_recovery_code),
+        _ => return None,
+    })
+}
+
+/// This area's routes in the OpenAPI document.
+pub(super) fn openapi() -> OpenApiRouter<AppState> {
+    super::kratos_admin(|| {
+        OpenApiRouter::new()
+            .routes(routes!(create_recovery_link))
+            .routes(routes!(create_recovery_code))
+    })
 }

@@ -100,85 +100,68 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The handler of one method of a route. The identity routes take batches
-/// of a few MiB: their handlers read bodies of up to 8 MiB themselves,
-/// after the token is checked, so only an administrator can make the
-/// server read that much.
+/// The handler of one method of a route: each area answers its own
+/// routes (`endpoint` in its module) and documents them (`openapi`), so a
+/// route is added to its area's file and the wire crate's table alone.
 fn endpoint(route: Route, verb: Verb) -> MethodRouter<AppState> {
-    use axum::routing::{delete, get, patch, post, put};
-    match (route, verb) {
-        (Route::RecoveryLink, Verb::Post) => post(kratos::create_recovery_link),
-        (Route::RecoveryCode, Verb::Post) => post(kratos::create_recovery_code),
-        (Route::RedeemAssertion, Verb::Post) => post(events::redeem_assertion),
-        (Route::Events, Verb::Get) => get(events::list_events),
-        (Route::Identities, Verb::Get) => get(identities::list_identities),
-        (Route::Identities, Verb::Post) => post(identities::create_identity),
-        (Route::Identities, Verb::Patch) => patch(identities::batch_patch_identities),
-        (Route::Identity, Verb::Get) => get(identities::get_identity),
-        (Route::Identity, Verb::Put) => put(identities::update_identity),
-        (Route::Identity, Verb::Patch) => patch(identities::patch_identity),
-        (Route::Identity, Verb::Delete) => delete(identities::delete_identity),
-        (Route::IdentityByExternalId, Verb::Get) => get(identities::get_identity_by_external_id),
-        (Route::IdentitySessions, Verb::Delete) => delete(identities::delete_identity_sessions),
-        (Route::IdentitySchema, Verb::Get) => get(identities::identity_schema),
-        (Route::AuthentikRecovery, Verb::Post) => post(authentik::recovery),
-        (Route::AuthentikRecoveryEmail, Verb::Post) => post(authentik::recovery_email),
-        (Route::RecoveryPage, Verb::Get) => get(self_service::show),
-        (Route::RecoveryPage, Verb::Post) => post(self_service::request),
-        (Route::RecoveryConfirm, Verb::Post) => post(self_service::redeem::confirm),
-        (Route::RecoveryCodeForm, Verb::Post) => post(self_service::redeem::code),
-        (Route::RecoveryPassword, Verb::Get) => get(self_service::password::password_form),
-        (Route::RecoveryPassword, Verb::Post) => post(self_service::password::set_password),
+    AREAS
+        .iter()
+        .find_map(|(endpoint, _)| endpoint(route, verb))
+        .unwrap_or_else(|| {
+            unreachable!("the route table gives {route:?} a {verb:?} with no handler")
+        })
+}
+
+type Endpoint = fn(Route, Verb) -> Option<MethodRouter<AppState>>;
+type Documented = fn() -> OpenApiRouter<AppState>;
+
+/// The application's areas.
+const AREAS: [(Endpoint, Documented); 7] = [
+    (kratos::endpoint, kratos::openapi),
+    (authentik::endpoint, authentik::openapi),
+    (identities::endpoint, identities::openapi),
+    (events::endpoint, events::openapi),
+    (self_service::endpoint, self_service::openapi),
+    (observe::endpoint, observe::openapi),
+    (own_endpoint, own_openapi),
+];
+
+/// Kratos' admin routes, documented under both prefixes they answer on.
+fn kratos_admin(routes: impl Fn() -> OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .nest("/admin", routes())
+        .nest("/iam", routes())
+}
+
+/// This module's own routes: health, the stylesheet and the document.
+fn own_endpoint(route: Route, verb: Verb) -> Option<MethodRouter<AppState>> {
+    use axum::routing::get;
+    Some(match (route, verb) {
         (Route::Stylesheet, Verb::Get) => get(stylesheet),
         (Route::Alive, Verb::Get) => get(alive),
         (Route::Ready, Verb::Get) => get(ready),
-        (Route::Metrics, Verb::Get) => get(observe::metrics_document),
         (Route::OpenApi, Verb::Get) => get(openapi_document),
-        (route, verb) => unreachable!("the route table gives {route:?} a {verb:?} with no handler"),
-    }
+        _ => return None,
+    })
+}
+
+fn own_openapi() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(alive))
+        .routes(routes!(ready))
+        .routes(routes!(stylesheet))
+        .routes(routes!(openapi_document))
 }
 
 /// The OpenAPI document of the routes, from their handlers' `utoipa::path`
 /// attributes (a test holds it to the route table).
 fn openapi() -> utoipa::openapi::OpenApi {
-    let kratos = || {
-        OpenApiRouter::<AppState>::new()
-            .routes(routes!(
-                identities::create_identity,
-                identities::list_identities,
-                identities::batch_patch_identities
-            ))
-            .routes(routes!(
-                identities::get_identity,
-                identities::update_identity,
-                identities::patch_identity,
-                identities::delete_identity
-            ))
-            .routes(routes!(identities::get_identity_by_external_id))
-            .routes(routes!(identities::delete_identity_sessions))
-            .routes(routes!(kratos::create_recovery_link))
-            .routes(routes!(kratos::create_recovery_code))
-            .routes(routes!(events::redeem_assertion))
-            .routes(routes!(events::list_events))
-    };
-    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
-        .nest("/admin", kratos())
-        .nest("/iam", kratos())
-        .routes(routes!(authentik::recovery))
-        .routes(routes!(authentik::recovery_email))
-        .routes(routes!(alive))
-        .routes(routes!(ready))
-        .routes(routes!(self_service::show, self_service::request))
-        .routes(routes!(self_service::redeem::confirm))
-        .routes(routes!(self_service::redeem::code))
-        .routes(routes!(
-            self_service::password::password_form,
-            self_service::password::set_password
-        ))
-        .routes(routes!(stylesheet))
-        .routes(routes!(identities::identity_schema))
-        .routes(routes!(openapi_document))
-        .routes(routes!(observe::metrics_document))
+    AREAS
+        .iter()
+        .fold(
+            OpenApiRouter::with_openapi(ApiDoc::openapi()),
+            |doc, (_, documented)| doc.merge(documented()),
+        )
         .into_openapi()
 }
 

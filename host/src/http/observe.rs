@@ -2,8 +2,12 @@
 //! request metrics, tied together by a request id that error bodies and the
 //! `X-Request-Id` header carry; and the Prometheus `/metrics` document.
 
+use axum::routing::MethodRouter;
+use reclaim_wire::routes::{Route, Verb};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -163,4 +167,18 @@ pub async fn metrics_document(State(app): State<AppState>) -> Response {
         prometheus().render(),
     )
         .into_response()
+}
+
+/// This area's handler of one method of a route (`http::endpoint`).
+pub(super) fn endpoint(route: Route, verb: Verb) -> Option<MethodRouter<AppState>> {
+    use axum::routing::get;
+    Some(match (route, verb) {
+        (Route::Metrics, Verb::Get) => get(metrics_document),
+        _ => return None,
+    })
+}
+
+/// This area's routes in the OpenAPI document.
+pub(super) fn openapi() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics_document))
 }

@@ -7,7 +7,11 @@
 pub mod password;
 pub mod redeem;
 
+use axum::routing::MethodRouter;
+use reclaim_wire::routes::{Route, Verb};
 use std::net::SocketAddr;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
@@ -222,4 +226,27 @@ fn forged(app: &AppState, headers: &HeaderMap, token: Option<&str>) -> Option<Re
     }
     let (status, title, message) = FORGED;
     Some(app.pages.problem(status, title, message))
+}
+
+/// This area's handler of one method of a route (`http::endpoint`).
+pub(super) fn endpoint(route: Route, verb: Verb) -> Option<MethodRouter<AppState>> {
+    use axum::routing::{get, post};
+    Some(match (route, verb) {
+        (Route::RecoveryPage, Verb::Get) => get(show),
+        (Route::RecoveryPage, Verb::Post) => post(request),
+        (Route::RecoveryConfirm, Verb::Post) => post(redeem::confirm),
+        (Route::RecoveryCodeForm, Verb::Post) => post(redeem::code),
+        (Route::RecoveryPassword, Verb::Get) => get(password::password_form),
+        (Route::RecoveryPassword, Verb::Post) => post(password::set_password),
+        _ => return None,
+    })
+}
+
+/// This area's routes in the OpenAPI document.
+pub(super) fn openapi() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, request))
+        .routes(routes!(redeem::confirm))
+        .routes(routes!(redeem::code))
+        .routes(routes!(password::password_form, password::set_password))
 }

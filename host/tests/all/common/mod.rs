@@ -571,7 +571,9 @@ pub fn storage_guest() -> &'static [u8] {
     static WASM: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     WASM.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let target = root.join("target").join("guests");
+        // The target directory host/build.rs builds the components in: the
+        // dependencies they share are built once.
+        let target = root.join("target").join("component");
         let status = Command::new(env!("CARGO"))
             .current_dir(root)
             .args(["build", "--package", "reclaim-storage-contract"])
