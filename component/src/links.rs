@@ -32,12 +32,12 @@ pub fn is_usable_base(public_url: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#'))
 }
 
-/// `host[:port]`: a DNS name in ASCII (punycode for an international one),
-/// an IPv4 address, or an IPv6 literal in brackets; no user info. Narrower
-/// than URLs allow, by hand because the component carries no URL parser:
-/// what passes parses everywhere as the host it reads as here (a host
-/// whose last label starts with a digit must be a whole IPv4 address, as
-/// the URL standard reads it as one).
+/// `host[:port]`: a DNS name in ASCII (punycode for an international one)
+/// that the URL standard's domain-to-ASCII takes (`idna`, as URL parsers
+/// run it: a bad punycode label fails there), an IPv4 address, or an IPv6
+/// literal in brackets; no user info. Narrower than URLs allow, as the
+/// component carries no URL parser: a host whose last label starts with a
+/// digit must be a whole IPv4 address, as the URL standard reads it as one.
 fn usable_authority(authority: &str) -> bool {
     let (host_ok, port) = match authority.strip_prefix('[') {
         Some(literal) => match literal.split_once(']') {
@@ -52,6 +52,7 @@ fn usable_authority(authority: &str) -> bool {
                 && host
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+                && idna::domain_to_ascii_cow(host.as_bytes(), idna::AsciiDenyList::URL).is_ok()
                 && (!last.starts_with(|c: char| c.is_ascii_digit())
                     || name.parse::<std::net::Ipv4Addr>().is_ok());
             (ok, port)
@@ -106,6 +107,7 @@ mod tests {
             "https://x y",
             // Found by the fuzz target: a host no URL parser takes.
             "https://<<<<",
+            "http://XN--ssssssssssssss",
             "https://bücher.example",
             "https://ann@id.example",
             "https://1.2.3.999",
