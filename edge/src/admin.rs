@@ -7,13 +7,13 @@ use reclaim_wire::answer::Answer;
 use reclaim_wire::authentik::{self, AuthentikError};
 use reclaim_wire::checks::admin_authorized;
 use reclaim_wire::kratos::{self, ErrorGeneric};
+use reclaim_wire::routes::Route;
 
 use crate::bindings::reclaim::recovery::directory;
 use crate::engine::{self, IdentityRef, wired};
 use crate::reply::Reply;
 use crate::request::Request;
 use crate::settings::{self, Settings};
-use reclaim_wire::routes::Route;
 
 /// This area's answer to `route`, if it is one of its routes; `id` is the
 /// path's `{id}`.
@@ -37,9 +37,9 @@ fn kratos_route(
     work: impl FnOnce(&str) -> Result<Answer, ErrorGeneric>,
 ) -> Reply {
     if !authorized(request) {
-        return Reply::from(Answer::from(&ErrorGeneric::unauthorized(&request.id)));
+        return Reply::kratos(&ErrorGeneric::unauthorized(&request.id));
     }
-    Reply::from(work(&request.id).unwrap_or_else(|e| Answer::from(&e)))
+    work(&request.id).map_or_else(|e| Reply::kratos(&e), Reply::from)
 }
 
 fn create_recovery_link(request: &Request) -> Reply {
@@ -77,9 +77,9 @@ fn authentik_route(
     work: impl FnOnce() -> Result<Answer, AuthentikError>,
 ) -> Reply {
     if !authorized(request) {
-        return Reply::from(Answer::from(&AuthentikError::Forbidden));
+        return Reply::authentik(&AuthentikError::Forbidden);
     }
-    Reply::from(work().unwrap_or_else(|e| Answer::from(&e)))
+    work().map_or_else(|e| Reply::authentik(&e), Reply::from)
 }
 
 fn authentik_recovery(request: &Request, pk: &str) -> Reply {

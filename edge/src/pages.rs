@@ -17,6 +17,7 @@ use minijinja::context;
 use reclaim_wire::csrf::{self, from_our_pages};
 use reclaim_wire::pages::{FORGED, NOT_AN_ADDRESS, Pages, UNREADABLE_FORM};
 use reclaim_wire::refusal::{Kind, Outcome};
+use reclaim_wire::routes::Route;
 use reclaim_wire::{PAGES_PATH, checks};
 use serde::Deserialize;
 
@@ -24,7 +25,6 @@ use crate::engine::{self, wired};
 use crate::reply::Reply;
 use crate::request::Request;
 use crate::settings::{self, Settings};
-use reclaim_wire::routes::Route;
 
 /// The templates, parsed once per instance: a request may render two pages
 /// (a form and its error), and a runtime may keep the instance.

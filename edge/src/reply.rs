@@ -67,13 +67,14 @@ impl Reply {
         self
     }
 
+    /// `e` as the wire crate answers it (`reclaim_wire::answer`).
     pub fn kratos(e: &ErrorGeneric) -> Self {
-        Self::json(e.status(), e)
+        Self::from(reclaim_wire::answer::Answer::from(e))
     }
 
+    /// `e` as the wire crate answers it.
     pub fn authentik(e: &AuthentikError) -> Self {
-        let (status, body) = e.reply();
-        Self::json(status, &body)
+        Self::from(reclaim_wire::answer::Answer::from(e))
     }
 
     /// A refusal of the limits in the shape of `path`'s API, as

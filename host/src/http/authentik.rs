@@ -3,7 +3,6 @@
 //! adapts the wire crate's `admit`, `plan` and `answer` of its route
 //! (`reclaim_wire::authentik`), which the edge adapts too.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -39,8 +38,7 @@ impl From<Error> for Authentik {
 
 impl IntoResponse for Authentik {
     fn into_response(self) -> Response {
-        let (status, body) = self.0.reply();
-        (status, Json(body)).into_response()
+        super::respond(Answer::from(&self.0))
     }
 }
 

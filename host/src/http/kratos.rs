@@ -3,7 +3,6 @@
 //! Each handler adapts the wire crate's `admit` and `answer` of its route
 //! (`reclaim_wire::kratos`), which the edge adapts too.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
@@ -44,7 +43,7 @@ impl IntoResponse for KratosError {
     fn into_response(self) -> Response {
         let e = &self.0.error;
         tracing::info!(request = %e.request, code = e.code, message = %e.message, "admin request refused");
-        (self.0.status(), Json(self.0)).into_response()
+        super::respond(Answer::from(&self.0))
     }
 }
 
