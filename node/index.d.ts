@@ -73,6 +73,7 @@ export class RecoveryError extends Error {
   reason: string;
 }
 
+/** What a tunable leaves out takes the component's default (`wit/recovery.wit`). */
 export interface Settings {
   publicUrl: string;
   /** Newest first; at least 32 bytes each. */
@@ -81,9 +82,9 @@ export interface Settings {
   maxLifespanSeconds?: number;
   revokeOlderLinks?: boolean;
   maxCodeAttempts?: number;
-  /** Wrong codes an identity survives across its flows (default 10). */
+  /** Wrong codes an identity survives across its flows. */
   maxCodeAttemptsPerIdentity?: number;
-  /** The window of `maxCodeAttemptsPerIdentity`, in seconds (default 3600). */
+  /** The window of `maxCodeAttemptsPerIdentity`, in seconds. */
   codeAttemptWindowSeconds?: number;
   notifyUnknownRecipients?: boolean;
 }

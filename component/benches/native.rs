@@ -183,17 +183,17 @@ impl Capabilities for InMemory {
         Ok(())
     }
     fn settings(&self) -> Settings {
+        // The component's defaults, as in the host's in-memory benchmark.
         Settings {
             public_url: "https://id.example.test".into(),
-            default_lifespan_ns: 3_600_000_000_000,
-            max_lifespan_ns: 86_400_000_000_000,
             secrets: vec![b"benchmark-secret-0123456789abcdef0123456789".to_vec()],
-            // The default, as in the host's in-memory benchmark.
-            revoke_older_links: true,
-            max_code_attempts: 5,
-            max_code_attempts_per_identity: 10,
-            code_attempt_window_ns: 3_600_000_000_000,
-            notify_unknown_recipients: false,
+            default_lifespan_ns: None,
+            max_lifespan_ns: None,
+            revoke_older_links: None,
+            max_code_attempts: None,
+            max_code_attempts_per_identity: None,
+            code_attempt_window_ns: None,
+            notify_unknown_recipients: None,
         }
     }
     fn mail_template(&self, _name: &str, _locale: &str) -> Option<MailTemplate> {

@@ -12,6 +12,7 @@ mod errors;
 mod links;
 mod mail_rendering;
 pub mod recovery;
+pub mod settings;
 mod tokens;
 
 /// The parsers and renderers, for the fuzz targets in `fuzz/` (`cargo fuzz`

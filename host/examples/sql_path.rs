@@ -213,14 +213,15 @@ fn linker(engine: &Engine) -> Result<Linker<Host>> {
     settings.func_wrap("get", move |_, (): ()| {
         Ok((WitSettings {
             public_url: "https://id.example.test".into(),
-            default_lifespan_ns: 3_600_000_000_000,
-            max_lifespan_ns: 86_400_000_000_000,
             secrets: secrets.clone(),
-            revoke_older_links: true,
-            max_code_attempts: 5,
-            max_code_attempts_per_identity: 10,
-            code_attempt_window_ns: 3_600_000_000_000,
-            notify_unknown_recipients: false,
+            // Every tunable at the component's default.
+            default_lifespan_ns: None,
+            max_lifespan_ns: None,
+            revoke_older_links: None,
+            max_code_attempts: None,
+            max_code_attempts_per_identity: None,
+            code_attempt_window_ns: None,
+            notify_unknown_recipients: None,
         },))
     })?;
     settings.func_wrap(

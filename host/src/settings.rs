@@ -123,48 +123,48 @@ impl Templates {
     }
 }
 
-/// What the recovery component is told about its deployment.
+/// What the recovery component is told about its deployment: the URL and
+/// secrets, and the tunables the operator set. A tunable left `None` takes
+/// the component's default (`wit/recovery.wit`, `settings`), the one copy.
 #[derive(Clone, Debug)]
 pub struct Settings {
     /// Public base URL of the self-service pages (links point here).
     pub public_url: String,
-    /// Lifespan of a credential when the caller names none.
-    pub default_lifespan: Duration,
-    /// Longest lifespan a caller may ask for.
-    pub max_lifespan: Duration,
     /// Hashing secrets, newest first.
     pub secrets: Vec<Secret>,
+    /// Lifespan of a credential when the caller names none.
+    pub default_lifespan: Option<Duration>,
+    /// Longest lifespan a caller may ask for.
+    pub max_lifespan: Option<Duration>,
     /// Whether a link or code an administrator issues revokes the identity's
     /// older ones (a self-service request never does).
-    pub revoke_older_links: bool,
+    pub revoke_older_links: Option<bool>,
     /// Wrong codes a code flow survives.
-    pub max_code_attempts: u32,
+    pub max_code_attempts: Option<u32>,
     /// Wrong codes an identity survives across its flows within
     /// `code_attempt_window`.
-    pub max_code_attempts_per_identity: u32,
+    pub max_code_attempts_per_identity: Option<u32>,
     /// The window of `max_code_attempts_per_identity`.
-    pub code_attempt_window: Duration,
+    pub code_attempt_window: Option<Duration>,
     /// Whether unknown addresses get an "account access attempted" note.
-    pub notify_unknown_recipients: bool,
+    pub notify_unknown_recipients: Option<bool>,
     /// Mail template overrides.
     pub templates: Templates,
 }
 
 impl Settings {
-    /// Kratos' defaults (1 hour links, 5 code attempts per flow; 10 per
-    /// identity an hour) with the given URL and
-    /// secrets; a maximum lifespan of one day.
+    /// The given URL and secrets, every tunable at the component's default.
     pub fn new(public_url: impl Into<String>, secrets: Vec<Secret>) -> Self {
         Self {
             public_url: public_url.into(),
-            default_lifespan: Duration::from_secs(3600),
-            max_lifespan: Duration::from_secs(24 * 3600),
             secrets,
-            revoke_older_links: true,
-            max_code_attempts: 5,
-            max_code_attempts_per_identity: 10,
-            code_attempt_window: Duration::from_secs(3600),
-            notify_unknown_recipients: false,
+            default_lifespan: None,
+            max_lifespan: None,
+            revoke_older_links: None,
+            max_code_attempts: None,
+            max_code_attempts_per_identity: None,
+            code_attempt_window: None,
+            notify_unknown_recipients: None,
             templates: Templates::default(),
         }
     }
@@ -172,13 +172,13 @@ impl Settings {
     pub(crate) fn to_wit(&self) -> WitSettings {
         WitSettings {
             public_url: self.public_url.clone(),
-            default_lifespan_ns: duration_nanos(self.default_lifespan),
-            max_lifespan_ns: duration_nanos(self.max_lifespan),
+            default_lifespan_ns: self.default_lifespan.map(duration_nanos),
+            max_lifespan_ns: self.max_lifespan.map(duration_nanos),
             secrets: self.secrets.iter().map(|s| s.0.clone()).collect(),
             revoke_older_links: self.revoke_older_links,
             max_code_attempts: self.max_code_attempts,
             max_code_attempts_per_identity: self.max_code_attempts_per_identity,
-            code_attempt_window_ns: duration_nanos(self.code_attempt_window),
+            code_attempt_window_ns: self.code_attempt_window.map(duration_nanos),
             notify_unknown_recipients: self.notify_unknown_recipients,
         }
     }

@@ -67,6 +67,11 @@ const plainIdentity = (i) => i && ({
   active: i.active,
 });
 
+/** Whole seconds as nanoseconds; undefined stays undefined. */
+function nanos(seconds) {
+  return seconds === undefined || seconds === null ? undefined : BigInt(seconds) * 1_000_000_000n;
+}
+
 export class ReclaimHost {
   #db;
   #outboxDir;
@@ -291,14 +296,16 @@ export class ReclaimHost {
           const s = host.settings;
           return {
             publicUrl: s.publicUrl,
-            defaultLifespanNs: BigInt(s.defaultLifespanSeconds ?? 3600) * 1_000_000_000n,
-            maxLifespanNs: BigInt(s.maxLifespanSeconds ?? 86400) * 1_000_000_000n,
+            // What the caller leaves out is left to the component's
+            // defaults (wit/recovery.wit, `settings`).
+            defaultLifespanNs: nanos(s.defaultLifespanSeconds),
+            maxLifespanNs: nanos(s.maxLifespanSeconds),
             secrets: s.secrets.map((secret) => new TextEncoder().encode(secret)),
-            revokeOlderLinks: s.revokeOlderLinks ?? true,
-            maxCodeAttempts: s.maxCodeAttempts ?? 5,
-            maxCodeAttemptsPerIdentity: s.maxCodeAttemptsPerIdentity ?? 10,
-            codeAttemptWindowNs: BigInt(s.codeAttemptWindowSeconds ?? 3600) * 1_000_000_000n,
-            notifyUnknownRecipients: s.notifyUnknownRecipients ?? false,
+            revokeOlderLinks: s.revokeOlderLinks,
+            maxCodeAttempts: s.maxCodeAttempts,
+            maxCodeAttemptsPerIdentity: s.maxCodeAttemptsPerIdentity,
+            codeAttemptWindowNs: nanos(s.codeAttemptWindowSeconds),
+            notifyUnknownRecipients: s.notifyUnknownRecipients,
           };
         },
         template: () => undefined,

@@ -98,7 +98,7 @@ fn the_attempt_limit_is_configurable() {
     let env = TestEnv::new();
     let ann = env.identity(Some("ann@example.com"), None);
     let mut settings = env.settings(SECRET_A);
-    settings.max_code_attempts = 2;
+    settings.max_code_attempts = Some(2);
     let reclaim = env.reclaim_with(settings);
     let code = reclaim
         .create_code(&by_id(&ann), None, None)

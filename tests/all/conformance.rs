@@ -26,10 +26,12 @@ fn outcome<T>(result: Result<T, Error>, on_ok: impl FnOnce(T) -> Value) -> Value
 /// (shorter than 32 bytes), which other hosts hand to the component.
 fn settings(spec: &Value, secrets: &[String]) -> Option<Settings> {
     let mut settings = Settings::new(PUBLIC_URL, parse_secrets(&secrets.join(",")).ok()?);
-    settings.default_lifespan = Duration::from_secs(spec["default_lifespan"].as_u64().unwrap());
-    settings.max_lifespan = Duration::from_secs(spec["max_lifespan"].as_u64().unwrap());
-    settings.revoke_older_links = spec["revoke_older_links"].as_bool().unwrap();
-    settings.max_code_attempts = spec["max_code_attempts"].as_u64().unwrap() as u32;
+    // A tunable the scenario leaves out is left to the component's default.
+    let seconds = |name: &str| spec[name].as_u64().map(Duration::from_secs);
+    settings.default_lifespan = seconds("default_lifespan");
+    settings.max_lifespan = seconds("max_lifespan");
+    settings.revoke_older_links = spec["revoke_older_links"].as_bool();
+    settings.max_code_attempts = spec["max_code_attempts"].as_u64().map(|n| n as u32);
     Some(settings)
 }
 

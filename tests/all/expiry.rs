@@ -18,7 +18,7 @@ fn a_link_works_until_its_lifespan_ends_by_the_hosts_clock() {
     assert_eq!(before.expires_at, env.clock.now_nanos() + 600_000_000_000);
 
     let mut settings = env.settings(reclaim_tests::SECRET_A);
-    settings.revoke_older_links = false;
+    settings.revoke_older_links = Some(false);
     let reclaim = env.reclaim_with(settings);
     let early = reclaim
         .create_link(&by_id(&ann), Some("10m"), None)

@@ -63,7 +63,7 @@ fn lifespans_over_the_maximum_are_refused() {
     let env = TestEnv::new();
     let ann = env.identity(Some("ann@example.com"), None);
     let mut settings = env.settings(SECRET_A);
-    settings.max_lifespan = std::time::Duration::from_secs(2 * 3600);
+    settings.max_lifespan = Some(std::time::Duration::from_secs(2 * 3600));
     let reclaim = env.reclaim_with(settings);
     assert!(
         reclaim

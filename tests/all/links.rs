@@ -90,7 +90,7 @@ fn older_links_survive_when_the_setting_is_off() {
     let env = TestEnv::new();
     let ann = env.identity(Some("ann@example.com"), None);
     let mut settings = env.settings(reclaim_tests::SECRET_A);
-    settings.revoke_older_links = false;
+    settings.revoke_older_links = Some(false);
     let reclaim = env.reclaim_with(settings);
     let first = reclaim
         .create_link(&by_id(&ann), None, None)
@@ -109,7 +109,7 @@ fn redemption_revokes_every_other_link_and_code_of_the_identity() {
     let ann = env.identity(Some("ann@example.com"), None);
     let bob = env.identity(Some("bob@example.com"), None);
     let mut settings = env.settings(reclaim_tests::SECRET_A);
-    settings.revoke_older_links = false;
+    settings.revoke_older_links = Some(false);
     let reclaim = env.reclaim_with(settings);
     let link = reclaim
         .create_link(&by_id(&ann), None, None)

@@ -177,7 +177,7 @@ fn self_service_answers_alike_for_known_and_unknown_addresses() {
 fn unknown_addresses_are_told_only_when_the_operator_asks() {
     let env = TestEnv::new();
     let mut settings = env.settings(SECRET_A);
-    settings.notify_unknown_recipients = true;
+    settings.notify_unknown_recipients = Some(true);
     env.reclaim_with(settings)
         .request_recovery("nobody@example.com", None)
         .wait()

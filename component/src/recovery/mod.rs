@@ -8,52 +8,27 @@ mod notify;
 mod redeem;
 
 use crate::bindings::reclaim::recovery::{
-    settings::Settings,
     storage::{Credential, CredentialKind},
     types::{ErrorKind, Identity, IdentityRef, RecoveryError},
 };
 use crate::capabilities::Capabilities;
 use crate::durations::parse_lifespan;
 use crate::errors::{error, inactive_identity};
-use crate::links;
+use crate::settings::Effective;
 use crate::tokens;
 
 pub(crate) type Outcome<T> = Result<T, RecoveryError>;
 
-/// Shortest hashing secret accepted: as long as the HMAC-SHA256 output.
-const MIN_SECRET_LEN: usize = 32;
-
 /// One operation's view of the host and its settings.
 pub struct Recovery<'a, C: Capabilities> {
     caps: &'a C,
-    settings: Settings,
+    settings: Effective,
 }
 
 impl<'a, C: Capabilities> Recovery<'a, C> {
-    /// Reads and checks the settings once per operation.
+    /// Reads the settings once per operation, with their defaults, checked.
     pub fn new(caps: &'a C) -> Outcome<Self> {
-        let settings = caps.settings();
-        if settings.secrets.is_empty() || settings.secrets.iter().any(|s| s.len() < MIN_SECRET_LEN)
-        {
-            return Err(error(
-                ErrorKind::Misconfigured,
-                format!(
-                    "at least one hashing secret is required, each of at least {MIN_SECRET_LEN} bytes"
-                ),
-            ));
-        }
-        if !links::is_usable_base(&settings.public_url) {
-            return Err(error(
-                ErrorKind::Misconfigured,
-                "the public URL must be an absolute http(s) URL without query or fragment",
-            ));
-        }
-        if settings.max_code_attempts == 0 || settings.max_code_attempts_per_identity == 0 {
-            return Err(error(
-                ErrorKind::Misconfigured,
-                "max-code-attempts and max-code-attempts-per-identity must be at least 1",
-            ));
-        }
+        let settings = Effective::of(caps.settings())?;
         Ok(Self { caps, settings })
     }
 

@@ -42,8 +42,13 @@ pub fn serve(service: Service) -> Result<Value> {
     let (token, token_file) = admin_token(&service.config)?;
     let listen = service.config.listen;
     // The first request shouldn't pay for faulting in the runtime, and a
-    // component that can't be instantiated should stop the start.
+    // component that can't be instantiated, or settings it refuses, should
+    // stop the start.
     service.reclaim.runtime().warm_up()?;
+    service
+        .reclaim
+        .runtime()
+        .check_settings(service.reclaim.settings())?;
     let state = AppState::new(service.reclaim, service.backend, service.config, token)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -208,26 +208,27 @@ impl Config {
         url::Url::parse(&public_url)
             .with_context(|| format!("the public URL {public_url:?} is not a URL"))?;
         let mut settings = Settings::new(public_url.trim_end_matches('/'), secrets);
-        settings.default_lifespan = duration("lifespan", o.lifespan.as_deref().unwrap_or("1h"))?;
-        settings.max_lifespan =
-            duration("max_lifespan", o.max_lifespan.as_deref().unwrap_or("24h"))?;
-        if settings.default_lifespan > settings.max_lifespan {
-            bail!("the lifespan is longer than the maximum lifespan");
-        }
-        settings.revoke_older_links = o.revoke_older_links.unwrap_or(true);
-        settings.max_code_attempts = o.max_code_attempts.unwrap_or(5);
-        if !(1..=255).contains(&settings.max_code_attempts) {
-            bail!("max_code_attempts must be between 1 and 255");
-        }
-        settings.max_code_attempts_per_identity = o.max_code_attempts_per_identity.unwrap_or(10);
-        if !(1..=10_000).contains(&settings.max_code_attempts_per_identity) {
-            bail!("max_code_attempts_per_identity must be between 1 and 10000");
-        }
-        settings.code_attempt_window = duration(
-            "code_attempt_window",
-            o.code_attempt_window.as_deref().unwrap_or("1h"),
-        )?;
-        settings.notify_unknown_recipients = o.notify_unknown_recipients.unwrap_or(false);
+        // Tunables left out keep the component's defaults, and the component
+        // checks their bounds (`serve` asks it to at start-up).
+        settings.default_lifespan = o
+            .lifespan
+            .as_deref()
+            .map(|d| duration("lifespan", d))
+            .transpose()?;
+        settings.max_lifespan = o
+            .max_lifespan
+            .as_deref()
+            .map(|d| duration("max_lifespan", d))
+            .transpose()?;
+        settings.revoke_older_links = o.revoke_older_links;
+        settings.max_code_attempts = o.max_code_attempts;
+        settings.max_code_attempts_per_identity = o.max_code_attempts_per_identity;
+        settings.code_attempt_window = o
+            .code_attempt_window
+            .as_deref()
+            .map(|d| duration("code_attempt_window", d))
+            .transpose()?;
+        settings.notify_unknown_recipients = o.notify_unknown_recipients;
         if let Some(dir) = &o.templates {
             settings.templates = Templates::load(dir)?;
         }

@@ -20,8 +20,12 @@ fn flags_override_the_file_and_defaults_fill_the_rest() {
     };
     let config = Config::resolve(Some(&file), flags).unwrap();
     assert_eq!(config.settings.public_url, "https://flag.example");
-    assert_eq!(config.settings.default_lifespan, Duration::from_secs(7200));
-    assert_eq!(config.settings.max_code_attempts, 5);
+    assert_eq!(
+        config.settings.default_lifespan,
+        Some(Duration::from_secs(7200))
+    );
+    // Left to the component's default.
+    assert_eq!(config.settings.max_code_attempts, None);
     assert!(config.email_stage("welcome").is_some() && config.email_stage("default").is_some());
     assert_eq!(
         config.allowed_return_to("https://app.example/done/here?x=1"),

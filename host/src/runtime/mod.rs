@@ -176,6 +176,24 @@ impl Runtime {
         result
     }
 
+    /// Asks the component whether it accepts `settings` (every operation
+    /// checks them first, and the component holds their defaults and
+    /// bounds): `check-link` of nothing, over a unit of work that touches no
+    /// backend, answers `misconfigured` for settings it refuses.
+    pub fn check_settings(&self, settings: &Settings) -> Result<()> {
+        let work = crate::backends::scratch_unit()?;
+        let settings = Arc::new(settings.clone());
+        let (result, _, _) = self.run(work, settings, Arc::new(SystemClock), |guest, store| {
+            guest.call_check_link(store, "")
+        });
+        match result? {
+            Err(refused) if refused.kind == crate::ErrorKind::Misconfigured => {
+                anyhow::bail!("the settings are refused: {}", refused.message)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Runs one operation over `work`, in a fresh instance (or a warm one,
     /// see [`Limits::reuse_instances`]). Returns the work with the result:
     /// the caller commits it only if the call returned.

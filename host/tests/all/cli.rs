@@ -216,3 +216,41 @@ fn of_32_concurrent_redeeming_processes_exactly_one_wins() {
         assert!(String::from_utf8_lossy(&loser.stderr).contains("\"code\":410"));
     }
 }
+
+/// The bounds of the tunables are the component's (`wit/recovery.wit`); the
+/// server asks it at start-up, so an operator's mistake stops `serve` with
+/// the component's reason instead of failing every request.
+#[test]
+fn serve_refuses_to_start_with_tunables_the_component_refuses() {
+    let cases = [
+        (
+            "RECLAIM_MAX_CODE_ATTEMPTS",
+            "0",
+            "max-code-attempts must be between 1 and 255",
+        ),
+        (
+            "RECLAIM_MAX_CODE_ATTEMPTS_PER_IDENTITY",
+            "10001",
+            "between 1 and 10000",
+        ),
+        (
+            "RECLAIM_LIFESPAN",
+            "25h",
+            "the lifespan is longer than the maximum lifespan",
+        ),
+    ];
+    for (name, value, reason) in cases {
+        let message = crate::common::Server::serve_fails(&[(name, value)]);
+        assert!(
+            message.contains("the settings are refused") && message.contains(reason),
+            "{name}={value}: {message}"
+        );
+    }
+    // Within bounds, the same tunables start it (the defaults fill the rest).
+    let server = crate::common::Server::start_with(&[
+        ("RECLAIM_MAX_CODE_ATTEMPTS", "255"),
+        ("RECLAIM_LIFESPAN", "24h"),
+    ]);
+    let ann = server.identity(Some("ann@example.com"));
+    assert!(crate::common::admin_link(&server, &ann).contains("token="));
+}

@@ -3,7 +3,6 @@
 //! and address, its own changes ending recovery, the identity API's writes
 //! refused, and a broken query stopping the start.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -258,36 +257,6 @@ fn the_identity_apis_writes_are_refused_and_the_table_is_untouched() {
     assert_eq!((row.get::<_, i64>(0), row.get::<_, bool>(1)), (2, true));
 }
 
-/// `serve` with `env`: the message it stopped with (within 30 s, or the
-/// test fails).
-fn serve_fails(env: &[(&str, &str)]) -> String {
-    let offline = Server::offline(env);
-    let mut child = offline
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(!status.success());
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-            // The CLI's error, in errorGeneric's shape.
-            let error: Value = serde_json::from_str(stderr.trim())
-                .unwrap_or_else(|_| panic!("not an error body: {stderr}"));
-            return error["error"]["message"].as_str().unwrap().to_string();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("serve started with a broken directory query");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_broken_directory_query_stops_the_start_with_a_clear_message() {
     let (url, _, _) = platform();
@@ -298,14 +267,14 @@ fn a_broken_directory_query_stops_the_start_with_a_clear_message() {
         queries
     };
     let typo = broken("locale,", "loacle AS locale,");
-    let stderr = serve_fails(&env(&url, &typo));
+    let stderr = Server::serve_fails(&env(&url, &typo));
     assert!(stderr.contains("by_id"), "{stderr}");
     assert!(stderr.contains("loacle"), "{stderr}");
     let missing_column = broken("locale, ", "");
-    let stderr = serve_fails(&env(&url, &missing_column));
+    let stderr = Server::serve_fails(&env(&url, &missing_column));
     assert!(stderr.contains("no column \"locale\""), "{stderr}");
     let wrong_type = broken("is_active AS active", "email AS active");
-    let stderr = serve_fails(&env(&url, &wrong_type));
+    let stderr = Server::serve_fails(&env(&url, &wrong_type));
     assert!(stderr.contains("\"active\" is of type text"), "{stderr}");
 }
 

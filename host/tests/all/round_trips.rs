@@ -43,7 +43,7 @@ fn reclaim_through(
     let secrets =
         reclaim::settings::parse_secrets("a-hashing-secret-of-at-least-32-bytes").unwrap();
     let mut settings = Settings::new("https://id.example.com", secrets);
-    settings.revoke_older_links = revoke_older_links;
+    settings.revoke_older_links = Some(revoke_older_links);
     let reclaim = Reclaim::new(Runtime::embedded().unwrap(), backend, settings);
     (reclaim, people)
 }

@@ -243,6 +243,7 @@ fn run_scenario(wasm: &Path, file: &Path) {
         let settings = json!({
             "public_url": "https://id.example.test",
             "secrets": secrets,
+            // A tunable the scenario leaves out is null: the default.
             "default_lifespan_seconds": s["default_lifespan"],
             "max_lifespan_seconds": s["max_lifespan"],
             "revoke_older_links": s["revoke_older_links"],

@@ -327,15 +327,19 @@ class Reclaim:
 
     def _settings(self) -> dict:
         s = self.settings
+
+        def nanos(seconds: Optional[int]) -> Optional[int]:
+            return None if seconds is None else seconds * 1_000_000_000
+
         return {
             "public-url": s.public_url,
-            "default-lifespan-ns": s.default_lifespan * 1_000_000_000,
-            "max-lifespan-ns": s.max_lifespan * 1_000_000_000,
+            "default-lifespan-ns": nanos(s.default_lifespan),
+            "max-lifespan-ns": nanos(s.max_lifespan),
             "secrets": [x.encode() if isinstance(x, str) else bytes(x) for x in s.secrets],
             "revoke-older-links": s.revoke_older_links,
             "max-code-attempts": s.max_code_attempts,
             "max-code-attempts-per-identity": s.max_code_attempts_per_identity,
-            "code-attempt-window-ns": s.code_attempt_window * 1_000_000_000,
+            "code-attempt-window-ns": nanos(s.code_attempt_window),
             "notify-unknown-recipients": s.notify_unknown_recipients,
         }
 

@@ -24,19 +24,20 @@ class Identity:
 @dataclass(frozen=True)
 class Settings:
     """The host's settings; lifespans in seconds, secrets newest first (at
-    least 32 bytes each: text is UTF-8 encoded)."""
+    least 32 bytes each: text is UTF-8 encoded). A tunable left ``None`` takes
+    the component's default (``wit/recovery.wit``, ``settings``)."""
 
     public_url: str
     secrets: Sequence[Union[str, bytes]]
-    default_lifespan: int = 3600
-    max_lifespan: int = 86_400
-    revoke_older_links: bool = True
-    max_code_attempts: int = 5
-    notify_unknown_recipients: bool = False
+    default_lifespan: Optional[int] = None
+    max_lifespan: Optional[int] = None
+    revoke_older_links: Optional[bool] = None
+    max_code_attempts: Optional[int] = None
+    notify_unknown_recipients: Optional[bool] = None
     #: Wrong codes an identity survives across its flows within
     #: `code_attempt_window` seconds.
-    max_code_attempts_per_identity: int = 10
-    code_attempt_window: int = 3600
+    max_code_attempts_per_identity: Optional[int] = None
+    code_attempt_window: Optional[int] = None
 
 
 @dataclass(frozen=True)

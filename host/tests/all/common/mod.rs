@@ -159,6 +159,36 @@ impl Server {
         }
     }
 
+    /// `serve` with `env`: the message it stopped with (within 30 s, or the
+    /// test fails).
+    pub fn serve_fails(env: &[(&str, &str)]) -> String {
+        let offline = Server::offline(env);
+        let mut child = offline
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(!status.success());
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+                // The CLI's error, in errorGeneric's shape.
+                let error: Value = serde_json::from_str(stderr.trim())
+                    .unwrap_or_else(|_| panic!("not an error body: {stderr}"));
+                return error["error"]["message"].as_str().unwrap().to_string();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("serve started with {env:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `reclaim` with this deployment's data directory and environment.
     pub fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_reclaim"));
