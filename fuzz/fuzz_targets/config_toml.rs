@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use reclaim::config::{Config, Options};
+use reclaim_server::config::{Config, Options};
 
 fuzz_target!(|text: &str| {
     // One data directory for every run: resolving creates it and its secrets.

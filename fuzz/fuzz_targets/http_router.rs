@@ -13,9 +13,9 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use reclaim::backends::{self, Location};
-use reclaim::config::{Config, Options};
-use reclaim::http::AppState;
 use reclaim::{NewIdentity, Reclaim, Runtime};
+use reclaim_server::config::{Config, Options};
+use reclaim_server::http::AppState;
 use reclaim_wire::routes::ROUTES;
 use tower::ServiceExt;
 
@@ -81,7 +81,7 @@ impl Harness {
             .unwrap();
         let reclaim = Reclaim::new(runtime.clone(), backend.clone(), config.settings.clone());
         let state = AppState::new(reclaim, backend, config, ADMIN_TOKEN.into()).unwrap();
-        let router = reclaim::http::router(state);
+        let router = reclaim_server::http::router(state);
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

@@ -34,18 +34,15 @@
 //! each operation answers with a [`Pending`], to `.wait()` for on a thread
 //! or `.await` in a task, once its writes are durable.
 //!
-//! Without default features the crate is the runtime, the SQLite and
-//! in-memory backends and the operations; `postgres`, `smtp` (the mail
-//! courier), `webhooks`, `metrics` and `server` (`reclaim serve`) add the
-//! rest. [`runtime::add_to_linker`] puts the imports in a `Linker` of your
+//! By default the crate is the runtime, the SQLite and in-memory backends
+//! and the operations; `postgres`, `smtp` (the mail courier), `webhooks` and
+//! `metrics` add the rest. The service (`reclaim serve`, the CLI, the HTTP
+//! APIs and pages) is a crate of its own, `reclaim-server`, that an embedder
+//! never builds. [`runtime::add_to_linker`] puts the imports in a `Linker` of your
 //! own, after WASI and [`runtime::add_untraced_randomness`].
 
 pub mod backends;
-#[cfg(feature = "server")]
-pub mod config;
 pub mod events;
-#[cfg(feature = "server")]
-pub mod http;
 pub mod mail;
 pub mod operations;
 pub mod passwords;

@@ -24,7 +24,7 @@ pub const ASSERTION_LIFESPAN: Duration = Duration::from_secs(5 * 60);
 
 /// How a redemption in the pages ends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "server", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Completion {
     /// Reclaim's new-password form (but for identities with a second factor).
@@ -53,13 +53,13 @@ pub struct Redeemed {
 
 /// A redeemed assertion, as `POST /admin/recovery/assertions` answers it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Assertion {
     pub identity_id: String,
     /// The platform's own id of the identity, if it has one.
     pub external_id: Option<String>,
     /// How the person proved control: `link` or `code`.
-    #[cfg_attr(feature = "server", schema(value_type = String, example = "link"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "link"))]
     pub method: Method,
     pub flow_id: String,
     /// When the link or code was redeemed (RFC 3339).

@@ -5,7 +5,7 @@
 //! answers the link. `scripts/bench-isolation` runs it beside `reclaim serve`.
 //!
 //! ```sh
-//! cargo run --release -p reclaim --example native_link_service -- DB ADDR [full|normal]
+//! cargo run --release -p reclaim-server --example native_link_service -- DB ADDR [full|normal]
 //! ```
 
 use std::sync::{Arc, Mutex};

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use reclaim::config::Config;
 use reclaim::events::Events;
 use reclaim::events::webhooks::{DeliveryPolicy, WebhookCourier};
 use reclaim::mail::{Courier, EmlDirectory, SmtpRelay, Transport};
 use reclaim::{Backend, Error, IdentityRef, Limits, Reclaim, Runtime, SystemClock};
+use reclaim_server::config::Config;
 
 /// The backend and what runs on it, opened from the configuration.
 pub struct Service {

@@ -7,8 +7,8 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use super::Service;
-use reclaim::config::Config;
-use reclaim::http::{self, AppState};
+use reclaim_server::config::Config;
+use reclaim_server::http::{self, AppState};
 
 /// The admin API's bearer token: configured, or kept in the data directory
 /// (created on first start, readable by the owner alone).

@@ -1,7 +1,7 @@
 """Ory's own Python SDK (`ory-kratos-client`, installed by `scripts/test`)
 against a running `reclaim serve`: every identity admin call a platform
 makes, each answer parsed by the SDK's own models. Run by
-`host/tests/all/kratos_sdk.rs`; exits non-zero at the first surprise.
+`server/tests/all/kratos_sdk.rs`; exits non-zero at the first surprise.
 
     kratos_sdk.py BASE_URL ADMIN_TOKEN
 """

@@ -3,7 +3,7 @@
 //! and keeps nothing, so that what it costs the machine is small beside
 //! what the benchmark measures.
 //!
-//!     cargo run --release -p reclaim --example webhook_sink -- PORT
+//!     cargo run --release -p reclaim-server --example webhook_sink -- PORT
 
 use std::convert::Infallible;
 

@@ -6,8 +6,8 @@
 //! where the queued work is served, reported as each train's slowest probe.
 //!
 //! ```sh
-//! cargo build --release -p reclaim
-//! cargo run --release -p reclaim --example request_timing -- target/release/reclaim 150
+//! cargo build --release -p reclaim-server
+//! cargo run --release -p reclaim-server --example request_timing -- target/release/reclaim 150
 //! ```
 //!
 //! The rate limits are raised for the run (one probe per request would do

@@ -14,7 +14,7 @@ use cli::courier::CourierCommand;
 use cli::events::EventsCommand;
 use cli::identity::IdentityCommand;
 use cli::recovery::{CodeCommand, EmailCommand, LinkCommand, RedeemArgs};
-use reclaim::config::{Config, Options};
+use reclaim_server::config::{Config, Options};
 
 #[derive(Parser)]
 #[command(

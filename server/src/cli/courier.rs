@@ -9,8 +9,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::Service;
-use reclaim::http;
 use reclaim::mail::MailStatus;
+use reclaim_server::http;
 
 #[derive(Subcommand)]
 pub enum CourierCommand {
