@@ -8,7 +8,7 @@
 
 use reclaim_wire::authentik::EmailStage;
 use reclaim_wire::csrf::Csrf;
-use serde::Deserialize;
+use reclaim_wire::settings_file::SettingsFile;
 
 const SETTINGS_FILE: &str = "/data/settings.json";
 
@@ -26,14 +26,6 @@ pub fn allowed_return_urls() -> Vec<url::Url> {
         .split(',')
         .filter_map(|u| url::Url::parse(u.trim()).ok())
         .collect()
-}
-
-#[derive(Deserialize)]
-struct SettingsFile {
-    public_url: String,
-    secrets: Vec<String>,
-    #[serde(default)]
-    email_stages: Vec<EmailStage>,
 }
 
 /// What the pages and authentik's routes need of `settings.json`.

@@ -14,7 +14,9 @@
 //! - [`pages`]: the self-service pages and their problem pages;
 //! - [`csrf`]: the pages' signed double-submit tokens;
 //! - [`headers`]: the security headers every answer carries;
-//! - [`routes`]: the route table both servers and the fuzz target read.
+//! - [`routes`]: the route table both servers and the fuzz target read;
+//! - [`settings_file`]: `settings.json`, read by the edge and the
+//!   filesystem provider.
 //!
 //! `expires_in` is judged by the recovery component itself, which both
 //! servers call with the text as sent: one grammar, one set of messages.
@@ -32,6 +34,7 @@ pub mod mail;
 pub mod pages;
 pub mod refusal;
 pub mod routes;
+pub mod settings_file;
 
 /// Largest request body either server reads; a declared `Content-Length`
 /// over it is refused with 413 before a byte is read.
