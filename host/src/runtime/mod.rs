@@ -179,7 +179,8 @@ impl Runtime {
     /// Asks the component whether it accepts `settings` (every operation
     /// checks them first, and the component holds their defaults and
     /// bounds): `check-link` of nothing, over a unit of work that touches no
-    /// backend, answers `misconfigured` for settings it refuses.
+    /// backend, answers `misconfigured` for settings it refuses. Like
+    /// [`Self::warm_up`], it instantiates the component once.
     pub fn check_settings(&self, settings: &Settings) -> Result<()> {
         let work = crate::backends::scratch_unit()?;
         let settings = Arc::new(settings.clone());

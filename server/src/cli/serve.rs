@@ -43,8 +43,8 @@ pub fn serve(service: Service) -> Result<Value> {
     let listen = service.config.listen;
     // The first request shouldn't pay for faulting in the runtime, and a
     // component that can't be instantiated, or settings it refuses, should
-    // stop the start.
-    service.reclaim.runtime().warm_up()?;
+    // stop the start: asking the component about the settings instantiates
+    // it, which warms the runtime too.
     service
         .reclaim
         .runtime()
