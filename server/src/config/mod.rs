@@ -210,24 +210,13 @@ impl Config {
         let mut settings = Settings::new(public_url.trim_end_matches('/'), secrets);
         // Tunables left out keep the component's defaults, and the component
         // checks their bounds (`serve` asks it to at start-up).
-        settings.default_lifespan = o
-            .lifespan
-            .as_deref()
-            .map(|d| duration("lifespan", d))
-            .transpose()?;
-        settings.max_lifespan = o
-            .max_lifespan
-            .as_deref()
-            .map(|d| duration("max_lifespan", d))
-            .transpose()?;
+        settings.default_lifespan = optional_duration("lifespan", o.lifespan.as_deref())?;
+        settings.max_lifespan = optional_duration("max_lifespan", o.max_lifespan.as_deref())?;
         settings.revoke_older_links = o.revoke_older_links;
         settings.max_code_attempts = o.max_code_attempts;
         settings.max_code_attempts_per_identity = o.max_code_attempts_per_identity;
-        settings.code_attempt_window = o
-            .code_attempt_window
-            .as_deref()
-            .map(|d| duration("code_attempt_window", d))
-            .transpose()?;
+        settings.code_attempt_window =
+            optional_duration("code_attempt_window", o.code_attempt_window.as_deref())?;
         settings.notify_unknown_recipients = o.notify_unknown_recipients;
         if let Some(dir) = &o.templates {
             settings.templates = Templates::load(dir)?;
@@ -425,6 +414,11 @@ fn default_data_dir() -> Result<PathBuf> {
 fn duration(name: &str, text: &str) -> Result<Duration> {
     humantime::parse_duration(text)
         .with_context(|| format!("{name} {text:?} is not a duration such as 30m or 1h"))
+}
+
+/// A duration the operator may leave out (the component's default then).
+fn optional_duration(name: &str, text: Option<&str>) -> Result<Option<Duration>> {
+    text.map(|text| duration(name, text)).transpose()
 }
 
 /// A timeout (`default` when not set): more than zero, or every request
