@@ -87,6 +87,14 @@ impl Guest for Component {
         Recovery::new(&WitImports)?.request_recovery(&email, return_to)
     }
 
+    fn request_recovery_code(
+        email: String,
+        flow_id: String,
+        return_to: Option<String>,
+    ) -> Result<(), RecoveryError> {
+        Recovery::new(&WitImports)?.request_recovery_code(&email, &flow_id, return_to)
+    }
+
     fn redeem_link(token: String) -> Result<Redemption, RecoveryError> {
         Recovery::new(&WitImports)?.redeem_link(&token)
     }

@@ -276,6 +276,8 @@ const SQLITE: &[Step] = &[
     // an address); ending a session expires the identity's unredeemed
     // assertions, found by identity.
     ADDRESSES,
+    // 7: the self-service flows of the flow API.
+    FLOWS,
 ];
 
 /// SQLite's step 6 and PostgreSQL's step 5: the same in both dialects.
@@ -293,6 +295,20 @@ const ADDRESSES: Step = &[
     "ALTER TABLE recovery_assertions ADD COLUMN address_key TEXT",
     "CREATE INDEX unredeemed_assertions ON recovery_assertions (identity_id)
      WHERE used_at IS NULL",
+];
+
+/// SQLite's step 7 and PostgreSQL's step 6: the same in both dialects.
+/// A flow's body is the flow API's to read (`reclaim_wire::flows`); a
+/// queued request for a code names the flow its code is bound to.
+const FLOWS: Step = &[
+    "CREATE TABLE self_service_flows (
+    id         TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL,
+    version    BIGINT NOT NULL,
+    body       TEXT NOT NULL
+)",
+    "CREATE INDEX self_service_flows_by_expiry ON self_service_flows (expires_at)",
+    "ALTER TABLE recovery_requests ADD COLUMN code_flow TEXT",
 ];
 
 /// The identities whose address has no normal form yet (made before step
@@ -479,6 +495,8 @@ const POSTGRESQL: &[Step] = &[
     ],
     // 5: SQLite's step 6.
     ADDRESSES,
+    // 6: SQLite's step 7.
+    FLOWS,
 ];
 
 #[cfg(test)]

@@ -21,8 +21,8 @@
 //! around them ([`Storage`]: credentials, the directory and its
 //! administration, sessions, hand-off assertions, events, the outbox, the
 //! request queue), and the host's reads and own keeping (identities, the
-//! request queue, the outbox, webhook deliveries and the audit trail, rate
-//! limits, health). The rest of the host holds an
+//! request queue, the self-service flows, the outbox, webhook deliveries and
+//! the audit trail, rate limits, health). The rest of the host holds an
 //! `Arc<dyn Backend>`. The seam names no backend: each is a crate of its own
 //! under `backends/` that implements it file for file, and the host's
 //! `backends::open` is the one place that picks one. The types the seam
@@ -35,6 +35,7 @@ pub mod credentials;
 pub mod directed;
 pub mod directory;
 pub mod events;
+pub mod flows;
 pub mod identities;
 pub mod outbox;
 mod pending;
@@ -51,6 +52,7 @@ use outbox::{Outbox, OutboxStore};
 pub use assertions::{AssertionRow, AssertionStore, NewAssertion, Taken};
 pub use credentials::{CredentialRecord, CredentialStore};
 pub use events::{EventLog, EventStore, NewEvent};
+pub use flows::{Flows, StoredFlow};
 pub use identities::{
     Conflict, Identities, IdentityFilter, IdentityKey, IdentityRecord, IdentityStore,
     ManagedByPlatform,
@@ -59,7 +61,7 @@ pub use pending::{OnDurable, Pending, submit, transact};
 #[doc(hidden)]
 pub use pending::{promise, settling};
 pub use rate_limits::{Quota, RateLimits};
-pub use requests::{QueuedRequest, RequestQueue, Requests};
+pub use requests::{NewRequest, QueuedRequest, RequestQueue, Requests};
 pub use sessions::{Completed, LiveSession, NewSession, SessionStore};
 
 /// Everything one operation may touch, inside one transaction. Dropping it
@@ -100,7 +102,7 @@ pub trait Storage: Send + Sync {
 /// Methods block unless they return a [`Pending`]; async callers run the
 /// blocking ones on a blocking thread.
 pub trait Backend:
-    Storage + Identities + Requests + OutboxStore + EventStore + RateLimits + Send + Sync
+    Storage + Identities + Requests + Flows + OutboxStore + EventStore + RateLimits + Send + Sync
 {
     /// Whether the backend answers a read and a write: a writer that
     /// stopped would otherwise fail every write while reads still succeed.

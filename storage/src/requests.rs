@@ -13,6 +13,19 @@ pub struct QueuedRequest {
     pub id: i64,
     pub email: String,
     pub return_to: Option<String>,
+    /// For a code (the flow API's `code` method): the flow id the code is
+    /// bound to, drawn by the flow before the request was queued. None: a
+    /// link.
+    pub code_flow: Option<String>,
+}
+
+/// A self-service request to queue.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NewRequest<'a> {
+    pub email: &'a str,
+    pub return_to: Option<&'a str>,
+    /// See [`QueuedRequest::code_flow`].
+    pub code_flow: Option<&'a str>,
 }
 
 /// The queue inside a unit of work.
@@ -27,7 +40,7 @@ pub trait RequestQueue {
 pub trait Requests {
     /// Queues a request; settled once it is durable. Known and unknown
     /// addresses cost the same here: one row.
-    fn queue_request(&self, email: &str, return_to: Option<&str>, now: u64) -> Pending<()>;
+    fn queue_request(&self, request: &NewRequest<'_>, now: u64) -> Pending<()>;
 
     /// Claims up to `limit` queued requests, oldest first, until
     /// `lease_until`: requests another process claimed are skipped until

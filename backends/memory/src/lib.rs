@@ -21,6 +21,7 @@
 mod assertions;
 mod credentials;
 mod events;
+mod flows;
 mod identities;
 mod outbox;
 mod rate_limits;
@@ -60,6 +61,8 @@ struct Tables {
     /// Claims on queued requests: until when.
     request_claims: HashMap<i64, u64>,
     next_request: i64,
+    /// The flow API's flows by id.
+    self_service_flows: HashMap<String, crate::storage::StoredFlow>,
     /// Rate-limit keys and their theoretical arrival times.
     rate_limits: HashMap<String, u64>,
     /// Hand-off assertions by key.

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::{MemoryStorage, MemoryWork, Undo};
-use crate::storage::{Pending, QueuedRequest, RequestQueue, Requests};
+use crate::storage::{NewRequest, Pending, QueuedRequest, RequestQueue, Requests};
 
 impl RequestQueue for MemoryWork {
     fn dequeue_request(&mut self, id: i64) -> Result<bool> {
@@ -20,13 +20,14 @@ impl RequestQueue for MemoryWork {
 }
 
 impl Requests for MemoryStorage {
-    fn queue_request(&self, email: &str, return_to: Option<&str>, _now: u64) -> Pending<()> {
+    fn queue_request(&self, request: &NewRequest<'_>, _now: u64) -> Pending<()> {
         self.write(|tables| {
             tables.next_request += 1;
             tables.requests.push(QueuedRequest {
                 id: tables.next_request,
-                email: email.to_string(),
-                return_to: return_to.map(str::to_string),
+                email: request.email.to_string(),
+                return_to: request.return_to.map(str::to_string),
+                code_flow: request.code_flow.map(str::to_string),
             });
         });
         Pending::ready(Ok(()))

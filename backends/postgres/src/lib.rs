@@ -49,6 +49,7 @@ mod connect;
 mod connection;
 mod credentials;
 mod events;
+mod flows;
 mod identities;
 mod outbox;
 mod platform;

@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::{PgWork, PostgresStorage};
-use crate::storage::{Pending, QueuedRequest, RequestQueue, Requests, to_db};
+use crate::storage::{NewRequest, Pending, QueuedRequest, RequestQueue, Requests, to_db};
 
 impl RequestQueue for PgWork {
     fn dequeue_request(&mut self, id: i64) -> Result<bool> {
@@ -18,12 +18,15 @@ impl RequestQueue for PgWork {
 }
 
 impl Requests for PostgresStorage {
-    fn queue_request(&self, email: &str, return_to: Option<&str>, now: u64) -> Pending<()> {
-        let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
+    fn queue_request(&self, request: &NewRequest<'_>, now: u64) -> Pending<()> {
+        let email = request.email.to_owned();
+        let return_to = request.return_to.map(str::to_owned);
+        let code_flow = request.code_flow.map(str::to_owned);
         self.call(move |conn| {
             conn.execute(
-                "INSERT INTO recovery_requests (email, return_to, queued_at) VALUES ($1, $2, $3)",
-                &[&email, &return_to, &to_db(now)],
+                "INSERT INTO recovery_requests (email, return_to, code_flow, queued_at)
+                 VALUES ($1, $2, $3, $4)",
+                &[&email, &return_to, &code_flow, &to_db(now)],
             )?;
             Ok(())
         })
@@ -42,7 +45,7 @@ impl Requests for PostgresStorage {
                  WHERE id IN (SELECT id FROM recovery_requests
                               WHERE coalesce(claimed_until, 0) <= $2
                               ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, email, return_to",
+                 RETURNING id, email, return_to, code_flow",
                 &[&to_db(lease_until), &to_db(now), &limit],
             )?;
             rows.sort_by_key(|r| r.get::<_, i64>(0));
@@ -52,6 +55,7 @@ impl Requests for PostgresStorage {
                     id: r.get(0),
                     email: r.get(1),
                     return_to: r.get(2),
+                    code_flow: r.get(3),
                 })
                 .collect())
         })

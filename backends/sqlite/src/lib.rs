@@ -22,6 +22,7 @@ mod assertions;
 mod checkpointer;
 mod credentials;
 mod events;
+mod flows;
 mod identities;
 mod outbox;
 mod rate_limits;

@@ -5,7 +5,7 @@ use rusqlite::params;
 
 use super::SqliteStorage;
 use super::writer::SqliteWork;
-use crate::storage::{Pending, QueuedRequest, RequestQueue, Requests, to_db};
+use crate::storage::{NewRequest, Pending, QueuedRequest, RequestQueue, Requests, to_db};
 
 impl RequestQueue for SqliteWork {
     fn dequeue_request(&mut self, id: i64) -> Result<bool> {
@@ -18,13 +18,16 @@ impl RequestQueue for SqliteWork {
 }
 
 impl Requests for SqliteStorage {
-    fn queue_request(&self, email: &str, return_to: Option<&str>, now: u64) -> Pending<()> {
-        let (email, return_to) = (email.to_owned(), return_to.map(str::to_owned));
+    fn queue_request(&self, request: &NewRequest<'_>, now: u64) -> Pending<()> {
+        let email = request.email.to_owned();
+        let return_to = request.return_to.map(str::to_owned);
+        let code_flow = request.code_flow.map(str::to_owned);
         self.write(move |conn| {
             conn.prepare_cached(
-                "INSERT INTO recovery_requests (email, return_to, queued_at) VALUES (?, ?, ?)",
+                "INSERT INTO recovery_requests (email, return_to, code_flow, queued_at)
+                 VALUES (?, ?, ?, ?)",
             )?
-            .execute(params![email, return_to, to_db(now)])?;
+            .execute(params![email, return_to, code_flow, to_db(now)])?;
             Ok(())
         })
     }
@@ -41,13 +44,14 @@ impl Requests for SqliteStorage {
                 "UPDATE recovery_requests SET claimed_until = ?1
                  WHERE id IN (SELECT id FROM recovery_requests
                               WHERE coalesce(claimed_until, 0) <= ?2 ORDER BY id LIMIT ?3)
-                 RETURNING id, email, return_to",
+                 RETURNING id, email, return_to, code_flow",
             )?;
             let rows = stmt.query_map(params![to_db(lease_until), to_db(now), limit], |r| {
                 Ok(QueuedRequest {
                     id: r.get(0)?,
                     email: r.get(1)?,
                     return_to: r.get(2)?,
+                    code_flow: r.get(3)?,
                 })
             })?;
             let mut claimed: Vec<QueuedRequest> = rows.collect::<rusqlite::Result<_>>()?;

@@ -22,6 +22,7 @@ impl<C: Capabilities> Recovery<'_, C> {
             CredentialKind::Link,
             lifespan,
             return_to,
+            None,
             |secret, _| tokens::link_key(secret, &token),
         );
         self.store(&identity, &credential, self.settings.revoke_older_links);
@@ -46,6 +47,7 @@ impl<C: Capabilities> Recovery<'_, C> {
             CredentialKind::Code,
             lifespan,
             return_to,
+            None,
             |secret, flow_id| tokens::code_key(secret, flow_id, &code),
         );
         self.store(&identity, &credential, self.settings.revoke_older_links);

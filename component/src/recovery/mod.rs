@@ -85,9 +85,11 @@ impl<'a, C: Capabilities> Recovery<'a, C> {
         kind: CredentialKind,
         lifespan: u64,
         return_to: Option<String>,
+        flow_id: Option<String>,
         key: impl FnOnce(&[u8], &str) -> String,
     ) -> Credential {
-        let flow_id = tokens::draw_flow_id(&mut self.random());
+        // A flow the caller drew (`request-recovery-code`), else a new one.
+        let flow_id = flow_id.unwrap_or_else(|| tokens::draw_flow_id(&mut self.random()));
         let now = self.caps.now();
         let secret = &self.settings.secrets[0];
         Credential {

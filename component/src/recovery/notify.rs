@@ -43,6 +43,7 @@ impl<C: Capabilities> Recovery<'_, C> {
             lifespan,
             letter,
             None,
+            None,
             self.settings.revoke_older_links,
         )
     }
@@ -60,11 +61,37 @@ impl<C: Capabilities> Recovery<'_, C> {
             lifespan,
             Letter::of(mail_rendering::RECOVERY_CODE),
             None,
+            None,
             self.settings.revoke_older_links,
         )
     }
 
     pub fn request_recovery(&self, email: &str, return_to: Option<String>) -> Outcome<()> {
+        self.request(email, return_to, None)
+    }
+
+    pub fn request_recovery_code(
+        &self,
+        email: &str,
+        flow_id: &str,
+        return_to: Option<String>,
+    ) -> Outcome<()> {
+        let Ok(flow) = uuid::Uuid::try_parse(flow_id) else {
+            return Err(error(
+                ErrorKind::InvalidArgument,
+                "\"flow-id\" must be a UUID",
+            ));
+        };
+        self.request(email, return_to, Some(flow.hyphenated().to_string()))
+    }
+
+    /// A self-service request: a link, or a code bound to `code_flow`.
+    fn request(
+        &self,
+        email: &str,
+        return_to: Option<String>,
+        code_flow: Option<String>,
+    ) -> Outcome<()> {
         let email = email.trim();
         if !looks_like_email(email) {
             return Err(error(
@@ -75,6 +102,10 @@ impl<C: Capabilities> Recovery<'_, C> {
         let lifespan = self.settings.default_lifespan_ns;
         match self.caps.identity_by_email(email) {
             Some(identity) if identity.active && identity.email.is_some() => {
+                let (kind, template) = match code_flow {
+                    Some(_) => (CredentialKind::Code, mail_rendering::RECOVERY_CODE),
+                    None => (CredentialKind::Link, mail_rendering::RECOVERY_LINK),
+                };
                 // The caller must not learn whether the address is known, so a
                 // refused message reads as success too; nothing was stored.
                 // Anyone can ask for anyone's address, so a request revokes
@@ -82,10 +113,11 @@ impl<C: Capabilities> Recovery<'_, C> {
                 // issued stay valid until one of them is redeemed.
                 let _ = self.mail_credential(
                     &identity,
-                    CredentialKind::Link,
+                    kind,
                     lifespan,
-                    Letter::of(mail_rendering::RECOVERY_LINK),
+                    Letter::of(template),
                     return_to,
+                    code_flow,
                     false,
                 );
             }
@@ -176,6 +208,7 @@ impl<C: Capabilities> Recovery<'_, C> {
         lifespan: u64,
         letter: Letter<'_>,
         return_to: Option<String>,
+        flow_id: Option<String>,
         replaces_older: bool,
     ) -> Outcome<Mailed> {
         let email = mail_address(identity)?;
@@ -183,7 +216,7 @@ impl<C: Capabilities> Recovery<'_, C> {
             CredentialKind::Link => {
                 let token = tokens::draw_token(&mut self.random());
                 let credential =
-                    self.new_credential(identity, kind, lifespan, return_to, |key, _| {
+                    self.new_credential(identity, kind, lifespan, return_to, flow_id, |key, _| {
                         tokens::link_key(key, &token)
                     });
                 let link =
@@ -192,10 +225,14 @@ impl<C: Capabilities> Recovery<'_, C> {
             }
             CredentialKind::Code => {
                 let code = tokens::draw_code(&mut self.random());
-                let credential =
-                    self.new_credential(identity, kind, lifespan, return_to, |key, flow_id| {
-                        tokens::code_key(key, flow_id, &code)
-                    });
+                let credential = self.new_credential(
+                    identity,
+                    kind,
+                    lifespan,
+                    return_to,
+                    flow_id,
+                    |key, flow_id| tokens::code_key(key, flow_id, &code),
+                );
                 let link = links::flow_link(&self.settings.public_url, &credential.flow_id);
                 (Some(code), link, credential)
             }

@@ -6,7 +6,7 @@ use super::*;
 use crate::directory::NewIdentity;
 use crate::settings::{Settings, parse_secrets};
 use crate::storage::outbox::QueuedMail;
-use crate::storage::{Identities, Requests};
+use crate::storage::{Identities, NewRequest, Requests};
 use crate::{Error, Identity, IdentityRef, Reclaim, Runtime};
 
 fn reclaim(storage: &MemoryStorage) -> Reclaim {
@@ -57,7 +57,13 @@ fn links_redeem_once_through_the_component() {
 fn a_queued_request_is_served_once_even_when_two_servers_take_it() {
     let (storage, _, reclaim) = with_ann();
     storage
-        .queue_request("ann@example.com", None, 0)
+        .queue_request(
+            &NewRequest {
+                email: "ann@example.com",
+                ..NewRequest::default()
+            },
+            0,
+        )
         .wait()
         .unwrap();
     let request = storage.claim_requests(1, 0, 1).unwrap().remove(0);
@@ -69,6 +75,50 @@ fn a_queued_request_is_served_once_even_when_two_servers_take_it() {
     assert!(matches!(again, Err(Error::Failed(_))), "{again:?}");
     assert_eq!(storage.outbox().len(), 1, "the second serving was undone");
     assert!(storage.claim_requests(10, 1, 2).unwrap().is_empty());
+}
+
+#[test]
+fn a_queued_code_request_binds_its_code_to_the_flow_the_caller_drew_and_stores_nothing_for_strangers()
+ {
+    let (storage, ann, reclaim) = with_ann();
+    let flow = "3d9e6f0c-7b8a-4c1d-9e2f-0a1b2c3d4e5f";
+    let stranger_flow = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
+    for (email, code_flow) in [
+        ("Ann@Example.com", flow),
+        ("nobody@example.com", stranger_flow),
+    ] {
+        let request = NewRequest {
+            email,
+            return_to: None,
+            code_flow: Some(code_flow),
+        };
+        storage.queue_request(&request, 0).wait().unwrap();
+    }
+    for request in storage.claim_requests(10, 0, 1).unwrap() {
+        reclaim.serve_queued_request(request).wait().unwrap();
+    }
+    let outbox = storage.outbox();
+    assert_eq!(outbox.len(), 1, "the stranger gets nothing: {outbox:?}");
+    let mail = &outbox[0];
+    assert_eq!(
+        (mail.template.as_str(), mail.flow_id.as_deref()),
+        ("recovery-code", Some(flow))
+    );
+    let code: String = mail
+        .text_body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("a six-digit code in the mail")
+        .into();
+    assert!(matches!(
+        reclaim.redeem_code(stranger_flow, &code).wait(),
+        Err(Error::Refused(_))
+    ));
+    let redeemed = reclaim.redeem_code(flow, &code).wait().unwrap();
+    assert_eq!(
+        (redeemed.identity_id, redeemed.flow_id),
+        (ann.id, flow.into())
+    );
 }
 
 #[test]

@@ -93,10 +93,16 @@ impl Reclaim {
             id,
             email,
             return_to,
+            code_flow,
         } = request;
         self.submit_then(
             "serve_queued_request",
-            move |guest, store| guest.call_request_recovery(store, &email, return_to.as_deref()),
+            move |guest, store| match &code_flow {
+                Some(flow) => {
+                    guest.call_request_recovery_code(store, &email, flow, return_to.as_deref())
+                }
+                None => guest.call_request_recovery(store, &email, return_to.as_deref()),
+            },
             move |answer, work, _| {
                 // Another process sharing the store served it first: this
                 // unit's mail must not go out a second time.

@@ -12,8 +12,8 @@ use reclaim::events::Method;
 use reclaim::mail::{Attempt, MailStatus, QueuedMail};
 use reclaim::storage::events::{EventFilter, NewDelivery};
 use reclaim::storage::{
-    self, Backend, LiveSession, NewAssertion, NewEvent, NewSession, Quota, Taken, UnitOfWork,
-    transact,
+    self, Backend, LiveSession, NewAssertion, NewEvent, NewRequest, NewSession, Quota, StoredFlow,
+    Taken, UnitOfWork, transact,
 };
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialState};
 use reclaim::{IdentityRef, NewIdentity};
@@ -532,12 +532,87 @@ pub fn a_session_completes_once_with_a_new_password_that_ends_every_credential(f
     assert!(!session_is_live(b, &ann.id, "third", T0));
 }
 
+pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expired(f: Fixture) {
+    let b = &*f.backend;
+    let id = "0b5e7a36-52b4-4a1e-9a57-0e7f3c1d2a90";
+    let fresh = StoredFlow {
+        id: id.into(),
+        expires_at: T0 + 60 * SECOND,
+        version: 0,
+        body: r#"{"state":"choose_method"}"#.into(),
+    };
+    b.insert_flow(&fresh).wait().unwrap();
+    assert_eq!(b.flow(id).unwrap(), Some(fresh.clone()));
+    assert_eq!(
+        b.flow("a2b6c5b4-0000-4000-8000-000000000000").unwrap(),
+        None
+    );
+    let sent = StoredFlow {
+        body: r#"{"state":"sent_email"}"#.into(),
+        expires_at: T0 + 120 * SECOND,
+        ..fresh.clone()
+    };
+    assert!(b.replace_flow(&sent).wait().unwrap());
+    let stored = b.flow(id).unwrap().unwrap();
+    assert_eq!(
+        (stored.version, stored.body.as_str()),
+        (1, sent.body.as_str())
+    );
+    assert_eq!(stored.expires_at, T0 + 120 * SECOND);
+    // A writer that read version 0 too lost the race: nothing of it is kept.
+    let stale = StoredFlow {
+        body: r#"{"state":"passed_challenge"}"#.into(),
+        ..fresh.clone()
+    };
+    assert!(!b.replace_flow(&stale).wait().unwrap());
+    assert_eq!(b.flow(id).unwrap().unwrap().body, sent.body);
+    // Racing writers of one version: exactly one wins.
+    let read = b.flow(id).unwrap().unwrap();
+    let wins = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let mine = StoredFlow {
+                    body: format!("{{\"racer\":{i}}}"),
+                    ..read.clone()
+                };
+                s.spawn(move || b.replace_flow(&mine).wait().unwrap())
+            })
+            .collect();
+        racers
+            .into_iter()
+            .filter_map(|r| r.join().unwrap().then_some(()))
+            .count()
+    });
+    assert_eq!(wins, 1);
+    assert!(
+        !b.replace_flow(&StoredFlow {
+            id: "gone".into(),
+            ..fresh
+        })
+        .wait()
+        .unwrap()
+    );
+    assert_eq!(
+        b.purge_flows(T0 + 120 * SECOND).unwrap(),
+        0,
+        "not yet expired"
+    );
+    assert_eq!(b.purge_flows(T0 + 121 * SECOND).unwrap(), 1);
+    assert_eq!(b.flow(id).unwrap(), None);
+}
+
+const BOB_CODE_FLOW: &str = "6f1f4ad4-8a9c-4b47-9c55-2f0b0d0c9f11";
+
 pub fn queued_requests_are_claimed_by_one_server_and_served_once_in_order(f: Fixture) {
     let b = &*f.backend;
     for email in ["ann@example.com", "bob@example.com", "cy@example.com"] {
-        b.queue_request(email, Some("https://app.example/"), T0)
-            .wait()
-            .unwrap();
+        let code_flow = (email == "bob@example.com").then_some(BOB_CODE_FLOW);
+        let request = NewRequest {
+            email,
+            return_to: Some("https://app.example/"),
+            code_flow,
+        };
+        b.queue_request(&request, T0).wait().unwrap();
     }
     let lease = T0 + 60 * SECOND;
     let first = b.claim_requests(2, T0, lease).unwrap();
@@ -546,6 +621,8 @@ pub fn queued_requests_are_claimed_by_one_server_and_served_once_in_order(f: Fix
         ["ann@example.com", "bob@example.com"]
     );
     assert_eq!(first[0].return_to.as_deref(), Some("https://app.example/"));
+    assert_eq!(first[0].code_flow, None, "a link");
+    assert_eq!(first[1].code_flow.as_deref(), Some(BOB_CODE_FLOW));
     let second = b.claim_requests(10, T0, lease).unwrap();
     assert_eq!(second.len(), 1, "the claimed ones are skipped");
     assert_eq!(second[0].email, "cy@example.com");
@@ -1233,6 +1310,7 @@ contract!(
     every_spelling_of_one_mailbox_is_one_identity,
     a_session_completes_once_with_a_new_password_that_ends_every_credential,
     queued_requests_are_claimed_by_one_server_and_served_once_in_order,
+    a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expired,
     mail_is_claimed_by_one_courier_at_a_time_under_a_lease,
     failed_mail_waits_for_its_retry_and_abandoned_mail_ends_its_credential,
     rate_limits_allow_a_burst_then_one_per_share_of_the_window,

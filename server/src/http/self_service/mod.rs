@@ -28,6 +28,7 @@ use reclaim_wire::pages::{FORGED, NOT_AN_ADDRESS, UNREADABLE_FORM};
 use super::{AppState, csrf, rate_limit};
 use crate::mail::address::check_address;
 use crate::operations::Error;
+use crate::storage::NewRequest;
 
 /// A posted form, or a 400 page saying what was wrong with it (axum's own
 /// rejections are 415 and 422 in plain text, which no page documents).
@@ -176,7 +177,14 @@ pub async fn request(
         .and_then(|r| app.config.allowed_return_to(&r));
     let queued = app
         .backend
-        .queue_request(&email, return_to.as_deref(), app.now_nanos())
+        .queue_request(
+            &NewRequest {
+                email: &email,
+                return_to: return_to.as_deref(),
+                code_flow: None,
+            },
+            app.now_nanos(),
+        )
         .await;
     if let Err(e) = queued {
         return problem_page(&app, &Error::Failed(e));

@@ -64,6 +64,10 @@ impl Guest for Spinning {
         spin()
     }
 
+    fn request_recovery_code(_: String, _: String, _: Option<String>) -> Result<(), RecoveryError> {
+        spin()
+    }
+
     fn redeem_link(_: String) -> Result<Redemption, RecoveryError> {
         spin()
     }

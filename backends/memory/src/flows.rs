@@ -1,0 +1,45 @@
+//! The self-service flows in memory.
+
+use anyhow::Result;
+
+use super::MemoryStorage;
+use crate::storage::{Flows, Pending, StoredFlow};
+
+impl Flows for MemoryStorage {
+    fn insert_flow(&self, flow: &StoredFlow) -> Pending<()> {
+        self.write(|tables| {
+            tables
+                .self_service_flows
+                .insert(flow.id.clone(), flow.clone());
+        });
+        Pending::ready(Ok(()))
+    }
+
+    fn flow(&self, id: &str) -> Result<Option<StoredFlow>> {
+        Ok(self.tables().self_service_flows.get(id).cloned())
+    }
+
+    fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool> {
+        let replaced = self.write(|tables| match tables.self_service_flows.get_mut(&flow.id) {
+            Some(stored) if stored.version == flow.version => {
+                *stored = StoredFlow {
+                    version: flow.version + 1,
+                    ..flow.clone()
+                };
+                true
+            }
+            _ => false,
+        });
+        Pending::ready(Ok(replaced))
+    }
+
+    fn purge_flows(&self, before: u64) -> Result<u64> {
+        Ok(self.write(|tables| {
+            let was = tables.self_service_flows.len();
+            tables
+                .self_service_flows
+                .retain(|_, flow| flow.expires_at >= before);
+            (was - tables.self_service_flows.len()) as u64
+        }))
+    }
+}

@@ -1,0 +1,71 @@
+//! The self-service flows in PostgreSQL.
+
+use anyhow::Result;
+
+use super::PostgresStorage;
+use crate::storage::{Flows, Pending, StoredFlow, from_db, to_db};
+
+impl Flows for PostgresStorage {
+    fn insert_flow(&self, flow: &StoredFlow) -> Pending<()> {
+        let flow = flow.clone();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO self_service_flows (id, expires_at, version, body)
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &flow.id,
+                    &to_db(flow.expires_at),
+                    &to_db(flow.version),
+                    &flow.body,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn flow(&self, id: &str) -> Result<Option<StoredFlow>> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            let rows = conn.query(
+                "SELECT id, expires_at, version, body FROM self_service_flows WHERE id = $1",
+                &[&id],
+            )?;
+            Ok(rows.first().map(|r| StoredFlow {
+                id: r.get(0),
+                expires_at: from_db(r.get(1)),
+                version: from_db(r.get(2)),
+                body: r.get(3),
+            }))
+        })
+        .wait()
+    }
+
+    fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool> {
+        let flow = flow.clone();
+        // Two replicas replacing one version: the second's UPDATE waits for
+        // the first's commit, then matches no row.
+        self.call(move |conn| {
+            let replaced = conn.execute(
+                "UPDATE self_service_flows SET expires_at = $1, version = version + 1, body = $2
+                 WHERE id = $3 AND version = $4",
+                &[
+                    &to_db(flow.expires_at),
+                    &flow.body,
+                    &flow.id,
+                    &to_db(flow.version),
+                ],
+            )?;
+            Ok(replaced == 1)
+        })
+    }
+
+    fn purge_flows(&self, before: u64) -> Result<u64> {
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM self_service_flows WHERE expires_at < $1",
+                &[&to_db(before)],
+            )?)
+        })
+        .wait()
+    }
+}

@@ -1,0 +1,70 @@
+//! The self-service flows in SQLite.
+
+use anyhow::Result;
+use rusqlite::{OptionalExtension, params};
+
+use super::SqliteStorage;
+use crate::storage::{Flows, Pending, StoredFlow, from_db, to_db};
+
+impl Flows for SqliteStorage {
+    fn insert_flow(&self, flow: &StoredFlow) -> Pending<()> {
+        let flow = flow.clone();
+        self.write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO self_service_flows (id, expires_at, version, body) VALUES (?, ?, ?, ?)",
+            )?
+            .execute(params![
+                flow.id,
+                to_db(flow.expires_at),
+                to_db(flow.version),
+                flow.body
+            ])?;
+            Ok(())
+        })
+    }
+
+    fn flow(&self, id: &str) -> Result<Option<StoredFlow>> {
+        self.with_connection(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT id, expires_at, version, body FROM self_service_flows WHERE id = ?",
+                )?
+                .query_row([id], |r| {
+                    Ok(StoredFlow {
+                        id: r.get(0)?,
+                        expires_at: from_db(r.get(1)?),
+                        version: from_db(r.get(2)?),
+                        body: r.get(3)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool> {
+        let flow = flow.clone();
+        self.write(move |conn| {
+            let replaced = conn
+                .prepare_cached(
+                    "UPDATE self_service_flows SET expires_at = ?, version = version + 1, body = ?
+                     WHERE id = ? AND version = ?",
+                )?
+                .execute(params![
+                    to_db(flow.expires_at),
+                    flow.body,
+                    flow.id,
+                    to_db(flow.version)
+                ])?;
+            Ok(replaced == 1)
+        })
+    }
+
+    fn purge_flows(&self, before: u64) -> Result<u64> {
+        self.with_writer(move |conn| {
+            let purged = conn
+                .prepare_cached("DELETE FROM self_service_flows WHERE expires_at < ?")?
+                .execute([to_db(before)])?;
+            Ok(purged as u64)
+        })
+    }
+}

@@ -1,0 +1,40 @@
+//! Self-service flows (Kratos' recovery and settings flows) as the flow API
+//! and the pages keep them between requests. The store keeps a flow's body
+//! under its id with a version and knows nothing of what it means: every
+//! state and rule of a flow is `reclaim_wire::flows`'. A flow is never
+//! edited in place: a writer replaces the version it read, so two requests
+//! racing on one flow can't both move it on.
+
+use anyhow::Result;
+
+use super::Pending;
+
+/// A flow as stored: its id (a UUID), when it may be forgotten, the version
+/// a replacement must name, and its body (JSON written by the flow API).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFlow {
+    pub id: String,
+    pub expires_at: u64,
+    pub version: u64,
+    pub body: String,
+}
+
+/// The flows of a backend. Outside any unit of work: a flow is the person's
+/// progress, not a credential; the credential a flow's code redeems is kept
+/// (and consumed, once) by the units of work of the operations.
+pub trait Flows {
+    /// Keeps a new flow (its id is a fresh draw); settled once durable.
+    fn insert_flow(&self, flow: &StoredFlow) -> Pending<()>;
+
+    /// The flow with `id`, whatever its expiry: an expired flow is still
+    /// answered (as expired) until it is purged.
+    fn flow(&self, id: &str) -> Result<Option<StoredFlow>>;
+
+    /// Replaces the flow's expiry and body, and bumps its version to
+    /// `flow.version + 1`, if it is still at `flow.version`; false (and
+    /// nothing written) when another writer replaced it first or it is gone.
+    fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool>;
+
+    /// Forgets the flows that expired before `before`; returns how many.
+    fn purge_flows(&self, before: u64) -> Result<u64>;
+}
