@@ -13,6 +13,8 @@
 //! - [`refusal`]: the recovery engine's refusals, as either server sees them;
 //! - [`pages`]: the self-service pages and their problem pages;
 //! - [`csrf`]: the pages' signed double-submit tokens;
+//! - [`flows`]: Kratos' self-service recovery and settings flows, the one
+//!   state machine the flow API and the pages share;
 //! - [`headers`]: the security headers every answer carries;
 //! - [`routes`]: the route table both servers and the fuzz target read;
 //! - [`settings_file`]: `settings.json`, read by the edge and the
@@ -27,6 +29,7 @@ pub mod answer;
 pub mod authentik;
 pub mod checks;
 pub mod csrf;
+pub mod flows;
 pub mod headers;
 pub mod identities;
 pub mod kratos;
