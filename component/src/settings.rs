@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_LIFESPAN_NS: u64 = 24 * HOUR_NS;
 /// Whether an administrator's new credential revokes the older ones.
 pub const DEFAULT_REVOKE_OLDER_LINKS: bool = true;
 /// Wrong codes a flow survives (Kratos' default).
-pub const DEFAULT_MAX_CODE_ATTEMPTS: u32 = 5;
+pub const DEFAULT_MAX_CODE_ATTEMPTS: u32 = reclaim_rules::DEFAULT_MAX_CODE_ATTEMPTS;
 /// Wrong codes an identity survives within the window.
 pub const DEFAULT_MAX_CODE_ATTEMPTS_PER_IDENTITY: u32 = 10;
 /// The window of the per-identity count.

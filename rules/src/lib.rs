@@ -5,6 +5,13 @@
 //! [`Standing`] onto its bindings' `credential-state`. No dependencies, so
 //! that every target (native, wasm32-wasip2) can use it.
 
+/// Wrong codes a code flow survives when the host's settings name no
+/// number (Kratos' default): the component applies it to a flow's code,
+/// and the flow API to a flow's submissions across its re-sent codes, so
+/// a flow whose address is unknown (and has no code) dies at the same
+/// count as one whose address is known.
+pub const DEFAULT_MAX_CODE_ATTEMPTS: u32 = 5;
+
 /// Where a stored credential stands (the WIT's `credential-state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {

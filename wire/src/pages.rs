@@ -15,7 +15,7 @@ macro_rules! page {
     };
 }
 
-const PAGES: [(&str, &str); 9] = [
+const PAGES: [(&str, &str); 10] = [
     page!("base.html"),
     page!("request.html"),
     page!("sent.html"),
@@ -25,6 +25,7 @@ const PAGES: [(&str, &str); 9] = [
     page!("done.html"),
     page!("error.html"),
     page!("recovered.html"),
+    page!("flow.html"),
 ];
 
 /// The page templates, parsed once.

@@ -61,10 +61,10 @@ impl Flows for PostgresStorage {
 
     fn purge_flows(&self, before: u64) -> Result<u64> {
         self.call(move |conn| {
-            Ok(conn.execute(
+            conn.execute(
                 "DELETE FROM self_service_flows WHERE expires_at < $1",
                 &[&to_db(before)],
-            )?)
+            )
         })
         .wait()
     }

@@ -88,6 +88,14 @@ pub struct Config {
     /// How redemptions in the pages end, and where a hand-off goes.
     pub completion: Completion,
     pub handoff_url: Option<String>,
+    /// Where browser recovery flows are drawn (`?flow=` appended).
+    pub recovery_ui_url: String,
+    /// Where a recovery's settings flow is drawn (`?flow=` appended).
+    pub settings_ui_url: String,
+    /// Kratos' `feature_flags.use_continue_with_transitions`.
+    pub use_continue_with_transitions: bool,
+    /// How long a self-service flow lives.
+    pub flow_lifespan: Duration,
     pub assertion_lifespan: Duration,
     /// Webhook endpoints, how long one attempt may take, and the waits
     /// between attempts.
@@ -303,6 +311,28 @@ impl Config {
                 bail!("handoff_url {url:?} must be an http or https URL");
             }
         }
+        let public_base = public_url.trim_end_matches('/').to_string();
+        let ui_url = |given: Option<String>, name: &str, default: &str| -> Result<String> {
+            let url = given
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| format!("{public_base}{default}"));
+            let parsed =
+                url::Url::parse(&url).with_context(|| format!("{name} {url:?} is not a URL"))?;
+            if !matches!(parsed.scheme(), "https" | "http") {
+                bail!("{name} {url:?} must be an http or https URL");
+            }
+            Ok(url)
+        };
+        let recovery_ui_url = ui_url(
+            o.recovery_ui_url,
+            "recovery_ui_url",
+            "/self-service/recovery",
+        )?;
+        let settings_ui_url = ui_url(
+            o.settings_ui_url,
+            "settings_ui_url",
+            "/self-service/recovery/password",
+        )?;
         if completion == Completion::Handoff && handoff_url.is_none() {
             bail!(
                 "completion = handoff needs handoff_url (RECLAIM_HANDOFF_URL): where the \
@@ -311,6 +341,7 @@ impl Config {
         }
         let assertion_lifespan =
             timeout("assertion_lifespan", o.assertion_lifespan.as_deref(), "5m")?;
+        let flow_lifespan = timeout("flow_lifespan", o.flow_lifespan.as_deref(), "1h")?;
         let event_retention = timeout("event_retention", o.event_retention.as_deref(), "90d")?;
         let outbox_retention = timeout("outbox_retention", o.outbox_retention.as_deref(), "7d")?;
         let mut hooks = o.webhooks;
@@ -364,6 +395,10 @@ impl Config {
             courier,
             completion,
             handoff_url,
+            recovery_ui_url,
+            settings_ui_url,
+            use_continue_with_transitions: o.use_continue_with_transitions.unwrap_or(false),
+            flow_lifespan,
             assertion_lifespan,
             webhooks,
             webhook_timeout,

@@ -161,6 +161,23 @@ pub struct Options {
     /// `return_to` (required with completion = handoff)
     #[arg(long, env = "RECLAIM_HANDOFF_URL", global = true)]
     pub handoff_url: Option<String>,
+    /// The recovery UI a browser recovery flow is sent to, with `?flow=`
+    /// [default: PUBLIC_URL/self-service/recovery]
+    #[arg(long, env = "RECLAIM_RECOVERY_UI_URL", global = true)]
+    pub recovery_ui_url: Option<String>,
+    /// The settings UI a recovery ends in, with `?flow=`
+    /// [default: PUBLIC_URL/self-service/recovery/password]
+    #[arg(long, env = "RECLAIM_SETTINGS_UI_URL", global = true)]
+    pub settings_ui_url: Option<String>,
+    /// End a recovery flow with 200 and `continue_with` (the session token
+    /// for API flows) rather than Kratos' default 422 redirect
+    /// [default: false]
+    #[arg(long, env = "RECLAIM_USE_CONTINUE_WITH_TRANSITIONS", global = true)]
+    pub use_continue_with_transitions: Option<bool>,
+    /// How long a self-service flow may take from start to its last step
+    /// (Kratos' `selfservice.flows.recovery.lifespan`) [default: 1h]
+    #[arg(long, env = "RECLAIM_FLOW_LIFESPAN", global = true)]
+    pub flow_lifespan: Option<String>,
     /// How long a hand-off assertion may wait to be redeemed [default: 5m]
     #[arg(long, env = "RECLAIM_ASSERTION_LIFESPAN", global = true)]
     pub assertion_lifespan: Option<String>,
@@ -323,6 +340,12 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         directory_by_email: over.directory_by_email.or(base.directory_by_email),
         completion: over.completion.or(base.completion),
         handoff_url: over.handoff_url.or(base.handoff_url),
+        recovery_ui_url: over.recovery_ui_url.or(base.recovery_ui_url),
+        settings_ui_url: over.settings_ui_url.or(base.settings_ui_url),
+        flow_lifespan: over.flow_lifespan.or(base.flow_lifespan),
+        use_continue_with_transitions: over
+            .use_continue_with_transitions
+            .or(base.use_continue_with_transitions),
         assertion_lifespan: over.assertion_lifespan.or(base.assertion_lifespan),
         event_retention: over.event_retention.or(base.event_retention),
         outbox_retention: over.outbox_retention.or(base.outbox_retention),

@@ -27,7 +27,7 @@ use crate::directory::NewIdentity;
 use crate::operations::{Error, identity_storage_error};
 use crate::storage::{IdentityFilter, IdentityKey, IdentityRecord};
 
-mod shape;
+pub(crate) mod shape;
 pub use shape::{patched, wire_identity};
 
 fn bad_request(message: impl Into<String>) -> KratosError {

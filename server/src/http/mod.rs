@@ -6,6 +6,7 @@
 pub mod authentik;
 mod connections;
 pub mod events;
+pub mod flows;
 pub mod identities;
 pub mod kratos;
 pub mod limits;
@@ -116,12 +117,13 @@ type Endpoint = fn(Route, Verb) -> Option<MethodRouter<AppState>>;
 type Documented = fn() -> OpenApiRouter<AppState>;
 
 /// The application's areas.
-const AREAS: [(Endpoint, Documented); 7] = [
+const AREAS: [(Endpoint, Documented); 8] = [
     (kratos::endpoint, kratos::openapi),
     (authentik::endpoint, authentik::openapi),
     (identities::endpoint, identities::openapi),
     (events::endpoint, events::openapi),
     (self_service::endpoint, self_service::openapi),
+    (flows::endpoint, flows::openapi),
     (observe::endpoint, observe::openapi),
     (own_endpoint, own_openapi),
 ];

@@ -11,6 +11,7 @@ mod courier;
 mod crash;
 mod edge;
 mod embedding;
+mod flows;
 mod full_disk;
 mod handoff;
 mod http_api;

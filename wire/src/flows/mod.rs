@@ -32,6 +32,9 @@ use recovery::RecoveryFlow;
 use settings::{SessionRecord, SettingsFlow};
 use texts::Text;
 
+/// Wrong codes a flow survives when the settings name no number.
+pub use reclaim_rules::DEFAULT_MAX_CODE_ATTEMPTS;
+
 /// How long a flow lives (Kratos' `lifespan` default).
 pub const FLOW_LIFESPAN_NS: u64 = 60 * 60 * 1_000_000_000;
 
@@ -111,6 +114,13 @@ impl Record {
             transient_payload: None,
             of,
         }
+    }
+
+    /// The record with a lifespan other than [`FLOW_LIFESPAN_NS`] (the
+    /// server's configured one), counted from its issue.
+    pub fn lasting(mut self, lifespan_ns: u64) -> Self {
+        self.expires_at = self.issued_at.saturating_add(lifespan_ns);
+        self
     }
 
     /// The stored body.

@@ -20,6 +20,9 @@ pub struct SettingsFlow {
     /// Whether a password was saved (`active: "password"` from then on).
     pub saved: bool,
     pub messages: Vec<Text>,
+    /// Messages on the password node (why a password was refused).
+    #[serde(default)]
+    pub password_messages: Vec<Text>,
 }
 
 /// `state` of a settings flow.
@@ -41,7 +44,9 @@ impl SettingsState {
 
 impl SettingsFlow {
     pub(super) fn nodes(&self) -> Vec<Node> {
-        nodes::new_password()
+        let mut nodes = nodes::new_password();
+        nodes[0].messages = self.password_messages.clone();
+        nodes
     }
 }
 
@@ -100,6 +105,7 @@ impl Record {
                 identity_id: identity_id.to_string(),
                 saved: false,
                 messages,
+                password_messages: Vec::new(),
             }),
         );
         // A settings flow lives no longer than the session that may use it.
@@ -143,22 +149,27 @@ impl Record {
         submit: &'a SettingsSubmit,
         check: impl FnOnce(&str) -> Result<(), String>,
     ) -> Result<&'a str, Box<Record>> {
-        let refuse = |text: Text| {
+        let refuse = |on_password: bool, text: Text| {
             let mut next = self.clone();
             if let Of::Settings(f) = &mut next.of {
-                say(&mut f.messages, text);
+                f.messages.clear();
+                f.password_messages.clear();
+                match on_password {
+                    true => f.password_messages.push(text),
+                    false => say(&mut f.messages, text),
+                }
             }
             Box::new(next)
         };
         if submit.method.as_deref() != Some("password") {
-            return Err(refuse(texts::invalid(
+            return Err(refuse(false, texts::invalid(
                 "Could not find a strategy to update your settings. Did you fill out the form correctly?",
             )));
         }
         let Some(password) = submit.password.as_deref().filter(|p| !p.is_empty()) else {
-            return Err(refuse(texts::missing("password")));
+            return Err(refuse(true, texts::missing("password")));
         };
-        check(password).map_err(|reason| refuse(texts::invalid(&reason)))?;
+        check(password).map_err(|reason| refuse(true, texts::password_refused(&reason)))?;
         Ok(password)
     }
 
@@ -169,6 +180,7 @@ impl Record {
             f.state = SettingsState::Success;
             f.saved = true;
             f.messages = vec![texts::settings_saved()];
+            f.password_messages.clear();
         }
         next
     }

@@ -115,6 +115,16 @@ pub fn invalid(reason: &str) -> Text {
     )
 }
 
+/// 4000005: a password the rules refuse, and why.
+pub fn password_refused(reason: &str) -> Text {
+    text(
+        4000005,
+        TextKind::Error,
+        reason,
+        json!({ "reason": reason }),
+    )
+}
+
 /// 4000002: a required property is missing.
 pub fn missing(property: &str) -> Text {
     text(

@@ -22,7 +22,6 @@ use minijinja::context;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use reclaim_wire::PAGES_PATH;
 use reclaim_wire::pages::{FORGED, NOT_AN_ADDRESS, UNREADABLE_FORM};
 
 use super::{AppState, csrf, rate_limit};
@@ -85,13 +84,18 @@ pub async fn show(
             ),
             Err(e) => problem_page(&app, &e),
         },
-        (Some(flow), None) => form_page(
-            &app,
-            &headers,
-            StatusCode::OK,
-            "code.html",
-            context! { flow },
-        ),
+        (Some(flow), None) => {
+            if let Some(page) = super::flows::recovery_page(&app, &headers, &flow).await {
+                return page;
+            }
+            form_page(
+                &app,
+                &headers,
+                StatusCode::OK,
+                "code.html",
+                context! { flow },
+            )
+        }
         _ => {
             let return_to = q.return_to.and_then(|r| app.config.allowed_return_to(&r));
             form_page(
@@ -112,23 +116,56 @@ pub struct RequestForm {
     csrf_token: Option<String>,
 }
 
-/// A request by address. The answer is the same page, status and timing for
-/// known and unknown addresses: the request is only queued (one row either
-/// way), and served later at the queue's steady pace, apart from anything
-/// this client sends next.
+/// `?flow=` on the recovery path: Kratos' flow submission.
+#[derive(Deserialize, IntoParams)]
+pub struct SubmitQuery {
+    /// The flow a submission of the flow API moves (JSON or a form).
+    flow: Option<String>,
+}
+
+/// A request by address from the pages' form; with `?flow=`, a submission
+/// to a flow of the flow API (`flows::recovery::submit`). The pages' answer
+/// is the same page, status and timing for known and unknown addresses:
+/// the request is only queued (one row either way), and served later at
+/// the queue's steady pace, apart from anything this client sends next.
 #[utoipa::path(post, path = "/self-service/recovery", tag = "self-service",
-    request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded"),
+    params(SubmitQuery),
+    request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded", description = "The pages' form; with `?flow=`, Kratos' `updateRecoveryFlowBody` (JSON or a form)"),
     responses(
-        (status = 200, content_type = "text/html", description = "Check your email (for every address)"),
-        (status = 400, content_type = "text/html", description = "Not an email address"),
+        (status = 200, content_type = "text/html", description = "Check your email (for every address); with `?flow=`, the flow as JSON"),
+        (status = 303, description = "With `?flow=`, a browser's form post: back to the recovery UI, or on to settings"),
+        (status = 400, content_type = "text/html", description = "Not an email address; with `?flow=`, the flow with the validation message"),
         (status = 403, content_type = "text/html", description = "No valid CSRF token, or posted from another site"),
+        (status = 410, description = "With `?flow=`: the flow expired (`self_service_flow_expired`)"),
+        (status = 422, description = "With `?flow=`: recovered; `browser_location_change_required` to settings"),
         (status = 429, content_type = "text/html", description = "Too many requests; see Retry-After"),
     ))]
 pub async fn request(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(q): Query<SubmitQuery>,
     headers: HeaderMap,
-    PageForm(form): PageForm<RequestForm>,
+    bytes: axum::body::Bytes,
+) -> Response {
+    if let Some(flow) = q.flow {
+        return super::flows::recovery::submit(app, peer, headers, flow, bytes).await;
+    }
+    let form: RequestForm = match serde_urlencoded::from_bytes(&bytes) {
+        Ok(form) => form,
+        Err(e) => {
+            return app
+                .pages
+                .problem(StatusCode::BAD_REQUEST, UNREADABLE_FORM, &e.to_string());
+        }
+    };
+    request_by_address(app, peer, headers, form).await
+}
+
+async fn request_by_address(
+    app: AppState,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    form: RequestForm,
 ) -> Response {
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
@@ -220,7 +257,7 @@ fn form_page(
     if let Some(cookie) = new_cookie {
         response.headers_mut().append(
             SET_COOKIE,
-            app.private_cookie(csrf::COOKIE_NAME, &cookie, PAGES_PATH, None),
+            app.private_cookie(csrf::COOKIE_NAME, &cookie, super::flows::CSRF_PATH, None),
         );
     }
     response

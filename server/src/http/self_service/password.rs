@@ -12,14 +12,14 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::{AppState, PAGES_PATH, PageForm, forged, form_page, problem_page};
+use super::{AppState, PageForm, forged, form_page, problem_page};
 use crate::operations::Error;
 use crate::passwords;
 use crate::wit::IdentityRef;
 
 const SESSION_COOKIE: &str = "reclaim_recovery_session";
 /// How long a redeemed credential's session may take to set a password.
-pub(super) const SESSION_LIFESPAN: Duration = Duration::from_secs(15 * 60);
+pub(crate) const SESSION_LIFESPAN: Duration = Duration::from_secs(15 * 60);
 
 /// The new-password form, for a live session only.
 #[utoipa::path(get, path = "/self-service/recovery/password", tag = "self-service",
@@ -151,14 +151,18 @@ fn expired_session(app: &AppState) -> Response {
 
 /// The session cookie, `<identity id>.<secret>`: the identity names the
 /// session's row (an identity has one at most), the secret proves it.
-pub(super) struct SessionCookie {
-    pub(super) identity_id: String,
-    pub(super) secret: String,
+pub(crate) struct SessionCookie {
+    pub(crate) identity_id: String,
+    pub(crate) secret: String,
 }
 
 impl SessionCookie {
-    fn of(headers: &HeaderMap) -> Option<Self> {
-        let value = crate::http::cookie(headers, SESSION_COOKIE)?;
+    pub(crate) fn of(headers: &HeaderMap) -> Option<Self> {
+        Self::parse(&crate::http::cookie(headers, SESSION_COOKIE)?)
+    }
+
+    /// A cookie's value or a session token (`X-Session-Token`): the same.
+    pub(crate) fn parse(value: &str) -> Option<Self> {
         let (identity_id, secret) = value.split_once('.')?;
         let identity = uuid::Uuid::try_parse(identity_id).ok()?;
         crate::http::is_hex_256(secret).then(|| Self {
@@ -167,21 +171,22 @@ impl SessionCookie {
         })
     }
 
-    pub(super) fn value(&self) -> String {
+    pub(crate) fn value(&self) -> String {
         format!("{}.{}", self.identity_id, self.secret)
     }
 
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         session_key(&self.secret)
     }
 }
 
-pub(super) fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
-    app.private_cookie(SESSION_COOKIE, value, PAGES_PATH, Some(max_age))
+/// For every path: `whoami` and the settings flows read it too.
+pub(crate) fn session_cookie(app: &AppState, value: &str, max_age: u64) -> HeaderValue {
+    app.private_cookie(SESSION_COOKIE, value, "/", Some(max_age))
 }
 
 /// Sessions are stored under a hash of the cookie's secret, so the database
 /// never holds a usable cookie.
-pub(super) fn session_key(secret: &str) -> String {
+pub(crate) fn session_key(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }

@@ -98,7 +98,7 @@ pub async fn code(
 
 /// A session's secret, and the session to open under its hash if the
 /// credential redeems.
-fn new_session(app: &AppState) -> Result<(String, NewSession), Error> {
+pub(crate) fn new_session(app: &AppState) -> Result<(String, NewSession), Error> {
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw)
         .map_err(|_| Error::Failed(anyhow::anyhow!("no randomness for a session")))?;
