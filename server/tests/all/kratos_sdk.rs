@@ -32,3 +32,48 @@ fn ory_kratos_client_manages_identities_unchanged() {
     );
     assert!(stdout.contains("kratos sdk: ok"));
 }
+
+/// `kratos_flows.py` against a server started with `env`.
+fn flows_with_the_sdk(ending: &str, env: &[(&str, &str)]) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("../target/kratos-sdk-venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/test installs it",
+        python.display()
+    );
+    let server = Server::start_with(env);
+    server.identity(Some("ann@example.com"));
+    let output = Command::new(&python)
+        .arg(root.join("tests/kratos_flows.py"))
+        .arg(ending)
+        .arg(&server.base)
+        .arg(server.data.path().join("outbox"))
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains(&format!("kratos flows ({ending}): ok")));
+}
+
+#[test]
+fn ory_kratos_client_recovers_an_account_through_the_flow_api_with_continue_with() {
+    flows_with_the_sdk(
+        "continue_with",
+        &[("RECLAIM_USE_CONTINUE_WITH_TRANSITIONS", "true")],
+    );
+}
+
+#[test]
+fn ory_kratos_client_meets_kratos_default_ending_of_a_recovery_flow() {
+    flows_with_the_sdk("redirect", &[]);
+}
+
+#[test]
+fn ory_kratos_client_is_told_an_expired_flow_is_gone_and_given_a_new_one() {
+    flows_with_the_sdk("expiry", &[("RECLAIM_FLOW_LIFESPAN", "1s")]);
+}

@@ -162,9 +162,12 @@ impl Record {
             Box::new(next)
         };
         if submit.method.as_deref() != Some("password") {
-            return Err(refuse(false, texts::invalid(
-                "Could not find a strategy to update your settings. Did you fill out the form correctly?",
-            )));
+            return Err(refuse(
+                false,
+                texts::invalid(
+                    "Could not find a strategy to update your settings. Did you fill out the form correctly?",
+                ),
+            ));
         }
         let Some(password) = submit.password.as_deref().filter(|p| !p.is_empty()) else {
             return Err(refuse(true, texts::missing("password")));
