@@ -8,7 +8,7 @@ use std::sync::Barrier;
 use reqwest::blocking::Response;
 use serde_json::{Value, json};
 
-use crate::common::{NEW_PASSWORD, RETURN_URL, Server, client};
+use crate::common::{NEW_PASSWORD, RETURN_URL, Server, client, csrf_token_in};
 
 const CONTINUE_WITH: (&str, &str) = ("RECLAIM_USE_CONTINUE_WITH_TRANSITIONS", "true");
 
@@ -409,4 +409,100 @@ fn whoami_without_a_session_is_401_in_kratos_shape() {
     let body: Value = none.json().unwrap();
     assert_eq!(body["error"]["id"], "session_inactive");
     assert_eq!(whoami(&server, "not-a-token").status(), 401);
+}
+
+/// A browser's cookies, as plain HTTP keeps them: name to value.
+#[derive(Default)]
+struct Jar(std::collections::BTreeMap<String, String>);
+
+impl Jar {
+    fn keep(&mut self, response: &Response) {
+        for cookie in response.headers().get_all("set-cookie") {
+            let pair = cookie.to_str().unwrap().split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.0.remove(name);
+            } else {
+                self.0.insert(name.into(), value.into());
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn get(&mut self, url: &str) -> Response {
+        let response = client().get(url).header("Cookie", self.header()).send().unwrap();
+        self.keep(&response);
+        response
+    }
+
+    fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Response {
+        let response = client()
+            .post(url)
+            .header("Cookie", self.header())
+            .form(form)
+            .send()
+            .unwrap();
+        self.keep(&response);
+        response
+    }
+}
+
+fn location(response: &Response) -> String {
+    assert_eq!(response.status(), 303, "{:?}", response.headers());
+    response.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[test]
+fn the_pages_draw_a_browser_flow_whose_form_posts_lead_to_a_new_password() {
+    let server = Server::start();
+    server.identity(Some("ann@example.com"));
+    let mut browser = Jar::default();
+    let ui = location(&browser.get(&server.url("/self-service/recovery/browser")));
+    assert!(ui.starts_with(&server.url("/self-service/recovery?flow=")), "{ui}");
+    // The form posts to the flow's `ui.action`, the page's own address.
+    let action = ui.clone();
+    let page = browser.get(&ui).text().unwrap().replace("&#x2f;", "/");
+    assert!(page.contains(&format!("action=\"{action}\"")), "{page}");
+    assert!(page.contains("name=\"email\""), "{page}");
+    let csrf = csrf_token_in(&page).expect("a CSRF token");
+
+    let sent = browser.post(&action, &[("csrf_token", &csrf), ("email", "ann@example.com"), ("method", "code")]);
+    assert_eq!(location(&sent), ui, "back to the same flow's page");
+    let page = browser.get(&ui).text().unwrap();
+    assert!(page.contains("data-message-id=\"1060003\""), "{page}");
+    assert!(page.contains("name=\"code\""), "{page}");
+
+    // The form names `method` twice, as Kratos' own UI posts it.
+    let code = mailed_code(&server, 1);
+    let ended = browser.post(
+        &action,
+        &[("csrf_token", &csrf), ("code", &code), ("method", "code"), ("method", "code")],
+    );
+    let settings = location(&ended);
+    assert!(settings.starts_with(&server.url("/self-service/recovery/password?flow=")), "{settings}");
+    let session: Value = client()
+        .get(server.url("/sessions/whoami"))
+        .header("Cookie", browser.header())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(session["authentication_methods"][0]["method"], "code_recovery");
+
+    let form = browser.get(&settings).text().unwrap();
+    let csrf = csrf_token_in(&form).expect("the password form");
+    let done = browser.post(
+        &server.url("/self-service/recovery/password"),
+        &[("csrf_token", &csrf), ("password", NEW_PASSWORD), ("password_confirm", NEW_PASSWORD)],
+    );
+    assert_eq!(done.status(), 200);
+    let after = client()
+        .get(server.url("/sessions/whoami"))
+        .header("Cookie", browser.header())
+        .send()
+        .unwrap();
+    assert_eq!(after.status(), 401, "the session ended with the password");
 }
