@@ -94,6 +94,23 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// Whether the route is Kratos' flow API (the recovery and settings
+    /// flows, `whoami`), which SPAs on other origins call.
+    pub fn is_flow_api(&self) -> bool {
+        matches!(
+            self.route,
+            Route::RecoveryFlowBrowser
+                | Route::RecoveryFlowApi
+                | Route::RecoveryFlows
+                | Route::RecoveryPage
+                | Route::SettingsFlowBrowser
+                | Route::SettingsFlowApi
+                | Route::SettingsFlows
+                | Route::Settings
+                | Route::Whoami
+        )
+    }
+
     /// The `Allow` header of a 405 on this route.
     pub fn allow(&self) -> String {
         let mut allow: Vec<&str> = Vec::new();

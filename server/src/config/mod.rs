@@ -68,6 +68,8 @@ pub struct Config {
     /// From configuration; `None` lets `serve` create one in the data dir.
     pub admin_token: Option<String>,
     pub allowed_return_urls: Vec<url::Url>,
+    /// Origins allowed to call the flow API with credentials (CORS).
+    pub cors_allowed_origins: Vec<String>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub rate_limits: RateLimits,
@@ -243,6 +245,23 @@ impl Config {
                 url::Url::parse(u).with_context(|| format!("allowed return URL {u:?} is not a URL"))
             })
             .collect::<Result<_>>()?;
+        let cors_allowed_origins = o
+            .cors_allowed_origins
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|o| !o.is_empty())
+            .map(|given| {
+                let url = url::Url::parse(&given)
+                    .with_context(|| format!("CORS origin {given:?} is not a URL"))?;
+                let origin = url.origin().ascii_serialization();
+                // An origin is scheme, host and port alone: anything more is a
+                // typo that would match nothing.
+                if origin != given.trim_end_matches('/') {
+                    bail!("CORS origin {given:?} must be scheme://host[:port] alone ({origin})");
+                }
+                Ok(origin)
+            })
+            .collect::<Result<_>>()?;
         let trusted_proxies = o
             .trusted_proxies
             .unwrap_or_default()
@@ -413,6 +432,7 @@ impl Config {
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4433))),
             admin_token: o.admin_token.filter(|t| !t.is_empty()),
             allowed_return_urls,
+            cors_allowed_origins,
             trusted_proxies,
             rate_limits,
             email_stages,

@@ -83,6 +83,17 @@ pub struct Options {
         value_delimiter = ','
     )]
     pub allowed_return_urls: Option<Vec<String>>,
+    /// Origins whose pages may call the flow API from a browser with the
+    /// person's cookies (CORS with credentials, Kratos'
+    /// `serve.public.cors`), comma-separated `scheme://host[:port]`
+    /// [default: none: only pages of the public URL's own origin]
+    #[arg(
+        long,
+        env = "RECLAIM_CORS_ALLOWED_ORIGINS",
+        global = true,
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Option<Vec<String>>,
     /// Reverse proxies whose `X-Forwarded-For` is believed, comma-separated
     /// addresses or CIDR networks (`10.0.0.0/8,::1`) [default: none]
     #[arg(
@@ -357,6 +368,7 @@ pub(super) fn merge(base: Options, over: Options) -> Options {
         directory: base.directory,
         courier: base.courier,
         allowed_return_urls: over.allowed_return_urls.or(base.allowed_return_urls),
+        cors_allowed_origins: over.cors_allowed_origins.or(base.cors_allowed_origins),
         trusted_proxies: over.trusted_proxies.or(base.trusted_proxies),
         rate_limit: base.rate_limit,
         email_stages: base.email_stages,

@@ -207,3 +207,41 @@ fn handoff_needs_a_handoff_url_and_webhooks_need_sound_endpoints() {
         );
     }
 }
+
+#[test]
+fn the_flow_apis_settings_have_kratos_defaults_and_refuse_what_would_match_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options {
+        data: Some(dir.path().to_path_buf()),
+        public_url: Some("https://id.example".into()),
+        ..Default::default()
+    };
+    let config = Config::resolve_toml("", options()).unwrap();
+    assert_eq!(
+        config.recovery_ui_url,
+        "https://id.example/self-service/recovery"
+    );
+    assert_eq!(
+        config.settings_ui_url,
+        "https://id.example/self-service/recovery/password"
+    );
+    assert!(!config.use_continue_with_transitions, "off, as in Kratos");
+    assert_eq!(config.flow_lifespan, Duration::from_secs(3600));
+    assert!(config.cors_allowed_origins.is_empty());
+    let config = Config::resolve_toml(
+        "recovery_ui_url = \"https://app.example/recovery\"\nuse_continue_with_transitions = true\ncors_allowed_origins = [\"https://app.example\"]",
+        options(),
+    )
+    .unwrap();
+    assert_eq!(config.recovery_ui_url, "https://app.example/recovery");
+    assert!(config.use_continue_with_transitions);
+    assert_eq!(config.cors_allowed_origins, ["https://app.example"]);
+    for bad in [
+        "cors_allowed_origins = [\"https://app.example/spa\"]",
+        "cors_allowed_origins = [\"app.example\"]",
+        "recovery_ui_url = \"javascript:alert(1)\"",
+        "flow_lifespan = \"0s\"",
+    ] {
+        assert!(Config::resolve_toml(bad, options()).is_err(), "{bad}");
+    }
+}

@@ -66,10 +66,16 @@ impl utoipa::Modify for AdminToken {
 /// [`endpoint`] behind its guard.
 pub fn router(state: AppState) -> Router {
     let mut api = Router::new();
+    let cors = cors(&state.config.cors_allowed_origins);
     for spec in ROUTES {
         let mut methods = MethodRouter::new();
         for verb in spec.verbs {
             methods = methods.merge(endpoint(spec.route, *verb));
+        }
+        if let Some(cors) = &cors
+            && spec.is_flow_api()
+        {
+            methods = methods.layer(cors.clone());
         }
         methods = match spec.guard {
             Guard::Public => methods,
@@ -99,6 +105,33 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(observe::access_log))
         .with_state(state)
+}
+
+/// CORS for the flow API, for the allowed origins only and with the
+/// person's cookies (an SPA on another origin drives a browser flow with
+/// them); none when no origin is allowed.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::ACCEPT,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-session-token"),
+                HeaderName::from_static("x-csrf-token"),
+            ]),
+    )
 }
 
 /// The handler of one method of a route: each area answers its own

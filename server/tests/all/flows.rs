@@ -429,11 +429,19 @@ impl Jar {
     }
 
     fn header(&self) -> String {
-        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+        self.0
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn get(&mut self, url: &str) -> Response {
-        let response = client().get(url).header("Cookie", self.header()).send().unwrap();
+        let response = client()
+            .get(url)
+            .header("Cookie", self.header())
+            .send()
+            .unwrap();
         self.keep(&response);
         response
     }
@@ -461,7 +469,10 @@ fn the_pages_draw_a_browser_flow_whose_form_posts_lead_to_a_new_password() {
     server.identity(Some("ann@example.com"));
     let mut browser = Jar::default();
     let ui = location(&browser.get(&server.url("/self-service/recovery/browser")));
-    assert!(ui.starts_with(&server.url("/self-service/recovery?flow=")), "{ui}");
+    assert!(
+        ui.starts_with(&server.url("/self-service/recovery?flow=")),
+        "{ui}"
+    );
     // The form posts to the flow's `ui.action`, the page's own address.
     let action = ui.clone();
     let page = browser.get(&ui).text().unwrap().replace("&#x2f;", "/");
@@ -469,7 +480,14 @@ fn the_pages_draw_a_browser_flow_whose_form_posts_lead_to_a_new_password() {
     assert!(page.contains("name=\"email\""), "{page}");
     let csrf = csrf_token_in(&page).expect("a CSRF token");
 
-    let sent = browser.post(&action, &[("csrf_token", &csrf), ("email", "ann@example.com"), ("method", "code")]);
+    let sent = browser.post(
+        &action,
+        &[
+            ("csrf_token", &csrf),
+            ("email", "ann@example.com"),
+            ("method", "code"),
+        ],
+    );
     assert_eq!(location(&sent), ui, "back to the same flow's page");
     let page = browser.get(&ui).text().unwrap();
     assert!(page.contains("data-message-id=\"1060003\""), "{page}");
@@ -479,10 +497,18 @@ fn the_pages_draw_a_browser_flow_whose_form_posts_lead_to_a_new_password() {
     let code = mailed_code(&server, 1);
     let ended = browser.post(
         &action,
-        &[("csrf_token", &csrf), ("code", &code), ("method", "code"), ("method", "code")],
+        &[
+            ("csrf_token", &csrf),
+            ("code", &code),
+            ("method", "code"),
+            ("method", "code"),
+        ],
     );
     let settings = location(&ended);
-    assert!(settings.starts_with(&server.url("/self-service/recovery/password?flow=")), "{settings}");
+    assert!(
+        settings.starts_with(&server.url("/self-service/recovery/password?flow=")),
+        "{settings}"
+    );
     let session: Value = client()
         .get(server.url("/sessions/whoami"))
         .header("Cookie", browser.header())
@@ -490,13 +516,20 @@ fn the_pages_draw_a_browser_flow_whose_form_posts_lead_to_a_new_password() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(session["authentication_methods"][0]["method"], "code_recovery");
+    assert_eq!(
+        session["authentication_methods"][0]["method"],
+        "code_recovery"
+    );
 
     let form = browser.get(&settings).text().unwrap();
     let csrf = csrf_token_in(&form).expect("the password form");
     let done = browser.post(
         &server.url("/self-service/recovery/password"),
-        &[("csrf_token", &csrf), ("password", NEW_PASSWORD), ("password_confirm", NEW_PASSWORD)],
+        &[
+            ("csrf_token", &csrf),
+            ("password", NEW_PASSWORD),
+            ("password_confirm", NEW_PASSWORD),
+        ],
     );
     assert_eq!(done.status(), 200);
     let after = client()
@@ -505,4 +538,39 @@ fn the_pages_draw_a_browser_flow_whose_form_posts_lead_to_a_new_password() {
         .send()
         .unwrap();
     assert_eq!(after.status(), 401, "the session ended with the password");
+}
+
+#[test]
+fn an_spa_on_an_allowed_origin_may_call_the_flow_api_with_cookies_and_no_other_may() {
+    let spa = "http://127.0.0.1:5173";
+    let server = Server::start_with(&[("RECLAIM_CORS_ALLOWED_ORIGINS", spa)]);
+    let preflight = |origin: &str| {
+        client()
+            .request(
+                reqwest::Method::OPTIONS,
+                server.url("/self-service/recovery?flow=x"),
+            )
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type")
+            .send()
+            .unwrap()
+    };
+    let allowed = preflight(spa);
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    assert_eq!(allowed.headers()["access-control-allow-origin"], spa);
+    assert_eq!(
+        allowed.headers()["access-control-allow-credentials"],
+        "true"
+    );
+    let other = preflight("https://evil.example");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    // The admin API is not the flow API: no CORS there.
+    let admin = client()
+        .request(reqwest::Method::OPTIONS, server.url("/admin/recovery/link"))
+        .header("Origin", spa)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .unwrap();
+    assert!(admin.headers().get("access-control-allow-origin").is_none());
 }
