@@ -10,6 +10,7 @@ mod contract;
 mod courier;
 mod crash;
 mod edge;
+mod elements;
 mod embedding;
 mod flows;
 mod full_disk;
