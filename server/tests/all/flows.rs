@@ -574,3 +574,63 @@ fn an_spa_on_an_allowed_origin_may_call_the_flow_api_with_cookies_and_no_other_m
         .unwrap();
     assert!(admin.headers().get("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn the_link_method_mails_a_link_whose_confirmation_page_leads_to_the_settings_flow() {
+    let server = Server::start();
+    server.identity(Some("ann@example.com"));
+    let flow = api_flow(&server);
+    let sent = submit(
+        &server,
+        &flow,
+        json!({"method": "link", "email": "ann@example.com"}),
+    );
+    assert_eq!(sent.status(), 200);
+    let sent: Value = sent.json().unwrap();
+    assert_eq!(
+        (sent["state"].as_str(), sent["active"].as_str()),
+        (Some("sent_email"), Some("link"))
+    );
+    assert_eq!(message_ids(&sent), [1060002]);
+
+    let mail = server.mail(1);
+    let link = crate::common::link_in(&mail[0], &server.base).expect("a link");
+    let mut browser = Jar::default();
+    // Opening the link (a mail scanner may, too) consumes nothing.
+    for _ in 0..2 {
+        let page = browser.get(&link);
+        assert_eq!(page.status(), 200);
+    }
+    let page = browser.get(&link).text().unwrap();
+    let csrf = csrf_token_in(&page).expect("the confirmation form");
+    let token = crate::common::token_of(&link);
+    let confirmed = browser.post(
+        &server.url("/self-service/recovery/confirm"),
+        &[("csrf_token", &csrf), ("token", &token)],
+    );
+    let settings = location(&confirmed);
+    assert!(
+        settings.starts_with(&server.url("/self-service/recovery/password?flow=")),
+        "{settings}"
+    );
+    let settings_id = settings.split("flow=").nth(1).unwrap();
+    let flow: Value = client()
+        .get(server.url(&format!("/self-service/settings/flows?id={settings_id}")))
+        .header("Cookie", browser.header())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(message_ids(&flow), [1060001]);
+    let session: Value = client()
+        .get(server.url("/sessions/whoami"))
+        .header("Cookie", browser.header())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        session["authentication_methods"][0]["method"],
+        "link_recovery"
+    );
+}

@@ -167,7 +167,7 @@ pub(super) fn csrf_token(
 }
 
 /// The CSRF token a request's cookie stands for, if it carries one.
-pub(super) fn cookie_token(app: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(crate) fn cookie_token(app: &AppState, headers: &HeaderMap) -> Option<String> {
     // With a cookie, `issue` signs it and sets none.
     app.csrf
         .issue(headers)
@@ -233,7 +233,7 @@ pub(super) fn flow_answer(
 }
 
 /// A 303 to `location`.
-pub(super) fn see_other(location: &str) -> Response {
+pub(crate) fn see_other(location: &str) -> Response {
     match HeaderValue::from_str(location) {
         Ok(location) => {
             let mut response = StatusCode::SEE_OTHER.into_response();

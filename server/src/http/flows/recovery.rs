@@ -461,6 +461,37 @@ async fn admit(
     }
 }
 
+/// What a redemption that opened a session leads to, on either face: the
+/// record of how the session began (for `whoami`) and a settings flow
+/// carrying 1060001 for the session's identity; its id and where its UI is.
+pub(crate) async fn open_settings(
+    app: &AppState,
+    flow_type: FlowType,
+    return_to: Option<String>,
+    csrf: Option<&str>,
+    cookie: &SessionCookie,
+    method: &str,
+) -> Result<(String, String), Response> {
+    sessions::remember(app, cookie, method).await?;
+    let now = app.now_nanos();
+    let until = now.saturating_add(crate::clock::duration_nanos(SESSION_LIFESPAN));
+    let identity = sessions::identity(app, &cookie.identity_id).await?;
+    let url = request_url(app, "/self-service/settings/browser", None);
+    let settings = Record::settings(
+        flow_type,
+        now,
+        &url,
+        return_to,
+        csrf,
+        &cookie.identity_id,
+        identity,
+        Some(until),
+    );
+    let settings_id = insert(app, None, &settings).await?;
+    let location = ui_location(&app.config.settings_ui_url, &settings_id);
+    Ok((settings_id, location))
+}
+
 /// A recovery that passed its challenge: a session and a settings flow,
 /// or the platform's hand-off; answered as configured.
 #[allow(clippy::too_many_arguments)]
@@ -503,24 +534,16 @@ pub(crate) async fn ended(
                 identity_id: identity_id.clone(),
                 secret,
             };
-            sessions::remember(app, &cookie, method).await?;
-            let now = app.now_nanos();
-            let until = now.saturating_add(crate::clock::duration_nanos(SESSION_LIFESPAN));
-            let identity = sessions::identity(app, &identity_id).await?;
-            let url = request_url(app, "/self-service/settings/browser", None);
             let csrf = Some(token).filter(|t| !t.is_empty());
-            let settings = Record::settings(
+            let (settings_id, location) = open_settings(
+                app,
                 passed.flow_type,
-                now,
-                &url,
                 passed.return_to.clone(),
                 csrf,
-                &identity_id,
-                identity,
-                Some(until),
-            );
-            let settings_id = insert(app, None, &settings).await?;
-            let location = ui_location(&app.config.settings_ui_url, &settings_id);
+                &cookie,
+                method,
+            )
+            .await?;
             let ending = if app.config.use_continue_with_transitions {
                 Ending::ContinueWith {
                     session_token: (passed.flow_type == FlowType::Api).then(|| cookie.value()),

@@ -15,6 +15,7 @@ use super::{AppState, PageForm, forged, form_page, problem_page};
 use crate::operations::{Error, Redeemed, Step};
 use crate::storage::NewSession;
 use crate::wit::{ErrorKind, IdentityRef};
+use reclaim_wire::flows::FlowType;
 
 #[derive(Deserialize, ToSchema)]
 pub struct ConfirmForm {
@@ -45,7 +46,7 @@ pub async fn confirm(
         Err(e) => return problem_page(&app, &e),
     };
     let outcome = app.reclaim.redeem_link_into(&form.token, session).await;
-    redeemed(&app, outcome, &secret, |_| {
+    redeemed(&app, &headers, "link_recovery", outcome, &secret, |_| {
         unreachable!("links have no code page")
     })
     .await
@@ -84,15 +85,22 @@ pub async fn code(
         .reclaim
         .redeem_code_into(&form.flow, form.code.trim(), session)
         .await;
-    redeemed(&app, outcome, &secret, |message| {
-        form_page(
-            &app,
-            &headers,
-            StatusCode::BAD_REQUEST,
-            "code.html",
-            context! { flow => form.flow, error => message },
-        )
-    })
+    redeemed(
+        &app,
+        &headers,
+        "code_recovery",
+        outcome,
+        &secret,
+        |message| {
+            form_page(
+                &app,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                "code.html",
+                context! { flow => form.flow, error => message },
+            )
+        },
+    )
     .await
 }
 
@@ -117,6 +125,8 @@ pub(crate) fn new_session(app: &AppState) -> Result<(String, NewSession), Error>
 /// goes to the platform with the assertion; the token itself goes no further.
 async fn redeemed(
     app: &AppState,
+    headers: &HeaderMap,
+    method: &str,
     outcome: Result<Redeemed, Error>,
     secret: &str,
     retry: impl FnOnce(&str) -> Response,
@@ -140,13 +150,24 @@ async fn redeemed(
                 identity_id: redeemed.redemption.identity_id,
                 secret: secret.to_string(),
             };
-            let mut response = StatusCode::SEE_OTHER.into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                LOCATION,
-                HeaderValue::from_static("/self-service/recovery/password"),
-            );
-            headers.insert(
+            // On to the settings flow the flow API would open (its UI is
+            // the password form unless the operator names another).
+            let csrf = crate::http::flows::cookie_token(app, headers);
+            let opened = crate::http::flows::recovery::open_settings(
+                app,
+                FlowType::Browser,
+                redeemed.redemption.return_to.clone(),
+                csrf.as_deref(),
+                &cookie,
+                method,
+            )
+            .await;
+            let location = match opened {
+                Ok((_, location)) => location,
+                Err(refusal) => return refusal,
+            };
+            let mut response = crate::http::flows::see_other(&location);
+            response.headers_mut().insert(
                 SET_COOKIE,
                 session_cookie(app, &cookie.value(), SESSION_LIFESPAN.as_secs()),
             );
