@@ -35,6 +35,18 @@ pub trait Flows {
     /// nothing written) when another writer replaced it first or it is gone.
     fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool>;
 
+    /// One step of a flow, written at once: `replace` (if any) as
+    /// [`Self::replace_flow`] does, then the new flows of `insert` and the
+    /// flows of `put` (inserted, or overwritten whatever their version: a
+    /// record one name always holds). False, and nothing written, when
+    /// `replace` lost its race; an error writes nothing either.
+    fn save_flows(
+        &self,
+        replace: Option<&StoredFlow>,
+        insert: &[StoredFlow],
+        put: &[StoredFlow],
+    ) -> Pending<bool>;
+
     /// Forgets the flows that expired before `before`; returns how many.
     fn purge_flows(&self, before: u64) -> Result<u64>;
 }

@@ -59,6 +59,54 @@ impl Flows for PostgresStorage {
         })
     }
 
+    fn save_flows(
+        &self,
+        replace: Option<&StoredFlow>,
+        insert: &[StoredFlow],
+        put: &[StoredFlow],
+    ) -> Pending<bool> {
+        let (replace, insert, put) = (replace.cloned(), insert.to_vec(), put.to_vec());
+        self.transaction(move |conn| {
+            if let Some(flow) = replace {
+                let replaced = conn.execute(
+                    "UPDATE self_service_flows SET expires_at = $1, version = version + 1, body = $2
+                     WHERE id = $3 AND version = $4",
+                    &[&to_db(flow.expires_at), &flow.body, &flow.id, &to_db(flow.version)],
+                )?;
+                if replaced != 1 {
+                    return Ok(false);
+                }
+            }
+            for flow in &insert {
+                conn.execute(
+                    "INSERT INTO self_service_flows (id, expires_at, version, body)
+                     VALUES ($1, $2, $3, $4)",
+                    &[
+                        &flow.id,
+                        &to_db(flow.expires_at),
+                        &to_db(flow.version),
+                        &flow.body,
+                    ],
+                )?;
+            }
+            for flow in &put {
+                conn.execute(
+                    "INSERT INTO self_service_flows (id, expires_at, version, body)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at,
+                         version = self_service_flows.version + 1, body = excluded.body",
+                    &[
+                        &flow.id,
+                        &to_db(flow.expires_at),
+                        &to_db(flow.version),
+                        &flow.body,
+                    ],
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
     fn purge_flows(&self, before: u64) -> Result<u64> {
         self.call(move |conn| {
             conn.execute(

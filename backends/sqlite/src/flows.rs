@@ -59,6 +59,49 @@ impl Flows for SqliteStorage {
         })
     }
 
+    fn save_flows(
+        &self,
+        replace: Option<&StoredFlow>,
+        insert: &[StoredFlow],
+        put: &[StoredFlow],
+    ) -> Pending<bool> {
+        let (replace, insert, put) = (replace.cloned(), insert.to_vec(), put.to_vec());
+        // One unit of the writer: undone whole if any statement fails.
+        self.write(move |conn| {
+            if let Some(flow) = replace {
+                let replaced = conn
+                    .prepare_cached(
+                        "UPDATE self_service_flows SET expires_at = ?, version = version + 1, body = ?
+                         WHERE id = ? AND version = ?",
+                    )?
+                    .execute(params![
+                        to_db(flow.expires_at),
+                        flow.body,
+                        flow.id,
+                        to_db(flow.version)
+                    ])?;
+                if replaced != 1 {
+                    return Ok(false);
+                }
+            }
+            for flow in &insert {
+                conn.prepare_cached(
+                    "INSERT INTO self_service_flows (id, expires_at, version, body) VALUES (?, ?, ?, ?)",
+                )?
+                .execute(params![flow.id, to_db(flow.expires_at), to_db(flow.version), flow.body])?;
+            }
+            for flow in &put {
+                conn.prepare_cached(
+                    "INSERT INTO self_service_flows (id, expires_at, version, body) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at,
+                         version = self_service_flows.version + 1, body = excluded.body",
+                )?
+                .execute(params![flow.id, to_db(flow.expires_at), to_db(flow.version), flow.body])?;
+            }
+            Ok(true)
+        })
+    }
+
     fn purge_flows(&self, before: u64) -> Result<u64> {
         self.with_writer(move |conn| {
             let purged = conn

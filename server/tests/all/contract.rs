@@ -587,16 +587,59 @@ pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expire
     assert!(
         !b.replace_flow(&StoredFlow {
             id: "gone".into(),
-            ..fresh
+            ..fresh.clone()
         })
         .wait()
         .unwrap()
     );
+
+    // A step written at once: the replace, a new flow and a record put
+    // (overwritten the second time); a lost replace writes nothing.
+    let now = b.flow(id).unwrap().unwrap();
+    let named = |id: &str| StoredFlow {
+        id: id.into(),
+        ..fresh.clone()
+    };
+    let settings = named("5c3c4c8e-1b0f-4b8e-9a51-7e3f0d2c1a01");
+    let record = named("1d2e3f40-5a6b-4c7d-8e9f-0a1b2c3d4e5f");
+    let passed = StoredFlow {
+        body: r#"{"state":"passed_challenge"}"#.into(),
+        ..now.clone()
+    };
+    let saved = b.save_flows(
+        Some(&passed),
+        std::slice::from_ref(&settings),
+        std::slice::from_ref(&record),
+    );
+    assert!(saved.wait().unwrap());
+    assert_eq!(b.flow(id).unwrap().unwrap().body, passed.body);
+    assert_eq!(b.flow(&settings.id).unwrap().unwrap().body, settings.body);
+    let newer = StoredFlow {
+        body: r#"{"newer":true}"#.into(),
+        ..record.clone()
+    };
+    assert!(
+        b.save_flows(None, &[], std::slice::from_ref(&newer))
+            .wait()
+            .unwrap()
+    );
+    assert_eq!(b.flow(&record.id).unwrap().unwrap().body, newer.body);
+    let other = named("7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d");
+    let stale = b.save_flows(Some(&passed), std::slice::from_ref(&other), &[]);
+    assert!(!stale.wait().unwrap(), "a stale version");
     assert_eq!(
-        b.purge_flows(T0 + 120 * SECOND).unwrap(),
+        b.flow(&other.id).unwrap(),
+        None,
+        "nothing of a lost step is written"
+    );
+
+    // The records above expire at T0 + 60 s, the replaced flow at T0 + 120 s.
+    assert_eq!(
+        b.purge_flows(T0 + 60 * SECOND).unwrap(),
         0,
         "not yet expired"
     );
+    assert_eq!(b.purge_flows(T0 + 61 * SECOND).unwrap(), 2);
     assert_eq!(b.purge_flows(T0 + 121 * SECOND).unwrap(), 1);
     assert_eq!(b.flow(id).unwrap(), None);
 }

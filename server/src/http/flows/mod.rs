@@ -27,7 +27,7 @@ use crate::operations::Error;
 use crate::storage::StoredFlow;
 
 /// A flow as read: its id, the version a replacement names, its record.
-pub(super) struct Kept {
+pub(crate) struct Kept {
     pub id: String,
     pub version: u64,
     pub record: Record,

@@ -24,7 +24,7 @@ use crate::http::self_service::password::{SESSION_LIFESPAN, SessionCookie, sessi
 use crate::http::self_service::redeem::new_session;
 use crate::http::{rate_limit, request_id, respond};
 use crate::operations::{Error, Redeemed, Step as Redemption};
-use crate::storage::NewRequest;
+use crate::storage::{NewRequest, StoredFlow};
 use crate::wit::{ErrorKind, IdentityRef};
 
 /// The method a fresh flow offers.
@@ -349,10 +349,9 @@ async fn submit_flow(
             {
                 Ok(redeemed) => {
                     let passed = record.passed();
-                    replace(app, &kept, &passed).await?;
                     return ended(
                         app,
-                        &kept.id,
+                        &kept,
                         &passed,
                         json,
                         &token,
@@ -471,8 +470,8 @@ pub(crate) async fn open_settings(
     csrf: Option<&str>,
     cookie: &SessionCookie,
     method: &str,
+    passed: Option<(&Kept, &Record)>,
 ) -> Result<(String, String), Response> {
-    sessions::remember(app, cookie, method).await?;
     let now = app.now_nanos();
     let until = now.saturating_add(crate::clock::duration_nanos(SESSION_LIFESPAN));
     let identity = sessions::identity(app, &cookie.identity_id).await?;
@@ -487,7 +486,32 @@ pub(crate) async fn open_settings(
         identity,
         Some(until),
     );
-    let settings_id = insert(app, None, &settings).await?;
+    let settings_id = draw_id()?;
+    // The recovery flow's new state, the settings flow and the session's
+    // record in one write: none of them is ever there without the others.
+    let replace = passed.map(|(kept, record)| StoredFlow {
+        id: kept.id.clone(),
+        expires_at: record.expires_at,
+        version: kept.version,
+        body: record.to_json(),
+    });
+    let new = StoredFlow {
+        id: settings_id.clone(),
+        expires_at: settings.expires_at,
+        version: 0,
+        body: settings.to_json(),
+    };
+    let session = sessions::record(app, cookie, method);
+    let saved = app
+        .backend
+        .save_flows(replace.as_ref(), &[new], &[session])
+        .await
+        .map_err(failed)?;
+    if !saved {
+        // Only one submission redeems a code, so no other moved the flow
+        // on; should one have, the session is the redemption's all the same.
+        tracing::warn!("a recovery flow moved on while its code was redeemed");
+    }
     let location = ui_location(&app.config.settings_ui_url, &settings_id);
     Ok((settings_id, location))
 }
@@ -495,9 +519,9 @@ pub(crate) async fn open_settings(
 /// A recovery that passed its challenge: a session and a settings flow,
 /// or the platform's hand-off; answered as configured.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn ended(
+async fn ended(
     app: &AppState,
-    id: &str,
+    kept: &Kept,
     passed: &Record,
     json: bool,
     token: &str,
@@ -508,6 +532,7 @@ pub(crate) async fn ended(
     let identity_id = redeemed.redemption.identity_id.clone();
     let (ending, cookie) = match redeemed.step {
         Redemption::HandedOff { assertion } => {
+            replace(app, kept, passed).await?;
             match app
                 .reclaim
                 .notify_account_recovered(&IdentityRef::Id(identity_id.clone()))
@@ -542,6 +567,7 @@ pub(crate) async fn ended(
                 csrf,
                 &cookie,
                 method,
+                Some((kept, passed)),
             )
             .await?;
             let ending = if app.config.use_continue_with_transitions {
@@ -561,7 +587,7 @@ pub(crate) async fn ended(
     let response = if !json {
         see_other(ending.location())
     } else if app.config.use_continue_with_transitions {
-        let mut view = passed.view(id, &app.config.settings.public_url, token);
+        let mut view = passed.view(&kept.id, &app.config.settings.public_url, token);
         view["continue_with"] = json!(ending.continue_with());
         respond(Answer::json(StatusCode::OK, &view))
     } else {

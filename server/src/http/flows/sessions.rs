@@ -10,10 +10,11 @@ use reclaim_wire::flows::settings::{SessionRecord, whoami as whoami_body};
 use reclaim_wire::flows::{Of, Record, errors};
 use serde_json::{Value, json};
 
-use super::{AppState, failed, insert, load, replace};
+use super::{AppState, failed, load};
 use crate::http::self_service::password::{SESSION_LIFESPAN, SessionCookie};
 use crate::http::{request_id, respond};
 use crate::storage::IdentityKey;
+use crate::storage::StoredFlow;
 
 /// A live session of the request.
 pub(crate) struct Live {
@@ -48,20 +49,17 @@ pub(crate) fn record_id(identity_id: &str) -> String {
     .to_string()
 }
 
-/// Records how the identity's new session began (`code_recovery` or
-/// `link_recovery`), replacing the record of an older one.
-pub(crate) async fn remember(
-    app: &AppState,
-    cookie: &SessionCookie,
-    method: &str,
-) -> Result<(), Response> {
+/// The record of how the identity's new session began (`code_recovery`
+/// or `link_recovery`), to be put over the record of an older one.
+pub(crate) fn record(app: &AppState, cookie: &SessionCookie, method: &str) -> StoredFlow {
     let now = app.now_nanos();
     let until = now.saturating_add(crate::clock::duration_nanos(SESSION_LIFESPAN));
     let record = Record::session(&cookie.identity_id, &cookie.key(), method, now, until);
-    let id = record_id(&cookie.identity_id);
-    match load(app, &id).await? {
-        Some(kept) => replace(app, &kept, &record).await.map(drop),
-        None => insert(app, Some(id), &record).await.map(drop),
+    StoredFlow {
+        id: record_id(&cookie.identity_id),
+        expires_at: record.expires_at,
+        version: 0,
+        body: record.to_json(),
     }
 }
 

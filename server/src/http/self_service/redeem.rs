@@ -160,6 +160,7 @@ async fn redeemed(
                 csrf.as_deref(),
                 &cookie,
                 method,
+                None,
             )
             .await;
             let location = match opened {
