@@ -17,6 +17,9 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// turn in progress.
 const DRAIN_BUDGET: Duration = Duration::from_secs(2);
 
+/// How long an expired self-service flow is kept (answering 410) before
+/// it is purged.
+const FLOWS_KEPT_EXPIRED: Duration = Duration::from_secs(60 * 60);
 /// How often queued self-service requests are served: a steady pace that
 /// owes nothing to when any one request came, so the work a known address
 /// causes can't be told from the requester's own next request.
@@ -185,6 +188,15 @@ pub async fn serve(
                     tracing::warn!(error = %format!("{e:#}"), "forgetting idle rate limits failed")
                 }
                 Err(e) => tracing::warn!(error = %e, "forgetting idle rate limits panicked"),
+            }
+            // Expired flows still answer 410 (and name a new flow) for a
+            // while, then they go: the table holds only recent flows.
+            let backend = counters.backend.clone();
+            let before = now.saturating_sub(crate::clock::duration_nanos(FLOWS_KEPT_EXPIRED));
+            match tokio::task::spawn_blocking(move || backend.purge_flows(before)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "purging old flows failed"),
+                Err(e) => tracing::warn!(error = %e, "purging old flows panicked"),
             }
         }
     });
