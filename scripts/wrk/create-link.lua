@@ -3,12 +3,7 @@
 local ids_file = os.getenv("RECLAIM_BENCH_IDS")
 local out_dir = os.getenv("RECLAIM_BENCH_TOKENS")
 local admin = os.getenv("RECLAIM_ADMIN_TOKEN")
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads)
-  table.insert(threads, thread)
-end
+setup = dofile("scripts/wrk/shares.lua").setup
 
 function init(args)
   ids = {}

@@ -1,22 +1,11 @@
 -- POST /self-service/recovery?flow=<id> with the flow's right code, each
 -- flow once: the code submission a native app or an SPA makes through
 -- Kratos' flow API (RECLAIM_BENCH_CODE_FILE: "flow code" per line).
-local file = os.getenv("RECLAIM_BENCH_CODE_FILE")
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads)
-  table.insert(threads, thread)
-end
+local shares = dofile("scripts/wrk/shares.lua")
+setup = shares.setup
 
 function init(args)
-  codes = {}
-  local i = 0
-  local nthreads = tonumber(os.getenv("RECLAIM_BENCH_THREADS"))
-  for line in io.lines(file) do
-    if i % nthreads == tid then codes[#codes + 1] = line end
-    i = i + 1
-  end
+  codes = shares.lines(os.getenv("RECLAIM_BENCH_CODE_FILE"))
   n = 0
 end
 

@@ -2,24 +2,13 @@
 -- once: the pages' code form, with the CSRF cookie and token a form page
 -- handed the browser (RECLAIM_BENCH_CSRF_COOKIE, _TOKEN;
 -- RECLAIM_BENCH_CODE_FILE: "flow code" per line).
-local file = os.getenv("RECLAIM_BENCH_CODE_FILE")
+local shares = dofile("scripts/wrk/shares.lua")
 local csrf_cookie = os.getenv("RECLAIM_BENCH_CSRF_COOKIE")
 local csrf_token = os.getenv("RECLAIM_BENCH_CSRF_TOKEN")
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads)
-  table.insert(threads, thread)
-end
+setup = shares.setup
 
 function init(args)
-  codes = {}
-  local i = 0
-  local nthreads = tonumber(os.getenv("RECLAIM_BENCH_THREADS"))
-  for line in io.lines(file) do
-    if i % nthreads == tid then codes[#codes + 1] = line end
-    i = i + 1
-  end
+  codes = shares.lines(os.getenv("RECLAIM_BENCH_CODE_FILE"))
   n = 0
 end
 

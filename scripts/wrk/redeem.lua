@@ -1,25 +1,13 @@
 -- POST /self-service/recovery/confirm with tokens from the link run, each
 -- once: the redemption a person's browser makes, with the CSRF cookie and
 -- token a form page handed it (RECLAIM_BENCH_CSRF_COOKIE, _TOKEN).
-local file = os.getenv("RECLAIM_BENCH_TOKEN_FILE")
+local shares = dofile("scripts/wrk/shares.lua")
 local csrf_cookie = os.getenv("RECLAIM_BENCH_CSRF_COOKIE")
 local csrf_token = os.getenv("RECLAIM_BENCH_CSRF_TOKEN")
-local threads = {}
-
-function setup(thread)
-  thread:set("tid", #threads)
-  table.insert(threads, thread)
-end
+setup = shares.setup
 
 function init(args)
-  tokens = {}
-  local i = 0
-  local nthreads = tonumber(os.getenv("RECLAIM_BENCH_THREADS"))
-  for line in io.lines(file) do
-    -- Each thread takes its share of the tokens.
-    if i % nthreads == tid then tokens[#tokens + 1] = line end
-    i = i + 1
-  end
+  tokens = shares.lines(os.getenv("RECLAIM_BENCH_TOKEN_FILE"))
   n = 0
 end
 

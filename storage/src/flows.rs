@@ -23,20 +23,14 @@ pub struct StoredFlow {
 /// progress, not a credential; the credential a flow's code redeems is kept
 /// (and consumed, once) by the units of work of the operations.
 pub trait Flows {
-    /// Keeps a new flow (its id is a fresh draw); settled once durable.
-    fn insert_flow(&self, flow: &StoredFlow) -> Pending<()>;
-
     /// The flow with `id`, whatever its expiry: an expired flow is still
     /// answered (as expired) until it is purged.
     fn flow(&self, id: &str) -> Result<Option<StoredFlow>>;
 
-    /// Replaces the flow's expiry and body, and bumps its version to
-    /// `flow.version + 1`, if it is still at `flow.version`; false (and
-    /// nothing written) when another writer replaced it first or it is gone.
-    fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool>;
-
-    /// One step of a flow, written at once: `replace` (if any) as
-    /// [`Self::replace_flow`] does, then the new flows of `insert` and the
+    /// One step of a flow, written at once: `replace` (if any) gets its
+    /// expiry and body and its version bumped to `version + 1`, if it is
+    /// still at `version` (another writer replaced it first, or it is gone:
+    /// false); then the new flows of `insert` (fresh ids) and the
     /// flows of `put` (inserted, or overwritten whatever their version: a
     /// record one name always holds). False, and nothing written, when
     /// `replace` lost its race; an error writes nothing either.

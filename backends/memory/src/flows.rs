@@ -6,31 +6,8 @@ use super::MemoryStorage;
 use crate::storage::{Flows, Pending, StoredFlow};
 
 impl Flows for MemoryStorage {
-    fn insert_flow(&self, flow: &StoredFlow) -> Pending<()> {
-        self.write(|tables| {
-            tables
-                .self_service_flows
-                .insert(flow.id.clone(), flow.clone());
-        });
-        Pending::ready(Ok(()))
-    }
-
     fn flow(&self, id: &str) -> Result<Option<StoredFlow>> {
         Ok(self.tables().self_service_flows.get(id).cloned())
-    }
-
-    fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool> {
-        let replaced = self.write(|tables| match tables.self_service_flows.get_mut(&flow.id) {
-            Some(stored) if stored.version == flow.version => {
-                *stored = StoredFlow {
-                    version: flow.version + 1,
-                    ..flow.clone()
-                };
-                true
-            }
-            _ => false,
-        });
-        Pending::ready(Ok(replaced))
     }
 
     fn save_flows(

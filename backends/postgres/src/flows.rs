@@ -6,23 +6,6 @@ use super::PostgresStorage;
 use crate::storage::{Flows, Pending, StoredFlow, from_db, to_db};
 
 impl Flows for PostgresStorage {
-    fn insert_flow(&self, flow: &StoredFlow) -> Pending<()> {
-        let flow = flow.clone();
-        self.call(move |conn| {
-            conn.execute(
-                "INSERT INTO self_service_flows (id, expires_at, version, body)
-                 VALUES ($1, $2, $3, $4)",
-                &[
-                    &flow.id,
-                    &to_db(flow.expires_at),
-                    &to_db(flow.version),
-                    &flow.body,
-                ],
-            )?;
-            Ok(())
-        })
-    }
-
     fn flow(&self, id: &str) -> Result<Option<StoredFlow>> {
         let id = id.to_owned();
         self.call(move |conn| {
@@ -40,25 +23,6 @@ impl Flows for PostgresStorage {
         .wait()
     }
 
-    fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool> {
-        let flow = flow.clone();
-        // Two replicas replacing one version: the second's UPDATE waits for
-        // the first's commit, then matches no row.
-        self.call(move |conn| {
-            let replaced = conn.execute(
-                "UPDATE self_service_flows SET expires_at = $1, version = version + 1, body = $2
-                 WHERE id = $3 AND version = $4",
-                &[
-                    &to_db(flow.expires_at),
-                    &flow.body,
-                    &flow.id,
-                    &to_db(flow.version),
-                ],
-            )?;
-            Ok(replaced == 1)
-        })
-    }
-
     fn save_flows(
         &self,
         replace: Option<&StoredFlow>,
@@ -66,6 +30,8 @@ impl Flows for PostgresStorage {
         put: &[StoredFlow],
     ) -> Pending<bool> {
         let (replace, insert, put) = (replace.cloned(), insert.to_vec(), put.to_vec());
+        // Two replicas replacing one version: the second's UPDATE waits for
+        // the first's commit, then matches no row.
         self.transaction(move |conn| {
             if let Some(flow) = replace {
                 let replaced = conn.execute(

@@ -7,22 +7,6 @@ use super::SqliteStorage;
 use crate::storage::{Flows, Pending, StoredFlow, from_db, to_db};
 
 impl Flows for SqliteStorage {
-    fn insert_flow(&self, flow: &StoredFlow) -> Pending<()> {
-        let flow = flow.clone();
-        self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO self_service_flows (id, expires_at, version, body) VALUES (?, ?, ?, ?)",
-            )?
-            .execute(params![
-                flow.id,
-                to_db(flow.expires_at),
-                to_db(flow.version),
-                flow.body
-            ])?;
-            Ok(())
-        })
-    }
-
     fn flow(&self, id: &str) -> Result<Option<StoredFlow>> {
         self.with_connection(|conn| {
             Ok(conn
@@ -38,24 +22,6 @@ impl Flows for SqliteStorage {
                     })
                 })
                 .optional()?)
-        })
-    }
-
-    fn replace_flow(&self, flow: &StoredFlow) -> Pending<bool> {
-        let flow = flow.clone();
-        self.write(move |conn| {
-            let replaced = conn
-                .prepare_cached(
-                    "UPDATE self_service_flows SET expires_at = ?, version = version + 1, body = ?
-                     WHERE id = ? AND version = ?",
-                )?
-                .execute(params![
-                    to_db(flow.expires_at),
-                    flow.body,
-                    flow.id,
-                    to_db(flow.version)
-                ])?;
-            Ok(replaced == 1)
         })
     }
 

@@ -534,6 +534,7 @@ pub fn a_session_completes_once_with_a_new_password_that_ends_every_credential(f
 
 pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expired(f: Fixture) {
     let b = &*f.backend;
+    let replace_flow = |flow: &StoredFlow| b.save_flows(Some(flow), &[], &[]);
     let id = "0b5e7a36-52b4-4a1e-9a57-0e7f3c1d2a90";
     let fresh = StoredFlow {
         id: id.into(),
@@ -541,7 +542,11 @@ pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expire
         version: 0,
         body: r#"{"state":"choose_method"}"#.into(),
     };
-    b.insert_flow(&fresh).wait().unwrap();
+    assert!(
+        b.save_flows(None, std::slice::from_ref(&fresh), &[])
+            .wait()
+            .unwrap()
+    );
     assert_eq!(b.flow(id).unwrap(), Some(fresh.clone()));
     assert_eq!(
         b.flow("a2b6c5b4-0000-4000-8000-000000000000").unwrap(),
@@ -552,7 +557,7 @@ pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expire
         expires_at: T0 + 120 * SECOND,
         ..fresh.clone()
     };
-    assert!(b.replace_flow(&sent).wait().unwrap());
+    assert!(replace_flow(&sent).wait().unwrap());
     let stored = b.flow(id).unwrap().unwrap();
     assert_eq!(
         (stored.version, stored.body.as_str()),
@@ -564,7 +569,7 @@ pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expire
         body: r#"{"state":"passed_challenge"}"#.into(),
         ..fresh.clone()
     };
-    assert!(!b.replace_flow(&stale).wait().unwrap());
+    assert!(!replace_flow(&stale).wait().unwrap());
     assert_eq!(b.flow(id).unwrap().unwrap().body, sent.body);
     // Racing writers of one version: exactly one wins.
     let read = b.flow(id).unwrap().unwrap();
@@ -575,7 +580,7 @@ pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expire
                     body: format!("{{\"racer\":{i}}}"),
                     ..read.clone()
                 };
-                s.spawn(move || b.replace_flow(&mine).wait().unwrap())
+                s.spawn(move || replace_flow(&mine).wait().unwrap())
             })
             .collect();
         racers
@@ -585,7 +590,7 @@ pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expire
     });
     assert_eq!(wins, 1);
     assert!(
-        !b.replace_flow(&StoredFlow {
+        !replace_flow(&StoredFlow {
             id: "gone".into(),
             ..fresh.clone()
         })

@@ -509,13 +509,7 @@ fn the_pages_draw_a_browser_flow_whose_form_posts_lead_to_a_new_password() {
         settings.starts_with(&server.url("/self-service/recovery/password?flow=")),
         "{settings}"
     );
-    let session: Value = client()
-        .get(server.url("/sessions/whoami"))
-        .header("Cookie", browser.header())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let session: Value = browser.get(&server.url("/sessions/whoami")).json().unwrap();
     assert_eq!(
         session["authentication_methods"][0]["method"],
         "code_recovery"
@@ -532,11 +526,7 @@ fn the_pages_draw_a_browser_flow_whose_form_posts_lead_to_a_new_password() {
         ],
     );
     assert_eq!(done.status(), 200);
-    let after = client()
-        .get(server.url("/sessions/whoami"))
-        .header("Cookie", browser.header())
-        .send()
-        .unwrap();
+    let after = browser.get(&server.url("/sessions/whoami"));
     assert_eq!(after.status(), 401, "the session ended with the password");
 }
 
@@ -622,13 +612,7 @@ fn the_link_method_mails_a_link_whose_confirmation_page_leads_to_the_settings_fl
         .json()
         .unwrap();
     assert_eq!(message_ids(&flow), [1060001]);
-    let session: Value = client()
-        .get(server.url("/sessions/whoami"))
-        .header("Cookie", browser.header())
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let session: Value = browser.get(&server.url("/sessions/whoami")).json().unwrap();
     assert_eq!(
         session["authentication_methods"][0]["method"],
         "link_recovery"

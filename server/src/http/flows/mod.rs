@@ -91,7 +91,10 @@ pub(super) async fn insert(
         version: 0,
         body: record.to_json(),
     };
-    app.backend.insert_flow(&stored).await.map_err(failed)?;
+    app.backend
+        .save_flows(None, &[stored], &[])
+        .await
+        .map_err(failed)?;
     Ok(id)
 }
 
@@ -107,7 +110,10 @@ pub(super) async fn replace(
         version: kept.version,
         body: record.to_json(),
     };
-    app.backend.replace_flow(&stored).await.map_err(failed)
+    app.backend
+        .save_flows(Some(&stored), &[], &[])
+        .await
+        .map_err(failed)
 }
 
 /// Whether the client wants JSON rather than a redirect (an SPA's fetch,
