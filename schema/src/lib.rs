@@ -19,7 +19,7 @@
 //! }
 //! // COMMIT
 //! assert!(run.iter().any(|s| s.starts_with("CREATE TABLE IF NOT EXISTS credentials")));
-//! assert_eq!(run.last().unwrap(), "PRAGMA user_version = 6");
+//! assert_eq!(run.last().unwrap(), "PRAGMA user_version = 7");
 //! ```
 //!
 //! The dialects keep their own step numbers (PostgreSQL's first step holds

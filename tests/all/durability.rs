@@ -379,11 +379,11 @@ fn a_first_release_database_upgrades_in_place() {
     let version: i64 = upgraded
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    // Six migrations: the issue-10 tables, the rate-limit counters,
+    // Seven migrations: the issue-10 tables, the rate-limit counters,
     // request claims, credentials' addresses with the identity admin API's
-    // columns, the hand-off, events and webhook deliveries, and the
-    // address key of sessions and assertions.
-    assert_eq!(version, 6, "migrated once, however often opened");
+    // columns, the hand-off, events and webhook deliveries, the address key
+    // of sessions and assertions, and the flow API's flows.
+    assert_eq!(version, 7, "migrated once, however often opened");
     let counters: i64 = upgraded
         .query_row("SELECT count(*) FROM rate_limits", [], |r| r.get(0))
         .unwrap();

@@ -111,10 +111,15 @@ mod tests {
             )
             .unwrap();
         assert!(!html.contains("\"><script>"));
+        // A flow's page draws what the flow says: its texts are values too.
+        let flow = serde_json::json!({"ui": {"action": "/self-service/recovery?flow=f",
+            "messages": [{"id": 4060006, "type": "error", "text": "<b>"}],
+            "nodes": [{"type": "input", "group": "code", "messages": [],
+                "attributes": {"name": "email", "type": "email", "value": "<b>", "node_type": "input"},
+                "meta": {"label": {"id": 1070007, "type": "info", "text": "<b>"}}}]}});
         for (name, _) in PAGES {
-            let html = pages
-                .render(name, minijinja::context! { error => "<b>" })
-                .unwrap();
+            let ctx = minijinja::context! { error => "<b>", flow => flow, title => "<b>" };
+            let html = pages.render(name, ctx).unwrap();
             assert!(!html.contains("<b>"), "{name} escapes values");
         }
     }
