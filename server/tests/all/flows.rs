@@ -208,6 +208,13 @@ fn wrong_codes_answer_4060006_and_the_fifth_starts_a_new_flow_with_4000001_for_a
         let fifth: Value = check_code(&server, &flow, "000000").json().unwrap();
         assert_ne!(fifth["id"], flow["id"], "{email}");
         assert_eq!(fifth["state"], "choose_method");
+        assert_eq!(
+            (fifth["type"].as_str(), fifth["request_url"].as_str()),
+            (
+                Some("api"),
+                Some(server.url("/self-service/recovery/api").as_str())
+            )
+        );
         assert_eq!(message_ids(&fifth), [4000001]);
     }
 }

@@ -63,13 +63,16 @@ fn request_url(app: &AppState, path: &str, return_to: Option<&str>) -> String {
 async fn start(
     app: &AppState,
     flow_type: FlowType,
-    path: &str,
     return_to: Option<String>,
     csrf: Option<&str>,
     message: Option<texts::Text>,
 ) -> Result<(String, Record), Response> {
     let mut flow = RecoveryFlow::new(flow_type, METHOD, None);
     flow.messages.extend(message);
+    let path = match flow_type {
+        FlowType::Api => "/self-service/recovery/api",
+        FlowType::Browser => "/self-service/recovery/browser",
+    };
     let url = request_url(app, path, return_to.as_deref());
     let lifespan = crate::clock::duration_nanos(app.config.flow_lifespan);
     let record =
@@ -107,15 +110,7 @@ async fn create_browser_flow(
         return Err(respond(errors::session_already_available(&request_id())));
     }
     let (token, cookie) = csrf_token(app, headers)?;
-    let (id, record) = start(
-        app,
-        FlowType::Browser,
-        "/self-service/recovery/browser",
-        return_to,
-        Some(&token),
-        None,
-    )
-    .await?;
+    let (id, record) = start(app, FlowType::Browser, return_to, Some(&token), None).await?;
     let answer = if wants_json(headers) {
         flow_answer(app, &id, &record, &token, StatusCode::OK)
     } else {
@@ -134,15 +129,7 @@ async fn create_browser_flow(
 pub async fn create_api(State(app): State<AppState>, Query(q): Query<Start>) -> Response {
     let flow = async {
         let return_to = allowed(&app, q.return_to)?;
-        let (id, record) = start(
-            &app,
-            FlowType::Api,
-            "/self-service/recovery/api",
-            return_to,
-            None,
-            None,
-        )
-        .await?;
+        let (id, record) = start(&app, FlowType::Api, return_to, None, None).await?;
         Ok::<_, Response>(flow_answer(&app, &id, &record, "", StatusCode::OK))
     };
     match flow.await {
@@ -215,17 +202,13 @@ async fn expired(app: &AppState, kept: &Kept, token: Option<&str>) -> Response {
     let now = app.now_nanos();
     let minutes = now.saturating_sub(kept.record.expires_at) as f64 / 60e9;
     let message = texts::flow_expired(minutes, kept.record.expires_at / 1_000_000_000);
-    let (path, restart) = match kept.record.flow_type {
-        FlowType::Api => ("/self-service/recovery/api", None),
-        FlowType::Browser => (
-            "/self-service/recovery/browser",
-            Some(request_url(app, "/self-service/recovery/browser", None)),
-        ),
+    let restart = match kept.record.flow_type {
+        FlowType::Api => None,
+        FlowType::Browser => Some(request_url(app, "/self-service/recovery/browser", None)),
     };
     match start(
         app,
         kept.record.flow_type,
-        path,
         kept.record.return_to.clone(),
         token,
         Some(message),
@@ -308,7 +291,6 @@ async fn submit_flow(
             let (id, fresh) = start(
                 app,
                 record.flow_type,
-                "/self-service/recovery/browser",
                 record.return_to.clone(),
                 Some(&token).filter(|t| !t.is_empty()).map(String::as_str),
                 Some(message),
@@ -375,7 +357,6 @@ async fn submit_flow(
                             let (id, fresh) = start(
                                 app,
                                 record.flow_type,
-                                "/self-service/recovery/browser",
                                 record.return_to.clone(),
                                 Some(&token).filter(|t| !t.is_empty()).map(String::as_str),
                                 Some(message),
