@@ -166,6 +166,17 @@ impl<D: DirectoryOverride> SessionStore for D {
     }
 }
 
+impl<D: DirectoryOverride> super::FlowSteps for D {
+    fn save_flow_step(
+        &mut self,
+        replace: Option<&super::StoredFlow>,
+        insert: &[super::StoredFlow],
+        put: &[super::StoredFlow],
+    ) -> Result<bool> {
+        self.inner().save_flow_step(replace, insert, put)
+    }
+}
+
 impl<D: DirectoryOverride> RequestQueue for D {
     fn dequeue_request(&mut self, id: i64) -> Result<bool> {
         self.inner().dequeue_request(id)

@@ -44,3 +44,32 @@ pub trait Flows {
     /// Forgets the flows that expired before `before`; returns how many.
     fn purge_flows(&self, before: u64) -> Result<u64>;
 }
+
+/// A flow's step to write: the flow replaced at the version it was read,
+/// new flows, and records put over whatever their name held.
+#[derive(Clone, Debug, Default)]
+pub struct FlowStep {
+    pub replace: Option<StoredFlow>,
+    pub insert: Vec<StoredFlow>,
+    pub put: Vec<StoredFlow>,
+}
+
+impl FlowStep {
+    pub fn is_empty(&self) -> bool {
+        self.replace.is_none() && self.insert.is_empty() && self.put.is_empty()
+    }
+}
+
+/// The flows inside a unit of work: a flow's step that stands or falls with
+/// the unit's other writes (a recovery's ending: the redemption, its
+/// session, the recovery flow's new state and the settings flow).
+pub trait FlowSteps {
+    /// [`Flows::save_flows`], in the unit: false (and nothing of the step
+    /// written) when `replace` lost its race.
+    fn save_flow_step(
+        &mut self,
+        replace: Option<&StoredFlow>,
+        insert: &[StoredFlow],
+        put: &[StoredFlow],
+    ) -> Result<bool>;
+}

@@ -52,7 +52,7 @@ use outbox::{Outbox, OutboxStore};
 pub use assertions::{AssertionRow, AssertionStore, NewAssertion, Taken};
 pub use credentials::{CredentialRecord, CredentialStore};
 pub use events::{EventLog, EventStore, NewEvent};
-pub use flows::{Flows, StoredFlow};
+pub use flows::{FlowStep, FlowSteps, Flows, StoredFlow};
 pub use identities::{
     Conflict, Identities, IdentityFilter, IdentityKey, IdentityRecord, IdentityStore,
     ManagedByPlatform,
@@ -75,6 +75,7 @@ pub trait UnitOfWork:
     + AssertionStore
     + EventLog
     + RequestQueue
+    + FlowSteps
     + Send
 {
     /// Keeps this unit's writes. They are durable once the job's

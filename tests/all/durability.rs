@@ -9,9 +9,9 @@ use reclaim::backends::SqliteStorage;
 use reclaim::directory::Directory;
 use reclaim::mail::{Outbox, QueuedMail};
 use reclaim::storage::{
-    AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, IdentityRecord,
+    AssertionRow, AssertionStore, Completed, CredentialStore, EventLog, FlowSteps, IdentityRecord,
     IdentityStore, Job, LiveSession, NewAssertion, NewEvent, NewSession, RequestQueue,
-    SessionStore, UnitOfWork,
+    SessionStore, StoredFlow, UnitOfWork,
 };
 use reclaim::wit::{ConsumeOutcome, Credential, CredentialKind, CredentialStatus, MailTemplate};
 use reclaim::{
@@ -200,6 +200,17 @@ impl IdentityStore for FailingWork {
     }
     fn delete_identity(&mut self, id: &str) -> Result<bool> {
         self.0.delete_identity(id)
+    }
+}
+
+impl FlowSteps for FailingWork {
+    fn save_flow_step(
+        &mut self,
+        replace: Option<&StoredFlow>,
+        insert: &[StoredFlow],
+        put: &[StoredFlow],
+    ) -> Result<bool> {
+        self.0.save_flow_step(replace, insert, put)
     }
 }
 

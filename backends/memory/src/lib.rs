@@ -92,6 +92,8 @@ enum Undo {
     Assertion(String, Option<AssertionRow>),
     /// An event, with this many deliveries.
     Event(usize),
+    /// A flow as it was before (none: it did not exist).
+    Flow(String, Option<crate::storage::StoredFlow>),
 }
 
 /// The tables, and the turn that units of work take on them.
@@ -268,6 +270,12 @@ impl Undo {
             }
             Undo::Assertion(key, None) => {
                 tables.assertions.remove(&key);
+            }
+            Undo::Flow(id, Some(flow)) => {
+                tables.self_service_flows.insert(id, flow);
+            }
+            Undo::Flow(id, None) => {
+                tables.self_service_flows.remove(&id);
             }
             Undo::Event(deliveries) => {
                 tables.events.pop();

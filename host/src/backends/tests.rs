@@ -122,6 +122,74 @@ fn a_queued_code_request_binds_its_code_to_the_flow_the_caller_drew_and_stores_n
 }
 
 #[test]
+fn a_redemption_whose_flow_moved_on_keeps_nothing_and_the_code_still_works() {
+    use crate::storage::{FlowStep, Flows, NewSession, StoredFlow};
+    let (storage, ann, reclaim) = with_ann();
+    let code = reclaim
+        .create_code(&IdentityRef::Id(ann.id.clone()), None, None)
+        .wait()
+        .unwrap();
+    let flow = StoredFlow {
+        id: "8e7d6c5b-4a39-4281-9706-f5e4d3c2b1a0".into(),
+        expires_at: u64::MAX,
+        version: 0,
+        body: "{}".into(),
+    };
+    assert!(
+        storage
+            .save_flows(None, std::slice::from_ref(&flow), &[])
+            .wait()
+            .unwrap()
+    );
+    let session = || NewSession {
+        key: "k".repeat(64),
+        expires_at: u64::MAX,
+    };
+    let settings = StoredFlow {
+        id: "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0".into(),
+        ..flow.clone()
+    };
+    // Another request moved the flow on: its version is no longer 0 ... 1.
+    let stale = StoredFlow {
+        version: 1,
+        ..flow.clone()
+    };
+    let ending = {
+        let (stale, settings) = (stale.clone(), settings.clone());
+        move |_: &crate::operations::Redeemed| FlowStep {
+            replace: Some(stale),
+            insert: vec![settings],
+            put: Vec::new(),
+        }
+    };
+    let lost = reclaim
+        .redeem_code_into(&code.flow_id, &code.code, session(), ending)
+        .wait();
+    assert!(matches!(lost, Err(Error::Failed(_))), "{lost:?}");
+    assert_eq!(
+        storage.flow(&settings.id).unwrap(),
+        None,
+        "no settings flow"
+    );
+    // Nothing of the redemption was kept: the code redeems, now with the
+    // flow at the version it was read.
+    let current = StoredFlow {
+        version: 0,
+        ..flow.clone()
+    };
+    let ending = move |_: &crate::operations::Redeemed| FlowStep {
+        replace: Some(current),
+        insert: vec![settings],
+        put: Vec::new(),
+    };
+    let won = reclaim
+        .redeem_code_into(&code.flow_id, &code.code, session(), ending)
+        .wait();
+    assert_eq!(won.unwrap().redemption.identity_id, ann.id);
+    assert_eq!(storage.flow(&flow.id).unwrap().unwrap().version, 1);
+}
+
+#[test]
 fn uncommitted_work_is_undone() {
     let (storage, ann, reclaim) = with_ann();
     let link = reclaim

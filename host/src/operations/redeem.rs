@@ -4,7 +4,7 @@
 use super::handoff::Redeemed;
 use super::{Error, Reclaim, Revocation, about, on_success, record};
 use crate::events::{Event, EventType, Method};
-use crate::storage::{NewSession, Pending};
+use crate::storage::{FlowStep, NewSession, Pending, UnitOfWork};
 use crate::wit::{IdentityRef, Redemption};
 
 impl Reclaim {
@@ -29,7 +29,16 @@ impl Reclaim {
     /// opens `session` for its identity or hands the recovery off (see
     /// `handoff`). Either way every other session of the identity ends:
     /// whoever redeemed an older credential loses what it gave them.
-    pub fn redeem_link_into(&self, token: &str, session: NewSession) -> Pending<Redeemed, Error> {
+    /// `ending` names what the redemption writes of the self-service flows
+    /// it ends (the flow's new state, the settings flow), given where it
+    /// led: written in the same transaction, and if the flow moved on
+    /// meanwhile, nothing of the redemption is kept.
+    pub fn redeem_link_into(
+        &self,
+        token: &str,
+        session: NewSession,
+        ending: impl FnOnce(&Redeemed) -> FlowStep + Send + 'static,
+    ) -> Pending<Redeemed, Error> {
         let token = token.to_owned();
         let next = self.continuation();
         self.submit_then(
@@ -37,7 +46,9 @@ impl Reclaim {
             move |guest, store| guest.call_redeem_link(store, &token),
             move |answer, work, observed| {
                 on_success(answer, |r| {
-                    next.after(r, Method::Link, Some(session), work, observed)
+                    let redeemed = next.after(r, Method::Link, Some(session), work, observed)?;
+                    write_ending(work, ending(&redeemed))?;
+                    Ok(redeemed)
                 })
             },
         )
@@ -68,13 +79,14 @@ impl Reclaim {
         )
     }
 
-    /// Redeems a flow's code in the pages, as
+    /// Redeems a flow's code in the pages or the flow API, as
     /// [`Reclaim::redeem_link_into`] does.
     pub fn redeem_code_into(
         &self,
         flow_id: &str,
         code: &str,
         session: NewSession,
+        ending: impl FnOnce(&Redeemed) -> FlowStep + Send + 'static,
     ) -> Pending<Redeemed, Error> {
         let (flow_id, code) = (flow_id.to_owned(), code.to_owned());
         let next = self.continuation();
@@ -83,7 +95,9 @@ impl Reclaim {
             move |guest, store| guest.call_redeem_code(store, &flow_id, &code),
             move |answer, work, observed| {
                 on_success(answer, |r| {
-                    next.after(r, Method::Code, Some(session), work, observed)
+                    let redeemed = next.after(r, Method::Code, Some(session), work, observed)?;
+                    write_ending(work, ending(&redeemed))?;
+                    Ok(redeemed)
                 })
             },
         )
@@ -125,4 +139,16 @@ impl Reclaim {
             },
         )
     }
+}
+
+/// A redemption's flows, in its unit: a flow that moved on meanwhile fails
+/// the unit (nothing of the redemption is kept; the credential stays).
+fn write_ending(work: &mut dyn UnitOfWork, step: FlowStep) -> anyhow::Result<()> {
+    if step.is_empty() {
+        return Ok(());
+    }
+    if !work.save_flow_step(step.replace.as_ref(), &step.insert, &step.put)? {
+        anyhow::bail!("the self-service flow moved on while its credential was redeemed");
+    }
+    Ok(())
 }

@@ -638,13 +638,31 @@ pub fn a_flow_is_replaced_only_at_the_version_it_was_read_and_purged_once_expire
         "nothing of a lost step is written"
     );
 
+    // In a unit of work: kept with the unit, gone with it.
+    let in_unit = named("2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091");
+    let discarded = in_unit.clone();
+    let written = write(b, move |work| work.save_flow_step(None, &[discarded], &[]));
+    assert!(written);
+    assert!(
+        b.flow(&in_unit.id).unwrap().is_some(),
+        "committed with its unit"
+    );
+    let gone = named("3c4d5e6f-7081-4923-8b4c-5d6e7f809102");
+    let dropped = gone.clone();
+    let unit = transact(b, move |mut work| {
+        assert!(work.save_flow_step(None, &[dropped], &[])?);
+        Ok(()) // no commit: the unit's writes go with it
+    });
+    unit.unwrap();
+    assert_eq!(b.flow(&gone.id).unwrap(), None, "undone with its unit");
+
     // The records above expire at T0 + 60 s, the replaced flow at T0 + 120 s.
     assert_eq!(
         b.purge_flows(T0 + 60 * SECOND).unwrap(),
         0,
         "not yet expired"
     );
-    assert_eq!(b.purge_flows(T0 + 61 * SECOND).unwrap(), 2);
+    assert_eq!(b.purge_flows(T0 + 61 * SECOND).unwrap(), 3);
     assert_eq!(b.purge_flows(T0 + 121 * SECOND).unwrap(), 1);
     assert_eq!(b.flow(id).unwrap(), None);
 }

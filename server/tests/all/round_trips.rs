@@ -3,6 +3,7 @@
 //! per round trip, so a statement that stops being pipelined fails here.
 
 use reclaim::backends::{self, Location};
+use reclaim::storage::FlowStep;
 use reclaim::{IdentityRef, NewIdentity, NewSession, Reclaim, Runtime, Settings};
 
 use crate::common::postgres;
@@ -78,7 +79,7 @@ fn a_link_costs_two_round_trips_and_its_redemption_three() {
                 for _ in 0..4 {
                     let link = reclaim.create_link(person, None, None).wait().unwrap();
                     reclaim
-                        .redeem_link_into(&token(&link.link), session())
+                        .redeem_link_into(&token(&link.link), session(), |_| FlowStep::default())
                         .wait()
                         .unwrap();
                 }
@@ -96,7 +97,7 @@ fn a_link_costs_two_round_trips_and_its_redemption_three() {
     let mut tokens = tokens.into_iter();
     let redemptions = per_operation(&counter, || {
         reclaim
-            .redeem_link_into(&tokens.next().unwrap(), session())
+            .redeem_link_into(&tokens.next().unwrap(), session(), |_| FlowStep::default())
             .wait()
             .unwrap();
     });

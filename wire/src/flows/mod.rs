@@ -152,17 +152,17 @@ impl Record {
 
     /// The flow as Kratos sends it: `id` is the store's, `public_url` the
     /// server's, `csrf_token` the token of the request's cookie (empty for
-    /// API flows).
+    /// API flows). A settings flow's `identity` is the server's to add, as
+    /// the identity now is.
     pub fn view(&self, id: &str, public_url: &str, csrf_token: &str) -> Value {
         let base = public_url.trim_end_matches('/');
-        let (path, state, active, nodes, messages, extra) = match &self.of {
+        let (path, state, active, nodes, messages) = match &self.of {
             Of::Recovery(f) => (
                 RECOVERY_PATH,
                 f.state.as_str(),
                 Some(f.active.as_str()),
                 f.nodes(),
                 &f.messages,
-                json!({}),
             ),
             Of::Settings(f) => (
                 SETTINGS_PATH,
@@ -170,7 +170,6 @@ impl Record {
                 f.saved.then_some("password"),
                 f.nodes(),
                 &f.messages,
-                json!({ "identity": f.identity }),
             ),
             Of::Session(_) => unreachable!("a session is not viewed as a flow"),
         };
@@ -199,9 +198,6 @@ impl Record {
         }
         if let Some(payload) = &self.transient_payload {
             object.insert("transient_payload".into(), payload.clone());
-        }
-        if let Value::Object(extra) = extra {
-            object.extend(extra);
         }
         flow
     }

@@ -14,8 +14,8 @@ use crate::rfc3339;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SettingsFlow {
     pub state: SettingsState,
-    /// The identity, as Kratos shows it in the flow (`identity`).
-    pub identity: Value,
+    /// The identity's id: the server shows the identity as it is when the
+    /// flow is read (`identity`), not as it was when the flow began.
     pub identity_id: String,
     /// Whether a password was saved (`active: "password"` from then on).
     pub saved: bool,
@@ -76,7 +76,6 @@ impl Record {
     /// A settings flow for the identity of a live session, issued at `now`;
     /// `recovered_until` (the session's end) when a recovery opens it, which
     /// then carries 1060001.
-    #[allow(clippy::too_many_arguments)]
     pub fn settings(
         flow_type: FlowType,
         now: u64,
@@ -84,7 +83,6 @@ impl Record {
         return_to: Option<String>,
         csrf_token: Option<&str>,
         identity_id: &str,
-        identity: Value,
         recovered_until: Option<u64>,
     ) -> Self {
         let messages = recovered_until
@@ -101,7 +99,6 @@ impl Record {
             csrf_token,
             Of::Settings(SettingsFlow {
                 state: SettingsState::ShowForm,
-                identity,
                 identity_id: identity_id.to_string(),
                 saved: false,
                 messages,

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use reclaim_wire::answer::Answer;
 use reclaim_wire::flows::recovery::{RecoveryFlow, Step, Submit};
-use reclaim_wire::flows::settings::Ending;
+use reclaim_wire::flows::settings::Ending as Answered;
 use reclaim_wire::flows::{FlowType, Record, errors, texts, ui_location};
 use serde::Deserialize;
 use serde_json::json;
@@ -24,7 +24,7 @@ use crate::http::self_service::password::{SESSION_LIFESPAN, SessionCookie, sessi
 use crate::http::self_service::redeem::new_session;
 use crate::http::{rate_limit, request_id, respond};
 use crate::operations::{Error, Redeemed, Step as Redemption};
-use crate::storage::{NewRequest, StoredFlow};
+use crate::storage::{FlowStep, NewRequest, StoredFlow};
 use crate::wit::{ErrorKind, IdentityRef};
 
 /// The method a fresh flow offers.
@@ -324,13 +324,23 @@ async fn submit_flow(
         }
         Step::Check { code_flow, code } => {
             let (secret, session) = new_session(app).map_err(|e| super::refused(&e))?;
+            let passed = record.passed();
+            let ending = Ending::prepare(
+                app,
+                record.flow_type,
+                record.return_to.clone(),
+                Some(token.as_str()).filter(|t| !t.is_empty()),
+                session.key.clone(),
+                "code_recovery",
+                Some((&kept, &passed)),
+            )?;
+            let settings_id = ending.settings_id.clone();
             match app
                 .reclaim
-                .redeem_code_into(&code_flow, &code, session)
+                .redeem_code_into(&code_flow, &code, session, ending.step())
                 .await
             {
                 Ok(redeemed) => {
-                    let passed = record.passed();
                     return ended(
                         app,
                         &kept,
@@ -339,7 +349,7 @@ async fn submit_flow(
                         &token,
                         redeemed,
                         secret,
-                        "code_recovery",
+                        settings_id,
                     )
                     .await;
                 }
@@ -441,60 +451,103 @@ async fn admit(
     }
 }
 
-/// What a redemption that opened a session leads to, on either face: the
-/// record of how the session began (for `whoami`) and a settings flow
-/// carrying 1060001 for the session's identity; its id and where its UI is.
-pub(crate) async fn open_settings(
-    app: &AppState,
-    flow_type: FlowType,
-    return_to: Option<String>,
-    csrf: Option<&str>,
-    cookie: &SessionCookie,
-    method: &str,
-    passed: Option<(&Kept, &Record)>,
-) -> Result<(String, String), Response> {
-    let now = app.now_nanos();
-    let until = now.saturating_add(crate::clock::duration_nanos(SESSION_LIFESPAN));
-    let identity = sessions::identity(app, &cookie.identity_id).await?;
-    let url = request_url(app, "/self-service/settings/browser", None);
-    let settings = Record::settings(
-        flow_type,
-        now,
-        &url,
-        return_to,
-        csrf,
-        &cookie.identity_id,
-        identity,
-        Some(until),
-    );
-    let settings_id = draw_id()?;
-    // The recovery flow's new state, the settings flow and the session's
-    // record in one write: none of them is ever there without the others.
-    let replace = passed.map(|(kept, record)| StoredFlow {
-        id: kept.id.clone(),
-        expires_at: record.expires_at,
-        version: kept.version,
-        body: record.to_json(),
-    });
-    let new = StoredFlow {
-        id: settings_id.clone(),
-        expires_at: settings.expires_at,
-        version: 0,
-        body: settings.to_json(),
-    };
-    let session = sessions::record(app, cookie, method);
-    let saved = app
-        .backend
-        .save_flows(replace.as_ref(), &[new], &[session])
-        .await
-        .map_err(failed)?;
-    if !saved {
-        // Only one submission redeems a code, so no other moved the flow
-        // on; should one have, the session is the redemption's all the same.
-        tracing::warn!("a recovery flow moved on while its code was redeemed");
+/// What a redemption writes of the self-service flows, on either face,
+/// in its own unit of work (`Reclaim::redeem_code_into`): the recovery
+/// flow's new state (`passed`, when a flow of the flow API is redeemed)
+/// and, when it opened a session, a settings flow carrying 1060001 and the
+/// record of how the session began (for `whoami`). The settings flow's id
+/// is drawn now, so that the answer can name it.
+pub(crate) struct Ending {
+    pub settings_id: String,
+    step: Box<dyn FnOnce(&Redeemed) -> FlowStep + Send>,
+}
+
+impl Ending {
+    pub(crate) fn prepare(
+        app: &AppState,
+        flow_type: FlowType,
+        return_to: Option<String>,
+        csrf: Option<&str>,
+        session_key: String,
+        method: &'static str,
+        passed: Option<(&Kept, &Record)>,
+    ) -> Result<Self, Response> {
+        let now = app.now_nanos();
+        let until = now.saturating_add(crate::clock::duration_nanos(SESSION_LIFESPAN));
+        let url = request_url(app, "/self-service/settings/browser", None);
+        let settings_id = draw_id()?;
+        let replace = passed.map(|(kept, record)| StoredFlow {
+            id: kept.id.clone(),
+            expires_at: record.expires_at,
+            version: kept.version,
+            body: record.to_json(),
+        });
+        let (id, csrf) = (settings_id.clone(), csrf.map(str::to_string));
+        let step = move |redeemed: &Redeemed| {
+            let Redemption::Session = redeemed.step else {
+                // Handed off: no session, so no settings flow.
+                return FlowStep {
+                    replace,
+                    ..FlowStep::default()
+                };
+            };
+            let identity_id = &redeemed.redemption.identity_id;
+            let settings = Record::settings(
+                flow_type,
+                now,
+                &url,
+                return_to,
+                csrf.as_deref(),
+                identity_id,
+                Some(until),
+            );
+            let session = Record::session(identity_id, &session_key, method, now, until);
+            FlowStep {
+                replace,
+                insert: vec![stored(id, &settings)],
+                put: vec![stored(sessions::record_id(identity_id), &session)],
+            }
+        };
+        Ok(Self {
+            settings_id,
+            step: Box::new(step),
+        })
     }
-    let location = ui_location(&app.config.settings_ui_url, &settings_id);
-    Ok((settings_id, location))
+
+    /// The ending of a redemption on the pages' forms (a link's
+    /// confirmation, the code form): a browser's settings flow.
+    pub(crate) fn on_pages(
+        app: &AppState,
+        headers: &HeaderMap,
+        session_key: &str,
+        method: &'static str,
+    ) -> Result<Self, Response> {
+        let csrf = cookie_token(app, headers);
+        let key = session_key.to_string();
+        Self::prepare(
+            app,
+            FlowType::Browser,
+            None,
+            csrf.as_deref(),
+            key,
+            method,
+            None,
+        )
+    }
+
+    /// The step, for the redemption to write.
+    pub(crate) fn step(self) -> impl FnOnce(&Redeemed) -> FlowStep + Send + 'static {
+        self.step
+    }
+}
+
+fn stored(id: String, record: &Record) -> StoredFlow {
+    StoredFlow {
+        id,
+        expires_at: record.expires_at,
+        version: 0,
+        body: record.to_json(),
+    }
 }
 
 /// A recovery that passed its challenge: a session and a settings flow,
@@ -508,12 +561,11 @@ async fn ended(
     token: &str,
     redeemed: Redeemed,
     secret: String,
-    method: &str,
+    settings_id: String,
 ) -> Result<Response, Response> {
     let identity_id = redeemed.redemption.identity_id.clone();
     let (ending, cookie) = match redeemed.step {
         Redemption::HandedOff { assertion } => {
-            replace(app, kept, passed).await?;
             match app
                 .reclaim
                 .notify_account_recovered(&IdentityRef::Id(identity_id.clone()))
@@ -533,32 +585,22 @@ async fn ended(
                     "no hand-off URL for an identity with a second factor"
                 )));
             };
-            (Ending::HandOff { location }, None)
+            (Answered::HandOff { location }, None)
         }
         Redemption::Session => {
             let cookie = SessionCookie {
                 identity_id: identity_id.clone(),
                 secret,
             };
-            let csrf = Some(token).filter(|t| !t.is_empty());
-            let (settings_id, location) = open_settings(
-                app,
-                passed.flow_type,
-                passed.return_to.clone(),
-                csrf,
-                &cookie,
-                method,
-                Some((kept, passed)),
-            )
-            .await?;
+            let location = ui_location(&app.config.settings_ui_url, &settings_id);
             let ending = if app.config.use_continue_with_transitions {
-                Ending::ContinueWith {
+                Answered::ContinueWith {
                     session_token: (passed.flow_type == FlowType::Api).then(|| cookie.value()),
                     settings_flow: settings_id,
                     location,
                 }
             } else {
-                Ending::RedirectToSettings { location }
+                Answered::RedirectToSettings { location }
             };
             let set = (passed.flow_type == FlowType::Browser)
                 .then(|| session_cookie(app, &cookie.value(), SESSION_LIFESPAN.as_secs()));

@@ -7,14 +7,13 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use reclaim_wire::answer::Answer;
 use reclaim_wire::flows::settings::{SessionRecord, whoami as whoami_body};
-use reclaim_wire::flows::{Of, Record, errors};
+use reclaim_wire::flows::{Of, errors};
 use serde_json::{Value, json};
 
 use super::{AppState, failed, load};
-use crate::http::self_service::password::{SESSION_LIFESPAN, SessionCookie};
+use crate::http::self_service::password::SessionCookie;
 use crate::http::{request_id, respond};
 use crate::storage::IdentityKey;
-use crate::storage::StoredFlow;
 
 /// A live session of the request.
 pub(crate) struct Live {
@@ -47,20 +46,6 @@ pub(crate) fn record_id(identity_id: &str) -> String {
     )
     .hyphenated()
     .to_string()
-}
-
-/// The record of how the identity's new session began (`code_recovery`
-/// or `link_recovery`), to be put over the record of an older one.
-pub(crate) fn record(app: &AppState, cookie: &SessionCookie, method: &str) -> StoredFlow {
-    let now = app.now_nanos();
-    let until = now.saturating_add(crate::clock::duration_nanos(SESSION_LIFESPAN));
-    let record = Record::session(&cookie.identity_id, &cookie.key(), method, now, until);
-    StoredFlow {
-        id: record_id(&cookie.identity_id),
-        expires_at: record.expires_at,
-        version: 0,
-        body: record.to_json(),
-    }
 }
 
 /// How the session began, when its record is of this very session.

@@ -14,13 +14,40 @@ use utoipa::IntoParams;
 
 use super::sessions::{self, Live};
 use super::{
-    AppState, Kept, body, cookie_token, csrf_token, failed, flow_answer, insert, load, replace,
-    see_other, wants_json, with_cookie,
+    AppState, Kept, body, cookie_token, csrf_token, failed, insert, load, replace, see_other,
+    wants_json, with_cookie,
 };
 use crate::http::self_service::password::session_cookie;
 use crate::http::{request_id, respond};
 use crate::passwords;
 use crate::wit::IdentityRef;
+
+/// A settings flow as Kratos shows it: with the identity as it now is.
+async fn view(
+    app: &AppState,
+    id: &str,
+    record: &Record,
+    csrf: &str,
+) -> Result<serde_json::Value, Response> {
+    let identity_id = &record.settings_flow().expect("a settings flow").identity_id;
+    let mut view = record.view(id, &app.config.settings.public_url, csrf);
+    view["identity"] = sessions::identity(app, identity_id).await?;
+    Ok(view)
+}
+
+/// A settings flow, as JSON with `status`.
+async fn shown(
+    app: &AppState,
+    id: &str,
+    record: &Record,
+    csrf: &str,
+    status: StatusCode,
+) -> Response {
+    match view(app, id, record, csrf).await {
+        Ok(view) => respond(Answer::json(status, &view)),
+        Err(refusal) => refusal,
+    }
+}
 
 async fn session(app: &AppState, headers: &HeaderMap) -> Result<Live, Response> {
     sessions::live(app, headers)
@@ -42,7 +69,6 @@ async fn start(
         FlowType::Api => (None, None),
     };
     let identity_id = &live.cookie.identity_id;
-    let identity = sessions::identity(app, identity_id).await?;
     let path = match flow_type {
         FlowType::Api => "/self-service/settings/api",
         FlowType::Browser => "/self-service/settings/browser",
@@ -58,18 +84,18 @@ async fn start(
         None,
         token.as_deref(),
         identity_id,
-        identity,
         None,
     );
     let id = insert(app, None, &record).await?;
     let answer = if flow_type == FlowType::Api || wants_json(headers) {
-        flow_answer(
+        shown(
             app,
             &id,
             &record,
             token.as_deref().unwrap_or(""),
             StatusCode::OK,
         )
+        .await
     } else {
         see_other(&ui_location(&app.config.settings_ui_url, &id))
     };
@@ -169,13 +195,10 @@ pub async fn get_flow(
     };
     let token = cookie_token(&app, &headers);
     match owned(&app, &headers, &id, token.as_deref()).await {
-        Ok((_, kept)) => flow_answer(
-            &app,
-            &kept.id,
-            &kept.record,
-            token.as_deref().unwrap_or(""),
-            StatusCode::OK,
-        ),
+        Ok((_, kept)) => {
+            let csrf = token.as_deref().unwrap_or("");
+            shown(&app, &kept.id, &kept.record, csrf, StatusCode::OK).await
+        }
         Err(refusal) => refusal,
     }
 }
@@ -225,13 +248,7 @@ async fn save(
     }) {
         Ok(password) => password.to_string(),
         Err(refused) => {
-            return Ok(flow_answer(
-                app,
-                &kept.id,
-                &refused,
-                &token,
-                StatusCode::BAD_REQUEST,
-            ));
+            return Ok(shown(app, &kept.id, &refused, &token, StatusCode::BAD_REQUEST).await);
         }
     };
     let _permit = app.hashing.acquire().await.map_err(failed)?;
@@ -263,12 +280,16 @@ async fn save(
         .or_else(|| kept.record.return_to.clone())
         .and_then(|r| app.config.allowed_return_to(&r));
     let response = if json {
-        let mut view = saved.view(&kept.id, &app.config.settings.public_url, &token);
-        if let Some(url) = &return_to {
-            view["continue_with"] =
-                json!([{"action": "redirect_browser_to", "redirect_browser_to": url}]);
+        match view(app, &kept.id, &saved, &token).await {
+            Ok(mut view) => {
+                if let Some(url) = &return_to {
+                    view["continue_with"] =
+                        json!([{"action": "redirect_browser_to", "redirect_browser_to": url}]);
+                }
+                respond(Answer::json(StatusCode::OK, &view))
+            }
+            Err(refusal) => refusal,
         }
-        respond(Answer::json(StatusCode::OK, &view))
     } else {
         see_other(&return_to.unwrap_or_else(|| ui_location(&app.config.settings_ui_url, &kept.id)))
     };

@@ -12,10 +12,11 @@ use utoipa::ToSchema;
 
 use super::password::{SESSION_LIFESPAN, SessionCookie, session_cookie, session_key};
 use super::{AppState, PageForm, forged, form_page, problem_page};
+use crate::http::flows::recovery::Ending;
 use crate::operations::{Error, Redeemed, Step};
 use crate::storage::NewSession;
 use crate::wit::{ErrorKind, IdentityRef};
-use reclaim_wire::flows::FlowType;
+use reclaim_wire::flows::ui_location;
 
 #[derive(Deserialize, ToSchema)]
 pub struct ConfirmForm {
@@ -45,8 +46,16 @@ pub async fn confirm(
         Ok(drawn) => drawn,
         Err(e) => return problem_page(&app, &e),
     };
-    let outcome = app.reclaim.redeem_link_into(&form.token, session).await;
-    redeemed(&app, &headers, "link_recovery", outcome, &secret, |_| {
+    let ending = match Ending::on_pages(&app, &headers, &session.key, "link_recovery") {
+        Ok(ending) => ending,
+        Err(refusal) => return refusal,
+    };
+    let settings_id = ending.settings_id.clone();
+    let outcome = app
+        .reclaim
+        .redeem_link_into(&form.token, session, ending.step())
+        .await;
+    redeemed(&app, &settings_id, outcome, &secret, |_| {
         unreachable!("links have no code page")
     })
     .await
@@ -81,26 +90,24 @@ pub async fn code(
         Ok(drawn) => drawn,
         Err(e) => return problem_page(&app, &e),
     };
+    let ending = match Ending::on_pages(&app, &headers, &session.key, "code_recovery") {
+        Ok(ending) => ending,
+        Err(refusal) => return refusal,
+    };
+    let settings_id = ending.settings_id.clone();
     let outcome = app
         .reclaim
-        .redeem_code_into(&form.flow, form.code.trim(), session)
+        .redeem_code_into(&form.flow, form.code.trim(), session, ending.step())
         .await;
-    redeemed(
-        &app,
-        &headers,
-        "code_recovery",
-        outcome,
-        &secret,
-        |message| {
-            form_page(
-                &app,
-                &headers,
-                StatusCode::BAD_REQUEST,
-                "code.html",
-                context! { flow => form.flow, error => message },
-            )
-        },
-    )
+    redeemed(&app, &settings_id, outcome, &secret, |message| {
+        form_page(
+            &app,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            "code.html",
+            context! { flow => form.flow, error => message },
+        )
+    })
     .await
 }
 
@@ -125,8 +132,7 @@ pub(crate) fn new_session(app: &AppState) -> Result<(String, NewSession), Error>
 /// goes to the platform with the assertion; the token itself goes no further.
 async fn redeemed(
     app: &AppState,
-    headers: &HeaderMap,
-    method: &str,
+    settings_id: &str,
     outcome: Result<Redeemed, Error>,
     secret: &str,
     retry: impl FnOnce(&str) -> Response,
@@ -150,23 +156,10 @@ async fn redeemed(
                 identity_id: redeemed.redemption.identity_id,
                 secret: secret.to_string(),
             };
-            // On to the settings flow the flow API would open (its UI is
-            // the password form unless the operator names another).
-            let csrf = crate::http::flows::cookie_token(app, headers);
-            let opened = crate::http::flows::recovery::open_settings(
-                app,
-                FlowType::Browser,
-                redeemed.redemption.return_to.clone(),
-                csrf.as_deref(),
-                &cookie,
-                method,
-                None,
-            )
-            .await;
-            let location = match opened {
-                Ok((_, location)) => location,
-                Err(refusal) => return refusal,
-            };
+            // On to the settings flow the redemption opened, as the flow
+            // API's do (its UI is the password form unless the operator
+            // names another).
+            let location = ui_location(&app.config.settings_ui_url, settings_id);
             let mut response = crate::http::flows::see_other(&location);
             response.headers_mut().insert(
                 SET_COOKIE,
