@@ -89,6 +89,11 @@ impl Spa {
     }
 }
 
+/// Clicks the element `css` once it is there.
+async fn click(client: &Client, css: &str) {
+    wait_for(client, css).await.click().await.unwrap();
+}
+
 /// The element `css` once it is there (the SPA renders after its fetches).
 async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -138,14 +143,11 @@ async fn ory_elements_recovery_and_settings_recover_an_account_in_chromium() {
             .starts_with("flow=")
     );
     email.send_keys("ann@example.com").await.unwrap();
-    wait_for(
+    click(
         &client,
         "button[type='submit'][name='method'][value='code']",
     )
-    .await
-    .click()
-    .await
-    .unwrap();
+    .await;
 
     wait_for(&client, "[data-testid='ory/message/1060003']").await;
     let mail = tokio::task::block_in_place(|| server.mail(1));
@@ -163,14 +165,11 @@ async fn ory_elements_recovery_and_settings_recover_an_account_in_chromium() {
         .send_keys(&code)
         .await
         .unwrap();
-    wait_for(
+    click(
         &client,
         "button[type='submit'][name='method'][value='code']",
     )
-    .await
-    .click()
-    .await
-    .unwrap();
+    .await;
 
     // Kratos' default ending: Elements follows the 422 to the settings UI.
     let password = wait_for(&client, "input[name='password']").await;
@@ -178,14 +177,11 @@ async fn ory_elements_recovery_and_settings_recover_an_account_in_chromium() {
     assert_eq!(at.path(), "/settings.html", "{at}");
     wait_for(&client, "[data-testid='ory/message/1060001']").await;
     password.send_keys(NEW_PASSWORD).await.unwrap();
-    wait_for(
+    click(
         &client,
         "button[type='submit'][name='method'][value='password']",
     )
-    .await
-    .click()
-    .await
-    .unwrap();
+    .await;
     wait_for(&client, "[data-testid='ory/message/1050001']").await;
 
     let status = client

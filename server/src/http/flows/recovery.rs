@@ -287,17 +287,7 @@ async fn submit_flow(
     let step = record.recovery_step(&submission).expect("a recovery flow");
     let (status, next) = match step {
         Step::Invalid(invalid) => (StatusCode::BAD_REQUEST, *invalid),
-        Step::Restart(message) => {
-            let (id, fresh) = start(
-                app,
-                record.flow_type,
-                record.return_to.clone(),
-                Some(&token).filter(|t| !t.is_empty()).map(String::as_str),
-                Some(message),
-            )
-            .await?;
-            return Ok(shown(app, json, &id, &fresh, &token, StatusCode::OK));
-        }
+        Step::Restart(message) => return restart(app, &record, json, &token, message).await,
         Step::Send { email, method } => {
             if reclaim_wire::checks::check_address(&email).is_err() {
                 let mut invalid = record.clone();
@@ -363,17 +353,7 @@ async fn submit_flow(
                         .unwrap_or(reclaim_wire::flows::DEFAULT_MAX_CODE_ATTEMPTS);
                     match record.wrong_code(reclaim_wire::kind_of!(ErrorKind, r.kind), max) {
                         Ok(next) => (StatusCode::OK, next),
-                        Err(message) => {
-                            let (id, fresh) = start(
-                                app,
-                                record.flow_type,
-                                record.return_to.clone(),
-                                Some(&token).filter(|t| !t.is_empty()).map(String::as_str),
-                                Some(message),
-                            )
-                            .await?;
-                            return Ok(shown(app, json, &id, &fresh, &token, StatusCode::OK));
-                        }
+                        Err(message) => return restart(app, &record, json, &token, message).await,
                     }
                 }
                 Err(e) => return Err(super::refused(&e)),
@@ -393,6 +373,27 @@ async fn submit_flow(
         ));
     }
     Ok(shown(app, json, &kept.id, &next, &token, status))
+}
+
+/// A flow that can't go on: a new one of its type carrying `message`, shown
+/// in its place.
+async fn restart(
+    app: &AppState,
+    record: &Record,
+    json: bool,
+    token: &str,
+    message: texts::Text,
+) -> Result<Response, Response> {
+    let csrf = Some(token).filter(|t| !t.is_empty());
+    let (id, fresh) = start(
+        app,
+        record.flow_type,
+        record.return_to.clone(),
+        csrf,
+        Some(message),
+    )
+    .await?;
+    Ok(shown(app, json, &id, &fresh, token, StatusCode::OK))
 }
 
 /// The flow to a JSON client; a browser's form post goes back to the UI.
