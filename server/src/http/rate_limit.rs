@@ -16,6 +16,31 @@ use ipnet::IpNet;
 
 use crate::storage::{Pending, Quota, RateLimits};
 
+/// Counts a self-service request for `email` from the request's client
+/// (the pages' form and the flow API alike): `Err(wait)` when over a limit.
+/// The address is counted keyed and in its one normal form, so every
+/// spelling of a mailbox counts against one allowance and the stored key
+/// confirms no guess.
+pub async fn count_request(
+    app: &super::AppState,
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+    email: &str,
+) -> anyhow::Result<Result<(), Duration>> {
+    let secret = app
+        .config
+        .settings
+        .secrets
+        .first()
+        .map_or(&[][..], |s| s.bytes());
+    let address = reclaim_address::address_key(secret, email);
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = client_ip(peer.ip(), forwarded, &app.config.trusted_proxies);
+    app.limiter
+        .check(&*app.backend, client, &address, app.now_nanos())
+        .await
+}
+
 /// How often keys that have fully recovered are forgotten.
 pub const FORGET_EVERY: Duration = Duration::from_secs(60);
 

@@ -9,7 +9,7 @@
 //! use reclaim_wire::flows::{FlowType, Record, recovery::{RecoveryFlow, Step, Submit}};
 //!
 //! let now = 1_700_000_000_000_000_000;
-//! let flow = RecoveryFlow::new(FlowType::Api, "code", None);
+//! let flow = RecoveryFlow::new("code", None);
 //! let record = Record::recovery(FlowType::Api, now, "https://id.example/self-service/recovery/api", None, None, flow);
 //! let submit = Submit { method: Some("code".into()), email: Some("ann@example.com".into()), ..Submit::default() };
 //! assert!(matches!(record.recovery_step(&submit), Some(Step::Send { .. })));

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::nodes::{self, Node};
 use super::texts::{self, Text};
-use super::{FlowType, Of, Record, say};
+use super::{Of, Record, say};
 use crate::refusal::Kind;
 
 /// A recovery flow's own state.
@@ -75,7 +75,7 @@ pub enum Step {
 
 impl RecoveryFlow {
     /// A fresh flow offering `method` (`code` or `link`).
-    pub fn new(_flow_type: FlowType, method: &str, email: Option<String>) -> Self {
+    pub fn new(method: &str, email: Option<String>) -> Self {
         Self {
             state: State::ChooseMethod,
             active: method.to_string(),

@@ -45,10 +45,7 @@ pub(super) fn draw_id() -> Result<String, Response> {
 
 /// The answer to a failure of ours: 503 when the store is out of reach, else 500.
 pub(super) fn failed(e: impl Into<anyhow::Error>) -> Response {
-    let outcome = super::outcome::outcome(&Error::Failed(e.into()));
-    respond(Answer::from(
-        &reclaim_wire::kratos::ErrorGeneric::from_outcome(&outcome, &request_id()),
-    ))
+    refused(&Error::Failed(e.into()))
 }
 
 /// An operation's error, in the same shape.
@@ -75,16 +72,9 @@ pub(super) async fn load(app: &AppState, id: &str) -> Result<Option<Kept>, Respo
     }))
 }
 
-/// Keeps a new flow under `id` (or a fresh one); its id.
-pub(super) async fn insert(
-    app: &AppState,
-    id: Option<String>,
-    record: &Record,
-) -> Result<String, Response> {
-    let id = match id {
-        Some(id) => id,
-        None => draw_id()?,
-    };
+/// Keeps a new flow under a fresh id; the id.
+pub(super) async fn insert(app: &AppState, record: &Record) -> Result<String, Response> {
+    let id = draw_id()?;
     let stored = StoredFlow {
         id: id.clone(),
         expires_at: record.expires_at,
@@ -114,6 +104,19 @@ pub(super) async fn replace(
         .save_flows(Some(&stored), &[], &[])
         .await
         .map_err(failed)
+}
+
+/// `path` of the public URL, with `return_to` when the flow has one: a
+/// flow's `request_url`.
+pub(super) fn request_url(app: &AppState, path: &str, return_to: Option<&str>) -> String {
+    let base = app.config.settings.public_url.trim_end_matches('/');
+    match return_to {
+        Some(r) => format!(
+            "{base}{path}?{}",
+            serde_urlencoded::to_string([("return_to", r)]).unwrap_or_default()
+        ),
+        None => format!("{base}{path}"),
+    }
 }
 
 /// Whether the client wants JSON rather than a redirect (an SPA's fetch,

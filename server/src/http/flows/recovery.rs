@@ -18,14 +18,14 @@ use utoipa::IntoParams;
 
 use super::{
     AppState, Kept, body, cookie_token, csrf_token, draw_id, failed, flow_answer, insert, load,
-    replace, see_other, sessions, wants_json, with_cookie,
+    replace, request_url, see_other, sessions, wants_json, with_cookie,
 };
 use crate::http::self_service::password::{SESSION_LIFESPAN, SessionCookie, session_cookie};
 use crate::http::self_service::redeem::new_session;
 use crate::http::{rate_limit, request_id, respond};
 use crate::operations::{Error, Redeemed, Step as Redemption};
 use crate::storage::{FlowStep, NewRequest, StoredFlow};
-use crate::wit::{ErrorKind, IdentityRef};
+use crate::wit::{ErrorKind, IdentityRef, RecoveryError};
 
 /// The method a fresh flow offers.
 const METHOD: &str = "code";
@@ -48,17 +48,6 @@ fn allowed(app: &AppState, return_to: Option<String>) -> Result<Option<String>, 
     }
 }
 
-fn request_url(app: &AppState, path: &str, return_to: Option<&str>) -> String {
-    let base = app.config.settings.public_url.trim_end_matches('/');
-    match return_to {
-        Some(r) => format!(
-            "{base}{path}?{}",
-            serde_urlencoded::to_string([("return_to", r)]).unwrap_or_default()
-        ),
-        None => format!("{base}{path}"),
-    }
-}
-
 /// A new flow of `flow_type`, kept.
 async fn start(
     app: &AppState,
@@ -67,7 +56,7 @@ async fn start(
     csrf: Option<&str>,
     message: Option<texts::Text>,
 ) -> Result<(String, Record), Response> {
-    let mut flow = RecoveryFlow::new(flow_type, METHOD, None);
+    let mut flow = RecoveryFlow::new(METHOD, None);
     flow.messages.extend(message);
     let path = match flow_type {
         FlowType::Api => "/self-service/recovery/api",
@@ -77,7 +66,7 @@ async fn start(
     let lifespan = crate::clock::duration_nanos(app.config.flow_lifespan);
     let record =
         Record::recovery(flow_type, app.now_nanos(), &url, return_to, csrf, flow).lasting(lifespan);
-    let id = insert(app, None, &record).await?;
+    let id = insert(app, &record).await?;
     Ok((id, record))
 }
 
@@ -343,15 +332,13 @@ async fn submit_flow(
                     )
                     .await;
                 }
-                Err(Error::Refused(r))
-                    if Record::is_wrong_code(reclaim_wire::kind_of!(ErrorKind, r.kind)) =>
-                {
+                Err(Error::Refused(r)) if Record::is_wrong_code(kind_of(&r)) => {
                     let max = app
                         .config
                         .settings
                         .max_code_attempts
                         .unwrap_or(reclaim_wire::flows::DEFAULT_MAX_CODE_ATTEMPTS);
-                    match record.wrong_code(reclaim_wire::kind_of!(ErrorKind, r.kind), max) {
+                    match record.wrong_code(kind_of(&r), max) {
                         Ok(next) => (StatusCode::OK, next),
                         Err(message) => return restart(app, &record, json, &token, message).await,
                     }
@@ -412,6 +399,10 @@ fn shown(
     }
 }
 
+fn kind_of(refusal: &RecoveryError) -> reclaim_wire::refusal::Kind {
+    reclaim_wire::kind_of!(ErrorKind, refusal.kind)
+}
+
 /// The pages' rate limit on requests by address, for the flows too: a
 /// flow can't mail an address more often than the form can.
 async fn admit(
@@ -420,20 +411,7 @@ async fn admit(
     headers: &HeaderMap,
     email: &str,
 ) -> Result<(), Response> {
-    let secret = app
-        .config
-        .settings
-        .secrets
-        .first()
-        .map_or(&[][..], |s| s.bytes());
-    let address = reclaim_address::address_key(secret, email);
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = rate_limit::client_ip(peer.ip(), forwarded, &app.config.trusted_proxies);
-    match app
-        .limiter
-        .check(&*app.backend, client, &address, app.now_nanos())
-        .await
-    {
+    match rate_limit::count_request(app, peer, headers, email).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(wait)) => {
             let body = json!({"error": {

@@ -14,8 +14,8 @@ use utoipa::IntoParams;
 
 use super::sessions::{self, Live};
 use super::{
-    AppState, Kept, body, cookie_token, csrf_token, failed, insert, load, replace, see_other,
-    wants_json, with_cookie,
+    AppState, Kept, body, cookie_token, csrf_token, failed, insert, load, replace, request_url,
+    see_other, wants_json, with_cookie,
 };
 use crate::http::self_service::password::session_cookie;
 use crate::http::{request_id, respond};
@@ -73,10 +73,7 @@ async fn start(
         FlowType::Api => "/self-service/settings/api",
         FlowType::Browser => "/self-service/settings/browser",
     };
-    let url = format!(
-        "{}{path}",
-        app.config.settings.public_url.trim_end_matches('/')
-    );
+    let url = request_url(app, path, None);
     let record = Record::settings(
         flow_type,
         app.now_nanos(),
@@ -86,7 +83,7 @@ async fn start(
         identity_id,
         None,
     );
-    let id = insert(app, None, &record).await?;
+    let id = insert(app, &record).await?;
     let answer = if flow_type == FlowType::Api || wants_json(headers) {
         shown(
             app,

@@ -175,21 +175,7 @@ async fn request_by_address(
         let ctx = context! { error => NOT_AN_ADDRESS, email };
         return form_page(&app, &headers, StatusCode::BAD_REQUEST, "request.html", ctx);
     }
-    // Keyed and in the one normal form: every spelling of a mailbox counts
-    // against one allowance, and the stored key confirms no guess.
-    let secret = app
-        .config
-        .settings
-        .secrets
-        .first()
-        .map_or(&[][..], |s| s.bytes());
-    let address = reclaim_address::address_key(secret, &email);
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = rate_limit::client_ip(peer.ip(), forwarded, &app.config.trusted_proxies);
-    let counted = app
-        .limiter
-        .check(&*app.backend, client, &address, app.now_nanos())
-        .await;
+    let counted = rate_limit::count_request(&app, peer, &headers, &email).await;
     let counted = match counted {
         Ok(counted) => counted,
         Err(e) => return problem_page(&app, &Error::Failed(e)),

@@ -12,7 +12,7 @@ fn fresh() -> Record {
         "https://id.example/self-service/recovery/api",
         None,
         None,
-        RecoveryFlow::new(FlowType::Api, "code", None),
+        RecoveryFlow::new("code", None),
     )
 }
 
@@ -169,7 +169,7 @@ fn a_browser_flow_is_read_only_with_the_token_it_was_issued_with() {
         "https://id.example/self-service/recovery/browser",
         None,
         Some("tok"),
-        RecoveryFlow::new(FlowType::Browser, "code", None),
+        RecoveryFlow::new("code", None),
     );
     assert!(flow.csrf_holds(Some("tok")));
     assert!(!flow.csrf_holds(Some("other")));
