@@ -15,6 +15,7 @@
 //! assert!(matches!(record.recovery_step(&submit), Some(Step::Send { .. })));
 //! ```
 
+pub mod driver;
 pub mod errors;
 pub mod nodes;
 pub mod recovery;
@@ -219,4 +220,46 @@ pub(crate) fn say(messages: &mut Vec<Text>, text: Text) {
 pub fn ui_location(ui_url: &str, id: &str) -> String {
     let joint = if ui_url.contains('?') { '&' } else { '?' };
     format!("{ui_url}{joint}flow={id}")
+}
+
+/// `path` of the public URL, with `return_to` when the flow has one: a
+/// flow's `request_url`.
+pub fn request_url(public_url: &str, path: &str, return_to: Option<&str>) -> String {
+    let base = public_url.trim_end_matches('/');
+    match return_to {
+        Some(r) => format!(
+            "{base}{path}?{}",
+            serde_urlencoded::to_string([("return_to", r)]).unwrap_or_default()
+        ),
+        None => format!("{base}{path}"),
+    }
+}
+
+/// Whether a client wants JSON rather than a redirect (an SPA's fetch,
+/// Ory's SDKs), as Kratos negotiates it from `Accept` and `Content-Type`.
+pub fn wants_json(accept: Option<&str>, content_type: Option<&str>) -> bool {
+    [accept, content_type]
+        .iter()
+        .any(|v| v.is_some_and(|v| v.contains("application/json")))
+}
+
+/// A JSON or urlencoded body (Kratos takes both), or why it can't be read.
+pub fn parse_body<T: serde::de::DeserializeOwned>(
+    content_type: Option<&str>,
+    bytes: &[u8],
+) -> Result<T, String> {
+    let parsed = if content_type.is_some_and(|t| t.starts_with("application/json")) {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    } else {
+        // A form names `method` twice (the hidden node and the button, as
+        // Kratos' own UI posts it): the first of each name counts.
+        let mut fields = serde_json::Map::new();
+        for (name, value) in url::form_urlencoded::parse(bytes) {
+            fields
+                .entry(name.into_owned())
+                .or_insert_with(|| Value::String(value.into_owned()));
+        }
+        serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| format!("The request body could not be read: {e}"))
 }

@@ -195,6 +195,15 @@ impl Record {
         })
     }
 
+    /// After [`Step::Send`] with an address that is none: 400 with the
+    /// reason on the address node.
+    pub fn not_an_address(&self, email: &str) -> Self {
+        self.with_recovery(|f| {
+            f.email = Some(email.to_string());
+            f.email_messages = vec![texts::invalid(&format!("{email:?} is not valid \"email\""))];
+        })
+    }
+
     /// After [`Step::Check`] refused the code with `kind`: the flow again
     /// with 4060006, or, at `max` wrong codes or when the engine says the
     /// identity saw too many, `Err` with the message of the new flow.

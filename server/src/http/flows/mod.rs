@@ -9,6 +9,7 @@
 // response would only add an allocation to the refusals.
 #![allow(clippy::result_large_err)]
 
+mod host;
 pub mod recovery;
 pub mod sessions;
 pub mod settings;
@@ -26,12 +27,7 @@ use super::{AppState, csrf, request_id, respond};
 use crate::operations::Error;
 use crate::storage::StoredFlow;
 
-/// A flow as read: its id, the version a replacement names, its record.
-pub(crate) struct Kept {
-    pub id: String,
-    pub version: u64,
-    pub record: Record,
-}
+pub(crate) use reclaim_wire::flows::driver::Kept;
 
 /// A fresh UUID (v4), for a flow or the code a flow binds.
 pub(super) fn draw_id() -> Result<String, Response> {
@@ -109,56 +105,27 @@ pub(super) async fn replace(
 /// `path` of the public URL, with `return_to` when the flow has one: a
 /// flow's `request_url`.
 pub(super) fn request_url(app: &AppState, path: &str, return_to: Option<&str>) -> String {
-    let base = app.config.settings.public_url.trim_end_matches('/');
-    match return_to {
-        Some(r) => format!(
-            "{base}{path}?{}",
-            serde_urlencoded::to_string([("return_to", r)]).unwrap_or_default()
-        ),
-        None => format!("{base}{path}"),
-    }
+    reclaim_wire::flows::request_url(&app.config.settings.public_url, path, return_to)
 }
 
-/// Whether the client wants JSON rather than a redirect (an SPA's fetch,
-/// Ory's SDKs), as Kratos negotiates it.
+/// Whether the client wants JSON rather than a redirect.
 pub(super) fn wants_json(headers: &HeaderMap) -> bool {
-    let says_json = |name| {
+    let text = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
-            .is_some_and(|v| v.contains("application/json"))
     };
-    says_json(ACCEPT) || says_json(CONTENT_TYPE)
+    reclaim_wire::flows::wants_json(text(ACCEPT), text(CONTENT_TYPE))
 }
 
-/// A JSON or urlencoded body (Kratos takes both).
+/// A JSON or urlencoded body (Kratos takes both), or the 400 refusing it.
 pub(super) fn body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     bytes: &[u8],
 ) -> Result<T, Response> {
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let parsed = if is_json {
-        serde_json::from_slice(bytes).map_err(|e| e.to_string())
-    } else {
-        // A form names `method` twice (the hidden node and the button, as
-        // Kratos' own UI posts it): the first of each name counts.
-        let mut fields = serde_json::Map::new();
-        for (name, value) in url::form_urlencoded::parse(bytes) {
-            fields
-                .entry(name.into_owned())
-                .or_insert_with(|| serde_json::Value::String(value.into_owned()));
-        }
-        serde_json::from_value(serde_json::Value::Object(fields)).map_err(|e| e.to_string())
-    };
-    parsed.map_err(|e| {
-        respond(errors::bad_request(
-            &format!("The request body could not be read: {e}"),
-            &request_id(),
-        ))
-    })
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    reclaim_wire::flows::parse_body(content_type, bytes)
+        .map_err(|reason| respond(errors::bad_request(&reason, &request_id())))
 }
 
 /// The CSRF token of the request's cookie, and the cookie to set when it
@@ -185,61 +152,8 @@ pub(crate) fn cookie_token(app: &AppState, headers: &HeaderMap) -> Option<String
         .map(|(token, _)| token)
 }
 
-/// The page of a recovery flow of the flow API (the pages' face of the
-/// same state machine): its nodes as a form that posts to `ui.action`.
-/// `None` when `id` is no such flow (the pages' own code flows); a flow
-/// this browser can't read, or one that expired, starts over.
-pub(crate) async fn recovery_page(
-    app: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-) -> Option<Response> {
-    let kept = match load(app, id).await {
-        Ok(Some(kept)) => kept,
-        Ok(None) => return None,
-        Err(refusal) => return Some(refusal),
-    };
-    let reclaim_wire::flows::Of::Recovery(flow) = &kept.record.of else {
-        return None;
-    };
-    let token = cookie_token(app, headers);
-    if !kept.record.csrf_holds(token.as_deref()) || kept.record.is_expired(app.now_nanos()) {
-        return Some(see_other("/self-service/recovery/browser"));
-    }
-    let title = match (flow.state, flow.active.as_str()) {
-        (reclaim_wire::flows::recovery::State::ChooseMethod, _) => "Recover your account",
-        (reclaim_wire::flows::recovery::State::SentEmail, "code") => "Enter your recovery code",
-        (reclaim_wire::flows::recovery::State::SentEmail, _) => "Check your email",
-        (reclaim_wire::flows::recovery::State::PassedChallenge, _) => "Account recovered",
-    };
-    let view = kept.record.view(
-        &kept.id,
-        &app.config.settings.public_url,
-        token.as_deref().unwrap_or(""),
-    );
-    Some(app.pages.render(
-        StatusCode::OK,
-        "flow.html",
-        minijinja::context! { flow => view, title },
-    ))
-}
-
 /// Where the CSRF cookie is sent: the pages and both flows.
 pub const CSRF_PATH: &str = "/self-service";
-
-/// A flow as JSON, with status `status`.
-pub(super) fn flow_answer(
-    app: &AppState,
-    kept_id: &str,
-    record: &Record,
-    csrf: &str,
-    status: StatusCode,
-) -> Response {
-    respond(Answer::json(
-        status,
-        &record.view(kept_id, &app.config.settings.public_url, csrf),
-    ))
-}
 
 /// A 303 to `location`.
 pub(crate) fn see_other(location: &str) -> Response {

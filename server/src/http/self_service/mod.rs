@@ -69,6 +69,7 @@ pub struct RecoveryQuery {
     ))]
 pub async fn show(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<RecoveryQuery>,
 ) -> Response {
@@ -85,7 +86,7 @@ pub async fn show(
             Err(e) => problem_page(&app, &e),
         },
         (Some(flow), None) => {
-            if let Some(page) = super::flows::recovery_page(&app, &headers, &flow).await {
+            if let Some(page) = super::flows::recovery::page(&app, peer, &headers, &flow).await {
                 return page;
             }
             form_page(
