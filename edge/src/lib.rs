@@ -23,6 +23,7 @@ mod bindings {
 
 mod admin;
 mod engine;
+mod flows;
 mod pages;
 mod reply;
 mod request;

@@ -18,7 +18,7 @@ use reclaim_wire::csrf::{self, from_our_pages};
 use reclaim_wire::pages::{FORGED, NOT_AN_ADDRESS, Pages, UNREADABLE_FORM};
 use reclaim_wire::refusal::{Kind, Outcome};
 use reclaim_wire::routes::Route;
-use reclaim_wire::{PAGES_PATH, checks};
+use reclaim_wire::{CSRF_PATH, checks};
 use serde::Deserialize;
 
 use crate::engine::{self, wired};
@@ -33,7 +33,7 @@ fn pages() -> &'static Pages {
     PAGES.get_or_init(|| Pages::new().expect("the built-in pages parse"))
 }
 
-fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Reply {
+pub fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Reply {
     match pages().render(name, ctx) {
         Ok(html) => Reply::html(status, html),
         Err(_) => Reply::new(StatusCode::INTERNAL_SERVER_ERROR),
@@ -43,7 +43,12 @@ fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Reply {
 /// This area's answer to `route`, if it is one of its routes.
 pub fn answer(route: Route, request: &Request) -> Option<Reply> {
     Some(match route {
-        Route::RecoveryPage if request.method == http::Method::POST => self::request(request),
+        Route::RecoveryPage if request.method == http::Method::POST => {
+            match crate::flows::query(request, "flow") {
+                Some(flow) => crate::flows::submit(request, &flow),
+                None => self::request(request),
+            }
+        }
         Route::RecoveryPage => show(request),
         Route::RecoveryConfirm => confirm(request),
         Route::RecoveryCodeForm => code(request),
@@ -81,7 +86,7 @@ fn form_page(
         let value = csrf::private_cookie(
             csrf::COOKIE_NAME,
             &cookie,
-            PAGES_PATH,
+            CSRF_PATH,
             None,
             settings.secure_cookies,
         );
@@ -169,13 +174,16 @@ fn show(request: &Request) -> Reply {
             ),
             Err(outcome) => outcome_page(&outcome, request),
         },
-        (Some(flow), None) => form_page(
-            &settings,
-            request,
-            StatusCode::OK,
-            "code.html",
-            context! { flow },
-        ),
+        (Some(flow), None) => match crate::flows::page(request, &flow) {
+            Some(page) => page,
+            None => form_page(
+                &settings,
+                request,
+                StatusCode::OK,
+                "code.html",
+                context! { flow },
+            ),
+        },
         _ => {
             let return_to = q
                 .return_to

@@ -12,7 +12,7 @@ use reclaim_wire::routes::{self, Miss, Route, Server};
 
 use crate::reply::Reply;
 use crate::request::Request;
-use crate::{admin, pages};
+use crate::{admin, flows, pages};
 
 pub fn route(request: &Request) -> Reply {
     let found = match routes::find(Server::Edge, request.method.as_str(), &request.path) {
@@ -32,6 +32,7 @@ pub fn route(request: &Request) -> Reply {
     let route = found.spec.route;
     admin::answer(route, id, request)
         .or_else(|| pages::answer(route, request))
+        .or_else(|| flows::answer(route, request))
         .or_else(|| own(route))
         .unwrap_or_else(|| Reply::new(StatusCode::NOT_FOUND))
 }

@@ -28,8 +28,35 @@ pub fn allowed_return_urls() -> Vec<url::Url> {
         .collect()
 }
 
+/// `RECLAIM_RECOVERY_UI_URL`, or Reclaim's own recovery page.
+pub fn recovery_ui_url(public_url: &str) -> String {
+    std::env::var("RECLAIM_RECOVERY_UI_URL")
+        .ok()
+        .filter(|u| url::Url::parse(u).is_ok())
+        .unwrap_or_else(|| format!("{}/self-service/recovery", public_url.trim_end_matches('/')))
+}
+
+/// `RECLAIM_FLOW_LIFESPAN` (`30m`, `2h`), or an hour as Kratos'.
+pub fn flow_lifespan_ns() -> u64 {
+    std::env::var("RECLAIM_FLOW_LIFESPAN")
+        .ok()
+        .and_then(|text| humantime::parse_duration(&text).ok())
+        .filter(|lifespan| !lifespan.is_zero())
+        .and_then(|lifespan| u64::try_from(lifespan.as_nanos()).ok())
+        .unwrap_or(reclaim_wire::flows::FLOW_LIFESPAN_NS)
+}
+
+/// `RECLAIM_USE_CONTINUE_WITH_TRANSITIONS` (`true`), off as in Kratos.
+pub fn use_continue_with_transitions() -> bool {
+    std::env::var("RECLAIM_USE_CONTINUE_WITH_TRANSITIONS").is_ok_and(|v| v == "true" || v == "1")
+}
+
 /// What the pages and authentik's routes need of `settings.json`.
 pub struct Settings {
+    /// The public URL, as links and flows name it.
+    pub public_url: String,
+    /// Wrong codes a flow survives, if the file names a number.
+    pub max_code_attempts: Option<u32>,
     /// `scheme://host[:port]` of the public URL, for the Origin check.
     pub public_origin: String,
     /// Whether cookies are `Secure` (an https public URL).
@@ -62,6 +89,8 @@ impl Settings {
             .first()
             .unwrap_or_else(|| panic!("{SETTINGS_FILE}: no secret"));
         Self {
+            public_url: file.public_url.clone(),
+            max_code_attempts: file.max_code_attempts,
             public_origin: public.origin().ascii_serialization(),
             secure_cookies: public.scheme() == "https",
             csrf: Csrf::new(secret.as_bytes()),

@@ -43,8 +43,8 @@ pub mod settings_file;
 /// over it is refused with 413 before a byte is read.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// Where the self-service pages live; their cookies are sent there alone.
-pub const PAGES_PATH: &str = "/self-service/recovery";
+/// Where the CSRF cookie is sent: the pages and the flows.
+pub const CSRF_PATH: &str = "/self-service";
 
 /// A timestamp (nanoseconds since the Unix epoch) as `expires_at` is
 /// written: RFC 3339 in UTC, with the nanoseconds.

@@ -483,6 +483,7 @@ fn cases() -> Vec<Case> {
                 .form(&[("flow", "f"), ("code", "123456")])
         }),
     ];
+    cases.extend(flow_cases());
     // Every form of a bad `expires_in` the grammar refuses, and the bounds.
     for (name, expires_in) in [
         ("expires_in empty", ""),
@@ -611,6 +612,126 @@ fn the_self_service_steps_before_redemption_answer_alike() {
     }
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[1].1.status, 400);
+}
+
+/// A new API flow's id on the server at `base`.
+fn api_flow(base: &str) -> String {
+    let flow: Value = client()
+        .get(format!("{base}/self-service/recovery/api"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    flow["id"].as_str().unwrap().to_string()
+}
+
+fn submit_to(base: &str, flow: &str, body: Value) -> RequestBuilder {
+    client()
+        .post(format!("{base}/self-service/recovery?flow={flow}"))
+        .json(&body)
+}
+
+/// Kratos' recovery flow API, which both servers answer from one driver.
+fn flow_cases() -> Vec<Case> {
+    vec![
+        case("flow api started", |b, _, _| {
+            client().get(format!("{b}/self-service/recovery/api"))
+        }),
+        case("flow browser started as JSON", |b, _, _| {
+            client()
+                .get(format!("{b}/self-service/recovery/browser"))
+                .header("accept", "application/json")
+        }),
+        case("flow browser started by a browser", |b, _, _| {
+            client().get(format!("{b}/self-service/recovery/browser"))
+        }),
+        case("flow with a return_to not allowed", |b, _, _| {
+            client().get(format!(
+                "{b}/self-service/recovery/api?return_to=https://evil.example/"
+            ))
+        }),
+        case("flow unknown", |b, _, _| {
+            client().get(format!(
+                "{b}/self-service/recovery/flows?id=5f0a8c1e-0000-4000-8000-000000000000"
+            ))
+        }),
+        case("flow id that is no UUID", |b, _, _| {
+            client().get(format!("{b}/self-service/recovery/flows?id=../settings"))
+        }),
+        case("flow without an id", |b, _, _| {
+            client().get(format!("{b}/self-service/recovery/flows"))
+        }),
+        case("flow read", |b, _, _| {
+            let flow = api_flow(b);
+            client().get(format!("{b}/self-service/recovery/flows?id={flow}"))
+        }),
+        case("browser flow read without its cookie", |b, _, _| {
+            let flow: Value = client()
+                .get(format!("{b}/self-service/recovery/browser"))
+                .header("accept", "application/json")
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            let id = flow["id"].as_str().unwrap();
+            client().get(format!("{b}/self-service/recovery/flows?id={id}"))
+        }),
+        case("flow sent to an unknown address", |b, _, _| {
+            let flow = api_flow(b);
+            submit_to(
+                b,
+                &flow,
+                json!({"method": "code", "email": "zed@example.com"}),
+            )
+        }),
+        case("flow sent to no address", |b, _, _| {
+            let flow = api_flow(b);
+            submit_to(b, &flow, json!({"method": "code"}))
+        }),
+        case("flow sent to what is no address", |b, _, _| {
+            let flow = api_flow(b);
+            submit_to(
+                b,
+                &flow,
+                json!({"method": "code", "email": "not an address"}),
+            )
+        }),
+        case("flow with an unknown method", |b, _, _| {
+            let flow = api_flow(b);
+            submit_to(
+                b,
+                &flow,
+                json!({"method": "password", "email": "zed@example.com"}),
+            )
+        }),
+        case("flow with a wrong code", |b, _, _| {
+            let flow = api_flow(b);
+            submit_to(
+                b,
+                &flow,
+                json!({"method": "code", "email": "zed@example.com"}),
+            )
+            .send()
+            .unwrap();
+            submit_to(b, &flow, json!({"method": "code", "code": "123456"}))
+        }),
+        case("flow with an unreadable body", |b, _, _| {
+            let flow = api_flow(b);
+            client()
+                .post(format!("{b}/self-service/recovery?flow={flow}"))
+                .header("content-type", "application/json")
+                .body("{")
+        }),
+        case("flow submitted from a browser", |b, _, _| {
+            let flow = api_flow(b);
+            submit_to(
+                b,
+                &flow,
+                json!({"method": "code", "email": "zed@example.com"}),
+            )
+            .header("origin", "https://evil.example")
+        }),
+    ]
 }
 
 /// A recovery link from the Kratos admin route of the server at `base`.
@@ -918,4 +1039,147 @@ fn a_new_link_revokes_links_from_before_the_identity_index_existed() {
         .join("by-identity")
         .join(ann["id"].as_str().unwrap());
     assert_eq!(std::fs::read_dir(indexed).unwrap().count(), 1);
+}
+
+/// The six-digit code of the one mail in the edge's outbox.
+fn edge_code(edge: &Edge) -> String {
+    let outbox: Vec<_> = std::fs::read_dir(edge.data.path().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(outbox.len(), 1, "{outbox:?}");
+    let mail = crate::common::decoded(&std::fs::read_to_string(&outbox[0]).unwrap());
+    let after = mail.split("enter this code").nth(1).expect("a code mail");
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .expect("six digits")
+        .to_string()
+}
+
+#[test]
+fn of_16_parallel_right_codes_on_one_edge_flow_one_ends_it_and_the_rest_see_it_ended() {
+    let native = Server::start();
+    let ann = native.identity(Some("ann@example.com"));
+    let edge = Edge::start(std::slice::from_ref(&ann));
+    let flow = api_flow(&edge.base);
+    let sent = submit_to(
+        &edge.base,
+        &flow,
+        json!({"method": "code", "email": "ann@example.com"}),
+    )
+    .send()
+    .unwrap();
+    assert_eq!(sent.status(), 200);
+    let code = edge_code(&edge);
+    let base = edge.base.clone();
+    let answers = at_once(16, move |_| {
+        submit_to(
+            &base,
+            &flow,
+            json!({"method": "code", "email": "", "code": code}),
+        )
+        .send()
+        .unwrap()
+    });
+    let mut endings = 0;
+    for answer in answers {
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().unwrap();
+        match status {
+            // Kratos' default ending: no session at the edge, so to the
+            // flow's own page.
+            422 => {
+                endings += 1;
+                assert_eq!(body["error"]["id"], "browser_location_change_required");
+                assert!(
+                    body["redirect_browser_to"]
+                        .as_str()
+                        .unwrap()
+                        .contains("?flow=")
+                );
+            }
+            // Behind the winner: the flow as it now is, the code already
+            // used, or (once it passed) a new flow saying it was done.
+            200 => assert!(
+                body["state"] == "passed_challenge"
+                    || [4060006, 4060001]
+                        .contains(&body["ui"]["messages"][0]["id"].as_u64().unwrap()),
+                "{body}"
+            ),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(endings, 1);
+}
+
+#[test]
+fn a_browser_recovers_through_the_edges_flow_pages_to_its_return_to() {
+    let native = Server::start();
+    let ann = native.identity(Some("ann@example.com"));
+    let edge = Edge::start(std::slice::from_ref(&ann));
+    // The browser route leads to the recovery UI, the edge's own page.
+    let started = client()
+        .get(edge.url(&format!(
+            "/self-service/recovery/browser?return_to={RETURN_URL}"
+        )))
+        .send()
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    let cookie = started.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("Path=/self-service;"), "{cookie}");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page_url = started.headers()["location"].to_str().unwrap().to_string();
+    let flow = page_url.split("flow=").nth(1).unwrap().to_string();
+    let page = client()
+        .get(&page_url)
+        .header("cookie", &cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(heading(&page).unwrap(), "Recover your account");
+    let token = crate::common::csrf_token_in(&page).expect("the flow's CSRF token");
+    let action = edge.url(&format!("/self-service/recovery?flow={flow}"));
+    let post = |fields: &[(&str, &str)]| {
+        client()
+            .post(&action)
+            .header("cookie", &cookie)
+            .header("origin", &edge.base)
+            .form(fields)
+            .send()
+            .unwrap()
+    };
+    let sent = post(&[
+        ("csrf_token", &token),
+        ("method", "code"),
+        ("email", "ann@example.com"),
+    ]);
+    assert_eq!(sent.status(), 303, "back to the UI");
+    let page = client()
+        .get(&page_url)
+        .header("cookie", &cookie)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(heading(&page).unwrap(), "Enter your recovery code");
+    // Without the cookie the token is refused.
+    let forged = client()
+        .post(&action)
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("method", "code"),
+            ("code", "123456"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let ended = post(&[
+        ("csrf_token", &token),
+        ("method", "code"),
+        ("code", &edge_code(&edge)),
+    ]);
+    assert_eq!(ended.status(), 303);
+    assert_eq!(ended.headers()["location"], RETURN_URL);
 }

@@ -220,13 +220,18 @@ pub enum Ending {
     /// The recovery ends in the platform: to the hand-off URL with its
     /// assertion, no settings flow and no session.
     HandOff { location: String },
+    /// A server that keeps no sessions (the edge): to the allowed
+    /// `return_to`, or the flow's own page.
+    Redirect { location: String },
 }
 
 impl Ending {
     /// `continue_with` of the answer.
     pub fn continue_with(&self) -> Vec<Value> {
         match self {
-            Self::RedirectToSettings { location } | Self::HandOff { location } => {
+            Self::RedirectToSettings { location }
+            | Self::HandOff { location }
+            | Self::Redirect { location } => {
                 vec![json!({"action": "redirect_browser_to", "redirect_browser_to": location})]
             }
             Self::ContinueWith {
@@ -254,6 +259,7 @@ impl Ending {
         match self {
             Self::RedirectToSettings { location }
             | Self::HandOff { location }
+            | Self::Redirect { location }
             | Self::ContinueWith { location, .. } => location,
         }
     }

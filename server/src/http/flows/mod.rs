@@ -152,8 +152,7 @@ pub(crate) fn cookie_token(app: &AppState, headers: &HeaderMap) -> Option<String
         .map(|(token, _)| token)
 }
 
-/// Where the CSRF cookie is sent: the pages and both flows.
-pub const CSRF_PATH: &str = "/self-service";
+pub use reclaim_wire::CSRF_PATH;
 
 /// A 303 to `location`.
 pub(crate) fn see_other(location: &str) -> Response {
