@@ -20,7 +20,7 @@ use http::StatusCode;
 use http::header::{HeaderValue, SET_COOKIE};
 use minijinja::context;
 use reclaim_wire::answer::Answer;
-use reclaim_wire::flows::driver::{self, Checked, FlowConfig, FlowHost, Kept};
+use reclaim_wire::flows::driver::{self, Checked, Face, FlowConfig, FlowHost, Kept};
 use reclaim_wire::flows::settings::Ending;
 use reclaim_wire::flows::{Record, ui_location};
 use reclaim_wire::kratos::ErrorGeneric;
@@ -84,6 +84,25 @@ pub fn read(request: &Request) -> Reply {
 pub fn submit(request: &Request, id: &str) -> Reply {
     let mut host = Edge::new(request);
     let reply = at_once(driver::submit(&mut host, id, &request.body));
+    host.finish(reply)
+}
+
+/// The pages' request form: a new flow of theirs, drawn at once.
+pub fn start_on_page(request: &Request) -> Reply {
+    let mut host = Edge::new(request);
+    let reply = at_once(driver::start_on_page(&mut host, return_to(request)));
+    host.finish(reply)
+}
+
+/// A request posted from the pages' form without a flow (its CSRF checked
+/// by the pages).
+pub fn request_on_page(request: &Request) -> Reply {
+    let mut host = Edge::new(request);
+    let reply = at_once(driver::request_on_page(
+        &mut host,
+        return_to(request),
+        &request.body,
+    ));
     host.finish(reply)
 }
 
@@ -180,8 +199,8 @@ impl FlowHost for Edge<'_> {
         Reply::see_other(location)
     }
 
-    fn page(&mut self, flow: Value, title: &str) -> Reply {
-        crate::pages::render(StatusCode::OK, "flow.html", context! { flow, title })
+    fn page(&mut self, status: StatusCode, flow: Value, title: &str) -> Reply {
+        crate::pages::render(status, "flow.html", context! { flow, title })
     }
 
     fn allowed_return_to(&self, given: &str) -> Option<String> {
@@ -243,6 +262,7 @@ impl FlowHost for Edge<'_> {
         email: &str,
         method: &str,
         return_to: Option<&str>,
+        _face: Face,
     ) -> Result<Option<String>, Reply> {
         let sent = if method == "code" {
             let flow = uuid::Uuid::new_v4().hyphenated().to_string();
@@ -296,9 +316,9 @@ fn load(id: &str) -> io::Result<Option<Kept>> {
     let Some(dir) = flow_dir(id) else {
         return Ok(None);
     };
-    // A step that replaced the newest version may delete it between the
-    // listing and the read: list again.
-    for _ in 0..3 {
+    // The version before a flow's newest is deleted by the step after it,
+    // which may come between the listing and the read: list again.
+    for _ in 0..8 {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
@@ -359,9 +379,11 @@ fn insert(record: &Record) -> io::Result<String> {
 fn replace(kept: &Kept, record: &Record) -> io::Result<bool> {
     let dir = flow_dir(&kept.id).expect("a kept flow's id");
     let replaced = write_version(&dir, kept.version + 1, record)?;
-    if replaced {
-        // Readers take the newest; the one before it is of no more use.
-        let _ = std::fs::remove_file(version_file(&dir, kept.version));
+    if replaced && kept.version > 0 {
+        // Readers take the newest. The version read here may still be in
+        // a reader's hands (it was the newest a moment ago); the one
+        // before it is of no more use.
+        let _ = std::fs::remove_file(version_file(&dir, kept.version - 1));
     }
     Ok(replaced)
 }

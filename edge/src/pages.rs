@@ -15,7 +15,7 @@ use http::StatusCode;
 use http::header::SET_COOKIE;
 use minijinja::context;
 use reclaim_wire::csrf::{self, from_our_pages};
-use reclaim_wire::pages::{FORGED, NOT_AN_ADDRESS, Pages, UNREADABLE_FORM};
+use reclaim_wire::pages::{FORGED, Pages, UNREADABLE_FORM};
 use reclaim_wire::refusal::{Kind, Outcome};
 use reclaim_wire::routes::Route;
 use reclaim_wire::{CSRF_PATH, checks};
@@ -155,7 +155,6 @@ fn forged(settings: &Settings, request: &Request, token: Option<&str>) -> Option
 struct RecoveryQuery {
     flow: Option<String>,
     token: Option<String>,
-    return_to: Option<String>,
 }
 
 /// `GET /self-service/recovery`: the request form, a link's confirmation
@@ -184,50 +183,23 @@ fn show(request: &Request) -> Reply {
                 context! { flow },
             ),
         },
-        _ => {
-            let return_to = q
-                .return_to
-                .and_then(|r| checks::allowed_return_to(&settings::allowed_return_urls(), &r));
-            form_page(
-                &settings,
-                request,
-                StatusCode::OK,
-                "request.html",
-                context! { return_to },
-            )
-        }
+        (None, _) => crate::flows::start_on_page(request),
     }
 }
 
 #[derive(Deserialize)]
 struct RequestForm {
-    email: String,
-    return_to: Option<String>,
+    /// Required: a form without it is refused, as `reclaim serve` does.
+    #[serde(rename = "email")]
+    _email: serde::de::IgnoredAny,
 }
 
-/// `POST /self-service/recovery`: the same page for every address.
+/// `POST /self-service/recovery` without a flow: the pages' form, checked
+/// as every form is, then a flow of the pages' own.
 fn request(request: &Request) -> Reply {
-    let (form, settings) = match posted::<RequestForm>(request) {
-        Ok(posted) => posted,
-        Err(reply) => return reply,
-    };
-    let email = form.email.trim().to_string();
-    if checks::check_address(&email).is_err() {
-        let ctx = context! { error => NOT_AN_ADDRESS, email };
-        return form_page(
-            &settings,
-            request,
-            StatusCode::BAD_REQUEST,
-            "request.html",
-            ctx,
-        );
-    }
-    let return_to = form
-        .return_to
-        .and_then(|r| checks::allowed_return_to(&settings::allowed_return_urls(), &r));
-    match wired(engine::request_recovery(&email, return_to.as_deref())) {
-        Ok(()) => render(StatusCode::OK, "sent.html", context! {}),
-        Err(outcome) => outcome_page(&outcome, request),
+    match posted::<RequestForm>(request) {
+        Ok(_) => crate::flows::request_on_page(request),
+        Err(reply) => reply,
     }
 }
 

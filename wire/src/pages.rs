@@ -15,10 +15,8 @@ macro_rules! page {
     };
 }
 
-const PAGES: [(&str, &str); 10] = [
+const PAGES: [(&str, &str); 8] = [
     page!("base.html"),
-    page!("request.html"),
-    page!("sent.html"),
     page!("confirm.html"),
     page!("code.html"),
     page!("password.html"),
@@ -93,9 +91,6 @@ pub const FORGED: (StatusCode, &str, &str) = (
 
 /// The title of the page of a form that could not be read (400).
 pub const UNREADABLE_FORM: &str = "This form could not be read";
-
-/// The message on the request form for something that is not an address.
-pub const NOT_AN_ADDRESS: &str = "Enter a valid email address.";
 
 #[cfg(test)]
 mod tests {

@@ -18,8 +18,23 @@ use super::{FlowType, Of, Record, errors, request_url, texts, ui_location};
 use crate::answer::Answer;
 use crate::refusal::Kind;
 
-/// The method a fresh flow offers.
+/// The method a fresh flow of the flow API offers (Kratos' default).
 pub const METHOD: &str = "code";
+
+/// The method of a flow the pages start: they mail links, whose
+/// confirmation page a mail scanner can open without using them up.
+pub const PAGES_METHOD: &str = "link";
+
+/// How a flow is answered.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// As JSON: an SPA, a native app, Ory's SDKs.
+    Json,
+    /// A browser's form post to the flow: 303 to the recovery UI.
+    ToUi,
+    /// The pages' own form: the flow's page, at once.
+    Page,
+}
 
 /// A flow as read: its id, the version a replacement names, its record.
 pub struct Kept {
@@ -62,7 +77,7 @@ pub trait FlowHost: Send {
     fn answer(&mut self, answer: Answer) -> Self::Reply;
     fn see_other(&mut self, location: &str) -> Self::Reply;
     /// The pages' `flow.html` drawing `flow` (a flow's view).
-    fn page(&mut self, flow: Value, title: &str) -> Self::Reply;
+    fn page(&mut self, status: StatusCode, flow: Value, title: &str) -> Self::Reply;
     /// `return_to` as the allow-list admits it.
     fn allowed_return_to(&self, given: &str) -> Option<String>;
     /// The CSRF token of the request's cookie, if it carries one.
@@ -87,12 +102,14 @@ pub trait FlowHost: Send {
         record: &Record,
     ) -> impl Future<Output = Result<bool, Self::Reply>> + Send;
     /// Requests a code (bound to a flow id it draws, returned) or a link
-    /// for `email`, known or not.
+    /// for `email`, known or not; a refusal (too many requests) answered
+    /// on `face`.
     fn send(
         &mut self,
         email: &str,
         method: &str,
         return_to: Option<&str>,
+        face: Face,
     ) -> impl Future<Output = Result<Option<String>, Self::Reply>> + Send;
     /// Redeems `code` against `code_flow`; once redeemed, `kept` becomes
     /// `passed` in the same step.
@@ -117,8 +134,12 @@ pub async fn create_browser<H: FlowHost>(host: &mut H, return_to: Option<String>
         }
         let token = host.issue_csrf()?;
         let (id, record) = start(host, FlowType::Browser, return_to, Some(&token), None).await?;
-        let json = json_asked(host);
-        Ok(shown(host, json, &id, &record, &token, StatusCode::OK))
+        let face = if json_asked(host) {
+            Face::Json
+        } else {
+            Face::ToUi
+        };
+        Ok(shown(host, face, &id, &record, &token, StatusCode::OK))
     };
     created.await.unwrap_or_else(|reply| reply)
 }
@@ -175,13 +196,7 @@ pub async fn submit<H: FlowHost>(host: &mut H, id: &str, body: &[u8]) -> H::Repl
 
 async fn submitted<H: FlowHost>(host: &mut H, id: &str, body: &[u8]) -> Result<H::Reply, H::Reply> {
     let kept = known(host, id).await?;
-    let submission: Submit = match super::parse_body(host.header("content-type"), body) {
-        Ok(submission) => submission,
-        Err(reason) => {
-            let answer = errors::bad_request(&reason, &host.request_id());
-            return Err(host.answer(answer));
-        }
-    };
+    let submission: Submit = read_body(host, body)?;
     let token = match kept.record.flow_type {
         FlowType::Browser => {
             let given = submission.csrf_token.as_deref();
@@ -206,20 +221,49 @@ async fn submitted<H: FlowHost>(host: &mut H, id: &str, body: &[u8]) -> Result<H
     if kept.record.is_expired(host.now()) {
         return Err(expired(host, &kept, token.as_deref()).await);
     }
-    let json = kept.record.flow_type == FlowType::Api || json_asked(host);
+    let face = if kept.record.flow_type == FlowType::Api || json_asked(host) {
+        Face::Json
+    } else {
+        Face::ToUi
+    };
+    step(host, kept, &submission, token, face).await
+}
+
+/// The body of a submission, or the 400 refusing it.
+fn read_body<H: FlowHost, T: serde::de::DeserializeOwned>(
+    host: &mut H,
+    body: &[u8],
+) -> Result<T, H::Reply> {
+    super::parse_body(host.header("content-type"), body).map_err(|reason| {
+        let answer = errors::bad_request(&reason, &host.request_id());
+        host.answer(answer)
+    })
+}
+
+/// `submission`'s step on the flow as read, carried out and answered on
+/// `face`.
+async fn step<H: FlowHost>(
+    host: &mut H,
+    kept: Kept,
+    submission: &Submit,
+    token: Option<String>,
+    face: Face,
+) -> Result<H::Reply, H::Reply> {
     let mut record = kept.record.clone();
     if submission.transient_payload.is_some() {
         record.transient_payload = submission.transient_payload.clone();
     }
-    let step = record.recovery_step(&submission).expect("a recovery flow");
+    let step = record.recovery_step(submission).expect("a recovery flow");
     let (status, next) = match step {
         Step::Invalid(invalid) => (StatusCode::BAD_REQUEST, *invalid),
-        Step::Restart(message) => return restart(host, &record, json, token, message).await,
+        Step::Restart(message) => return restart(host, &record, face, token, message).await,
         Step::Send { email, method } => match crate::checks::check_address(&email) {
             Err(_) => (StatusCode::BAD_REQUEST, record.not_an_address(&email)),
             Ok(()) => {
                 let return_to = record.return_to.clone();
-                let code_flow = host.send(&email, &method, return_to.as_deref()).await?;
+                let code_flow = host
+                    .send(&email, &method, return_to.as_deref(), face)
+                    .await?;
                 (StatusCode::OK, record.sent(&email, &method, code_flow))
             }
         },
@@ -230,12 +274,12 @@ async fn submitted<H: FlowHost>(host: &mut H, id: &str, body: &[u8]) -> Result<H
                 .await?;
             match checked {
                 Checked::Passed(ending) => {
-                    return Ok(ended(host, &kept.id, &passed, json, token, &ending));
+                    return Ok(ended(host, &kept.id, &passed, face, token, &ending));
                 }
                 Checked::Wrong(kind) => {
                     match record.wrong_code(kind, host.config().max_code_attempts) {
                         Ok(next) => (StatusCode::OK, next),
-                        Err(message) => return restart(host, &record, json, token, message).await,
+                        Err(message) => return restart(host, &record, face, token, message).await,
                     }
                 }
             }
@@ -244,17 +288,116 @@ async fn submitted<H: FlowHost>(host: &mut H, id: &str, body: &[u8]) -> Result<H
     let token = token.unwrap_or_default();
     if !host.replace(&kept, &next).await? {
         // Another submission moved the flow first: show it as it now is.
-        let now = known(host, id).await?;
+        let now = known(host, &kept.id).await?;
         return Ok(shown(
             host,
-            json,
+            face,
             &now.id,
             &now.record,
             &token,
             StatusCode::OK,
         ));
     }
-    Ok(shown(host, json, &kept.id, &next, &token, status))
+    Ok(shown(host, face, &kept.id, &next, &token, status))
+}
+
+/// `GET` of the pages' recovery path with no flow: the pages' request
+/// form, a fresh flow of theirs (mailing links) drawn but not kept, so a
+/// visit writes nothing; its form posts to [`request_on_page`].
+pub async fn start_on_page<H: FlowHost>(host: &mut H, return_to: Option<String>) -> H::Reply {
+    let return_to = return_to.and_then(|r| host.allowed_return_to(&r));
+    match host.issue_csrf() {
+        Ok(token) => {
+            let record = fresh(host, PAGES_METHOD, return_to, &token);
+            unkept_page(host, &record, &token, StatusCode::OK)
+        }
+        Err(reply) => reply,
+    }
+}
+
+/// `POST` of the pages' request form (`email`; `return_to` in the query or
+/// the form), after the pages' own CSRF check: the flow is kept only once
+/// its request is sent, and drawn as its page (the same page for every
+/// address).
+pub async fn request_on_page<H: FlowHost>(
+    host: &mut H,
+    return_to: Option<String>,
+    body: &[u8],
+) -> H::Reply {
+    let requested = async {
+        let posted: PageRequest = read_body(host, body)?;
+        let Some(token) = host.cookie_token() else {
+            return Err(csrf_violation(host, "The anti-CSRF cookie is missing."));
+        };
+        let return_to = return_to
+            .or(posted.return_to)
+            .and_then(|r| host.allowed_return_to(&r));
+        let record = fresh(host, PAGES_METHOD, return_to, &token);
+        match record.recovery_step(&posted.submit) {
+            Some(Step::Send { email, method }) if crate::checks::check_address(&email).is_ok() => {
+                let return_to = record.return_to.clone();
+                let code_flow = host
+                    .send(&email, &method, return_to.as_deref(), Face::Page)
+                    .await?;
+                let sent = record.sent(&email, &method, code_flow);
+                let id = host.insert(&sent).await?;
+                Ok(drawn(host, &id, &sent, &token, StatusCode::OK))
+            }
+            Some(Step::Send { email, .. }) => {
+                let invalid = record.not_an_address(&email);
+                Ok(unkept_page(host, &invalid, &token, StatusCode::BAD_REQUEST))
+            }
+            Some(Step::Invalid(invalid)) => {
+                Ok(unkept_page(host, &invalid, &token, StatusCode::BAD_REQUEST))
+            }
+            // A fresh flow has no code to check and nothing to restart.
+            _ => Ok(unkept_page(host, &record, &token, StatusCode::BAD_REQUEST)),
+        }
+    };
+    requested.await.unwrap_or_else(|reply| reply)
+}
+
+/// A new browser flow offering `method`, not yet kept.
+fn fresh<H: FlowHost>(host: &H, method: &str, return_to: Option<String>, token: &str) -> Record {
+    let url = request_url(
+        host.config().public_url,
+        super::RECOVERY_PATH,
+        return_to.as_deref(),
+    );
+    let flow = RecoveryFlow::new(method, None);
+    Record::recovery(
+        FlowType::Browser,
+        host.now(),
+        &url,
+        return_to,
+        Some(token),
+        flow,
+    )
+    .lasting(host.config().lifespan_ns)
+}
+
+/// The page of a flow not kept: its form posts to the pages' path, with
+/// the flow's `return_to`.
+fn unkept_page<H: FlowHost>(
+    host: &mut H,
+    record: &Record,
+    token: &str,
+    status: StatusCode,
+) -> H::Reply {
+    let mut reply_view = record.view("", host.config().public_url, token);
+    reply_view["ui"]["action"] = json!(record.request_url);
+    if let Some(object) = reply_view.as_object_mut() {
+        object.remove("id");
+    }
+    host.page(status, reply_view, title(record))
+}
+
+/// The pages' form: a submission and where to go once recovered.
+#[derive(serde::Deserialize)]
+struct PageRequest {
+    #[serde(flatten)]
+    submit: Submit,
+    return_to: Option<String>,
 }
 
 /// The pages' face of a recovery flow (`GET` of the recovery UI with
@@ -267,25 +410,46 @@ pub async fn page<H: FlowHost>(host: &mut H, id: &str) -> Option<H::Reply> {
         Ok(None) => return None,
         Err(reply) => return Some(reply),
     };
-    let Of::Recovery(flow) = &kept.record.of else {
+    if !matches!(kept.record.of, Of::Recovery(_)) {
         return None;
-    };
+    }
     let token = host.cookie_token();
     if !kept.record.csrf_holds(token.as_deref()) || kept.record.is_expired(host.now()) {
-        return Some(host.see_other("/self-service/recovery/browser"));
+        // Where a flow of its method starts: the pages' own, or the flow API's.
+        let start = if method_of(&kept.record) == PAGES_METHOD {
+            "/self-service/recovery"
+        } else {
+            "/self-service/recovery/browser"
+        };
+        return Some(host.see_other(start));
     }
-    let title = match (flow.state, flow.active.as_str()) {
+    let token = token.unwrap_or_default();
+    Some(drawn(host, &kept.id, &kept.record, &token, StatusCode::OK))
+}
+
+/// A recovery flow's page.
+fn drawn<H: FlowHost>(
+    host: &mut H,
+    id: &str,
+    record: &Record,
+    token: &str,
+    status: StatusCode,
+) -> H::Reply {
+    let view = record.view(id, host.config().public_url, token);
+    host.page(status, view, title(record))
+}
+
+/// A recovery flow's page title.
+fn title(record: &Record) -> &'static str {
+    let Of::Recovery(flow) = &record.of else {
+        unreachable!("a recovery flow's page")
+    };
+    match (flow.state, flow.active.as_str()) {
         (State::ChooseMethod, _) => "Recover your account",
         (State::SentEmail, "code") => "Enter your recovery code",
         (State::SentEmail, _) => "Check your email",
         (State::PassedChallenge, _) => "Account recovered",
-    };
-    let view = kept.record.view(
-        &kept.id,
-        host.config().public_url,
-        token.as_deref().unwrap_or(""),
-    );
-    Some(host.page(view, title))
+    }
 }
 
 /// Whether the client wants JSON rather than a redirect.
@@ -310,6 +474,14 @@ fn allowed<H: FlowHost>(
     }
 }
 
+/// The method a recovery flow offers.
+fn method_of(record: &Record) -> String {
+    match &record.of {
+        Of::Recovery(flow) => flow.active.clone(),
+        _ => METHOD.to_string(),
+    }
+}
+
 /// A new flow of `flow_type`, kept.
 async fn start<H: FlowHost>(
     host: &mut H,
@@ -318,7 +490,19 @@ async fn start<H: FlowHost>(
     csrf: Option<&str>,
     message: Option<texts::Text>,
 ) -> Result<(String, Record), H::Reply> {
-    let mut flow = RecoveryFlow::new(METHOD, None);
+    start_with(host, METHOD, flow_type, return_to, csrf, message).await
+}
+
+/// A new flow offering `method`, kept.
+async fn start_with<H: FlowHost>(
+    host: &mut H,
+    method: &str,
+    flow_type: FlowType,
+    return_to: Option<String>,
+    csrf: Option<&str>,
+    message: Option<texts::Text>,
+) -> Result<(String, Record), H::Reply> {
+    let mut flow = RecoveryFlow::new(method, None);
     flow.messages.extend(message);
     let url = start_url(host, flow_type, return_to.as_deref());
     let lifespan = host.config().lifespan_ns;
@@ -363,7 +547,8 @@ async fn expired<H: FlowHost>(host: &mut H, kept: &Kept, token: Option<&str>) ->
         FlowType::Browser => Some(start_url(host, FlowType::Browser, None)),
     };
     let (flow_type, return_to) = (kept.record.flow_type, kept.record.return_to.clone());
-    match start(host, flow_type, return_to, token, Some(message)).await {
+    let method = method_of(&kept.record);
+    match start_with(host, &method, flow_type, return_to, token, Some(message)).await {
         Ok((id, _)) => {
             let request = host.request_id();
             let expires_at = kept.record.expires_at;
@@ -379,15 +564,24 @@ async fn expired<H: FlowHost>(host: &mut H, kept: &Kept, token: Option<&str>) ->
 async fn restart<H: FlowHost>(
     host: &mut H,
     record: &Record,
-    json: bool,
+    face: Face,
     token: Option<String>,
     message: texts::Text,
 ) -> Result<H::Reply, H::Reply> {
     let return_to = record.return_to.clone();
     let csrf = token.as_deref();
-    let (id, fresh) = start(host, record.flow_type, return_to, csrf, Some(message)).await?;
+    let method = method_of(record);
+    let (id, fresh) = start_with(
+        host,
+        &method,
+        record.flow_type,
+        return_to,
+        csrf,
+        Some(message),
+    )
+    .await?;
     let token = token.unwrap_or_default();
-    Ok(shown(host, json, &id, &fresh, &token, StatusCode::OK))
+    Ok(shown(host, face, &id, &fresh, &token, StatusCode::OK))
 }
 
 /// A flow as JSON, with `status`.
@@ -402,20 +596,22 @@ fn flow_answer<H: FlowHost>(
     host.answer(Answer::json(status, &view))
 }
 
-/// The flow to a JSON client; a browser's form post goes back to the UI.
+/// The flow on `face`.
 fn shown<H: FlowHost>(
     host: &mut H,
-    json: bool,
+    face: Face,
     id: &str,
     record: &Record,
     token: &str,
     status: StatusCode,
 ) -> H::Reply {
-    if json {
-        flow_answer(host, id, record, token, status)
-    } else {
-        let location = ui_location(host.config().recovery_ui_url, id);
-        host.see_other(&location)
+    match face {
+        Face::Json => flow_answer(host, id, record, token, status),
+        Face::ToUi => {
+            let location = ui_location(host.config().recovery_ui_url, id);
+            host.see_other(&location)
+        }
+        Face::Page => drawn(host, id, record, token, status),
     }
 }
 
@@ -426,11 +622,11 @@ fn ended<H: FlowHost>(
     host: &mut H,
     id: &str,
     passed: &Record,
-    json: bool,
+    face: Face,
     token: Option<String>,
     ending: &Ending,
 ) -> H::Reply {
-    if !json {
+    if face != Face::Json {
         return host.see_other(ending.location());
     }
     if host.config().continue_with {

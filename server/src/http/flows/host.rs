@@ -10,7 +10,7 @@ use axum::http::header::{HeaderValue, RETRY_AFTER};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use reclaim_wire::answer::Answer;
-use reclaim_wire::flows::driver::{Checked, FlowConfig, FlowHost, Kept};
+use reclaim_wire::flows::driver::{Checked, Face, FlowConfig, FlowHost, Kept};
 use reclaim_wire::flows::settings::Ending as Answered;
 use reclaim_wire::flows::{FlowType, Record, ui_location};
 use serde_json::{Value, json};
@@ -52,11 +52,27 @@ impl<'a> Serve<'a> {
         response
     }
 
-    /// The pages' rate limit on requests by address, for the flows too: a
-    /// flow can't mail an address more often than the form can.
-    async fn admit(&self, email: &str) -> Result<(), Response> {
+    /// The limit on requests by address and client, whichever face a flow
+    /// is on: JSON in Kratos' envelope, a browser's page otherwise.
+    async fn admit(&self, email: &str, face: Face) -> Result<(), Response> {
         match rate_limit::count_request(self.app, self.peer, self.headers, email).await {
             Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) if face != Face::Json => {
+                let minutes = wait.as_secs().div_ceil(60).max(1);
+                let mut response = self.app.pages.problem(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Too many requests",
+                    &format!(
+                        "Too many account recovery attempts. Please try again after {minutes} \
+                         minutes. Links and codes already sent stay valid: use the most recent \
+                         one you received."
+                    ),
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+                Err(response)
+            }
             Ok(Err(wait)) => {
                 let seconds = wait.as_secs().max(1);
                 let body = json!({"error": {
@@ -169,9 +185,9 @@ impl FlowHost for Serve<'_> {
         super::see_other(location)
     }
 
-    fn page(&mut self, flow: Value, title: &str) -> Response {
+    fn page(&mut self, status: StatusCode, flow: Value, title: &str) -> Response {
         let context = minijinja::context! { flow, title };
-        self.app.pages.render(StatusCode::OK, "flow.html", context)
+        self.app.pages.render(status, "flow.html", context)
     }
 
     fn allowed_return_to(&self, given: &str) -> Option<String> {
@@ -215,8 +231,9 @@ impl FlowHost for Serve<'_> {
         email: &str,
         method: &str,
         return_to: Option<&str>,
+        face: Face,
     ) -> Result<Option<String>, Response> {
-        self.admit(email).await?;
+        self.admit(email, face).await?;
         let code_flow = (method == "code").then(draw_id).transpose()?;
         let request = NewRequest {
             email,

@@ -104,6 +104,32 @@ pub async fn submit(
     host.finish(reply)
 }
 
+/// The pages' request form: a new flow of theirs, drawn at once.
+pub(crate) async fn start_on_page(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    return_to: Option<String>,
+) -> Response {
+    let mut host = Serve::new(app, headers, peer);
+    let reply = driver::start_on_page(&mut host, return_to).await;
+    host.finish(reply)
+}
+
+/// A request posted from the pages' form without a flow (its CSRF
+/// checked by the pages).
+pub(crate) async fn request_on_page(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    return_to: Option<String>,
+    bytes: &[u8],
+) -> Response {
+    let mut host = Serve::new(app, headers, peer);
+    let reply = driver::request_on_page(&mut host, return_to, bytes).await;
+    host.finish(reply)
+}
+
 /// The pages' face of a recovery flow, or `None` when `id` is none.
 pub(crate) async fn page(
     app: &AppState,

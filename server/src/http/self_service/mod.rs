@@ -1,7 +1,9 @@
 //! The self-service recovery pages, as in Kratos under
-//! `/self-service/recovery`: request by address, confirm a link (opening it
-//! consumes nothing), enter a code, choose a new password. This file has
-//! the request by address and what every page shares; redeeming a link or
+//! `/self-service/recovery`: a recovery flow's page (the request by
+//! address is a flow of the pages' own, drawn by `reclaim_wire::flows`'
+//! driver as the flow API's are), confirm a link (opening it consumes
+//! nothing), enter an admin code, choose a new password. This file routes
+//! the recovery path and holds what every page shares; redeeming a link or
 //! code (`redeem`) and setting the password (`password`) have their own.
 
 pub mod password;
@@ -15,19 +17,17 @@ use utoipa_axum::routes;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
-use axum::http::header::{RETRY_AFTER, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use minijinja::context;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use reclaim_wire::pages::{FORGED, NOT_AN_ADDRESS, UNREADABLE_FORM};
+use reclaim_wire::pages::{FORGED, UNREADABLE_FORM};
 
-use super::{AppState, csrf, rate_limit};
-use crate::mail::address::check_address;
+use super::{AppState, csrf};
 use crate::operations::Error;
-use crate::storage::NewRequest;
 
 /// A posted form, or a 400 page saying what was wrong with it (axum's own
 /// rejections are 415 and 422 in plain text, which no page documents).
@@ -97,24 +97,19 @@ pub async fn show(
                 context! { flow },
             )
         }
-        _ => {
-            let return_to = q.return_to.and_then(|r| app.config.allowed_return_to(&r));
-            form_page(
-                &app,
-                &headers,
-                StatusCode::OK,
-                "request.html",
-                context! { return_to },
-            )
-        }
+        (None, _) => super::flows::recovery::start_on_page(&app, peer, &headers, q.return_to).await,
     }
 }
 
+/// The pages' request form, read here for its CSRF token and refused
+/// unreadable; the flow driver reads the rest.
 #[derive(Deserialize, ToSchema)]
 pub struct RequestForm {
-    email: String,
-    return_to: Option<String>,
-    csrf_token: Option<String>,
+    /// The address to mail a link to, known or not.
+    pub email: String,
+    /// Where to go once recovered (dropped unless allowed).
+    pub return_to: Option<String>,
+    pub csrf_token: Option<String>,
 }
 
 /// `?flow=` on the recovery path: Kratos' flow submission.
@@ -122,6 +117,8 @@ pub struct RequestForm {
 pub struct SubmitQuery {
     /// The flow a submission of the flow API moves (JSON or a form).
     flow: Option<String>,
+    /// Without a flow, where the pages' request form goes once recovered.
+    return_to: Option<String>,
 }
 
 /// A request by address from the pages' form; with `?flow=`, a submission
@@ -159,61 +156,10 @@ pub async fn request(
                 .problem(StatusCode::BAD_REQUEST, UNREADABLE_FORM, &e.to_string());
         }
     };
-    request_by_address(app, peer, headers, form).await
-}
-
-async fn request_by_address(
-    app: AppState,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    form: RequestForm,
-) -> Response {
     if let Some(refusal) = forged(&app, &headers, form.csrf_token.as_deref()) {
         return refusal;
     }
-    let email = form.email.trim().to_string();
-    if check_address(&email).is_err() {
-        let ctx = context! { error => NOT_AN_ADDRESS, email };
-        return form_page(&app, &headers, StatusCode::BAD_REQUEST, "request.html", ctx);
-    }
-    let counted = rate_limit::count_request(&app, peer, &headers, &email).await;
-    let counted = match counted {
-        Ok(counted) => counted,
-        Err(e) => return problem_page(&app, &Error::Failed(e)),
-    };
-    if let Err(wait) = counted {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let mut response = app.pages.problem(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            &format!(
-                "Too many account recovery attempts. Please try again after {minutes} minutes. \
-                 Links already sent stay valid: use the most recent one you received."
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
-        return response;
-    }
-    let return_to = form
-        .return_to
-        .and_then(|r| app.config.allowed_return_to(&r));
-    let queued = app
-        .backend
-        .queue_request(
-            &NewRequest {
-                email: &email,
-                return_to: return_to.as_deref(),
-                code_flow: None,
-            },
-            app.now_nanos(),
-        )
-        .await;
-    if let Err(e) = queued {
-        return problem_page(&app, &Error::Failed(e));
-    }
-    app.pages.render(StatusCode::OK, "sent.html", context! {})
+    super::flows::recovery::request_on_page(&app, peer, &headers, q.return_to, &bytes).await
 }
 
 /// A page for each way a credential can fail, each offering a new one.

@@ -410,6 +410,19 @@ impl FormToken {
     }
 }
 
+/// A flow's page but its flow id and the addresses the person typed, which
+/// are the only parts of the page that may differ between addresses.
+pub fn but_flow_and_address(page: &str, typed: &[&str]) -> String {
+    let mut page = page.to_string();
+    while let Some(at) = page.find("flow=") {
+        page.replace_range(at..at + "flow=".len() + 36, "FLOW");
+    }
+    for address in typed {
+        page = page.replace(address, "ADDRESS");
+    }
+    page
+}
+
 /// The CSRF token in a page's form.
 pub fn csrf_token_in(page: &str) -> Option<String> {
     let start = page.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
