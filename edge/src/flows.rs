@@ -208,13 +208,7 @@ impl FlowHost for Edge<'_> {
     }
 
     fn cookie_token(&self) -> Option<String> {
-        // With a cookie, `issue` signs it and sets none.
-        self.settings
-            .csrf
-            .issue(&self.request.headers)
-            .ok()
-            .filter(|(_, new_cookie)| new_cookie.is_none())
-            .map(|(token, _)| token)
+        self.settings.csrf.cookie_token(&self.request.headers)
     }
 
     fn issue_csrf(&mut self) -> Result<String, Reply> {
@@ -239,6 +233,11 @@ impl FlowHost for Edge<'_> {
 
     fn csrf_verified(&self, token: Option<&str>) -> bool {
         self.settings.csrf.verify(&self.request.headers, token)
+    }
+
+    /// The edge keeps no counters (the README says so).
+    async fn admit_flow(&mut self, _face: Face) -> Result<(), Reply> {
+        Ok(())
     }
 
     async fn has_session(&mut self) -> Result<bool, Reply> {

@@ -48,6 +48,12 @@ impl Csrf {
         Ok((self.sign(&cookie), Some(cookie)))
     }
 
+    /// The token of the request's cookie, if it carries one (what a page
+    /// it reads was issued with).
+    pub fn cookie_token(&self, headers: &HeaderMap) -> Option<String> {
+        cookie_value(headers).map(|cookie| self.sign(&cookie))
+    }
+
     /// Whether the form's `token` belongs to the request's cookie.
     pub fn verify(&self, headers: &HeaderMap, token: Option<&str>) -> bool {
         match (cookie_value(headers), token) {

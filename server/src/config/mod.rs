@@ -42,6 +42,9 @@ pub use reclaim_wire::authentik::EmailStage;
 pub struct RateLimits {
     pub per_address: u32,
     pub per_client: u32,
+    /// Flows of the flow API a client may start (each is a row kept until
+    /// it expires).
+    pub flows_per_client: u32,
     pub window: Duration,
 }
 
@@ -275,6 +278,7 @@ impl Config {
         let rate_limits = RateLimits {
             per_address: o.rate_limit.per_address.unwrap_or(5),
             per_client: o.rate_limit.per_client.unwrap_or(20),
+            flows_per_client: o.rate_limit.flows_per_client.unwrap_or(100),
             window: duration(
                 "rate_limit.window",
                 o.rate_limit.window.as_deref().unwrap_or("5m"),

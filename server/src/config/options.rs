@@ -299,6 +299,7 @@ pub struct DirectoryOptions {
 pub struct RateLimitOptions {
     pub per_address: Option<u32>,
     pub per_client: Option<u32>,
+    pub flows_per_client: Option<u32>,
     pub window: Option<String>,
 }
 

@@ -1,5 +1,5 @@
 //! Limits on self-service requests, per address, per client and per
-//! identity. The
+//! identity, and on the flows a client starts. The
 //! counters are the backend's ([`crate::storage::RateLimits`]), so every
 //! process sharing it counts against the same limits; this file decides
 //! what is counted: `limit` requests may come at once, after that one more
@@ -41,6 +41,22 @@ pub async fn count_request(
         .await
 }
 
+/// Counts a flow of the flow API about to be started by the request's
+/// client: `Err(wait)` when over its allowance. Every flow is a row until
+/// it expires, so starting them is what an unauthenticated client could
+/// fill the store with.
+pub async fn count_flow(
+    app: &super::AppState,
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> anyhow::Result<Result<(), Duration>> {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = client_ip(peer.ip(), forwarded, &app.config.trusted_proxies);
+    app.limiter
+        .admit_flow(&*app.backend, client, app.now_nanos())
+        .await
+}
+
 /// How often keys that have fully recovered are forgotten.
 pub const FORGET_EVERY: Duration = Duration::from_secs(60);
 
@@ -48,6 +64,7 @@ pub const FORGET_EVERY: Duration = Duration::from_secs(60);
 pub struct RateLimiter {
     per_address: Quota,
     per_client: Quota,
+    flows_per_client: Quota,
 }
 
 /// The key of an identity's own allowance.
@@ -56,17 +73,25 @@ fn identity_key(identity_id: &str) -> String {
 }
 
 impl RateLimiter {
-    pub fn new(per_address: u32, per_client: u32, window: Duration) -> Self {
+    pub fn new(per_address: u32, per_client: u32, flows_per_client: u32, window: Duration) -> Self {
+        let quota = |limit| Quota { limit, window };
         Self {
-            per_address: Quota {
-                limit: per_address,
-                window,
-            },
-            per_client: Quota {
-                limit: per_client,
-                window,
-            },
+            per_address: quota(per_address),
+            per_client: quota(per_client),
+            flows_per_client: quota(flows_per_client),
         }
+    }
+
+    /// Counts a flow started by `client`, under its own allowance (a page
+    /// visit is not a request for a mail).
+    pub fn admit_flow(
+        &self,
+        counters: &dyn RateLimits,
+        client: IpAddr,
+        now: u64,
+    ) -> Pending<Result<(), Duration>> {
+        let key = format!("flows:{}", client_key(client));
+        counters.admit(&[(key, self.flows_per_client)], now)
     }
 
     /// Counts a request of `client` for the address whose keyed hash is
@@ -161,7 +186,10 @@ mod tests {
     impl Limited {
         fn new(per_address: u32, per_client: u32, window: Duration) -> Self {
             let counters = open(&Location::Memory).unwrap();
-            Self(RateLimiter::new(per_address, per_client, window), counters)
+            Self(
+                RateLimiter::new(per_address, per_client, 100, window),
+                counters,
+            )
         }
 
         fn check(&self, ip: &str, address: &str) -> Result<(), Duration> {

@@ -72,6 +72,7 @@ impl AppState {
             limiter: rate_limit::RateLimiter::new(
                 limits.per_address,
                 limits.per_client,
+                limits.flows_per_client,
                 limits.window,
             ),
             csrf,

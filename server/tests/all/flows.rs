@@ -625,3 +625,44 @@ fn the_link_method_mails_a_link_whose_confirmation_page_leads_to_the_settings_fl
         "link_recovery"
     );
 }
+
+#[test]
+fn a_client_starts_flows_up_to_its_allowance_and_is_then_told_when_to_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reclaim.toml");
+    std::fs::write(
+        &config,
+        "[rate_limit]\nflows_per_client = 3\nwindow = \"1h\"\n",
+    )
+    .unwrap();
+    let server = Server::start_with(&[("RECLAIM_CONFIG", &config.display().to_string())]);
+    for _ in 0..3 {
+        api_flow(&server);
+    }
+    let api = client()
+        .get(server.url("/self-service/recovery/api"))
+        .send()
+        .unwrap();
+    assert_eq!(api.status(), 429);
+    assert!(api.headers().contains_key("retry-after"));
+    let body: Value = api.json().unwrap();
+    assert_eq!(body["error"]["code"], 429, "{body}");
+    // A browser is told on a page; the pages' own request form, which
+    // keeps nothing until it sends, still opens.
+    let browser = client()
+        .get(server.url("/self-service/recovery/browser"))
+        .send()
+        .unwrap();
+    assert_eq!(browser.status(), 429);
+    assert!(
+        browser
+            .text()
+            .unwrap()
+            .contains("Too many account recovery attempts")
+    );
+    let form = client()
+        .get(server.url("/self-service/recovery"))
+        .send()
+        .unwrap();
+    assert_eq!(form.status(), 200);
+}

@@ -87,6 +87,9 @@ pub trait FlowHost: Send {
     fn issue_csrf(&mut self) -> Result<String, Self::Reply>;
     /// Whether a browser's submission carries the token of its cookie.
     fn csrf_verified(&self, token: Option<&str>) -> bool;
+    /// Counts a flow about to be started against the client's allowance;
+    /// over it, the refusal answered on `face`.
+    fn admit_flow(&mut self, face: Face) -> impl Future<Output = Result<(), Self::Reply>> + Send;
     /// Whether the request carries a live session.
     fn has_session(&mut self) -> impl Future<Output = Result<bool, Self::Reply>> + Send;
     fn load(&mut self, id: &str) -> impl Future<Output = Result<Option<Kept>, Self::Reply>> + Send;
@@ -502,6 +505,12 @@ async fn start_with<H: FlowHost>(
     csrf: Option<&str>,
     message: Option<texts::Text>,
 ) -> Result<(String, Record), H::Reply> {
+    let face = match flow_type {
+        FlowType::Api => Face::Json,
+        FlowType::Browser if json_asked(host) => Face::Json,
+        FlowType::Browser => Face::Page,
+    };
+    host.admit_flow(face).await?;
     let mut flow = RecoveryFlow::new(method, None);
     flow.messages.extend(message);
     let url = start_url(host, flow_type, return_to.as_deref());

@@ -52,41 +52,13 @@ impl<'a> Serve<'a> {
         response
     }
 
-    /// The limit on requests by address and client, whichever face a flow
-    /// is on: JSON in Kratos' envelope, a browser's page otherwise.
+    /// The limit on requests by address and client, for the pages and the
+    /// flows alike: a flow can't mail an address more often than the form.
     async fn admit(&self, email: &str, face: Face) -> Result<(), Response> {
-        match rate_limit::count_request(self.app, self.peer, self.headers, email).await {
+        let counted = rate_limit::count_request(self.app, self.peer, self.headers, email).await;
+        match counted {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(wait)) if face != Face::Json => {
-                let minutes = wait.as_secs().div_ceil(60).max(1);
-                let mut response = self.app.pages.problem(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "Too many requests",
-                    &format!(
-                        "Too many account recovery attempts. Please try again after {minutes} \
-                         minutes. Links and codes already sent stay valid: use the most recent \
-                         one you received."
-                    ),
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
-                Err(response)
-            }
-            Ok(Err(wait)) => {
-                let seconds = wait.as_secs().max(1);
-                let body = json!({"error": {
-                    "code": 429, "status": "Too Many Requests",
-                    "reason": "Too many account recovery attempts.",
-                    "message": format!("Please try again in {seconds} seconds. Codes and links already sent stay valid."),
-                    "request": request_id(),
-                }});
-                let mut response = respond(Answer::json(StatusCode::TOO_MANY_REQUESTS, &body));
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
-                Err(response)
-            }
+            Ok(Err(wait)) => Err(too_many(self.app, wait, face)),
             Err(e) => Err(failed(e)),
         }
     }
@@ -208,6 +180,14 @@ impl FlowHost for Serve<'_> {
         self.app.csrf.verify(self.headers, token)
     }
 
+    async fn admit_flow(&mut self, face: Face) -> Result<(), Response> {
+        match rate_limit::count_flow(self.app, self.peer, self.headers).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wait)) => Err(too_many(self.app, wait, face)),
+            Err(e) => Err(failed(e)),
+        }
+    }
+
     async fn has_session(&mut self) -> Result<bool, Response> {
         Ok(sessions::live(self.app, self.headers).await?.is_some())
     }
@@ -288,4 +268,33 @@ impl FlowHost for Serve<'_> {
             Err(e) => Err(super::refused(&e)),
         }
     }
+}
+
+/// 429 with `Retry-After`: in Kratos' envelope for JSON, a page for a
+/// browser.
+fn too_many(app: &AppState, wait: std::time::Duration, face: Face) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let mut response = if face == Face::Json {
+        let body = json!({"error": {
+            "code": 429, "status": "Too Many Requests",
+            "reason": "Too many account recovery attempts.",
+            "message": format!("Please try again in {seconds} seconds. Codes and links already sent stay valid."),
+            "request": request_id(),
+        }});
+        respond(Answer::json(StatusCode::TOO_MANY_REQUESTS, &body))
+    } else {
+        let minutes = seconds.div_ceil(60);
+        app.pages.problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            &format!(
+                "Too many account recovery attempts. Please try again after {minutes} minutes. \
+                 Links and codes already sent stay valid: use the most recent one you received."
+            ),
+        )
+    };
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
 }

@@ -144,12 +144,7 @@ pub(super) fn csrf_token(
 
 /// The CSRF token a request's cookie stands for, if it carries one.
 pub(crate) fn cookie_token(app: &AppState, headers: &HeaderMap) -> Option<String> {
-    // With a cookie, `issue` signs it and sets none.
-    app.csrf
-        .issue(headers)
-        .ok()
-        .filter(|(_, new_cookie)| new_cookie.is_none())
-        .map(|(token, _)| token)
+    app.csrf.cookie_token(headers)
 }
 
 pub use reclaim_wire::CSRF_PATH;

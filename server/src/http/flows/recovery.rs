@@ -33,6 +33,7 @@ pub struct Start {
         (status = 200, description = "The flow (Kratos' `recoveryFlow`), for a client asking for JSON", body = Object),
         (status = 303, description = "To the recovery UI with `?flow=`"),
         (status = 400, description = "`return_to` not allowed, or a session already live", body = Object),
+        (status = 429, description = "The client started too many flows; see Retry-After (a page unless JSON was asked for)"),
     ))]
 pub async fn create_browser(
     State(app): State<AppState>,
@@ -51,6 +52,7 @@ pub async fn create_browser(
     responses(
         (status = 200, description = "The flow, `type: \"api\"`", body = Object),
         (status = 400, description = "`return_to` not allowed", body = Object),
+        (status = 429, description = "The client started too many flows; see Retry-After", body = Object),
     ))]
 pub async fn create_api(
     State(app): State<AppState>,
@@ -78,6 +80,7 @@ pub struct FlowId {
         (status = 403, description = "`security_csrf_violation`: a browser flow without its cookie", body = Object),
         (status = 404, description = "No such flow", body = Object),
         (status = 410, description = "`self_service_flow_expired`, with `use_flow_id`", body = Object),
+        (status = 429, description = "An expired flow's successor is over the client's allowance of flows; see Retry-After", body = Object),
     ))]
 pub async fn get_flow(
     State(app): State<AppState>,
