@@ -111,18 +111,29 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ory_elements_recovery_and_settings_recover_an_account_in_chromium() {
+    recover_with_elements(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ory_elements_follow_continue_with_to_the_settings_ui_in_chromium() {
+    recover_with_elements(&[("RECLAIM_USE_CONTINUE_WITH_TRANSITIONS", "true")]).await;
+}
+
+/// A person recovers with Elements' `<Recovery>` and `<Settings>` against a
+/// server started with `env` besides the SPA's URLs.
+async fn recover_with_elements(env: &[(&str, &str)]) {
     let spa = Spa::start();
-    let server = Server::start_with(&[
-        (
-            "RECLAIM_RECOVERY_UI_URL",
-            &format!("{}/recovery.html", spa.origin),
-        ),
-        (
-            "RECLAIM_SETTINGS_UI_URL",
-            &format!("{}/settings.html", spa.origin),
-        ),
-        ("RECLAIM_CORS_ALLOWED_ORIGINS", &spa.origin),
+    let (recovery_ui, settings_ui) = (
+        format!("{}/recovery.html", spa.origin),
+        format!("{}/settings.html", spa.origin),
+    );
+    let mut env = env.to_vec();
+    env.extend([
+        ("RECLAIM_RECOVERY_UI_URL", recovery_ui.as_str()),
+        ("RECLAIM_SETTINGS_UI_URL", settings_ui.as_str()),
+        ("RECLAIM_CORS_ALLOWED_ORIGINS", spa.origin.as_str()),
     ]);
+    let server = Server::start_with(&env);
     spa.pages(&server.base);
     server.identity(Some("ann@example.com"));
 
@@ -171,7 +182,8 @@ async fn ory_elements_recovery_and_settings_recover_an_account_in_chromium() {
     )
     .await;
 
-    // Kratos' default ending: Elements follows the 422 to the settings UI.
+    // Either ending (Kratos' 422, or `continue_with`'s `show_settings_ui`)
+    // takes Elements to the settings UI.
     let password = wait_for(&client, "input[name='password']").await;
     let at = client.current_url().await.unwrap();
     assert_eq!(at.path(), "/settings.html", "{at}");
