@@ -206,4 +206,6 @@ async fn recover_with_elements(env: &[(&str, &str)]) {
     assert_eq!(status, 401, "the session ended with the password");
     let mail = tokio::task::block_in_place(|| server.mail(2));
     assert_eq!(mail.len(), 2, "the code, then the password-changed notice");
+    // Ends the session, so chromedriver takes its Chromium down with it.
+    client.close().await.unwrap();
 }
