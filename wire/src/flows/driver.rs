@@ -647,3 +647,6 @@ fn ended<H: FlowHost>(
     let answer = errors::location_change(ending.location(), &host.request_id());
     host.answer(answer)
 }
+
+#[cfg(test)]
+mod tests;
