@@ -188,6 +188,42 @@ async fn a_person_recovers_their_account_in_a_real_browser() {
     client.close().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_person_asks_for_a_link_on_the_pages_recovery_flow_in_a_real_browser() {
+    let server = Server::start();
+    server.identity(Some("ann@example.com"));
+    let (_driver, client) = browser().await;
+    client
+        .goto(&server.url("/self-service/recovery"))
+        .await
+        .unwrap();
+    expect_text(&client, "h1", "Recover your account").await;
+    client
+        .find(Locator::Id("email"))
+        .await
+        .unwrap()
+        .send_keys("ann@example.com")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[name='method']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The answer to the post is the page of the flow it kept.
+    expect_text(&client, "h1", "Check your email").await;
+    expect_text(&client, "[data-message-id='1060002']", "An email containing a recovery link has been sent to the email address you provided. If you have not received an email, check the spelling of the address and make sure to use the address you registered with.").await;
+    let mail = tokio::task::block_in_place(|| server.mail(1))
+        .pop()
+        .expect("the mail arrives");
+    let link = link_in(&mail, &server.base).expect("the mail carries the link");
+    open_and_confirm(&client, &link).await;
+    expect_text(&client, "h1", "Choose a new password").await;
+    client.close().await.unwrap();
+}
+
 /// The platform's end of a hand-off: an HTTP server of another origin
 /// that answers every GET with a page showing the query it was sent.
 fn platform_page() -> String {

@@ -196,7 +196,8 @@ fn message_ids(view: &Value) -> Vec<u64> {
 #[test]
 fn a_step_that_loses_its_race_shows_the_flow_as_the_winner_left_it() {
     let mut host = Host::new();
-    host.headers.push(("content-type", "application/json".into()));
+    host.headers
+        .push(("content-type", "application/json".into()));
     let id = host.keep(api_flow("code"));
     let winner = api_flow("code").sent("bo@example.com", "code", Some("theirs".into()));
     host.winner = Some(winner);
