@@ -1,9 +1,10 @@
 //! Kratos' self-service flows (recovery, settings) as one state machine
 //! with two faces: the JSON flow API that Ory's SDKs and Ory Elements
 //! speak, and the HTML pages that draw the same nodes. This module owns
-//! every state, message and limit of a flow; a server keeps a [`Record`]
-//! in the backend's flow store, calls the operations a step asks for, and
-//! sends what [`view`](Record::view) and `errors` make of it.
+//! every state, message and limit of a flow; [`driver`] carries out every
+//! request to a recovery flow, and a server only implements
+//! [`driver::FlowHost`]: it keeps a [`Record`] in its store, calls the
+//! operations a step asks for, and sends the replies it is given.
 //!
 //! ```
 //! use reclaim_wire::flows::{FlowType, Record, recovery::{RecoveryFlow, Step, Submit}};
