@@ -264,3 +264,14 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(
     };
     parsed.map_err(|e| format!("The request body could not be read: {e}"))
 }
+
+/// The message ids of a flow's view, in order: what the tests compare.
+#[cfg(test)]
+pub(crate) fn message_ids(view: &Value) -> Vec<u64> {
+    view["ui"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect()
+}

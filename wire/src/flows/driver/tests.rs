@@ -7,6 +7,7 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use super::*;
+use crate::flows::message_ids;
 
 const NOW: u64 = 1_700_000_000_000_000_000;
 const TOKEN: &str = "a-csrf-token";
@@ -182,15 +183,6 @@ fn run<T>(future: impl Future<Output = T>) -> T {
 fn api_flow(method: &str) -> Record {
     let flow = RecoveryFlow::new(method, None);
     Record::recovery(FlowType::Api, NOW, "https://id.example/x", None, None, flow)
-}
-
-fn message_ids(view: &Value) -> Vec<u64> {
-    view["ui"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
-        .collect()
 }
 
 #[test]

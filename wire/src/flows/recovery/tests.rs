@@ -2,6 +2,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::flows::FlowType;
+use crate::flows::message_ids;
 
 const NOW: u64 = 1_700_000_000_000_000_000;
 
@@ -36,15 +37,6 @@ fn node_names(view: &Value) -> Vec<(String, Option<u64>)> {
                 n["meta"]["label"]["id"].as_u64(),
             )
         })
-        .collect()
-}
-
-fn message_ids(view: &Value) -> Vec<u64> {
-    view["ui"]["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_u64().unwrap())
         .collect()
 }
 
