@@ -8,13 +8,15 @@
 //! A flow is a directory of versions, `<id>/<version>.json`. A step writes
 //! the next version by hard-linking a finished file to its name, which
 //! fails if another step took that version first: two requests can't both
-//! move a flow on, and a reader never sees half a file.
+//! move a flow on, and a reader never sees half a file. Flows that expired
+//! an hour ago are purged by the first new flow of each minute.
 
 use std::future::Future;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
 use http::header::{HeaderValue, SET_COOKIE};
@@ -372,7 +374,50 @@ fn insert(record: &Record) -> io::Result<String> {
     let dir = flow_dir(&id).expect("a UUID");
     std::fs::create_dir_all(&dir)?;
     write_version(&dir, 0, record)?;
+    purge_now_and_then();
     Ok(id)
+}
+
+/// How long an expired flow is kept, as `reclaim serve` keeps them: a late
+/// read still learns that it expired, and which flow took its place.
+const KEPT_EXPIRED: Duration = Duration::from_secs(60 * 60);
+
+/// At most one purge a minute: the first insert after it finds the mark
+/// older than that purges (an instance lives for one request, so the mark
+/// is the only memory between them).
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Removes the flows that expired more than [`KEPT_EXPIRED`] ago. A flow
+/// directory's time is its last step's, which is before its expiry: one
+/// older than the lifespan and [`KEPT_EXPIRED`] together is such a flow.
+fn purge_now_and_then() {
+    let mark = Path::new(FLOWS_DIR).join(".purged");
+    let due = std::fs::metadata(&mark)
+        .and_then(|m| m.modified())
+        .map_or(true, |at| {
+            at.elapsed().map_or(true, |age| age >= PURGE_EVERY)
+        });
+    if !due || std::fs::write(&mark, b"").is_err() {
+        return;
+    }
+    let kept = Duration::from_nanos(settings::flow_lifespan_ns()) + KEPT_EXPIRED;
+    let Some(cutoff) = SystemTime::now().checked_sub(kept) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(FLOWS_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let is_flow = entry.file_type().is_ok_and(|t| t.is_dir());
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| at < cutoff);
+        if is_flow && old {
+            // Another purge may take it first: nothing to do then.
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn replace(kept: &Kept, record: &Record) -> io::Result<bool> {

@@ -1181,3 +1181,35 @@ fn a_browser_recovers_through_the_edges_flow_pages_to_its_return_to() {
     assert_eq!(ended.status(), 303);
     assert_eq!(ended.headers()["location"], RETURN_URL);
 }
+
+#[test]
+fn the_edges_flows_are_purged_an_hour_past_expiry_by_the_first_new_flow_of_a_minute() {
+    let native = Server::start();
+    let ann = native.identity(Some("ann@example.com"));
+    let lifespan = ["--env", "RECLAIM_FLOW_LIFESPAN=1s"];
+    let edge = Edge::start_with(std::slice::from_ref(&ann), &lifespan);
+    let flows = edge.data.path().join("self-service-flows");
+    let touch = |name: &str, ago: &str| {
+        let touched = Command::new("touch")
+            .args(["-d", ago])
+            .arg(flows.join(name))
+            .status()
+            .unwrap();
+        assert!(touched.success());
+    };
+    let (old, recent) = (api_flow(&edge.base), api_flow(&edge.base));
+    // The old flow last moved two hours ago; the last purge was before
+    // this minute.
+    touch(&old, "2 hours ago");
+    touch(".purged", "2 minutes ago");
+    let newer = api_flow(&edge.base);
+    assert!(
+        !flows.join(&old).exists(),
+        "expired over an hour ago: purged"
+    );
+    assert!(flows.join(&recent).exists() && flows.join(&newer).exists());
+    // Within the minute, no other purge.
+    touch(&recent, "2 hours ago");
+    api_flow(&edge.base);
+    assert!(flows.join(&recent).exists(), "one purge a minute");
+}
