@@ -260,15 +260,9 @@ async fn step<H: FlowHost>(
     let (status, next) = match step {
         Step::Invalid(invalid) => (StatusCode::BAD_REQUEST, *invalid),
         Step::Restart(message) => return restart(host, &record, face, token, message).await,
-        Step::Send { email, method } => match crate::checks::check_address(&email) {
-            Err(_) => (StatusCode::BAD_REQUEST, record.not_an_address(&email)),
-            Ok(()) => {
-                let return_to = record.return_to.clone();
-                let code_flow = host
-                    .send(&email, &method, return_to.as_deref(), face)
-                    .await?;
-                (StatusCode::OK, record.sent(&email, &method, code_flow))
-            }
+        Step::Send { email, method } => match send(host, &record, &email, &method, face).await? {
+            Ok(sent) => (StatusCode::OK, sent),
+            Err(refused) => (StatusCode::BAD_REQUEST, refused),
         },
         Step::Check { code_flow, code } => {
             let passed = record.passed();
@@ -304,6 +298,23 @@ async fn step<H: FlowHost>(
     Ok(shown(host, face, &kept.id, &next, &token, status))
 }
 
+/// [`Step::Send`] carried out: the flow once its request is sent, or
+/// `Err` with the flow refusing what is no address (nothing sent).
+async fn send<H: FlowHost>(
+    host: &mut H,
+    record: &Record,
+    email: &str,
+    method: &str,
+    face: Face,
+) -> Result<Result<Record, Record>, H::Reply> {
+    if crate::checks::check_address(email).is_err() {
+        return Ok(Err(record.not_an_address(email)));
+    }
+    let return_to = record.return_to.as_deref();
+    let code_flow = host.send(email, method, return_to, face).await?;
+    Ok(Ok(record.sent(email, method, code_flow)))
+}
+
 /// `GET` of the pages' recovery path with no flow: the pages' request
 /// form, a fresh flow of theirs (mailing links) drawn but not kept, so a
 /// visit writes nothing; its form posts to [`request_on_page`].
@@ -337,18 +348,16 @@ pub async fn request_on_page<H: FlowHost>(
             .and_then(|r| host.allowed_return_to(&r));
         let record = fresh(host, PAGES_METHOD, return_to, &token);
         match record.recovery_step(&posted.submit) {
-            Some(Step::Send { email, method }) if crate::checks::check_address(&email).is_ok() => {
-                let return_to = record.return_to.clone();
-                let code_flow = host
-                    .send(&email, &method, return_to.as_deref(), Face::Page)
-                    .await?;
-                let sent = record.sent(&email, &method, code_flow);
-                let id = host.insert(&sent).await?;
-                Ok(drawn(host, &id, &sent, &token, StatusCode::OK))
-            }
-            Some(Step::Send { email, .. }) => {
-                let invalid = record.not_an_address(&email);
-                Ok(unkept_page(host, &invalid, &token, StatusCode::BAD_REQUEST))
+            Some(Step::Send { email, method }) => {
+                match send(host, &record, &email, &method, Face::Page).await? {
+                    Ok(sent) => {
+                        let id = host.insert(&sent).await?;
+                        Ok(drawn(host, &id, &sent, &token, StatusCode::OK))
+                    }
+                    Err(refused) => {
+                        Ok(unkept_page(host, &refused, &token, StatusCode::BAD_REQUEST))
+                    }
+                }
             }
             Some(Step::Invalid(invalid)) => {
                 Ok(unkept_page(host, &invalid, &token, StatusCode::BAD_REQUEST))
