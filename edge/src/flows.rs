@@ -52,54 +52,55 @@ fn at_once<T>(future: impl Future<Output = T>) -> T {
 /// This area's answer to `route`, if it is one of its routes (a
 /// submission and the UI's page come through the pages' path).
 pub fn answer(route: Route, request: &Request) -> Option<Reply> {
-    Some(match route {
-        Route::RecoveryFlowBrowser => create_browser(request),
-        Route::RecoveryFlowApi => create_api(request),
-        Route::RecoveryFlows => read(request),
+    let answer = match route {
+        Route::RecoveryFlowBrowser => create_browser,
+        Route::RecoveryFlowApi => create_api,
+        Route::RecoveryFlows => read,
         _ => return None,
-    })
+    };
+    Some(answer(request, &Settings::load()))
 }
 
 /// `GET /self-service/recovery/browser`.
-pub fn create_browser(request: &Request) -> Reply {
-    let mut host = Edge::new(request);
+pub fn create_browser(request: &Request, settings: &Settings) -> Reply {
+    let mut host = Edge::new(request, settings);
     let reply = at_once(driver::create_browser(&mut host, return_to(request)));
     host.finish(reply)
 }
 
 /// `GET /self-service/recovery/api`.
-pub fn create_api(request: &Request) -> Reply {
-    let mut host = Edge::new(request);
+pub fn create_api(request: &Request, settings: &Settings) -> Reply {
+    let mut host = Edge::new(request, settings);
     let reply = at_once(driver::create_api(&mut host, return_to(request)));
     host.finish(reply)
 }
 
 /// `GET /self-service/recovery/flows?id=`.
-pub fn read(request: &Request) -> Reply {
+pub fn read(request: &Request, settings: &Settings) -> Reply {
     let id = query(request, "id");
-    let mut host = Edge::new(request);
+    let mut host = Edge::new(request, settings);
     let reply = at_once(driver::read(&mut host, id.as_deref()));
     host.finish(reply)
 }
 
 /// `POST /self-service/recovery?flow=`.
-pub fn submit(request: &Request, id: &str) -> Reply {
-    let mut host = Edge::new(request);
+pub fn submit(request: &Request, settings: &Settings, id: &str) -> Reply {
+    let mut host = Edge::new(request, settings);
     let reply = at_once(driver::submit(&mut host, id, &request.body));
     host.finish(reply)
 }
 
 /// The pages' request form: a new flow of theirs, drawn at once.
-pub fn start_on_page(request: &Request) -> Reply {
-    let mut host = Edge::new(request);
+pub fn start_on_page(request: &Request, settings: &Settings) -> Reply {
+    let mut host = Edge::new(request, settings);
     let reply = at_once(driver::start_on_page(&mut host, return_to(request)));
     host.finish(reply)
 }
 
 /// A request posted from the pages' form without a flow (its CSRF checked
 /// by the pages).
-pub fn request_on_page(request: &Request) -> Reply {
-    let mut host = Edge::new(request);
+pub fn request_on_page(request: &Request, settings: &Settings) -> Reply {
+    let mut host = Edge::new(request, settings);
     let reply = at_once(driver::request_on_page(
         &mut host,
         return_to(request),
@@ -109,8 +110,8 @@ pub fn request_on_page(request: &Request) -> Reply {
 }
 
 /// The recovery UI's page of flow `id`, or `None` when it is none.
-pub fn page(request: &Request, id: &str) -> Option<Reply> {
-    let mut host = Edge::new(request);
+pub fn page(request: &Request, settings: &Settings, id: &str) -> Option<Reply> {
+    let mut host = Edge::new(request, settings);
     let reply = at_once(driver::page(&mut host, id))?;
     Some(host.finish(reply))
 }
@@ -125,22 +126,25 @@ fn return_to(request: &Request) -> Option<String> {
     query(request, "return_to")
 }
 
-/// One request to the flows at the edge.
+/// One request to the flows at the edge, with the settings it was read
+/// with (the file once, the environment once).
 struct Edge<'a> {
     request: &'a Request,
-    settings: Settings,
+    settings: &'a Settings,
     recovery_ui_url: String,
+    lifespan_ns: u64,
+    continue_with: bool,
     cookies: Vec<HeaderValue>,
 }
 
 impl<'a> Edge<'a> {
-    fn new(request: &'a Request) -> Self {
-        let settings = Settings::load();
-        let recovery_ui_url = settings::recovery_ui_url(&settings.public_url);
+    fn new(request: &'a Request, settings: &'a Settings) -> Self {
         Self {
             request,
             settings,
-            recovery_ui_url,
+            recovery_ui_url: settings::recovery_ui_url(&settings.public_url),
+            lifespan_ns: settings::flow_lifespan_ns(),
+            continue_with: settings::use_continue_with_transitions(),
             cookies: Vec::new(),
         }
     }
@@ -169,12 +173,12 @@ impl FlowHost for Edge<'_> {
         FlowConfig {
             public_url: &self.settings.public_url,
             recovery_ui_url: &self.recovery_ui_url,
-            lifespan_ns: settings::flow_lifespan_ns(),
+            lifespan_ns: self.lifespan_ns,
             max_code_attempts: self
                 .settings
                 .max_code_attempts
                 .unwrap_or(reclaim_wire::flows::DEFAULT_MAX_CODE_ATTEMPTS),
-            continue_with: settings::use_continue_with_transitions(),
+            continue_with: self.continue_with,
         }
     }
 
@@ -251,7 +255,7 @@ impl FlowHost for Edge<'_> {
     }
 
     async fn insert(&mut self, record: &Record) -> Result<String, Reply> {
-        insert(record).map_err(|_| self.failed())
+        insert(record, self.lifespan_ns).map_err(|_| self.failed())
     }
 
     async fn replace(&mut self, kept: &Kept, record: &Record) -> Result<bool, Reply> {
@@ -369,12 +373,12 @@ fn write_version(dir: &Path, version: u64, record: &Record) -> io::Result<bool> 
     }
 }
 
-fn insert(record: &Record) -> io::Result<String> {
+fn insert(record: &Record, lifespan_ns: u64) -> io::Result<String> {
     let id = uuid::Uuid::new_v4().hyphenated().to_string();
     let dir = flow_dir(&id).expect("a UUID");
     std::fs::create_dir_all(&dir)?;
     write_version(&dir, 0, record)?;
-    purge_now_and_then();
+    purge_now_and_then(lifespan_ns);
     Ok(id)
 }
 
@@ -390,7 +394,7 @@ const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Removes the flows that expired more than [`KEPT_EXPIRED`] ago. A flow
 /// directory's time is its last step's, which is before its expiry: one
 /// older than the lifespan and [`KEPT_EXPIRED`] together is such a flow.
-fn purge_now_and_then() {
+fn purge_now_and_then(lifespan_ns: u64) {
     let mark = Path::new(FLOWS_DIR).join(".purged");
     let due = std::fs::metadata(&mark)
         .and_then(|m| m.modified())
@@ -400,7 +404,7 @@ fn purge_now_and_then() {
     if !due || std::fs::write(&mark, b"").is_err() {
         return;
     }
-    let kept = Duration::from_nanos(settings::flow_lifespan_ns()) + KEPT_EXPIRED;
+    let kept = Duration::from_nanos(lifespan_ns) + KEPT_EXPIRED;
     let Some(cutoff) = SystemTime::now().checked_sub(kept) else {
         return;
     };

@@ -45,7 +45,7 @@ pub fn answer(route: Route, request: &Request) -> Option<Reply> {
     Some(match route {
         Route::RecoveryPage if request.method == http::Method::POST => {
             match crate::flows::query(request, "flow") {
-                Some(flow) => crate::flows::submit(request, &flow),
+                Some(flow) => crate::flows::submit(request, &Settings::load(), &flow),
                 None => self::request(request),
             }
         }
@@ -173,7 +173,7 @@ fn show(request: &Request) -> Reply {
             ),
             Err(outcome) => outcome_page(&outcome, request),
         },
-        (Some(flow), None) => match crate::flows::page(request, &flow) {
+        (Some(flow), None) => match crate::flows::page(request, &settings, &flow) {
             Some(page) => page,
             None => form_page(
                 &settings,
@@ -183,7 +183,7 @@ fn show(request: &Request) -> Reply {
                 context! { flow },
             ),
         },
-        (None, _) => crate::flows::start_on_page(request),
+        (None, _) => crate::flows::start_on_page(request, &settings),
     }
 }
 
@@ -198,7 +198,7 @@ struct RequestForm {
 /// as every form is, then a flow of the pages' own.
 fn request(request: &Request) -> Reply {
     match posted::<RequestForm>(request) {
-        Ok(_) => crate::flows::request_on_page(request),
+        Ok((_, settings)) => crate::flows::request_on_page(request, &settings),
         Err(reply) => reply,
     }
 }
