@@ -27,6 +27,15 @@ pub fn decoded_eml(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The six-digit recovery code in a code mail's text.
+pub fn code_in(text: &str) -> Option<String> {
+    let after = text.split("enter this code").nth(1)?;
+    after
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .map(str::to_string)
+}
+
 /// The first recovery link under `base` in a text.
 pub fn link_in(text: &str, base: &str) -> Option<String> {
     let start = text.find(&format!("{base}/self-service/recovery?"))?;

@@ -5,7 +5,7 @@
 pub mod mail_text;
 pub mod scenarios;
 
-pub use mail_text::{decoded_eml, link_in};
+pub use mail_text::{code_in, decoded_eml, link_in};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

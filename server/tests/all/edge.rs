@@ -1045,12 +1045,7 @@ fn edge_code(edge: &Edge) -> String {
         .collect();
     assert_eq!(outbox.len(), 1, "{outbox:?}");
     let mail = crate::common::decoded(&std::fs::read_to_string(&outbox[0]).unwrap());
-    let after = mail.split("enter this code").nth(1).expect("a code mail");
-    after
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .expect("six digits")
-        .to_string()
+    crate::common::code_in(&mail).expect("a code mail with six digits")
 }
 
 #[test]

@@ -163,14 +163,7 @@ async fn recover_with_elements(env: &[(&str, &str)]) {
     wait_for(&client, "[data-testid='ory/message/1060003']").await;
     let mail = tokio::task::block_in_place(|| server.mail(1));
     let text = mail.last().expect("the code mail");
-    let code: String = text
-        .split("enter this code")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap()
-        .into();
+    let code = crate::common::code_in(text).expect("a code mail with six digits");
     wait_for(&client, "input[name='code']")
         .await
         .send_keys(&code)

@@ -51,13 +51,7 @@ fn message_ids(flow: &Value) -> Vec<u64> {
 fn mailed_code(server: &Server, count: usize) -> String {
     let mail = server.mail(count);
     assert_eq!(mail.len(), count, "{mail:?}");
-    let text = mail.last().unwrap();
-    let after = text.split("enter this code").nth(1).expect("a code mail");
-    after
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .expect("six digits")
-        .to_string()
+    crate::common::code_in(mail.last().unwrap()).expect("a code mail with six digits")
 }
 
 fn check_code(server: &Server, flow: &Value, code: &str) -> Response {

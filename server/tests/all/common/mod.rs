@@ -16,7 +16,7 @@ pub mod round_trips;
 #[path = "../../../../tests/support/mail_text.rs"]
 mod mail_text;
 #[allow(unused_imports)] // not every test binary reads mail
-pub use mail_text::{decoded_eml as decoded, link_in};
+pub use mail_text::{code_in, decoded_eml as decoded, link_in};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 pub const RETURN_URL: &str = "https://app.example.test/welcome";
